@@ -1,0 +1,22 @@
+"""optkit: convert a trained model to an approved ONNX artifact (validated against its source).
+
+Python API::
+
+    import optkit
+    result = optkit.convert("model.pt", recipe="ner-int8", data="test.conll")
+    result.approved, result.output_dir, result.gates
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def convert(*args, **kwargs):
+    """See :func:`optkit.pipeline.convert` (imported lazily so ``import optkit`` stays fast)."""
+    from optkit.pipeline import convert as _convert
+
+    return _convert(*args, **kwargs)
+
+
+__all__ = ["__version__", "convert"]

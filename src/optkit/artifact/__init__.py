@@ -1,0 +1,1 @@
+"""The approved artifact: manifest (what was done, hashes, versions), report and atomic emit."""

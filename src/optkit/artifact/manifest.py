@@ -1,0 +1,57 @@
+"""``manifest.json``: what was done to make an artifact, with hashes, versions and every gate.
+
+The manifest lists the sha256 of every other file in the artifact folder (it cannot hash itself),
+of the source model and of the validation data, plus the resolved recipe and its hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+SCHEMA_VERSION = 1
+
+
+class FileEntry(BaseModel):
+    """One file of the artifact: sha256 (hex) and size in bytes."""
+
+    sha256: str
+    bytes: int
+
+
+class Manifest(BaseModel):
+    """The artifact manifest (``manifest.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    approved: bool
+    strict: bool
+    recipe: dict[str, Any]
+    source: dict[str, Any]
+    artifact: dict[str, Any]
+    files: dict[str, FileEntry]
+    environment: dict[str, Any]
+    data: dict[str, Any]
+    steps: list[dict[str, Any]]
+    accuracy: dict[str, Any]
+    speed: dict[str, Any] | None
+    gates: list[dict[str, Any]]
+    warnings: list[str]
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 (hex) of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_entries(folder: Path, names: list[str]) -> dict[str, FileEntry]:
+    """Hash the named files of ``folder``."""
+    return {n: FileEntry(sha256=sha256_file(folder / n), bytes=(folder / n).stat().st_size) for n in sorted(names)}

@@ -1,0 +1,93 @@
+"""``report.md``: the human-readable account of a conversion (the manifest holds the same figures)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optkit.pipeline import ConvertResult
+
+STATUS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    """A number for a table: ``—`` for None, scientific notation for tiny/huge values."""
+    if value is None:
+        return "—"
+    if value != 0 and (abs(value) < 1e-3 or abs(value) >= 1e5):
+        return f"{value:.2e}"
+    return f"{value:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return lines + [""]
+
+
+def render_report(result: "ConvertResult") -> str:
+    """Markdown report: verdict, source, data, steps, accuracy, speed, gates, warnings, environment."""
+    verdict = "APPROVED" if result.approved else "NOT APPROVED"
+    env = result.manifest.get("environment", {})
+    lines = [f"# optkit report: {verdict}", "",
+             f"- source: `{result.source['path']}` ({result.source['framework']}, {result.source['kind']}, "
+             f"task {result.source.get('task') or 'unknown'})",
+             f"- recipe: `{result.recipe.name}` (sha256 {result.recipe.sha256()[:12]}) — {result.recipe.description}",
+             f"- validation data: {result.data['kind']} `{result.data['origin']}`, {result.data['samples']} samples"
+             + ("" if result.data["real"] else " — **generated random inputs (last resort), not real data**"),
+             f"- strict mode: {'on' if result.strict else 'off'}", ""]
+    lines += ["## Gates", ""]
+    lines += _table(["gate", "measured", "verdict", "note"],
+                    [[g.name, fmt(g.value), STATUS[g.status], g.reason] for g in result.gates])
+    lines += ["## Steps", ""]
+    lines += _table(["step", "seconds", "details"],
+                    [[s.name, f"{s.seconds:.1f}", _details(s)] for s in result.steps])
+    acc = result.accuracy
+    lines += [f"## Accuracy vs source ({acc.samples} samples)", ""]
+    lines += _table(["metric", "value"], [[k, fmt(v)] for k, v in acc.metrics.items()])
+    if acc.unavailable:
+        lines += ["Not computed: " + "; ".join(f"{k} ({v})" for k, v in acc.unavailable.items()), ""]
+    lines += _table(["output", "shape", "max abs err", "mean abs err", "cosine min", "argmax agreement"],
+                    [[o.name, "×".join(map(str, o.shape)), fmt(o.max_abs_error), fmt(o.mean_abs_error),
+                      fmt(o.cosine_min), fmt(o.argmax_agreement)] for o in acc.outputs])
+    if result.speed:
+        sp = result.speed
+        lines += [f"## Speed vs source (same run, {sp.threads} threads, {sp.warmup} warm-up, "
+                  f"{sp.iterations} interleaved timed runs, latency in ms)", ""]
+        lines += _table(["device", "batch", "seq", "source p50", "source p90", "artifact p50", "artifact p90",
+                         "artifact samples/s", "speed-up"],
+                        [[s.device, str(s.batch_size), str(s.sequence_length or "—"), f"{s.source.p50_ms:.2f}",
+                          f"{s.source.p90_ms:.2f}", f"{s.artifact.p50_ms:.2f}", f"{s.artifact.p90_ms:.2f}",
+                          f"{s.artifact.throughput:.1f}", f"{s.speedup:.2f}×"] for s in sp.shapes])
+        lines += [f"Load time: source {sp.load_seconds.get('source', 0):.2f} s, artifact "
+                  f"{sp.load_seconds.get('artifact', 0):.2f} s. RSS growth at load + first batch: source "
+                  f"{sp.rss_growth_mb.get('source', 0):.0f} MB, artifact {sp.rss_growth_mb.get('artifact', 0):.0f} MB.", ""]
+        for device, reason in sp.skipped_devices.items():
+            lines += [f"- {device}: not measured — {reason}"]
+        lines += [""]
+    files = result.manifest.get("files", {})
+    if files:
+        lines += ["## Files", ""]
+        lines += _table(["file", "MB", "sha256"], [[n, f"{e['bytes'] / 1e6:.1f}", e["sha256"]] for n, e in files.items()])
+    if result.warnings:
+        lines += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
+    cpu = env.get("cpu", {})
+    flags = ", ".join(f for f, on in cpu.get("flags", {}).items() if on)
+    pkgs = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
+    lines += ["## Environment", "", f"- python {env.get('python')}, {env.get('platform')}",
+              f"- CPU: {cpu.get('model')} ({cpu.get('logical_cores')} logical cores); flags: {flags}",
+              f"- packages: {pkgs}", ""]
+    return "\n".join(lines)
+
+
+def _details(step) -> str:
+    if step.skipped:
+        return f"skipped: {step.skipped}"
+    parts = []
+    for key, value in step.details.items():
+        if value in (None, [], {}):
+            continue
+        if isinstance(value, float):
+            value = fmt(value)
+        parts.append(f"{key}={value}")
+    return "; ".join(parts)[:300]

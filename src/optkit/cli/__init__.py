@@ -1,0 +1,1 @@
+"""The ``optkit`` command line: a thin typer layer over the library."""

@@ -1,0 +1,60 @@
+"""``optkit convert``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from optkit.cli.errors import guarded
+from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, parse_sets
+from optkit.cli.render import Progress, render_result
+from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
+
+
+def convert_command(
+    source: Path = typer.Argument(..., help="model file or folder: .pt (TorchScript), .pt2 (torch.export), HF folder"),
+    recipe: str = RecipeOpt,
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),
+    opset: Optional[int] = typer.Option(None, "--opset", help="override export.opset"),
+    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
+    sequence_lengths: Optional[str] = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="override benchmark.threads (both runners)"),
+    max_samples: Optional[int] = typer.Option(None, "--max-samples", help="override validation.max_samples"),
+    sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
+    framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file)"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder"),
+    strict: bool = StrictOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
+
+    Exit codes: 0 approved, 1 a gate failed, 2 bad input or usage, 3 internal error.
+    """
+    console = Console(stderr=True)
+
+    def run() -> int:
+        from optkit.pipeline import convert
+
+        overrides = parse_sets(sets)
+        for key, value in (("export.opset", opset), ("benchmark.threads", threads),
+                           ("validation.max_samples", max_samples),
+                           ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),
+                           ("benchmark.sequence_lengths", parse_int_list(sequence_lengths, "--sequence-lengths"))):
+            if value is not None:
+                overrides[key] = value
+        console.print(f"[bold]optkit convert[/bold] {source} --recipe {recipe}", highlight=False)
+        result = convert(source, recipe, output, data=data, overrides=overrides, framework=framework,
+                         trust_pickle=trust_pickle, overwrite=overwrite, strict=strict, on_event=Progress(console))
+        render_result(console, result)
+        if as_json:
+            sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+        return EXIT_APPROVED if result.approved else EXIT_GATE_FAILED
+
+    raise typer.Exit(guarded(run))

@@ -1,0 +1,60 @@
+"""Rich rendering of progress and results (to stderr, so ``--json`` keeps stdout clean)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from optkit.artifact.report import fmt
+
+STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+
+
+class Progress:
+    """Prints one line per pipeline step with its wall time, and one per benchmarked shape."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, kind: str, payload: Any) -> None:
+        if kind == "step":
+            self.console.print(f"[dim]…[/dim] {payload}", highlight=False)
+        elif kind == "step_done":
+            note = f" [yellow](skipped: {payload.skipped})[/yellow]" if payload.skipped else ""
+            self.console.print(f"[green]✓[/green] {payload.name} [dim]{payload.seconds:.1f} s[/dim]{note}",
+                               highlight=False)
+            for warning in payload.warnings:
+                if warning != payload.skipped:
+                    self.console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+        elif kind == "shape":
+            self.console.print(f"  {payload.device} batch {payload.batch_size} × seq {payload.sequence_length}: "
+                               f"source {payload.source.p50_ms:.2f} ms, artifact {payload.artifact.p50_ms:.2f} ms "
+                               f"(p50) → {payload.speedup:.2f}×", highlight=False)
+
+
+def render_result(console: Console, result) -> None:
+    """Gate table, speed table, warnings and the final PASSED/FAILED line."""
+    if result.speed and result.speed.shapes:
+        speed = Table(title="Speed vs source (p50 / p90 ms, same run)")
+        for col in ("device", "batch", "seq", "source", "artifact", "speed-up"):
+            speed.add_column(col)
+        for s in result.speed.shapes:
+            speed.add_row(s.device, str(s.batch_size), str(s.sequence_length or "—"),
+                          f"{s.source.p50_ms:.2f} / {s.source.p90_ms:.2f}",
+                          f"{s.artifact.p50_ms:.2f} / {s.artifact.p90_ms:.2f}", f"{s.speedup:.2f}×")
+        console.print(speed)
+    table = Table(title=f"Gates ({result.recipe.name})")
+    for col in ("gate", "measured", "verdict", "note"):
+        table.add_column(col)
+    for gate in result.gates:
+        table.add_row(gate.name, fmt(gate.value), f"[{STYLE[gate.status]}]{gate.status.upper()}[/]", gate.reason)
+    console.print(table)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    if result.approved:
+        console.print(f"[bold green]PASSED[/bold green] approved artifact: {result.output_dir}", highlight=False)
+    else:
+        names = ", ".join(g.name for g in result.failed_gates)
+        console.print(f"[bold red]FAILED[/bold red] not approved ({names}); nothing was written", highlight=False)

@@ -1,0 +1,1 @@
+"""Framework → ONNX exporters, one module per framework, registered in ``optkit.registry``."""

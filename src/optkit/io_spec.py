@@ -1,0 +1,58 @@
+"""Input/output specs: tensor names, dtypes and shapes with named dynamic axes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Dim = int | str  # a fixed size, or the name of a dynamic axis ("batch", "sequence")
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output.
+
+    Attributes:
+        name: the tensor name in the ONNX graph (and the source model's argument name).
+        dtype: numpy dtype name, e.g. ``"int64"`` or ``"float32"``.
+        shape: one entry per axis: an int for a fixed size, a str for a named dynamic axis.
+    """
+
+    name: str
+    dtype: str
+    shape: tuple[Dim, ...] = ()
+
+
+@dataclass
+class ModelInfo:
+    """What optkit knows about a source model beyond its weights.
+
+    Attributes:
+        task: ``"token-classification"``, ``"sequence-classification"``, ``"feature-extraction"``
+            or ``None`` when unknown.
+        input_names / output_names: in call order.
+        dynamic_axes: ``{tensor name: {axis index: axis name}}``, as torch.onnx expects.
+        hf_dir: a folder with a Hugging Face ``config.json`` and tokenizer files, if known.
+        model_type / num_heads / hidden_size: transformer shape from the config (for fusions).
+        labels: class names by index (``id2label``), if known.
+    """
+
+    task: str | None = None
+    input_names: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    hf_dir: str | None = None
+    model_type: str | None = None
+    num_heads: int = 0
+    hidden_size: int = 0
+    labels: list[str] | None = None
+
+    @property
+    def is_transformer(self) -> bool:
+        """True when the config names a transformer with attention heads."""
+        return bool(self.model_type) and self.num_heads > 0
+
+
+def default_dynamic_axes(input_names: list[str], output_names: list[str]) -> dict[str, dict[int, str]]:
+    """Batch (axis 0) and sequence (axis 1) dynamic for token inputs and outputs, as transformer
+    exports use; callers with other layouts pass their own mapping."""
+    return {name: {0: "batch", 1: "sequence"} for name in [*input_names, *output_names]}

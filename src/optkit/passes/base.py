@@ -1,0 +1,47 @@
+"""What every pass receives and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from optkit.io_spec import ModelInfo
+
+
+@dataclass
+class PassContext:
+    """Shared, read-only facts for passes.
+
+    Attributes:
+        workdir: scratch folder for intermediate models (deleted after the run).
+        info: the source model's names, task and transformer shape (heads, hidden size).
+        index: position of this pass in the recipe (0-based), used to name output files.
+        external_threshold_mb: save intermediate models with external data above this size.
+    """
+
+    workdir: Path
+    info: ModelInfo
+    index: int = 0
+    external_threshold_mb: float = 1800.0
+
+    def output_path(self, name: str) -> Path:
+        """A fresh model path in the workdir for this pass, e.g. ``02-fuse.onnx``."""
+        return self.workdir / f"{self.index + 1:02d}-{name}.onnx"
+
+
+@dataclass
+class PassOutcome:
+    """The result of one pass.
+
+    Attributes:
+        model_path: the output model (may be the input path when the pass changed nothing).
+        details: figures for the report and manifest (fusion counts, node counts, settings).
+        warnings: problems the user must see in the report (e.g. 0 Attention fusions).
+        skipped: a reason when the pass left the model unchanged on purpose or after a failure.
+    """
+
+    model_path: Path
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    skipped: str | None = None

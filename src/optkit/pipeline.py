@@ -1,0 +1,311 @@
+"""``convert``: source → export → passes → validate (accuracy, speed) → gates → emit.
+
+The CLI is a thin layer over :func:`convert`; everything it shows comes from :class:`ConvertResult`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from optkit import __version__
+from optkit.artifact.emit import check_output, publish, staging
+from optkit.artifact.environment import environment
+from optkit.artifact.manifest import Manifest, file_entries
+from optkit.errors import ExportError, GateFailed, OptkitError, SourceModelError
+from optkit.onnx_io import load_onnx, save_onnx
+from optkit.passes.base import PassContext, PassOutcome
+from optkit.recipe import Recipe, load_recipe
+from optkit.registry import PASSES, detect_framework, resolve
+from optkit.runners.ort_runner import OrtRunner, available_devices
+from optkit.validation import gates as gate_eval
+from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
+from optkit.validation.data import ValidationSet, load_validation_set
+from optkit.validation.speed import SpeedReport, activate_measured, benchmark
+
+Event = Callable[[str, Any], None]
+
+
+@dataclass
+class StepRecord:
+    """One pipeline step (load, export, a pass, validation, benchmark) with its wall time (s)."""
+
+    name: str
+    seconds: float
+    details: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    skipped: str | None = None
+
+
+@dataclass
+class ConvertResult:
+    """Everything a conversion measured and decided.
+
+    Attributes:
+        approved: True when every gate passed (and, with ``strict``, none was skipped).
+        output_dir: the emitted artifact folder, or None when not approved.
+        gates: every gate's verdict (all are evaluated).
+        accuracy / speed: measured figures (speed is None if the run stopped before it).
+        manifest: the manifest as a dict (also written to ``manifest.json`` when approved).
+    """
+
+    approved: bool
+    strict: bool
+    recipe: Recipe
+    source: dict[str, Any]
+    data: dict[str, Any]
+    steps: list[StepRecord]
+    accuracy: AccuracyReport
+    speed: SpeedReport | None
+    gates: list[gate_eval.GateResult]
+    warnings: list[str]
+    output_dir: Path | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed_gates(self) -> list[gate_eval.GateResult]:
+        """Gates that failed, plus skipped ones when ``strict``."""
+        return [g for g in self.gates if g.status == "failed" or (self.strict and g.status == "skipped")]
+
+    def raise_for_status(self) -> None:
+        """Raise :class:`~optkit.errors.GateFailed` unless approved."""
+        if not self.approved:
+            names = ", ".join(g.name for g in self.failed_gates)
+            raise GateFailed(f"not approved: {names}", "see the report's gate table", result=self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the ``--json`` output)."""
+        return {"approved": self.approved, "output_dir": str(self.output_dir) if self.output_dir else None,
+                **self.manifest}
+
+
+def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Path | None = None, *,
+            data: str | None = None, overrides: dict[str, Any] | None = None, framework: str = "auto",
+            trust_pickle: bool = False, overwrite: bool = False, strict: bool = False,
+            on_event: Event | None = None) -> ConvertResult:
+    """Convert a model with a recipe, validate it against its source framework, and emit the
+    approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
+
+    Args:
+        source: the model file or folder (``.pt`` TorchScript, ``.pt2``, HF folder, ...).
+        recipe: a built-in name, a YAML path, or a :class:`~optkit.recipe.Recipe`.
+        output: artifact folder; default ``optkit-out/<source stem>-<recipe name>``.
+        data: validation data path (overrides ``validation.data``).
+        overrides: dotted recipe keys → values, e.g. ``{"export.opset": 18}``.
+        framework: ``"auto"`` or a registry name (``"torch"``).
+        trust_pickle: allow loading pickles (runs code from the file).
+        overwrite: replace an existing output folder.
+        strict: a skipped gate fails the run.
+        on_event: progress callback ``(event, payload)``: ``("step", name)`` when a step starts,
+            ``("step_done", StepRecord)``, ``("shape", ShapeResult)`` per benchmarked shape.
+
+    Returns:
+        The :class:`ConvertResult`; ``approved`` tells whether the artifact was emitted.
+
+    Raises:
+        OptkitError: bad input (recipe, source, data, output) or a failing export/pass.
+    """
+    emit_event = on_event or (lambda kind, payload: None)
+    overrides = dict(overrides or {})
+    if data is not None:
+        overrides["validation.data"] = data
+    if isinstance(recipe, Recipe):
+        resolved = load_recipe_obj(recipe, overrides) if overrides else recipe
+    else:
+        resolved = load_recipe(recipe, overrides)
+    src_path = Path(source)
+    if not src_path.exists():
+        raise SourceModelError(f"source model not found: {source}", "check the path")
+    out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
+    check_output(out, overwrite)
+    workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
+    try:
+        return _Run(resolved, src_path, out, workdir, framework, trust_pickle, overwrite, strict, emit_event).run()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def load_recipe_obj(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
+    """Apply dotted ``overrides`` to a Recipe object (re-validated)."""
+    import yaml
+
+    from optkit.recipe import parse_recipe
+
+    return parse_recipe(yaml.safe_dump(recipe.model_dump(mode="json")), f"recipe '{recipe.name}'", overrides)
+
+
+class _Run:
+    """One conversion's state; each method is one pipeline step."""
+
+    def __init__(self, recipe: Recipe, source: Path, out: Path, workdir: Path, framework: str,
+                 trust_pickle: bool, overwrite: bool, strict: bool, emit: Event) -> None:
+        self.recipe, self.source_path, self.out, self.workdir = recipe, source, out, workdir
+        self.framework_name, self.trust_pickle, self.overwrite, self.strict = framework, trust_pickle, overwrite, strict
+        self.emit = emit
+        self.steps: list[StepRecord] = []
+        self.threads = recipe.benchmark.threads
+
+    def _step(self, name: str, fn: Callable[[], tuple[Any, PassOutcome | None]]) -> Any:
+        self.emit("step", name)
+        start = time.perf_counter()
+        value, outcome = fn()
+        record = StepRecord(name, time.perf_counter() - start)
+        if outcome is not None:
+            record.details, record.warnings, record.skipped = outcome.details, outcome.warnings, outcome.skipped
+        self.steps.append(record)
+        self.emit("step_done", record)
+        return value
+
+    def run(self) -> ConvertResult:
+        framework = detect_framework(self.source_path, self.framework_name
+                                     if self.framework_name != "auto" else self.recipe.source.framework)
+        source = self._step(f"load source ({framework.name})", lambda: (
+            resolve(framework.loader)(self.source_path, self.workdir, trust_pickle=self.trust_pickle), None))
+        info = source.info
+        cfg = self.recipe.validation
+        vset = self._step("load validation data", lambda: (
+            load_validation_set(cfg.data, info, cfg.max_samples, cfg.sequence_length), None))
+        src_runner = source.runner(self.threads)
+        self.src_rss = activate_measured(src_runner, vset.batches(cfg.batch_size)[0])
+        src_out = self._step(f"reference run ({src_runner.name}, {vset.size} samples)", lambda: (
+            concat_outputs([src_runner.infer(b) for b in vset.batches(cfg.batch_size)]), None))
+        model_path = self._step("export", lambda: self._export(framework, source, vset, src_runner))
+        for index, pass_cfg in enumerate(self.recipe.passes):
+            ctx = PassContext(self.workdir, info, index + 1, self.recipe.artifact.external_data_threshold_mb)
+            run_pass = resolve(PASSES[pass_cfg.type])
+            model_path = self._step(pass_cfg.type, lambda p=model_path, c=pass_cfg, x=ctx: self._pass(run_pass, p, c, x))
+        art_runner = OrtRunner(model_path, self.threads)
+        self.art_rss = activate_measured(art_runner, vset.batches(cfg.batch_size)[0])
+        accuracy = self._step("validate accuracy", lambda: (self._validate(art_runner, src_out, vset, info), None))
+        speed = self._step("benchmark speed", lambda: (self._benchmark(source, src_runner, art_runner, vset), None))
+        gates = gate_eval.evaluate_accuracy(cfg.gates, accuracy) + gate_eval.evaluate_speed(
+            self.recipe.benchmark.gates, speed)
+        return self._finish(source, vset, model_path, art_runner, accuracy, speed, gates)
+
+    def _export(self, framework, source, vset: ValidationSet, src_runner) -> tuple[Path, PassOutcome]:
+        outcome = resolve(framework.exporter)(source, vset.batches(2)[0], self.recipe.export,
+                                              self.workdir / "00-export.onnx",
+                                              self.recipe.artifact.external_data_threshold_mb)
+        self._check_export(outcome, vset, src_runner)
+        return outcome.model_path, outcome
+
+    def _check_export(self, outcome: PassOutcome, vset: ValidationSet, src_runner) -> None:
+        """Run the fresh export and the source on one real batch; outputs must be allclose."""
+        import numpy as np
+
+        batch = vset.batches(self.recipe.validation.batch_size)[0]
+        try:
+            onnx_out = OrtRunner(outcome.model_path, self.threads).infer(batch)
+        except Exception as exc:
+            raise ExportError(f"the exported model does not run in ONNX Runtime: {str(exc).splitlines()[0][:300]}",
+                              "try another --opset") from exc
+        ref = src_runner.infer(batch)
+        cfg = self.recipe.export
+        worst = 0.0
+        for (name, r), o in zip(ref.items(), onnx_out.values()):
+            if r.shape != o.shape:
+                raise ExportError(f"export output '{name}' has shape {o.shape}, the source gives {r.shape}",
+                                  "check dynamic axes / export settings")
+            err = np.abs(o.astype(np.float64) - r)
+            worst = max(worst, float(err.max()))
+            if not np.all(err <= cfg.check_atol + cfg.check_rtol * np.abs(r)):
+                raise ExportError(f"the exported model computes different outputs: max |onnx - source| = "
+                                  f"{err.max():.3g} on '{name}' (atol {cfg.check_atol:g}, rtol {cfg.check_rtol:g})",
+                                  "the exporter mistraced the model; try --opset or a torch.export (.pt2) source")
+        outcome.details["export_check_max_abs_error"] = worst
+
+    def _pass(self, run_pass, path: Path, config, ctx: PassContext) -> tuple[Path, PassOutcome]:
+        outcome = run_pass(path, config, ctx)
+        return outcome.model_path, outcome
+
+    def _validate(self, art_runner, src_out, vset: ValidationSet, info) -> AccuracyReport:
+        cfg = self.recipe.validation
+        art_out = concat_outputs([art_runner.infer(b) for b in vset.batches(cfg.batch_size)])
+        return compare(src_out, art_out, vset, info)
+
+    def _benchmark(self, source, src_runner, art_runner, vset: ValidationSet) -> SpeedReport:
+        bench = self.recipe.benchmark
+        report = SpeedReport(self.threads, bench.warmup, bench.iterations)
+        report.load_seconds = {"source": src_runner.load_seconds, "artifact": art_runner.load_seconds}
+        report.rss_growth_mb = {"source": self.src_rss, "artifact": self.art_rss}
+        on_shape = lambda shape: self.emit("shape", shape)  # noqa: E731
+        report.shapes += benchmark(src_runner, art_runner, vset, bench.batch_sizes, bench.sequence_lengths,
+                                   bench.warmup, bench.iterations, on_shape)
+        for device in sorted({g.device for g in bench.gates} - {"cpu"}):
+            reason = self._device_missing(device)
+            if reason:
+                report.skipped_devices[device] = reason
+                continue
+            dev_src, dev_art = source.runner(self.threads, device), OrtRunner(art_runner.model_path, self.threads, device)
+            report.shapes += benchmark(dev_src, dev_art, vset, bench.batch_sizes, bench.sequence_lengths,
+                                       bench.warmup, bench.iterations, on_shape)
+        return report
+
+    @staticmethod
+    def _device_missing(device: str) -> str | None:
+        if device not in available_devices():
+            return (f"no {device.upper()} execution provider in this onnxruntime (providers: "
+                    f"{', '.join(available_devices())}); a {device} speed claim needs a {device} machine")
+        try:
+            import torch
+
+            if device == "cuda" and not torch.cuda.is_available():
+                return "torch sees no CUDA device"
+        except ImportError:
+            return None
+        return None
+
+    def _finish(self, source, vset, model_path, art_runner, accuracy, speed, gates) -> ConvertResult:
+        warnings = [w for s in self.steps for w in s.warnings]
+        if not vset.is_real:
+            warnings.append(f"validated on generated random inputs ({vset.origin}), not real data: pass --data")
+        failed = [g for g in gates if g.status == "failed" or (self.strict and g.status == "skipped")]
+        result = ConvertResult(
+            approved=not failed, strict=self.strict, recipe=self.recipe,
+            source={"path": str(self.source_path), "framework": source.framework, "kind": source.kind,
+                    "sha256": source.sha256(), "task": source.info.task, "versions": source.framework_versions()},
+            data={"kind": vset.kind, "origin": vset.origin, "sha256": vset.sha256, "samples": vset.size,
+                  "real": vset.is_real, "truncated_words": vset.truncated_words},
+            steps=self.steps, accuracy=accuracy, speed=speed, gates=gates, warnings=warnings)
+        result.manifest = self._manifest(result, model_path, art_runner, {}).model_dump(mode="json")
+        if result.approved:
+            self._emit(result, model_path, art_runner)
+        return result
+
+    def _manifest(self, result: ConvertResult, model_path: Path, art_runner, files) -> Manifest:
+        model = load_onnx(model_path)
+        opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
+        return Manifest(
+            approved=result.approved, strict=result.strict,
+            recipe={"name": self.recipe.name, "sha256": self.recipe.sha256(),
+                    "resolved": self.recipe.model_dump(mode="json")},
+            source=result.source,
+            artifact={"opset": opsets, "execution_provider": art_runner.provider, "optkit_version": __version__,
+                      "ir_version": model.ir_version, "nodes": len(model.graph.node)},
+            files=files, environment=environment(), data=result.data,
+            steps=[dataclasses.asdict(s) for s in result.steps],
+            accuracy=dataclasses.asdict(result.accuracy),
+            speed=dataclasses.asdict(result.speed) if result.speed else None,
+            gates=[dataclasses.asdict(g) for g in result.gates], warnings=result.warnings)
+
+    def _emit(self, result: ConvertResult, model_path: Path, art_runner) -> None:
+        from optkit.artifact.report import render_report
+
+        with staging(self.out) as tmp:
+            written = save_onnx(load_onnx(model_path), tmp / "model.onnx",
+                                self.recipe.artifact.external_data_threshold_mb)
+            (tmp / "report.md").write_text(render_report(result))
+            names = [p.name for p in written] + ["report.md"]
+            manifest = self._manifest(result, model_path, art_runner, file_entries(tmp, names))
+            result.manifest = manifest.model_dump(mode="json")
+            (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+            publish(tmp, self.out, self.overwrite)
+        result.output_dir = self.out
+
+
+__all__ = ["ConvertResult", "StepRecord", "convert", "OptkitError"]

@@ -1,0 +1,350 @@
+"""Recipes: the typed, validated description of one conversion.
+
+A recipe is YAML validated by pydantic. An unknown key or pass name is a :class:`RecipeError` that
+names the file, the line and the valid choices. ``--recipe NAME`` picks a built-in recipe (a YAML
+file in ``optkit/builtin_recipes``); ``--recipe path.yaml`` a file of the user's.
+
+The JSON schema (``optkit recipes schema``) lets editors complete and check recipe files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from optkit.errors import RecipeError
+
+BUILTIN_PACKAGE = "optkit.builtin_recipes"
+
+
+class StrictModel(BaseModel):
+    """Base for every recipe section: unknown keys are errors, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+# --------------------------------------------------------------------------- source & export
+class SourceConfig(StrictModel):
+    """Which framework loads the source model. ``auto`` detects it from the file or folder."""
+
+    framework: Literal["auto", "torch"] = "auto"
+
+
+class ExportConfig(StrictModel):
+    """Framework → ONNX export settings.
+
+    ``check_atol``/``check_rtol``: right after export the ONNX model and the source model run on
+    the first validation batch; an output outside ``|onnx - src| <= atol + rtol * |src|``
+    (numpy.allclose semantics) is an :class:`~optkit.errors.ExportError`, so an exporter that
+    "succeeds with a warning" but computes something else never reaches the later passes.
+    """
+
+    opset: int = Field(17, ge=9, le=21, description="ONNX opset version of the default domain")
+    dynamic_axes: bool = Field(True, description="export batch and sequence axes as dynamic")
+    check_atol: float = Field(1e-3, gt=0)
+    check_rtol: float = Field(1e-3, ge=0)
+
+
+# --------------------------------------------------------------------------- passes
+class SimplifyPass(StrictModel):
+    """onnxsim (constant folding, shape inference, graph optimizers). If onnxsim fails, the model
+    is kept unchanged and the reason is recorded in the report."""
+
+    type: Literal["simplify"]
+    perform_optimization: bool = Field(
+        True,
+        description="run onnxsim's graph optimizers; transformer recipes turn them off because "
+        "MatMul+Add→Gemm rewrites hide the patterns ORT's attention fusion matches",
+    )
+    skipped_optimizers: list[str] = Field(default_factory=list)
+
+
+class FusePass(StrictModel):
+    """ONNX Runtime transformer fusions (``onnxruntime.transformers.optimizer.optimize_model``).
+
+    ``model_type``, ``num_heads`` and ``hidden_size`` default to the source model's config.
+    """
+
+    type: Literal["fuse"]
+    model_type: str = Field("auto", description="'auto' (from the model config) or e.g. 'bert'")
+    num_heads: int = Field(0, ge=0, description="0 = from the model config")
+    hidden_size: int = Field(0, ge=0, description="0 = from the model config")
+    opt_level: int = Field(0, ge=0, le=99, description="ORT graph optimization level applied too")
+    require_attention: bool = Field(
+        False, description="fail (instead of warn) when a transformer gets 0 Attention fusions"
+    )
+
+
+class QuantizeDynamicPass(StrictModel):
+    """Dynamic int8 quantization (``onnxruntime.quantization.quantize_dynamic``): weights are
+    quantized offline, activations at run time. Works on fused models (com.microsoft ops)."""
+
+    type: Literal["quantize-dynamic"]
+    weight_type: Literal["qint8", "quint8"] = "qint8"
+    per_channel: bool = Field(True, description="one scale per output channel (more accurate)")
+    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI overflow")
+    op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
+    nodes_to_exclude: list[str] = Field(default_factory=list)
+
+
+class Fp16Pass(StrictModel):
+    """float32 → float16 conversion (``onnxruntime.transformers.float16``)."""
+
+    type: Literal["fp16"]
+    keep_io_types: bool = Field(True, description="keep float32 model inputs and outputs")
+    op_block_list: list[str] | None = Field(
+        None, description="op types kept in float32; null = onnxruntime's default list"
+    )
+    node_block_list: list[str] = Field(default_factory=list)
+
+
+PassConfig = Annotated[
+    Union[SimplifyPass, FusePass, QuantizeDynamicPass, Fp16Pass], Field(discriminator="type")
+]
+PASS_TYPES = ("simplify", "fuse", "quantize-dynamic", "fp16")
+
+# --------------------------------------------------------------------------- gates
+AccuracyMetric = Literal[
+    "tag_agreement",
+    "label_agreement",
+    "entity_f1_drop",
+    "cosine_min",
+    "cosine_mean",
+    "max_abs_error",
+    "max_rel_error",
+    "nonfinite_outputs",
+]
+
+
+class AccuracyGate(StrictModel):
+    """A threshold on one accuracy metric (see ``docs/recipes.md`` for each metric's definition).
+
+    Exactly one of ``min``/``max``: the gate passes when ``value >= min`` or ``value <= max``.
+    """
+
+    metric: AccuracyMetric
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> "AccuracyGate":
+        if (self.min is None) == (self.max is None):
+            raise ValueError("a gate needs exactly one of 'min' or 'max'")
+        return self
+
+
+class SpeedGate(StrictModel):
+    """A minimum speed-up (source p50 latency / artifact p50 latency) at one input shape.
+
+    ``device``: where the claim is measured. A gate whose device is absent (e.g. ``cuda`` on a
+    CPU-only machine) is reported ``skipped`` with the reason, never faked.
+    """
+
+    metric: Literal["speedup"] = "speedup"
+    batch_size: int = Field(1, ge=1)
+    sequence_length: int | None = Field(None, ge=1, description="null = the first benchmarked")
+    min: float = Field(gt=0)
+    device: Literal["cpu", "cuda"] = "cpu"
+
+
+class ValidationConfig(StrictModel):
+    """Accuracy validation of the final model against the source framework on real inputs.
+
+    ``data``: a CoNLL file (``token<TAB>tag`` lines), a text file (one example per line) or an
+    ``.npz`` of input arrays. Without data optkit generates random inputs as a last resort and
+    says so in the report; gates that need labels are then skipped.
+    """
+
+    data: str | None = None
+    max_samples: int = Field(512, ge=1)
+    batch_size: int = Field(32, ge=1)
+    sequence_length: int = Field(128, ge=2, description="tokens; longer examples are truncated")
+    gates: list[AccuracyGate] = Field(default_factory=list)
+
+
+class BenchmarkConfig(StrictModel):
+    """Side-by-side latency of source and artifact: same inputs, same threads, warm-up, medians."""
+
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8], min_length=1)
+    sequence_lengths: list[int] = Field(default_factory=lambda: [128], min_length=1)
+    warmup: int = Field(5, ge=0)
+    iterations: int = Field(20, ge=3)
+    threads: int = Field(2, ge=1, description="intra-op threads for both source and artifact")
+    gates: list[SpeedGate] = Field(default_factory=list)
+
+
+class ArtifactConfig(StrictModel):
+    """How the approved artifact is written."""
+
+    external_data_threshold_mb: float = Field(
+        1800.0, gt=0, description="weights go to model.onnx.data above this size (protobuf: 2 GB)"
+    )
+
+
+class Recipe(StrictModel):
+    """A complete conversion: source → export → passes → validation → benchmark → artifact."""
+
+    name: str
+    description: str = ""
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    passes: list[PassConfig] = Field(default_factory=list)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
+    artifact: ArtifactConfig = Field(default_factory=ArtifactConfig)
+
+    def sha256(self) -> str:
+        """sha256 (hex) of the resolved recipe as canonical JSON (sorted keys)."""
+        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- loading
+def builtin_names() -> list[str]:
+    """Names of the built-in recipes, sorted."""
+    folder = resources.files(BUILTIN_PACKAGE)
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def builtin_text(name: str) -> str:
+    """The YAML text of built-in recipe ``name``. Raises RecipeError for an unknown name."""
+    if name not in builtin_names():
+        raise RecipeError(
+            f"unknown recipe '{name}'",
+            f"valid built-in recipes: {', '.join(builtin_names())}; or pass a .yaml file",
+        )
+    return resources.files(BUILTIN_PACKAGE).joinpath(f"{name}.yaml").read_text()
+
+
+def load_recipe(spec: str, overrides: dict[str, Any] | None = None) -> Recipe:
+    """Load a recipe from a built-in name or a YAML path, apply overrides, validate.
+
+    Args:
+        spec: a built-in name (``ner-int8``) or a path ending in ``.yaml``/``.yml``.
+        overrides: dotted keys to values, applied before validation, e.g.
+            ``{"export.opset": 18, "benchmark.batch_sizes": [1, 32]}``.
+
+    Raises:
+        RecipeError: unknown name, unreadable file, invalid YAML, unknown key/pass, wrong type;
+            the message names the file and line and the valid choices.
+    """
+    path = Path(spec)
+    if spec.endswith((".yaml", ".yml")) or path.exists():
+        if not path.is_file():
+            raise RecipeError(f"recipe file not found: {spec}", "check the path, or use a built-in name")
+        try:
+            text, where = path.read_text(), str(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RecipeError(f"cannot read recipe {spec}: {exc}", "pass a readable UTF-8 YAML file") from exc
+    else:
+        text, where = builtin_text(spec), f"built-in recipe '{spec}'"
+    return parse_recipe(text, where, overrides)
+
+
+def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] | None = None) -> Recipe:
+    """Parse and validate recipe YAML ``text``; ``where`` names it in errors. See :func:`load_recipe`."""
+    try:
+        data = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{where}{line}: invalid YAML: {problem}", "fix the YAML syntax") from exc
+    if not isinstance(data, dict):
+        raise RecipeError(f"{where}: a recipe must be a YAML mapping, got {type(data).__name__}",
+                          "start from `optkit recipes show fp32`")
+    for key, value in (overrides or {}).items():
+        _set_dotted(data, key, value, where)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(_describe(exc, where, node), _hint(exc)) from exc
+
+
+def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
+    parts = key.split(".")
+    target = data
+    for part in parts[:-1]:
+        nxt = target.setdefault(part, {})
+        if not isinstance(nxt, dict):
+            raise RecipeError(f"override '{key}': '{part}' is not a section in {where}",
+                              "override keys look like validation.max_samples")
+        target = nxt
+    target[parts[-1]] = value
+
+
+def _line_of(node: Any, loc: tuple) -> int | None:
+    """1-based YAML line of the deepest node on the pydantic error location ``loc``."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            match = [v for k, v in node.value if k.value == part]
+            if not match:
+                keys = [k for k, _ in node.value if k.value == part]
+                return keys[0].start_mark.line + 1 if keys else line
+            node = match[0]
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+        else:
+            continue  # discriminator tags in loc have no YAML node
+        line = node.start_mark.line + 1
+    return line
+
+
+def _fields_at(loc: tuple) -> list[str] | None:
+    """Valid keys of the model that owns the last element of ``loc``."""
+    model: Any = Recipe
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if part in PASS_TYPES:
+            model = {"simplify": SimplifyPass, "fuse": FusePass, "quantize-dynamic": QuantizeDynamicPass,
+                     "fp16": Fp16Pass}[part]
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or [])]
+        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            nxt = next((c for a in candidates for c in getattr(a, "__args__", ()) if isinstance(c, type)
+                        and issubclass(c, BaseModel)), None)
+        if nxt is None:
+            return None
+        model = nxt
+    return list(getattr(model, "model_fields", {}))
+
+
+def _describe(exc: ValidationError, where: str, node: Any) -> str:
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        line = _line_of(node, loc)
+        dotted = ".".join(str(p) for p in loc if p not in PASS_TYPES) or "<top>"
+        at = f"{where} line {line}" if line else where
+        if err["type"] == "extra_forbidden":
+            valid = _fields_at(loc)
+            msg = f"unknown key '{loc[-1]}'" + (f" (valid: {', '.join(valid)})" if valid else "")
+        elif err["type"] == "union_tag_invalid":
+            msg = f"unknown pass type {err['input']!r} (valid: {', '.join(PASS_TYPES)})"
+        elif err["type"] == "union_tag_not_found":
+            msg = f"a pass needs a 'type' (valid: {', '.join(PASS_TYPES)})"
+        elif err["type"] == "literal_error":
+            msg = f"invalid value {err['input']!r} ({err['msg'].replace('Input should be', 'expected')})"
+        else:
+            msg = err["msg"]
+        problems.append(f"{at}: {dotted}: {msg}")
+    return "; ".join(problems)
+
+
+def _hint(exc: ValidationError) -> str:
+    return "see `optkit recipes show fp32` for a complete recipe, or docs/recipes.md"

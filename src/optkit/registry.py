@@ -1,0 +1,72 @@
+"""The one registry: source frameworks and passes, by name, imported lazily (a run imports only the
+framework it needs; importing TensorFlow and PaddlePaddle in one process can crash)."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from optkit.errors import SourceModelError
+
+
+@dataclass(frozen=True)
+class Framework:
+    """A source framework: how to recognise, load and export its models.
+
+    Attributes:
+        name: registry key (``--framework``).
+        extra: the optkit extra that installs it (``pip install 'optkit[<extra>]'``).
+        claims: ``(path) -> bool`` without importing the framework.
+        loader: ``"module:function"`` loading a SourceModel.
+        exporter: ``"module:function"`` exporting it to ONNX.
+    """
+
+    name: str
+    extra: str
+    claims: Callable[[Any], bool]
+    loader: str
+    exporter: str
+
+
+def _claims_torch(path: Any) -> bool:
+    return (path.is_dir() and (path / "config.json").is_file()) or path.suffix.lower() in (
+        ".pt", ".pt2", ".pth", ".ts", ".bin")
+
+
+FRAMEWORKS: dict[str, Framework] = {
+    "torch": Framework("torch", "torch", _claims_torch, "optkit.sources.torch_source:load",
+                       "optkit.exporters.torch_exporter:export"),
+}
+
+PASSES: dict[str, str] = {
+    "simplify": "optkit.passes.simplify:run",
+    "fuse": "optkit.passes.fuse:run",
+    "quantize-dynamic": "optkit.passes.quantize_dynamic:run",
+    "fp16": "optkit.passes.fp16:run",
+}
+
+
+def resolve(target: str) -> Callable[..., Any]:
+    """Import ``"module:function"`` and return the function."""
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def detect_framework(path: Any, requested: str = "auto") -> Framework:
+    """The framework for ``path`` (``requested`` overrides detection).
+
+    Raises:
+        SourceModelError: no framework claims the file, or an unknown framework name.
+    """
+    if requested != "auto":
+        if requested not in FRAMEWORKS:
+            raise SourceModelError(f"unknown framework '{requested}'", f"valid: {', '.join(FRAMEWORKS)}")
+        return FRAMEWORKS[requested]
+    for framework in FRAMEWORKS.values():
+        if framework.claims(path):
+            return framework
+    raise SourceModelError(
+        f"cannot tell which framework {path} belongs to (extension '{path.suffix}')",
+        "pass a .pt/.pt2 file or a Hugging Face folder, or name it with --framework",
+    )

@@ -1,0 +1,64 @@
+"""The runner lifecycle (after Polygraphy's ``BaseRunner``): activate → infer … → deactivate."""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+
+import numpy as np
+
+Feeds = dict[str, np.ndarray]
+
+
+class Runner(ABC):
+    """Executes one model on numpy inputs.
+
+    Attributes:
+        name: shown in reports, e.g. ``"PyTorch (torchscript)"`` or ``"ONNX Runtime"``.
+        device: ``"cpu"`` or ``"cuda"``.
+        threads: intra-op thread count used for inference.
+        load_seconds: wall time of :meth:`activate` (model load / session creation), seconds.
+    """
+
+    name: str = "runner"
+
+    def __init__(self, threads: int, device: str = "cpu") -> None:
+        self.threads = threads
+        self.device = device
+        self.load_seconds = 0.0
+        self.active = False
+
+    def activate(self) -> None:
+        """Load the model (timed into ``load_seconds``). Idempotent."""
+        if self.active:
+            return
+        start = time.perf_counter()
+        self._activate()
+        self.load_seconds = time.perf_counter() - start
+        self.active = True
+
+    def infer(self, feeds: Feeds) -> Feeds:
+        """Run one batch.
+
+        Args:
+            feeds: ``{input name: array}``; arrays share the batch axis 0.
+
+        Returns:
+            ``{output name: float/int array}`` on the host (numpy), in the model's output order.
+        """
+        self.activate()
+        return self._infer(feeds)
+
+    def deactivate(self) -> None:
+        """Release the model."""
+        self._deactivate()
+        self.active = False
+
+    @abstractmethod
+    def _activate(self) -> None: ...
+
+    @abstractmethod
+    def _infer(self, feeds: Feeds) -> Feeds: ...
+
+    def _deactivate(self) -> None:
+        return None

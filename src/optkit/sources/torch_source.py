@@ -1,0 +1,201 @@
+"""PyTorch sources: TorchScript ``.pt``, ``torch.export`` ``.pt2``, Hugging Face model folders, and
+(only with ``trust_pickle``) a pickled ``nn.Module``.
+
+Loading a pickle runs arbitrary code (``torch.load(weights_only=False)``), so a pickled module or
+state dict is refused unless the user passes ``--trust-pickle``. TorchScript archives, torch.export
+programs and safetensors load without running code.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+from optkit.errors import SourceModelError, missing_dependency
+from optkit.io_spec import ModelInfo, default_dynamic_axes
+from optkit.runners.base import Runner
+from optkit.sources.base import SourceModel
+from optkit.sources.torch_format import embedded_model_info, read_embedded, sniff
+
+HF_TASKS = {
+    "ForTokenClassification": "token-classification",
+    "ForSequenceClassification": "sequence-classification",
+}
+
+
+def import_torch() -> Any:
+    """Import torch or raise the DependencyError that names the install command."""
+    try:
+        import torch
+    except ImportError as exc:
+        raise missing_dependency("torch", "torch") from exc
+    return torch
+
+
+class TorchSource(SourceModel):
+    """A PyTorch model loaded for reference runs and export.
+
+    Attributes:
+        module: a callable ``nn.Module``/``ScriptModule`` taking the inputs positionally, or None
+            for a ``torch.export`` program (see ``program``).
+        program: the ``torch.export.ExportedProgram`` for ``.pt2`` sources.
+    """
+
+    framework = "torch"
+
+    def __init__(self, path: Path, info: ModelInfo, kind: str, module: Any, program: Any = None) -> None:
+        super().__init__(path, info)
+        self.kind = kind
+        self.module = module
+        self.program = program
+
+    def runner(self, threads: int, device: str = "cpu") -> Runner:
+        from optkit.runners.torch_runner import TorchRunner
+
+        return TorchRunner(self.module, self.info.input_names, self.info.output_names, threads, device,
+                           name=f"PyTorch ({self.kind})")
+
+    def framework_versions(self) -> dict[str, str]:
+        torch = import_torch()
+        versions = {"torch": torch.__version__}
+        try:
+            import transformers
+
+            versions["transformers"] = transformers.__version__
+        except ImportError:
+            pass
+        return versions
+
+
+def load(path: Path, workdir: Path, trust_pickle: bool = False) -> TorchSource:
+    """Load a PyTorch source model.
+
+    Args:
+        path: a ``.pt`` TorchScript archive, a ``.pt2`` torch.export program, a HF model folder,
+            or (with ``trust_pickle``) a ``torch.save`` pickle of an ``nn.Module``.
+        workdir: scratch folder; embedded tokenizer/config files are written to ``workdir/hf``.
+        trust_pickle: allow unpickling (runs code from the file).
+
+    Raises:
+        SourceModelError: corrupt file, pickle without trust, state dict instead of a module.
+        DependencyError: torch (or transformers for HF folders) is not installed.
+    """
+    kind = sniff(path)
+    torch = import_torch()
+    if kind == "hf":
+        return _load_hf(path)
+    if kind == "pickle":
+        return _load_pickle(path, trust_pickle, torch)
+    embedded = read_embedded(path)
+    info = _info_from_embedded(embedded, workdir)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if kind == "torchscript":
+                module = torch.jit.load(str(path), map_location="cpu").eval()
+                program = None
+                names = [a.name for a in module.forward.schema.arguments[1:]]
+            else:
+                program = torch.export.load(str(path))
+                module = program.module()
+                names = [s.arg.name for s in program.graph_signature.input_specs
+                         if s.kind.name == "USER_INPUT"]
+    except Exception as exc:  # torch raises RuntimeError/ValueError/... for corrupt archives
+        raise SourceModelError(f"cannot load {path} as {kind}: {str(exc).splitlines()[0]}",
+                               "the file may be truncated or saved by an incompatible torch") from exc
+    info.input_names = info.input_names or names
+    info.output_names = info.output_names or ["output"]
+    if not info.dynamic_axes:
+        info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
+    return TorchSource(path, info, kind, module, program)
+
+
+def _info_from_embedded(embedded: dict[str, str], workdir: Path) -> ModelInfo:
+    meta = embedded_model_info(embedded)
+    hf_files = {k[len("hf/"):]: v for k, v in embedded.items() if k.startswith("hf/")}
+    info = ModelInfo(
+        task=meta.get("task"),
+        input_names=list(meta.get("input_names", [])),
+        output_names=list(meta.get("output_names", [])),
+        dynamic_axes={t: {int(a): n for a, n in axes.items()} for t, axes in meta.get("dynamic_axes", {}).items()},
+    )
+    if "config.json" in hf_files:
+        hf_dir = workdir / "hf"
+        hf_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in hf_files.items():
+            (hf_dir / Path(name).name).write_text(text)
+        _apply_hf_config(info, json.loads(hf_files["config.json"]))
+        info.hf_dir = str(hf_dir)
+    return info
+
+
+def _apply_hf_config(info: ModelInfo, config: dict) -> None:
+    """Fill model type, heads, hidden size, labels and task from a HF ``config.json`` dict."""
+    info.model_type = config.get("model_type")
+    info.num_heads = int(config.get("num_attention_heads") or 0)
+    info.hidden_size = int(config.get("hidden_size") or 0)
+    id2label = config.get("id2label") or {}
+    if id2label:
+        info.labels = [id2label[k] for k in sorted(id2label, key=int)]
+    if info.task is None:
+        for arch in config.get("architectures") or []:
+            for suffix, task in HF_TASKS.items():
+                if arch.endswith(suffix):
+                    info.task = task
+
+
+def _load_hf(path: Path) -> TorchSource:
+    """Load a HF folder with eager attention (ORT's attention fusion does not match SDPA exports)."""
+    try:
+        import transformers
+    except ImportError as exc:
+        raise missing_dependency("transformers", "torch") from exc
+    config = json.loads((path / "config.json").read_text())
+    info = ModelInfo(hf_dir=str(path))
+    _apply_hf_config(info, config)
+    auto = {"token-classification": transformers.AutoModelForTokenClassification,
+            "sequence-classification": transformers.AutoModelForSequenceClassification}
+    loader = auto.get(info.task or "", transformers.AutoModel)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model = loader.from_pretrained(str(path), attn_implementation="eager").eval()
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+    except Exception as exc:  # transformers raises OSError/ValueError/... for broken folders
+        raise SourceModelError(f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}",
+                               "the folder needs config.json, weights and tokenizer files") from exc
+    info.task = info.task or "feature-extraction"
+    info.input_names = list(tokenizer.model_input_names)
+    output = "last_hidden_state" if loader is transformers.AutoModel else "logits"
+    info.output_names = [output]
+    info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
+    from optkit.sources.hf_wrapper import make_wrapper
+
+    return TorchSource(path, info, "hf", make_wrapper(model, info.input_names, output))
+
+
+def _load_pickle(path: Path, trust_pickle: bool, torch: Any) -> TorchSource:
+    if not trust_pickle:
+        raise SourceModelError(
+            f"{path} is a pickle (torch.save); loading it would run arbitrary code from the file",
+            "save the model as TorchScript (torch.jit.save), torch.export (.pt2) or a HF folder, "
+            "or pass --trust-pickle if you trust this file",
+        )
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:
+        raise SourceModelError(f"cannot unpickle {path}: {str(exc).splitlines()[0]}",
+                               "the file may be truncated or need classes that are not importable") from exc
+    if not isinstance(obj, torch.nn.Module):
+        raise SourceModelError(
+            f"{path} holds a {type(obj).__name__} (e.g. a state dict: weights without the code)",
+            "save the whole model as TorchScript (torch.jit.save) or torch.export (.pt2)",
+        )
+    import inspect
+
+    names = [p for p in inspect.signature(obj.forward).parameters if p not in ("self",)]
+    info = ModelInfo(input_names=names, output_names=["output"])
+    info.dynamic_axes = {n: {0: "batch"} for n in [*names, "output"]}
+    return TorchSource(path, info, "pickle", obj.eval())

@@ -1,0 +1,1 @@
+"""Validation of the artifact against the source framework: data, accuracy, gates and speed."""

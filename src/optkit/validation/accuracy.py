@@ -1,0 +1,144 @@
+"""Accuracy of the artifact against the source model on the same inputs.
+
+Definitions (``a`` = artifact output, ``s`` = source output, masked to real tokens when the output's
+first two axes match ``attention_mask``):
+
+* ``max_abs_error`` = max |a − s| over every output.
+* ``max_rel_error`` = max |a − s| / max(|s|, 1e-6) (Polygraphy's relative error; dominated by
+  near-zero references, so gate on it with care).
+* ``cosine_min`` / ``cosine_mean``: cosine similarity of each output row (the last axis: a token's
+  logits, or a sample's features) between a and s.
+* ``tag_agreement`` / ``label_agreement``: fraction of rows whose argmax over the last axis agrees
+  (tokens for token classification, samples for sequence classification).
+* ``nonfinite_outputs``: count of NaN/Inf values in the artifact's outputs.
+* ``entity_f1_source`` / ``entity_f1_artifact``: seqeval entity F1 (0–100 points) against the
+  gold tags; ``entity_f1_drop`` = source − artifact, in points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optkit.io_spec import ModelInfo
+from optkit.runners.base import Feeds
+from optkit.validation.data import ValidationSet
+from optkit.validation.ner import decode_tags, entity_f1
+
+
+@dataclass
+class OutputComparison:
+    """Figures for one output tensor (errors in the output's own units)."""
+
+    name: str
+    shape: list[int]
+    max_abs_error: float
+    mean_abs_error: float
+    max_rel_error: float
+    cosine_min: float
+    cosine_mean: float
+    argmax_agreement: float
+    nonfinite: int
+
+
+@dataclass
+class AccuracyReport:
+    """Every accuracy figure of one comparison.
+
+    Attributes:
+        metrics: ``{metric name: value}`` for the gate-able metrics (see the module docstring).
+        unavailable: ``{metric name: reason}`` for metrics that cannot be computed on this data.
+        outputs: per-output figures.
+        samples: number of validation samples compared.
+    """
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    unavailable: dict[str, str] = field(default_factory=dict)
+    outputs: list[OutputComparison] = field(default_factory=list)
+    samples: int = 0
+
+
+def concat_outputs(batches: list[Feeds]) -> Feeds:
+    """Concatenate per-batch outputs along axis 0."""
+    return {k: np.concatenate([b[k] for b in batches], axis=0) for k in batches[0]}
+
+
+def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo) -> AccuracyReport:
+    """Compare artifact outputs with source outputs (matched by position, both concatenated over
+    all validation samples) and compute task metrics.
+
+    Args:
+        source / artifact: ``{output name: array (N, ...)}``.
+        vset: the validation inputs (attention mask, gold tags).
+        info: task and labels of the model.
+    """
+    report = AccuracyReport(samples=vset.size)
+    mask = vset.feeds.get("attention_mask")
+    for (name, s), a in zip(source.items(), artifact.values()):
+        report.outputs.append(_compare_one(name, s, a, mask))
+    outs = report.outputs
+    report.metrics["max_abs_error"] = max(o.max_abs_error for o in outs)
+    report.metrics["max_rel_error"] = max(o.max_rel_error for o in outs)
+    report.metrics["cosine_min"] = min(o.cosine_min for o in outs)
+    report.metrics["cosine_mean"] = float(np.mean([o.cosine_mean for o in outs]))
+    report.metrics["nonfinite_outputs"] = float(sum(o.nonfinite for o in outs))
+    primary = outs[0]
+    if info.task == "token-classification":
+        report.metrics["tag_agreement"] = primary.argmax_agreement
+        report.unavailable["label_agreement"] = "token classification: use tag_agreement"
+    elif info.task == "sequence-classification" or len(primary.shape) == 2:
+        report.metrics["label_agreement"] = primary.argmax_agreement
+        report.unavailable["tag_agreement"] = "not a token-classification model"
+    else:
+        for metric in ("tag_agreement", "label_agreement"):
+            report.unavailable[metric] = f"task is {info.task or 'unknown'}, not classification"
+    _entity_f1(report, source, artifact, vset, info)
+    return report
+
+
+def _entity_f1(report: AccuracyReport, source: Feeds, artifact: Feeds, vset: ValidationSet,
+               info: ModelInfo) -> None:
+    reason = None
+    if info.task != "token-classification":
+        reason = "not a token-classification model"
+    elif vset.gold_tags is None:
+        reason = f"validation data ({vset.kind}) has no gold tags; pass a CoNLL file with --data"
+    elif not info.labels:
+        reason = "the model carries no label names (id2label)"
+    if reason:
+        for metric in ("entity_f1_source", "entity_f1_artifact", "entity_f1_drop"):
+            report.unavailable[metric] = reason
+        return
+    src_logits, art_logits = next(iter(source.values())), next(iter(artifact.values()))
+    f1_src = 100 * entity_f1(vset.gold_tags, decode_tags(src_logits, vset.word_starts, info.labels))
+    f1_art = 100 * entity_f1(vset.gold_tags, decode_tags(art_logits, vset.word_starts, info.labels))
+    report.metrics.update(entity_f1_source=f1_src, entity_f1_artifact=f1_art, entity_f1_drop=f1_src - f1_art)
+
+
+def _compare_one(name: str, s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> OutputComparison:
+    s64, a64 = s.astype(np.float64), a.astype(np.float64)
+    nonfinite = int(np.size(a64) - np.count_nonzero(np.isfinite(a64)))
+    if mask is not None and s.ndim >= 3 and s.shape[:2] == mask.shape:
+        valid = mask.astype(bool)
+        s64, a64 = s64[valid], a64[valid]  # (tokens, features)
+    rows_s = s64.reshape(-1, s64.shape[-1]) if s64.ndim >= 2 else s64.reshape(-1, 1)
+    rows_a = a64.reshape(rows_s.shape)
+    diff = np.abs(rows_a - rows_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (rows_a * rows_s).sum(-1) / (np.linalg.norm(rows_a, axis=-1) * np.linalg.norm(rows_s, axis=-1))
+    cos = np.where(np.isfinite(cos), cos, 0.0)
+    agree = float(np.mean(rows_a.argmax(-1) == rows_s.argmax(-1))) if rows_s.shape[-1] > 1 else float("nan")
+    finite = np.isfinite(diff)
+    diff_f = np.where(finite, diff, np.inf)
+    return OutputComparison(
+        name=name,
+        shape=list(s.shape),
+        max_abs_error=float(diff_f.max()) if diff.size else 0.0,
+        mean_abs_error=float(diff_f.mean()) if diff.size else 0.0,
+        max_rel_error=float((diff_f / np.maximum(np.abs(rows_s), 1e-6)).max()) if diff.size else 0.0,
+        cosine_min=float(cos.min()) if cos.size else 1.0,
+        cosine_mean=float(cos.mean()) if cos.size else 1.0,
+        argmax_agreement=agree,
+        nonfinite=nonfinite,
+    )

@@ -1,0 +1,235 @@
+"""Validation inputs: the user's data (CoNLL, text, ``.npz``), or generated random inputs as a last
+resort (labelled so in the report; gates that need labels are then skipped)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from optkit.errors import DataError, missing_dependency
+from optkit.io_spec import ModelInfo
+from optkit.runners.base import Feeds
+
+
+@dataclass
+class ValidationSet:
+    """Validation inputs, all samples padded to one length.
+
+    Attributes:
+        kind: ``"conll"``, ``"text"``, ``"npz"`` or ``"random"``.
+        origin: the file path, or a description of how inputs were generated.
+        feeds: ``{input name: array}``; axis 0 is the sample axis (N samples).
+        pad_values: value used to pad each input along axis 1 (token inputs), e.g. ``{"input_ids": 0}``.
+        gold_tags: per sample, the gold tag of each (kept) word (CoNLL only).
+        word_starts: per sample, the token position of each kept word's first sub-token (CoNLL only).
+        truncated_words: words dropped because a sentence exceeded ``sequence_length`` tokens.
+        sha256: sha256 of the data file, if any.
+    """
+
+    kind: str
+    origin: str
+    feeds: Feeds
+    pad_values: dict[str, int] = field(default_factory=dict)
+    gold_tags: list[list[str]] | None = None
+    word_starts: list[list[int]] | None = None
+    truncated_words: int = 0
+    sha256: str | None = None
+
+    @property
+    def size(self) -> int:
+        """Number of samples N."""
+        return len(next(iter(self.feeds.values())))
+
+    @property
+    def is_real(self) -> bool:
+        """False when the inputs were generated (random) rather than read from data."""
+        return self.kind != "random"
+
+    def batches(self, batch_size: int) -> list[Feeds]:
+        """Consecutive batches of at most ``batch_size`` samples, in order."""
+        return [{k: v[i:i + batch_size] for k, v in self.feeds.items()} for i in range(0, self.size, batch_size)]
+
+    def shaped(self, batch_size: int, sequence_length: int | None) -> Feeds:
+        """Real inputs at an exact shape for timing: the first ``batch_size`` samples (cycled when
+        there are fewer), padded or truncated along axis 1 to ``sequence_length`` (token inputs)."""
+        rows = np.arange(batch_size) % self.size
+        out = {}
+        for name, value in self.feeds.items():
+            arr = value[rows]
+            if sequence_length is not None and arr.ndim >= 2 and name in self.pad_values:
+                if arr.shape[1] >= sequence_length:
+                    arr = arr[:, :sequence_length]
+                else:
+                    pad = [(0, 0), (0, sequence_length - arr.shape[1])] + [(0, 0)] * (arr.ndim - 2)
+                    arr = np.pad(arr, pad, constant_values=self.pad_values[name])
+            out[name] = np.ascontiguousarray(arr)
+        return out
+
+
+def load_validation_set(data: str | None, info: ModelInfo, max_samples: int, sequence_length: int,
+                        seed: int = 0) -> ValidationSet:
+    """Load validation inputs for a model.
+
+    Args:
+        data: path to a ``.conll``/``.txt``/``.npz`` file, or ``None`` to generate random inputs.
+        info: the source model's names, task and tokenizer folder.
+        max_samples: use at most this many samples (the first ones, in file order).
+        sequence_length: tokens per example; longer examples are truncated (counted in the report).
+        seed: seed for generated inputs.
+
+    Raises:
+        DataError: missing/unreadable file, bad format (with line number), unknown labels,
+            input names that do not match the model, or no way to build inputs.
+    """
+    if data is None:
+        return _random_set(info, min(max_samples, 64), sequence_length, seed)
+    path = Path(data)
+    if not path.is_file():
+        raise DataError(f"validation data not found: {data}", "check the --data path")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        vset = _npz_set(path, info, max_samples)
+    elif suffix in (".conll", ".tsv", ".bio", ".iob"):
+        vset = _conll_set(path, info, max_samples, sequence_length)
+    elif suffix in (".txt", ".text"):
+        vset = _text_set(path, info, max_samples, sequence_length)
+    else:
+        raise DataError(f"unsupported validation data format '{suffix}' ({data})",
+                        "use .conll (token<TAB>tag), .txt (one example per line) or .npz (input arrays)")
+    vset.sha256 = digest
+    return vset
+
+
+def read_conll(path: Path) -> list[tuple[list[str], list[str]]]:
+    """Parse a CoNLL file: ``token<TAB>tag`` (or whitespace columns, tag last) per line; a blank
+    line (or a line holding only whitespace) ends a sentence.
+
+    Returns:
+        ``[(words, tags), ...]`` per sentence.
+
+    Raises:
+        DataError: a line with a single column (names file and line).
+    """
+    sentences, words, tags = [], [], []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            if words:
+                sentences.append((words, tags))
+                words, tags = [], []
+            continue
+        cols = line.split("\t") if "\t" in line else line.split()
+        cols = [c for c in cols if c.strip()]
+        if len(cols) < 2:
+            raise DataError(f"{path} line {number}: expected 'token<TAB>tag', got {line[:40]!r}",
+                            "each line needs a token and a tag; separate sentences with a blank line")
+        words.append(cols[0])
+        tags.append(cols[-1])
+    if words:
+        sentences.append((words, tags))
+    if not sentences:
+        raise DataError(f"{path} holds no sentences", "pass a CoNLL file with token<TAB>tag lines")
+    return sentences
+
+
+def _tokenizer(info: ModelInfo):
+    if not info.hf_dir:
+        raise DataError("the source model carries no tokenizer, so text data cannot be encoded",
+                        "pass --data inputs.npz with one array per model input")
+    try:
+        from transformers import AutoTokenizer
+    except ImportError as exc:
+        raise missing_dependency("transformers", "torch") from exc
+    return AutoTokenizer.from_pretrained(info.hf_dir)
+
+
+def _encode(tokenizer, texts, info: ModelInfo, sequence_length: int, split_words: bool):
+    enc = tokenizer(texts, is_split_into_words=split_words, truncation=True, max_length=sequence_length,
+                    padding="longest", return_tensors="np")
+    missing = [n for n in info.input_names if n not in enc]
+    if missing:
+        raise DataError(f"the tokenizer does not produce model input(s) {missing}",
+                        "pass --data inputs.npz with one array per model input")
+    feeds = {n: enc[n].astype(np.int64) for n in info.input_names}
+    pads = {n: (tokenizer.pad_token_id or 0) if n == "input_ids" else 0 for n in info.input_names}
+    return enc, feeds, pads
+
+
+def _conll_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: int) -> ValidationSet:
+    sentences = read_conll(path)[:max_samples]
+    if info.labels:
+        unknown = sorted({t for _, tags in sentences for t in tags} - set(info.labels))
+        if unknown:
+            raise DataError(f"{path}: tags {unknown[:5]} are not labels of the model",
+                            f"the model's labels are {', '.join(info.labels[:12])}")
+    tokenizer = _tokenizer(info)
+    enc, feeds, pads = _encode(tokenizer, [w for w, _ in sentences], info, sequence_length, True)
+    gold, starts, truncated = [], [], 0
+    for i, (words, tags) in enumerate(sentences):
+        first: dict[int, int] = {}
+        for pos, word_id in enumerate(enc.word_ids(i)):
+            if word_id is not None and word_id not in first:
+                first[word_id] = pos
+        kept = [w for w in range(len(words)) if w in first]
+        truncated += len(words) - len(kept)
+        gold.append([tags[w] for w in kept])
+        starts.append([first[w] for w in kept])
+    return ValidationSet("conll", str(path), feeds, pads, gold, starts, truncated)
+
+
+def _text_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: int) -> ValidationSet:
+    try:
+        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
+    if not lines:
+        raise DataError(f"{path} is empty", "put one example per line")
+    _, feeds, pads = _encode(_tokenizer(info), lines[:max_samples], info, sequence_length, False)
+    return ValidationSet("text", str(path), feeds, pads)
+
+
+def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {path} as .npz: {exc}", "save inputs with numpy.savez") from exc
+    expected = set(info.input_names)
+    if expected and set(arrays) != expected:
+        raise DataError(f"{path} has arrays {sorted(arrays)} but the model's inputs are {sorted(expected)}",
+                        "name each array after a model input")
+    sizes = {k: v.shape[0] if v.ndim else 0 for k, v in arrays.items()}
+    if len(set(sizes.values())) != 1 or 0 in sizes.values():
+        raise DataError(f"{path}: arrays need the same non-empty sample axis 0, got {sizes}",
+                        "stack samples along axis 0 in every array")
+    order = info.input_names or sorted(arrays)
+    feeds = {k: arrays[k][:max_samples] for k in order}
+    pads = {k: 0 for k, v in feeds.items() if v.ndim >= 2 and np.issubdtype(v.dtype, np.integer)}
+    return ValidationSet("npz", str(path), feeds, pads)
+
+
+def _random_set(info: ModelInfo, n: int, sequence_length: int, seed: int) -> ValidationSet:
+    if not info.hf_dir:
+        raise DataError("no validation data given and the model carries no tokenizer to generate inputs",
+                        "pass --data inputs.npz (one array per model input) or a .conll/.txt file")
+    tokenizer = _tokenizer(info)
+    rng = np.random.default_rng(seed)
+    length = min(sequence_length, 32)
+    ids = rng.integers(1000, min(tokenizer.vocab_size, 30000), size=(n, length), dtype=np.int64)
+    feeds = {}
+    for name in info.input_names:
+        if name == "input_ids":
+            feeds[name] = ids
+        elif name == "attention_mask":
+            feeds[name] = np.ones_like(ids)
+        else:
+            feeds[name] = np.zeros_like(ids)
+    pads = {n_: (tokenizer.pad_token_id or 0) if n_ == "input_ids" else 0 for n_ in info.input_names}
+    return ValidationSet("random", f"{n} random token sequences of {length} tokens (seed {seed})", feeds, pads)

@@ -1,0 +1,141 @@
+"""Side-by-side latency of the source model and the artifact, measured in the same run.
+
+Method (see docs/benchmarks.md): both runners get the same inputs (real validation samples padded or
+truncated to each shape), the same intra-op thread count, ``warmup`` untimed runs each, then
+``iterations`` timed rounds in which the source and the artifact run back to back (interleaved, so
+drifting machine load hits both alike). Latency is wall time per call (``time.perf_counter``),
+reported as the median (p50) and 90th percentile (p90) in milliseconds; throughput = batch size /
+p50 in samples per second; speed-up = source p50 / artifact p50.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import psutil
+
+from optkit.runners.base import Feeds, Runner
+from optkit.validation.data import ValidationSet
+
+
+@dataclass
+class LatencyStats:
+    """Latency of one runner at one shape (milliseconds; throughput in samples/s)."""
+
+    p50_ms: float
+    p90_ms: float
+    mean_ms: float
+    min_ms: float
+    throughput: float
+    iterations: int
+
+    @classmethod
+    def from_seconds(cls, seconds: list[float], batch_size: int) -> "LatencyStats":
+        """Summarise per-call wall times (seconds) for a batch of ``batch_size`` samples."""
+        ms = np.asarray(seconds) * 1e3
+        p50 = float(np.percentile(ms, 50))
+        return cls(p50, float(np.percentile(ms, 90)), float(ms.mean()), float(ms.min()),
+                   batch_size / (p50 / 1e3), len(ms))
+
+
+@dataclass
+class ShapeResult:
+    """Source vs artifact at one (device, batch size, sequence length)."""
+
+    device: str
+    batch_size: int
+    sequence_length: int | None
+    source: LatencyStats
+    artifact: LatencyStats
+
+    @property
+    def speedup(self) -> float:
+        """Source p50 / artifact p50 (> 1 means the artifact is faster)."""
+        return self.source.p50_ms / self.artifact.p50_ms
+
+
+@dataclass
+class SpeedReport:
+    """Every speed figure of one run.
+
+    Attributes:
+        shapes: one entry per (device, batch size, sequence length).
+        threads / warmup / iterations: the settings used for both runners.
+        load_seconds: ``{"source": s, "artifact": s}``: model load / session creation time.
+        rss_growth_mb: ``{"source": MB, "artifact": MB}``: growth of this process's resident set
+            while loading the model and running the first batch (psutil; an approximation of the
+            model's memory, since both share one process).
+        skipped_devices: ``{device: reason}`` for devices a gate asked for that are absent.
+    """
+
+    threads: int
+    warmup: int
+    iterations: int
+    shapes: list[ShapeResult] = field(default_factory=list)
+    load_seconds: dict[str, float] = field(default_factory=dict)
+    rss_growth_mb: dict[str, float] = field(default_factory=dict)
+    skipped_devices: dict[str, str] = field(default_factory=dict)
+
+    def find(self, device: str, batch_size: int, sequence_length: int | None) -> ShapeResult | None:
+        """The result at a shape; ``sequence_length=None`` matches the first one measured."""
+        for shape in self.shapes:
+            if shape.device == device and shape.batch_size == batch_size and (
+                sequence_length is None or shape.sequence_length == sequence_length
+            ):
+                return shape
+        return None
+
+
+def rss_mb() -> float:
+    """Resident set size of this process, MB (10^6 bytes)."""
+    return psutil.Process().memory_info().rss / 1e6
+
+
+def activate_measured(runner: Runner, feeds: Feeds) -> float:
+    """Activate ``runner`` and run ``feeds`` once; return the RSS growth in MB."""
+    before = rss_mb()
+    runner.activate()
+    runner.infer(feeds)
+    return max(0.0, rss_mb() - before)
+
+
+def time_shape(source: Runner, artifact: Runner, feeds: Feeds, warmup: int, iterations: int) -> tuple[list[float], list[float]]:
+    """Warm up both runners, then time ``iterations`` interleaved rounds; returns seconds per call."""
+    for _ in range(warmup):
+        source.infer(feeds)
+        artifact.infer(feeds)
+    src, art = [], []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        source.infer(feeds)
+        mid = time.perf_counter()
+        artifact.infer(feeds)
+        end = time.perf_counter()
+        src.append(mid - start)
+        art.append(end - mid)
+    return src, art
+
+
+def benchmark(source: Runner, artifact: Runner, vset: ValidationSet, batch_sizes: list[int],
+              sequence_lengths: list[int], warmup: int, iterations: int, on_shape=None) -> list[ShapeResult]:
+    """Time source and artifact on one device at every (batch size, sequence length).
+
+    Args:
+        source / artifact: activated runners on the same device with the same thread count.
+        vset: real inputs, reshaped per shape with :meth:`ValidationSet.shaped`.
+        on_shape: optional callback ``(ShapeResult) -> None`` for progress display.
+    """
+    results = []
+    token_inputs = bool(vset.pad_values)
+    for seq in sequence_lengths if token_inputs else [None]:
+        for batch in batch_sizes:
+            feeds = vset.shaped(batch, seq)
+            src, art = time_shape(source, artifact, feeds, warmup, iterations)
+            result = ShapeResult(source.device, batch, seq, LatencyStats.from_seconds(src, batch),
+                                 LatencyStats.from_seconds(art, batch))
+            results.append(result)
+            if on_shape:
+                on_shape(result)
+    return results
