@@ -38,6 +38,9 @@ class OptkitError(Exception):
         self.message = message
         self.hint = hint
 
+    def __str__(self) -> str:
+        return self.one_line()
+
     def one_line(self) -> str:
         """Return ``"<kind>: <message> (hint: <hint>)"`` on a single line."""
         text = f"{self.kind}: {self.message}"

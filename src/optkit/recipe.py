@@ -284,6 +284,8 @@ def _line_of(node: Any, loc: tuple) -> int | None:
     """1-based YAML line of the deepest node on the pydantic error location ``loc``."""
     line = node.start_mark.line + 1 if node is not None else None
     for part in loc:
+        if part in PASS_TYPES:
+            continue  # a discriminator tag in the location, not a YAML key
         if isinstance(node, yaml.MappingNode):
             match = [v for k, v in node.value if k.value == part]
             if not match:
@@ -299,29 +301,28 @@ def _line_of(node: Any, loc: tuple) -> int | None:
 
 
 def _fields_at(loc: tuple) -> list[str] | None:
-    """Valid keys of the model that owns the last element of ``loc``."""
+    """Valid keys of the model that owns the last element of ``loc`` (None if unknown)."""
+    pass_models = {"simplify": SimplifyPass, "fuse": FusePass, "quantize-dynamic": QuantizeDynamicPass,
+                   "fp16": Fp16Pass}
     model: Any = Recipe
     for part in loc[:-1]:
-        if isinstance(part, int):
-            continue
-        if part in PASS_TYPES:
-            model = {"simplify": SimplifyPass, "fuse": FusePass, "quantize-dynamic": QuantizeDynamicPass,
-                     "fp16": Fp16Pass}[part]
-            continue
-        field = getattr(model, "model_fields", {}).get(part)
-        if field is None:
-            return None
-        ann = field.annotation
-        inner = getattr(ann, "__args__", None)
-        candidates = [ann, *(inner or [])]
-        nxt = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        if nxt is None:
-            nxt = next((c for a in candidates for c in getattr(a, "__args__", ()) if isinstance(c, type)
-                        and issubclass(c, BaseModel)), None)
-        if nxt is None:
-            return None
-        model = nxt
-    return list(getattr(model, "model_fields", {}))
+        if part in pass_models:
+            model = pass_models[part]
+        elif not isinstance(part, int):
+            field = getattr(model, "model_fields", {}).get(part)
+            model = _model_in(field.annotation) if field else None
+    return list(model.model_fields) if model is not None else None
+
+
+def _model_in(annotation: Any) -> Any:
+    """The first pydantic model class inside a (possibly nested) type annotation."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in getattr(annotation, "__args__", ()):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
 
 
 def _describe(exc: ValidationError, where: str, node: Any) -> str:

@@ -53,7 +53,7 @@ def render_report(result: "ConvertResult") -> str:
     if result.speed:
         sp = result.speed
         lines += [f"## Speed vs source (same run, {sp.threads} threads, {sp.warmup} warm-up, "
-                  f"{sp.iterations} interleaved timed runs, latency in ms)", ""]
+                  f"{sp.iterations} timed runs each, latency in ms)", ""]
         lines += _table(["device", "batch", "seq", "source p50", "source p90", "artifact p50", "artifact p90",
                          "artifact samples/s", "speed-up"],
                         [[s.device, str(s.batch_size), str(s.sequence_length or "—"), f"{s.source.p50_ms:.2f}",

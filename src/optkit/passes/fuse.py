@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 
 from optkit.errors import PassError
-from optkit.onnx_io import save_onnx
+from optkit.onnx_io import weights_bytes
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import FusePass
 
@@ -54,5 +54,6 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
             raise PassError(message, "load the model with attn_implementation='eager' before export")
         warnings.append(message)
     out = ctx.output_path("fuse")
-    save_onnx(fused.model, out, ctx.external_threshold_mb)
+    # save_model_to_file (not onnx.save) also adds the com.microsoft opset import the fused ops need
+    fused.save_model_to_file(str(out), use_external_data_format=weights_bytes(fused.model) > ctx.external_threshold_mb * 1e6)
     return PassOutcome(out, details, warnings)

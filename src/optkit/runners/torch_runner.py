@@ -10,7 +10,7 @@ from optkit.runners.base import Feeds, Runner
 
 
 class TorchRunner(Runner):
-    """Reference runner: ``torch.inference_mode``, ``torch.set_num_threads(threads)``.
+    """Reference runner: ``torch.no_grad``, ``torch.set_num_threads(threads)``.
 
     Args:
         module: callable taking the inputs positionally in ``input_names`` order; returns a tensor,
@@ -39,7 +39,7 @@ class TorchRunner(Runner):
         import torch
 
         args = [torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device) for n in self.input_names]
-        with torch.inference_mode():
+        with torch.no_grad():  # not inference_mode: TorchScript graphs cached by export then fail
             out = self.module(*args)
             if self.device == "cuda":
                 torch.cuda.synchronize()

@@ -222,7 +222,10 @@ def _random_set(info: ModelInfo, n: int, sequence_length: int, seed: int) -> Val
     tokenizer = _tokenizer(info)
     rng = np.random.default_rng(seed)
     length = min(sequence_length, 32)
-    ids = rng.integers(1000, min(tokenizer.vocab_size, 30000), size=(n, length), dtype=np.int64)
+    vocab = len(tokenizer)
+    low = max(tokenizer.all_special_ids, default=-1) + 1  # ordinary tokens follow the special ones
+    low = low if low < vocab else 0
+    ids = rng.integers(low, vocab, size=(n, length), dtype=np.int64)
     feeds = {}
     for name in info.input_names:
         if name == "input_ids":

@@ -2,8 +2,9 @@
 
 Method (see docs/benchmarks.md): both runners get the same inputs (real validation samples padded or
 truncated to each shape), the same intra-op thread count, ``warmup`` untimed runs each, then
-``iterations`` timed rounds in which the source and the artifact run back to back (interleaved, so
-drifting machine load hits both alike). Latency is wall time per call (``time.perf_counter``),
+``iterations`` timed runs each, in blocks (all source runs, then all artifact runs): interleaving
+them in one process lets one runtime's spinning worker threads (OpenMP, ORT's thread pool) steal
+the cores the other needs, which slowed a tiny TorchScript model ~50x in our measurements. Latency is wall time per call (``time.perf_counter``),
 reported as the median (p50) and 90th percentile (p90) in milliseconds; throughput = batch size /
 p50 in samples per second; speed-up = source p50 / artifact p50.
 """
@@ -101,21 +102,16 @@ def activate_measured(runner: Runner, feeds: Feeds) -> float:
     return max(0.0, rss_mb() - before)
 
 
-def time_shape(source: Runner, artifact: Runner, feeds: Feeds, warmup: int, iterations: int) -> tuple[list[float], list[float]]:
-    """Warm up both runners, then time ``iterations`` interleaved rounds; returns seconds per call."""
+def time_runner(runner: Runner, feeds: Feeds, warmup: int, iterations: int) -> list[float]:
+    """``warmup`` untimed calls, then ``iterations`` timed calls; returns seconds per call."""
     for _ in range(warmup):
-        source.infer(feeds)
-        artifact.infer(feeds)
-    src, art = [], []
+        runner.infer(feeds)
+    times = []
     for _ in range(iterations):
         start = time.perf_counter()
-        source.infer(feeds)
-        mid = time.perf_counter()
-        artifact.infer(feeds)
-        end = time.perf_counter()
-        src.append(mid - start)
-        art.append(end - mid)
-    return src, art
+        runner.infer(feeds)
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def benchmark(source: Runner, artifact: Runner, vset: ValidationSet, batch_sizes: list[int],
@@ -132,7 +128,8 @@ def benchmark(source: Runner, artifact: Runner, vset: ValidationSet, batch_sizes
     for seq in sequence_lengths if token_inputs else [None]:
         for batch in batch_sizes:
             feeds = vset.shaped(batch, seq)
-            src, art = time_shape(source, artifact, feeds, warmup, iterations)
+            src = time_runner(source, feeds, warmup, iterations)
+            art = time_runner(artifact, feeds, warmup, iterations)
             result = ShapeResult(source.device, batch, seq, LatencyStats.from_seconds(src, batch),
                                  LatencyStats.from_seconds(art, batch))
             results.append(result)
