@@ -1,0 +1,101 @@
+"""The whole pipeline on the tiny model through the Python API (``optkit.convert``)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import optkit
+from optkit.artifact.manifest import sha256_file
+from optkit.errors import GateFailed, OutputError
+from tests_support import FAST
+
+
+@pytest.fixture(scope="module")
+def approved(tiny, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "ner-int8"
+    return optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides=FAST), out
+
+
+def test_approved_artifact_has_model_manifest_report(approved):
+    result, out = approved
+    assert result.approved and result.output_dir == out
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx", "report.md"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["approved"] is True
+    for name, entry in manifest["files"].items():
+        assert sha256_file(out / name) == entry["sha256"]
+    assert set(manifest["files"]) == {"model.onnx", "report.md"}
+    assert len(manifest["source"]["sha256"]) == 64 and manifest["recipe"]["name"] == "ner-int8"
+    assert manifest["recipe"]["resolved"]["benchmark"]["iterations"] == 3  # overrides are recorded
+    assert manifest["artifact"]["execution_provider"] == "CPUExecutionProvider"
+    assert manifest["artifact"]["opset"]["ai.onnx"] == 17
+    assert "avx2" in manifest["environment"]["cpu"]["flags"]
+    assert {"onnx", "onnxruntime", "torch", "optkit"} <= set(manifest["environment"]["packages"])
+    assert manifest["data"]["kind"] == "conll" and manifest["data"]["sha256"]
+
+
+def test_every_gate_is_recorded_with_threshold_and_value(approved):
+    result, out = approved
+    gates = {g.metric: g for g in result.gates}
+    assert {"nonfinite_outputs", "tag_agreement", "entity_f1_drop"} <= set(gates)
+    assert all(g.status == "passed" for g in result.gates)
+    assert gates["tag_agreement"].threshold == 0.99 and gates["tag_agreement"].value >= 0.99
+    report = (out / "report.md").read_text()
+    assert "APPROVED" in report and "tag_agreement >= 0.99" in report
+
+
+def test_steps_record_fusions_and_quantization(approved):
+    result, _ = approved
+    steps = {s.name: s for s in result.steps}
+    assert steps["fuse"].details["fusions"]["Attention"] == 2
+    assert steps["quantize-dynamic"].details["per_channel"] is True
+    assert steps["export"].details["export_check_max_abs_error"] < 1e-3
+
+
+def test_failed_gate_writes_nothing(tiny, tmp_path):
+    out = tmp_path / "rejected"
+    overrides = {**FAST, "validation.gates": [{"metric": "max_abs_error", "max": 0.0}]}
+    result = optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides=overrides)
+    assert not result.approved and result.output_dir is None
+    assert [g.status for g in result.gates] == ["failed"]
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(GateFailed, match="max_abs_error"):
+        result.raise_for_status()
+
+
+def test_absent_cuda_speed_gate_is_skipped_and_strict_fails(tiny, tmp_path):
+    overrides = {**FAST, "benchmark.gates": [{"batch_size": 1, "min": 1.0, "device": "cuda"}]}
+    lax = optkit.convert(tiny["pt"], "ner-fp16", tmp_path / "a", data=str(tiny["conll"]), overrides=overrides)
+    speed = [g for g in lax.gates if g.kind == "speed"]
+    assert [g.status for g in speed] == ["skipped"] and "CUDA" in speed[0].reason
+    assert lax.approved
+    strict = optkit.convert(tiny["pt"], "ner-fp16", tmp_path / "b", data=str(tiny["conll"]), overrides=overrides,
+                            strict=True)
+    assert not strict.approved and not (tmp_path / "b").exists()
+
+
+def test_random_inputs_are_labelled_and_label_gates_skip(tiny, tmp_path):
+    result = optkit.convert(tiny["pt"], "ner-int8", tmp_path / "r", overrides=FAST)
+    assert result.data["kind"] == "random" and not result.data["real"]
+    assert any("random inputs" in w for w in result.warnings)
+    f1 = next(g for g in result.gates if g.metric == "entity_f1_drop")
+    assert f1.status == "skipped"
+
+
+@pytest.mark.parametrize("key", ["pt2", "hf"])
+def test_other_torch_sources_convert(tiny, tmp_path, key):
+    result = optkit.convert(tiny[key], "fp32", tmp_path / key, data=str(tiny["conll"]), overrides=FAST)
+    assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
+    fuse = next(s for s in result.steps if s.name == "fuse")
+    if key == "pt2":  # the dynamo exporter's attention does not match ORT's fusion: must be a warning
+        assert fuse.details["attention_fusions"] == 0 and any("0 Attention" in w for w in result.warnings)
+    else:
+        assert fuse.details["attention_fusions"] == 2
+
+
+def test_existing_output_is_refused_before_work(tiny, tmp_path):
+    (tmp_path / "out").mkdir()
+    with pytest.raises(OutputError, match="--overwrite"):
+        optkit.convert(tiny["pt"], "fp32", tmp_path / "out", overrides=FAST)
