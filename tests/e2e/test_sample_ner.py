@@ -1,0 +1,84 @@
+"""End to end: the real CLI on the real NER sample model (MiniLM-L6 fine-tuned on tweets NER).
+
+The sample is built (or found up to date) by ``sample_models/build_ner_minilm.py``. These tests
+assert the manifest's gates and the exit codes; the speed figures themselves are reported by
+``benchmarks/ner_sample.py``, not asserted here (timed assertions are flaky on loaded machines).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ROOT / "sample_models" / "ner-minilm"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def sample() -> Path:
+    """Build the sample if needed (cached by the script's hash)."""
+    subprocess.run([sys.executable, str(ROOT / "sample_models" / "build_ner_minilm.py")], check=True, timeout=1800)
+    return SAMPLE
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "optkit.cli.app", *args], capture_output=True, text=True,
+                          timeout=900, cwd=ROOT)
+
+
+@pytest.fixture(scope="session")
+def int8_run(sample, tmp_path_factory):
+    out = tmp_path_factory.mktemp("e2e") / "ner-int8"
+    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-int8",
+                   "--data", str(sample / "data" / "test.conll"), "-o", str(out), "--json")
+    return done, out
+
+
+def test_ner_int8_is_approved_with_real_gates(int8_run):
+    done, out = int8_run
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest == {k: v for k, v in json.loads(done.stdout).items() if k not in ("output_dir",)}
+    gates = {g["metric"]: g for g in manifest["gates"]}
+    assert gates["tag_agreement"]["status"] == "passed" and gates["tag_agreement"]["value"] >= 0.99
+    assert gates["entity_f1_drop"]["status"] == "passed" and gates["entity_f1_drop"]["value"] <= 1.0
+    assert gates["speedup"]["status"] == "passed"
+    assert manifest["data"]["kind"] == "conll" and manifest["data"]["real"] is True
+    assert manifest["accuracy"]["metrics"]["entity_f1_source"] > 10  # a trained model, not noise
+    steps = {s["name"]: s for s in manifest["steps"]}
+    assert steps["fuse"]["details"]["fusions"]["Attention"] == 6
+    assert manifest["source"]["kind"] == "torchscript"
+
+
+def test_ner_fp16_approved_with_cuda_speed_gate_skipped_on_cpu(sample, tmp_path):
+    out = tmp_path / "ner-fp16"
+    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-fp16",
+                   "--data", str(sample / "data" / "test.conll"), "-o", str(out))
+    assert done.returncode == 0, done.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    gates = {g["metric"]: g for g in manifest["gates"]}
+    assert gates["tag_agreement"]["value"] >= 0.999
+    speed = gates["speedup"]
+    if "cuda" in manifest["speed"]["skipped_devices"]:
+        assert speed["status"] == "skipped" and speed["value"] is None
+    assert "PASSED" in done.stderr
+
+
+def test_strict_fails_on_skipped_cuda_gate(sample, tmp_path):
+    out = tmp_path / "strict"
+    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-fp16", "--strict",
+                   "--data", str(sample / "data" / "test.conll"), "-o", str(out),
+                   "--batch-sizes", "1", "--set", "validation.max_samples=32", "--set", "benchmark.iterations=3")
+    skipped_here = "CUDAExecutionProvider" not in subprocess.run(
+        [sys.executable, "-c", "import onnxruntime as o; print(o.get_available_providers())"],
+        capture_output=True, text=True).stdout
+    if skipped_here:
+        assert done.returncode == 1 and "FAILED" in done.stderr and not out.exists()
+    else:
+        assert done.returncode in (0, 1)
