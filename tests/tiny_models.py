@@ -56,7 +56,7 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> dict[str, Path]:
     tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
     config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=40, num_labels=len(LABELS),
-                        id2label=dict(enumerate(LABELS)), label2id={l: i for i, l in enumerate(LABELS)},
+                        id2label=dict(enumerate(LABELS)), label2id={tag: i for i, tag in enumerate(LABELS)},
                         architectures=["BertForTokenClassification"])
     model = BertForTokenClassification(config).eval()
     model.config._attn_implementation = "eager"

@@ -26,7 +26,7 @@ from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
 from optkit.validation.data import ValidationSet, load_validation_set
-from optkit.validation.speed import SpeedReport, activate_measured, benchmark
+from optkit.validation.speed import SpeedReport, activate_measured, benchmark, size_on_disk_mb
 
 Event = Callable[[str, Any], None]
 
@@ -178,7 +178,7 @@ class _Run:
         for index, pass_cfg in enumerate(self.recipe.passes):
             ctx = PassContext(self.workdir, info, index + 1, self.recipe.artifact.external_data_threshold_mb)
             run_pass = resolve(PASSES[pass_cfg.type])
-            model_path = self._step(pass_cfg.type, lambda p=model_path, c=pass_cfg, x=ctx: self._pass(run_pass, p, c, x))
+            model_path = self._step(pass_cfg.type, lambda r=run_pass, p=model_path, c=pass_cfg, x=ctx: self._pass(r, p, c, x))
         art_runner = OrtRunner(model_path, self.threads)
         self.art_rss = activate_measured(art_runner, vset.batches(cfg.batch_size)[0])
         accuracy = self._step("validate accuracy", lambda: (self._validate(art_runner, src_out, vset, info), None))
@@ -233,6 +233,9 @@ class _Run:
         report = SpeedReport(self.threads, bench.warmup, bench.iterations)
         report.load_seconds = {"source": src_runner.load_seconds, "artifact": art_runner.load_seconds}
         report.rss_growth_mb = {"source": self.src_rss, "artifact": self.art_rss}
+        model = art_runner.model_path
+        report.size_mb = {"source": size_on_disk_mb(self.source_path),
+                          "artifact": size_on_disk_mb(model, model.with_name(model.name + ".data"))}
         on_shape = lambda shape: self.emit("shape", shape)  # noqa: E731
         report.shapes += benchmark(src_runner, art_runner, vset, bench.batch_sizes, bench.sequence_lengths,
                                    bench.warmup, bench.iterations, on_shape)

@@ -59,16 +59,14 @@ def render_report(result: "ConvertResult") -> str:
                         [[s.device, str(s.batch_size), str(s.sequence_length or "—"), f"{s.source.p50_ms:.2f}",
                           f"{s.source.p90_ms:.2f}", f"{s.artifact.p50_ms:.2f}", f"{s.artifact.p90_ms:.2f}",
                           f"{s.artifact.throughput:.1f}", f"{s.speedup:.2f}×"] for s in sp.shapes])
-        lines += [f"Load time: source {sp.load_seconds.get('source', 0):.2f} s, artifact "
+        lines += [f"Size on disk: source {sp.size_mb.get('source', 0):.1f} MB, artifact "
+                  f"{sp.size_mb.get('artifact', 0):.1f} MB. "
+                  f"Load time: source {sp.load_seconds.get('source', 0):.2f} s, artifact "
                   f"{sp.load_seconds.get('artifact', 0):.2f} s. RSS growth at load + first batch: source "
                   f"{sp.rss_growth_mb.get('source', 0):.0f} MB, artifact {sp.rss_growth_mb.get('artifact', 0):.0f} MB.", ""]
         for device, reason in sp.skipped_devices.items():
             lines += [f"- {device}: not measured — {reason}"]
         lines += [""]
-    files = result.manifest.get("files", {})
-    if files:
-        lines += ["## Files", ""]
-        lines += _table(["file", "MB", "sha256"], [[n, f"{e['bytes'] / 1e6:.1f}", e["sha256"]] for n, e in files.items()])
     if result.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
     cpu = env.get("cpu", {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -68,6 +69,8 @@ class SpeedReport:
         rss_growth_mb: ``{"source": MB, "artifact": MB}``: growth of this process's resident set
             while loading the model and running the first batch (psutil; an approximation of the
             model's memory, since both share one process).
+        size_mb: ``{"source": MB, "artifact": MB}``: file size on disk (MB = 10^6 bytes; a
+            folder counts all its files; the artifact counts its external data file too).
         skipped_devices: ``{device: reason}`` for devices a gate asked for that are absent.
     """
 
@@ -77,6 +80,7 @@ class SpeedReport:
     shapes: list[ShapeResult] = field(default_factory=list)
     load_seconds: dict[str, float] = field(default_factory=dict)
     rss_growth_mb: dict[str, float] = field(default_factory=dict)
+    size_mb: dict[str, float] = field(default_factory=dict)
     skipped_devices: dict[str, str] = field(default_factory=dict)
 
     def find(self, device: str, batch_size: int, sequence_length: int | None) -> ShapeResult | None:
@@ -87,6 +91,17 @@ class SpeedReport:
             ):
                 return shape
         return None
+
+
+def size_on_disk_mb(*paths: Path) -> float:
+    """Total size in MB (10^6 bytes) of files, or of every file in folders; missing paths count 0."""
+    total = 0
+    for path in paths:
+        if path.is_dir():
+            total += sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+        elif path.exists():
+            total += path.stat().st_size
+    return total / 1e6
 
 
 def rss_mb() -> float:

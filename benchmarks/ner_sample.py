@@ -1,0 +1,72 @@
+"""Benchmark the NER sample: accuracy and speed of each recipe variant vs PyTorch, in one table.
+
+Usage (after building the sample with sample_models/build_ner_minilm.py)::
+
+    python benchmarks/ner_sample.py [--iterations 50] [--threads 2]
+
+Each row is one ``optkit.convert`` run: PyTorch (the TorchScript sample) and the artifact are
+timed in the same process on the same real inputs with the same thread count (see
+docs/benchmarks.md for the method). Prints a Markdown table; writes nothing else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import optkit
+from optkit.recipe import QuantizeDynamicPass, load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_models" / "ner-minilm"
+
+
+def variants(iterations: int, threads: int):
+    """(label, Recipe) pairs: the built-ins plus per-tensor int8 as the common-default baseline."""
+    common = {"benchmark.iterations": iterations, "benchmark.threads": threads, "benchmark.batch_sizes": [1, 8]}
+    out = [("fp32 (export+simplify+fuse)", load_recipe("fp32", common)),
+           ("ner-int8 (per-channel QInt8)", load_recipe("ner-int8", common))]
+    per_tensor = load_recipe("ner-int8", common)
+    per_tensor.passes = [p.model_copy(update={"per_channel": False}) if isinstance(p, QuantizeDynamicPass) else p
+                         for p in per_tensor.passes]
+    per_tensor.name = "ner-int8-per-tensor"
+    out.append(("int8 per-tensor (common default)", per_tensor))
+    out.append(("ner-fp16 (keep_io_types)", load_recipe("ner-fp16", common)))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--iterations", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, recipe in variants(args.iterations, args.threads):
+            start = time.perf_counter()
+            result = optkit.convert(SAMPLE / "model.pt", recipe, Path(tmp) / recipe.name,
+                                    data=str(SAMPLE / "data" / "test.conll"))
+            wall = time.perf_counter() - start
+            m = result.accuracy.metrics
+            shapes = {(s.batch_size, s.sequence_length): s for s in result.speed.shapes}
+            one, eight = shapes[(1, 128)], shapes[(8, 128)]
+            size = (Path(tmp) / recipe.name / "model.onnx").stat().st_size / 1e6 if result.approved else float("nan")
+            rows.append([label, f"{m['entity_f1_source']:.2f}", f"{m['entity_f1_artifact']:.2f}",
+                         f"{m['entity_f1_drop']:+.2f}", f"{m['tag_agreement']:.4f}",
+                         f"{one.source.p50_ms:.1f}", f"{one.artifact.p50_ms:.1f}", f"{one.speedup:.2f}×",
+                         f"{eight.source.p50_ms:.1f}", f"{eight.artifact.p50_ms:.1f}", f"{eight.speedup:.2f}×",
+                         f"{size:.1f}", "approved" if result.approved else "rejected", f"{wall:.0f}"])
+            print(f"done: {label} ({wall:.0f} s)", flush=True)
+    header = ["artifact", "F1 PyTorch", "F1 artifact", "F1 drop (pts)", "tag agreement", "PyTorch p50 1×128 (ms)",
+              "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
+              "speed-up 8×128", "model MB", "verdict", "convert wall (s)"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+if __name__ == "__main__":
+    main()
