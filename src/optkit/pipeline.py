@@ -166,6 +166,7 @@ class _Run:
                                      if self.framework_name != "auto" else self.recipe.source.framework)
         source = self._step(f"load source ({framework.name})", lambda: (
             resolve(framework.loader)(self.source_path, self.workdir, trust_pickle=self.trust_pickle), None))
+        self.source_load_s = self.steps[-1].seconds
         info = source.info
         cfg = self.recipe.validation
         vset = self._step("load validation data", lambda: (
@@ -231,7 +232,8 @@ class _Run:
     def _benchmark(self, source, src_runner, art_runner, vset: ValidationSet) -> SpeedReport:
         bench = self.recipe.benchmark
         report = SpeedReport(self.threads, bench.warmup, bench.iterations)
-        report.load_seconds = {"source": src_runner.load_seconds, "artifact": art_runner.load_seconds}
+        report.load_seconds = {"source": self.source_load_s + src_runner.load_seconds,
+                               "artifact": art_runner.load_seconds}
         report.rss_growth_mb = {"source": self.src_rss, "artifact": self.art_rss}
         model = art_runner.model_path
         report.size_mb = {"source": size_on_disk_mb(self.source_path),

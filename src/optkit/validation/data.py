@@ -158,8 +158,12 @@ def _encode(tokenizer, texts, info: ModelInfo, sequence_length: int, split_words
         raise DataError(f"the tokenizer does not produce model input(s) {missing}",
                         "pass --data inputs.npz with one array per model input")
     feeds = {n: enc[n].astype(np.int64) for n in info.input_names}
-    pads = {n: (tokenizer.pad_token_id or 0) if n == "input_ids" else 0 for n in info.input_names}
-    return enc, feeds, pads
+    return enc, feeds, _pad_values(tokenizer, info.input_names)
+
+
+def _pad_values(tokenizer, names: list[str]) -> dict[str, int]:
+    """Padding per token input: the tokenizer's pad id for ``input_ids``, 0 for masks and type ids."""
+    return {n: (tokenizer.pad_token_id or 0) if n == "input_ids" else 0 for n in names}
 
 
 def _conll_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: int) -> ValidationSet:
@@ -234,5 +238,5 @@ def _random_set(info: ModelInfo, n: int, sequence_length: int, seed: int) -> Val
             feeds[name] = np.ones_like(ids)
         else:
             feeds[name] = np.zeros_like(ids)
-    pads = {n_: (tokenizer.pad_token_id or 0) if n_ == "input_ids" else 0 for n_ in info.input_names}
-    return ValidationSet("random", f"{n} random token sequences of {length} tokens (seed {seed})", feeds, pads)
+    origin = f"{n} random token sequences of {length} tokens (seed {seed})"
+    return ValidationSet("random", origin, feeds, _pad_values(tokenizer, info.input_names))
