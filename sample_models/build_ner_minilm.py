@@ -44,8 +44,8 @@ REPO_ROOT = SCRIPT.parent.parent
 DEFAULT_OUT = REPO_ROOT / "sample_models" / "ner-minilm"
 NAME = "ner-minilm"
 
-DEFAULT_EPOCHS = 5
-DEFAULT_LR = 1.5e-4
+DEFAULT_EPOCHS = 4
+DEFAULT_LR = 2e-4
 BATCH_SIZE = 16
 MAX_LENGTH = 128
 WARMUP_FRACTION = 0.1
@@ -271,6 +271,8 @@ def make_optimizer(model, lr, total_steps):
 
     decay, no_decay = [], []
     for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
         skip = name.endswith("bias") or "LayerNorm" in name
         (no_decay if skip else decay).append(param)
     optimizer = torch.optim.AdamW(
@@ -291,6 +293,9 @@ def train(model, train_examples, val_examples, val_sentences, id2label,
     """Fine-tune ``model`` in place; print loss, validation F1 and time per epoch."""
     import torch
 
+    # The 30k x 384 word-embedding matrix is half the parameters; freezing it
+    # saves ~20% of each step (dense embedding grad + AdamW update) on CPU.
+    model.get_input_embeddings().weight.requires_grad_(False)
     rng = random.Random(seed)
     steps_per_epoch = -(-len(train_examples) // BATCH_SIZE)
     optimizer, scheduler = make_optimizer(model, lr, steps_per_epoch * epochs)
@@ -453,7 +458,10 @@ def verify_extras(out, extra):
 
     wanted = {"optkit/model_info.json": ""}
     torch.jit.load(str(out / "model.pt"), _extra_files=wanted)
-    if wanted["optkit/model_info.json"] != extra["optkit/model_info.json"]:
+    loaded = wanted["optkit/model_info.json"]  # comes back as bytes
+    if isinstance(loaded, bytes):
+        loaded = loaded.decode("utf-8")
+    if loaded != extra["optkit/model_info.json"]:
         raise RuntimeError("model.pt: model_info.json did not round-trip via jit.load")
     for name in ("model.pt", "model.pt2"):
         entries = extra_entries(out / name)
