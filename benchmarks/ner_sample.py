@@ -2,7 +2,7 @@
 
 Usage (after building the sample with sample_models/build_ner_minilm.py)::
 
-    python benchmarks/ner_sample.py [--iterations 50] [--threads 2]
+    python benchmarks/ner_sample.py [--iterations 50] [--threads 2] [--model PT --data CONLL]
 
 Each row is one ``optkit.convert`` run: PyTorch (the TorchScript sample) and the artifact are
 timed in the same process on the same real inputs with the same thread count (see
@@ -41,13 +41,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", type=Path, default=SAMPLE / "model.pt", help="TorchScript NER model")
+    parser.add_argument("--data", type=Path, default=SAMPLE / "data" / "test.conll", help="CoNLL test split")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for label, recipe in variants(args.iterations, args.threads):
             start = time.perf_counter()
-            result = optkit.convert(SAMPLE / "model.pt", recipe, Path(tmp) / recipe.name,
-                                    data=str(SAMPLE / "data" / "test.conll"))
+            result = optkit.convert(args.model, recipe, Path(tmp) / recipe.name, data=str(args.data))
             wall = time.perf_counter() - start
             m = result.accuracy.metrics
             shapes = {(s.batch_size, s.sequence_length): s for s in result.speed.shapes}
