@@ -33,7 +33,7 @@ class StrictModel(BaseModel):
 class SourceConfig(StrictModel):
     """Which framework loads the source model. ``auto`` detects it from the file or folder."""
 
-    framework: Literal["auto", "torch"] = "auto"
+    framework: Literal["auto", "torch", "sklearn"] = "auto"
 
 
 class ExportConfig(StrictModel):
@@ -119,6 +119,8 @@ AccuracyMetric = Literal[
     "max_abs_error",
     "max_rel_error",
     "nonfinite_outputs",
+    "accuracy_source",
+    "accuracy_artifact",
 ]
 
 

@@ -34,9 +34,15 @@ def _claims_torch(path: Any) -> bool:
         ".pt", ".pt2", ".pth", ".ts", ".bin")
 
 
+def _claims_sklearn(path: Any) -> bool:
+    return path.is_file() and path.suffix.lower() in (".skops", ".joblib", ".pkl", ".pickle")
+
+
 FRAMEWORKS: dict[str, Framework] = {
     "torch": Framework("torch", "torch", _claims_torch, "optkit.sources.torch_source:load",
                        "optkit.exporters.torch_exporter:export"),
+    "sklearn": Framework("sklearn", "sklearn", _claims_sklearn, "optkit.sources.sklearn_source:load",
+                         "optkit.exporters.sklearn_exporter:export"),
 }
 
 PASSES: dict[str, str] = {
@@ -68,5 +74,5 @@ def detect_framework(path: Any, requested: str = "auto") -> Framework:
             return framework
     raise SourceModelError(
         f"cannot tell which framework {path} belongs to (extension '{path.suffix}')",
-        "pass a .pt/.pt2 file or a Hugging Face folder, or name it with --framework",
+        f"pass a supported model ({', '.join(FRAMEWORKS)}), or name its framework with --framework",
     )

@@ -50,6 +50,11 @@ def render_report(result: "ConvertResult") -> str:
     lines += _table(["output", "shape", "max abs err", "mean abs err", "cosine min", "argmax agreement"],
                     [[o.name, "×".join(map(str, o.shape)), fmt(o.max_abs_error), fmt(o.mean_abs_error),
                       fmt(o.cosine_min), fmt(o.argmax_agreement)] for o in acc.outputs])
+    if acc.disagreements:
+        lines += [f"### {len(acc.disagreements)} label disagreement(s) with the source", ""]
+        lines += _table(["sample", "source label", "artifact label", "max probability diff"],
+                        [[str(d["sample"]), str(d["source"]), str(d["artifact"]), fmt(d["max_probability_diff"])]
+                         for d in acc.disagreements[:50]])
     if result.speed:
         sp = result.speed
         lines += [f"## Speed vs source (same run, {sp.threads} threads, {sp.warmup} warm-up, "

@@ -9,6 +9,8 @@ import numpy as np
 from optkit.runners.base import Feeds, Runner
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
+ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+              "tensor(int32)": np.int32, "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
 
 
 def available_devices() -> list[str]:
@@ -58,10 +60,13 @@ class OrtRunner(Runner):
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(self.model_path), options, providers=[self.provider])
         self.input_names = [i.name for i in self.session.get_inputs()]
+        self.input_dtypes = {i.name: ORT_DTYPES.get(i.type) for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def _infer(self, feeds: Feeds) -> Feeds:
-        outputs = self.session.run(None, {n: np.ascontiguousarray(feeds[n]) for n in self.input_names})
+        """Inputs are cast to the model's declared input types (e.g. float64 data → float32)."""
+        arrays = {n: np.ascontiguousarray(feeds[n], dtype=self.input_dtypes[n]) for n in self.input_names}
+        outputs = self.session.run(None, arrays)
         return dict(zip(self.output_names, outputs))
 
     def _deactivate(self) -> None:

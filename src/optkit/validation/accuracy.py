@@ -9,7 +9,11 @@ first two axes match ``attention_mask``):
 * ``cosine_min`` / ``cosine_mean``: cosine similarity of each output row (the last axis: a token's
   logits, or a sample's features) between a and s.
 * ``tag_agreement`` / ``label_agreement``: fraction of rows whose argmax over the last axis agrees
-  (tokens for token classification, samples for sequence classification).
+  (tokens for token classification, samples for sequence classification); for tabular classifiers
+  (scikit-learn) ``label_agreement`` compares the predicted ``label`` outputs, and every disagreeing
+  sample is listed (``disagreements``).
+* ``accuracy_source`` / ``accuracy_artifact``: fraction of correct labels against gold labels
+  (``y`` in an ``.npz``), when given.
 * ``nonfinite_outputs``: count of NaN/Inf values in the artifact's outputs.
 * ``entity_f1_source`` / ``entity_f1_artifact``: seqeval entity F1 (0–100 points) against the
   gold tags; ``entity_f1_drop`` = source − artifact, in points.
@@ -57,6 +61,7 @@ class AccuracyReport:
     unavailable: dict[str, str] = field(default_factory=dict)
     outputs: list[OutputComparison] = field(default_factory=list)
     samples: int = 0
+    disagreements: list[dict] = field(default_factory=list)
 
 
 def concat_outputs(batches: list[Feeds]) -> Feeds:
@@ -75,8 +80,13 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     """
     report = AccuracyReport(samples=vset.size)
     mask = vset.feeds.get("attention_mask")
-    for (name, s), a in zip(source.items(), artifact.values()):
-        report.outputs.append(_compare_one(name, s, a, mask))
+    pairs = list(zip(source.items(), artifact.values()))
+    for (name, s), a in pairs:
+        if np.issubdtype(s.dtype, np.floating):
+            report.outputs.append(_compare_one(name, s, a, mask))
+    if info.task == "classification":
+        _label_outputs(report, pairs, vset)
+        return report
     outs = report.outputs
     report.metrics["max_abs_error"] = max(o.max_abs_error for o in outs)
     report.metrics["max_rel_error"] = max(o.max_rel_error for o in outs)
@@ -95,6 +105,30 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
             report.unavailable[metric] = f"task is {info.task or 'unknown'}, not classification"
     _entity_f1(report, source, artifact, vset, info)
     return report
+
+
+def _label_outputs(report: AccuracyReport, pairs, vset: ValidationSet) -> None:
+    """Tabular classifiers: label agreement on the integer label output, disagreements listed,
+    float metrics on the probabilities, accuracy against gold labels when given."""
+    (_, src_label), art_label = pairs[0]
+    src_label, art_label = np.asarray(src_label).ravel(), np.asarray(art_label).ravel()
+    differ = np.flatnonzero(src_label != art_label)
+    report.metrics["label_agreement"] = 1.0 - len(differ) / max(len(src_label), 1)
+    probs = [(s, a) for (_, s), a in pairs[1:]]
+    report.disagreements = [
+        {"sample": int(i), "source": src_label[i].item(), "artifact": art_label[i].item(),
+         "max_probability_diff": float(np.abs(probs[0][1][i] - probs[0][0][i]).max()) if probs else None}
+        for i in differ]
+    outs = report.outputs
+    report.metrics["max_abs_error"] = max((o.max_abs_error for o in outs), default=0.0)
+    report.metrics["max_rel_error"] = max((o.max_rel_error for o in outs), default=0.0)
+    report.metrics["nonfinite_outputs"] = float(sum(o.nonfinite for o in outs))
+    for metric in ("tag_agreement", "cosine_min", "cosine_mean", "entity_f1_drop"):
+        report.unavailable[metric] = "not computed for tabular classifiers"
+    if vset.gold_labels is not None:
+        gold = np.asarray(vset.gold_labels).ravel()
+        report.metrics["accuracy_source"] = float(np.mean(src_label == gold))
+        report.metrics["accuracy_artifact"] = float(np.mean(art_label == gold))
 
 
 def _entity_f1(report: AccuracyReport, source: Feeds, artifact: Feeds, vset: ValidationSet,

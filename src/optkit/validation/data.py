@@ -25,6 +25,7 @@ class ValidationSet:
         pad_values: value used to pad each input along axis 1 (token inputs), e.g. ``{"input_ids": 0}``.
         gold_tags: per sample, the gold tag of each (kept) word (CoNLL only).
         word_starts: per sample, the token position of each kept word's first sub-token (CoNLL only).
+        gold_labels: per sample gold class labels (``y`` in an ``.npz``), if given.
         truncated_words: words dropped because a sentence exceeded ``sequence_length`` tokens.
         sha256: sha256 of the data file, if any.
     """
@@ -36,6 +37,7 @@ class ValidationSet:
     gold_tags: list[list[str]] | None = None
     word_starts: list[list[int]] | None = None
     truncated_words: int = 0
+    gold_labels: np.ndarray | None = None
     sha256: str | None = None
 
     @property
@@ -206,9 +208,10 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {path} as .npz: {exc}", "save inputs with numpy.savez") from exc
     expected = set(info.input_names)
+    gold = arrays.pop("y", None) if "y" not in expected else None
     if expected and set(arrays) != expected:
         raise DataError(f"{path} has arrays {sorted(arrays)} but the model's inputs are {sorted(expected)}",
-                        "name each array after a model input")
+                        "name each array after a model input (plus optional gold labels 'y')")
     sizes = {k: v.shape[0] if v.ndim else 0 for k, v in arrays.items()}
     if len(set(sizes.values())) != 1 or 0 in sizes.values():
         raise DataError(f"{path}: arrays need the same non-empty sample axis 0, got {sizes}",
@@ -216,7 +219,12 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
     order = info.input_names or sorted(arrays)
     feeds = {k: arrays[k][:max_samples] for k in order}
     pads = {k: 0 for k, v in feeds.items() if v.ndim >= 2 and np.issubdtype(v.dtype, np.integer)}
-    return ValidationSet("npz", str(path), feeds, pads)
+    if gold is not None and len(gold) != sizes[order[0]]:
+        raise DataError(f"{path}: 'y' has {len(gold)} labels for {sizes[order[0]]} samples",
+                        "give one gold label per sample")
+    vset = ValidationSet("npz", str(path), feeds, pads)
+    vset.gold_labels = gold[:max_samples] if gold is not None else None
+    return vset
 
 
 def _random_set(info: ModelInfo, n: int, sequence_length: int, seed: int) -> ValidationSet:
