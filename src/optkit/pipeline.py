@@ -165,7 +165,8 @@ class _Run:
         framework = detect_framework(self.source_path, self.framework_name
                                      if self.framework_name != "auto" else self.recipe.source.framework)
         source = self._step(f"load source ({framework.name})", lambda: (
-            resolve(framework.loader)(self.source_path, self.workdir, trust_pickle=self.trust_pickle), None))
+            resolve(framework.loader)(self.source_path, self.workdir, trust_pickle=self.trust_pickle,
+                                      threads=self.threads), None))
         self.source_load_s = self.steps[-1].seconds
         info = source.info
         cfg = self.recipe.validation
@@ -177,7 +178,7 @@ class _Run:
             concat_outputs([src_runner.infer(b) for b in vset.batches(cfg.batch_size)]), None))
         model_path = self._step("export", lambda: self._export(framework, source, vset, src_runner))
         for index, pass_cfg in enumerate(self.recipe.passes):
-            ctx = PassContext(self.workdir, info, index + 1, self.recipe.artifact.external_data_threshold_mb)
+            ctx = PassContext(self.workdir, info, index + 1, self.recipe.artifact.external_data_threshold_mb, vset)
             run_pass = resolve(PASSES[pass_cfg.type])
             model_path = self._step(pass_cfg.type, lambda r=run_pass, p=model_path, c=pass_cfg, x=ctx: self._pass(r, p, c, x))
         art_runner = OrtRunner(model_path, self.threads)

@@ -33,7 +33,7 @@ class StrictModel(BaseModel):
 class SourceConfig(StrictModel):
     """Which framework loads the source model. ``auto`` detects it from the file or folder."""
 
-    framework: Literal["auto", "torch", "sklearn"] = "auto"
+    framework: Literal["auto", "torch", "tensorflow", "sklearn"] = "auto"
 
 
 class ExportConfig(StrictModel):
@@ -93,6 +93,21 @@ class QuantizeDynamicPass(StrictModel):
     nodes_to_exclude: list[str] = Field(default_factory=list)
 
 
+class QuantizeStaticPass(StrictModel):
+    """Static int8 quantization with calibration (``onnxruntime.quantization.quantize_static``)."""
+
+    type: Literal["quantize-static"]
+    calibration_data: str | None = Field(None, description=".npz/.conll/.txt; null = validation data (warned)")
+    calibration_samples: int = Field(200, ge=1)
+    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    quant_format: Literal["qdq", "qoperator"] = "qdq"
+    per_channel: bool = True
+    activation_type: Literal["quint8", "qint8"] = "quint8"
+    weight_type: Literal["qint8", "quint8"] = "qint8"
+    op_types: list[str] | None = None
+    nodes_to_exclude: list[str] = Field(default_factory=list)
+
+
 class Fp16Pass(StrictModel):
     """float32 → float16 conversion (``onnxruntime.transformers.float16``)."""
 
@@ -105,9 +120,9 @@ class Fp16Pass(StrictModel):
 
 
 PassConfig = Annotated[
-    Union[SimplifyPass, FusePass, QuantizeDynamicPass, Fp16Pass], Field(discriminator="type")
+    Union[SimplifyPass, FusePass, QuantizeDynamicPass, QuantizeStaticPass, Fp16Pass], Field(discriminator="type")
 ]
-PASS_TYPES = ("simplify", "fuse", "quantize-dynamic", "fp16")
+PASS_TYPES = ("simplify", "fuse", "quantize-dynamic", "quantize-static", "fp16")
 
 # --------------------------------------------------------------------------- gates
 AccuracyMetric = Literal[
@@ -271,15 +286,34 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
 
 
 def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
+    """Set ``a.b.0.c`` in nested dicts/lists; a numeric part indexes a list (e.g. ``passes.1.per_channel``)."""
     parts = key.split(".")
-    target = data
+    target: Any = data
     for part in parts[:-1]:
-        nxt = target.setdefault(part, {})
-        if not isinstance(nxt, dict):
-            raise RecipeError(f"override '{key}': '{part}' is not a section in {where}",
-                              "override keys look like validation.max_samples")
-        target = nxt
-    target[parts[-1]] = value
+        if isinstance(target, list) and part.isdigit() and int(part) < len(target):
+            target = target[int(part)]
+        elif isinstance(target, dict):
+            target = target.setdefault(part, {})
+        else:
+            target = None
+        if not isinstance(target, (dict, list)):
+            raise RecipeError(f"override '{key}': '{part}' is not a section or list index in {where}",
+                              "override keys look like validation.max_samples or passes.1.per_channel")
+    last = parts[-1]
+    if isinstance(target, list):
+        if not (last.isdigit() and int(last) < len(target)):
+            raise RecipeError(f"override '{key}': no item {last} in {where}", "list indices start at 0")
+        target[int(last)] = value
+    else:
+        target[last] = value
+
+
+def set_on_passes(data_overrides: dict[str, Any], recipe_spec: str, pass_type: str, key: str, value: Any) -> None:
+    """Add ``passes.<i>.<key> = value`` overrides for every pass of ``pass_type`` in a recipe."""
+    recipe = load_recipe(recipe_spec)
+    for index, config in enumerate(recipe.passes):
+        if config.type == pass_type:
+            data_overrides[f"passes.{index}.{key}"] = value
 
 
 def _line_of(node: Any, loc: tuple) -> int | None:
@@ -305,7 +339,7 @@ def _line_of(node: Any, loc: tuple) -> int | None:
 def _fields_at(loc: tuple) -> list[str] | None:
     """Valid keys of the model that owns the last element of ``loc`` (None if unknown)."""
     pass_models = {"simplify": SimplifyPass, "fuse": FusePass, "quantize-dynamic": QuantizeDynamicPass,
-                   "fp16": Fp16Pass}
+                   "quantize-static": QuantizeStaticPass, "fp16": Fp16Pass}
     model: Any = Recipe
     for part in loc[:-1]:
         if part in pass_models:

@@ -38,9 +38,15 @@ def _claims_sklearn(path: Any) -> bool:
     return path.is_file() and path.suffix.lower() in (".skops", ".joblib", ".pkl", ".pickle")
 
 
+def _claims_tf(path: Any) -> bool:
+    return path.suffix.lower() == ".keras" or (path.is_dir() and (path / "saved_model.pb").is_file())
+
+
 FRAMEWORKS: dict[str, Framework] = {
     "torch": Framework("torch", "torch", _claims_torch, "optkit.sources.torch_source:load",
                        "optkit.exporters.torch_exporter:export"),
+    "tensorflow": Framework("tensorflow", "tf", _claims_tf, "optkit.sources.tf_source:load",
+                            "optkit.exporters.tf_exporter:export"),
     "sklearn": Framework("sklearn", "sklearn", _claims_sklearn, "optkit.sources.sklearn_source:load",
                          "optkit.exporters.sklearn_exporter:export"),
 }
@@ -49,6 +55,7 @@ PASSES: dict[str, str] = {
     "simplify": "optkit.passes.simplify:run",
     "fuse": "optkit.passes.fuse:run",
     "quantize-dynamic": "optkit.passes.quantize_dynamic:run",
+    "quantize-static": "optkit.passes.quantize_static:run",
     "fp16": "optkit.passes.fp16:run",
 }
 

@@ -14,6 +14,7 @@ from optkit.cli.errors import guarded
 from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, parse_sets
 from optkit.cli.render import Progress, render_result
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
+from optkit.recipe import set_on_passes
 
 
 def convert_command(
@@ -26,6 +27,8 @@ def convert_command(
     sequence_lengths: Optional[str] = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
     threads: Optional[int] = typer.Option(None, "--threads", help="override benchmark.threads (both runners)"),
     max_samples: Optional[int] = typer.Option(None, "--max-samples", help="override validation.max_samples"),
+    calibration_data: Optional[str] = typer.Option(None, "--calibration-data",
+                                                   help="calibration data for quantize-static passes (.npz)"),
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
     framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file)"),
@@ -42,7 +45,10 @@ def convert_command(
     def run() -> int:
         from optkit.pipeline import convert
 
-        overrides = parse_sets(sets)
+        overrides = {}
+        if calibration_data is not None:
+            set_on_passes(overrides, recipe, "quantize-static", "calibration_data", calibration_data)
+        overrides.update(parse_sets(sets))
         for key, value in (("export.opset", opset), ("benchmark.threads", threads),
                            ("validation.max_samples", max_samples),
                            ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),

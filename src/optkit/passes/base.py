@@ -18,12 +18,14 @@ class PassContext:
         info: the source model's names, task and transformer shape (heads, hidden size).
         index: position of this pass in the recipe (0-based), used to name output files.
         external_threshold_mb: save intermediate models with external data above this size.
+        validation: the validation inputs (``ValidationSet``), for passes that need data.
     """
 
     workdir: Path
     info: ModelInfo
     index: int = 0
     external_threshold_mb: float = 1800.0
+    validation: Any = None
 
     def output_path(self, name: str) -> Path:
         """A fresh model path in the workdir for this pass, e.g. ``02-fuse.onnx``."""

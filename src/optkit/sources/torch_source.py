@@ -69,7 +69,7 @@ class TorchSource(SourceModel):
         return versions
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False) -> TorchSource:
+def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> TorchSource:
     """Load a PyTorch source model.
 
     Args:

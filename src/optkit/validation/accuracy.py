@@ -100,6 +100,11 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     elif info.task == "sequence-classification" or len(primary.shape) == 2:
         report.metrics["label_agreement"] = primary.argmax_agreement
         report.unavailable["tag_agreement"] = "not a token-classification model"
+        if vset.gold_labels is not None:
+            gold = np.asarray(vset.gold_labels).ravel()
+            src, art = next(iter(source.values())), next(iter(artifact.values()))
+            report.metrics["accuracy_source"] = float(np.mean(src.argmax(-1) == gold))
+            report.metrics["accuracy_artifact"] = float(np.mean(art.argmax(-1) == gold))
     else:
         for metric in ("tag_agreement", "label_agreement"):
             report.unavailable[metric] = f"task is {info.task or 'unknown'}, not classification"

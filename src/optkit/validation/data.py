@@ -209,6 +209,8 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
         raise DataError(f"cannot read {path} as .npz: {exc}", "save inputs with numpy.savez") from exc
     expected = set(info.input_names)
     gold = arrays.pop("y", None) if "y" not in expected else None
+    if len(expected) == 1 and len(arrays) == 1:  # one input: the array's name does not matter
+        arrays = {info.input_names[0]: next(iter(arrays.values()))}
     if expected and set(arrays) != expected:
         raise DataError(f"{path} has arrays {sorted(arrays)} but the model's inputs are {sorted(expected)}",
                         "name each array after a model input (plus optional gold labels 'y')")
