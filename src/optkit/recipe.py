@@ -33,7 +33,7 @@ class StrictModel(BaseModel):
 class SourceConfig(StrictModel):
     """Which framework loads the source model. ``auto`` detects it from the file or folder."""
 
-    framework: Literal["auto", "torch", "tensorflow", "sklearn"] = "auto"
+    framework: Literal["auto", "torch", "tensorflow", "paddle", "sklearn"] = "auto"
 
 
 class ExportConfig(StrictModel):

@@ -42,11 +42,19 @@ def _claims_tf(path: Any) -> bool:
     return path.suffix.lower() == ".keras" or (path.is_dir() and (path / "saved_model.pb").is_file())
 
 
+def _claims_paddle(path: Any) -> bool:
+    if path.is_dir():
+        return any(p.suffix == ".pdiparams" for p in path.iterdir())
+    return path.suffix == ".pdmodel" or (path.suffix == ".json" and path.with_suffix(".pdiparams").exists())
+
+
 FRAMEWORKS: dict[str, Framework] = {
     "torch": Framework("torch", "torch", _claims_torch, "optkit.sources.torch_source:load",
                        "optkit.exporters.torch_exporter:export"),
     "tensorflow": Framework("tensorflow", "tf", _claims_tf, "optkit.sources.tf_source:load",
                             "optkit.exporters.tf_exporter:export"),
+    "paddle": Framework("paddle", "paddle", _claims_paddle, "optkit.sources.paddle_source:load",
+                        "optkit.exporters.paddle_exporter:export"),
     "sklearn": Framework("sklearn", "sklearn", _claims_sklearn, "optkit.sources.sklearn_source:load",
                          "optkit.exporters.sklearn_exporter:export"),
 }

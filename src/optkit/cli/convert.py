@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -15,6 +17,24 @@ from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, pa
 from optkit.cli.render import Progress, render_result
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 from optkit.recipe import set_on_passes
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """Send file descriptor 1 to stderr while the pipeline runs, so that native libraries that print
+    (Paddle, TensorFlow) cannot corrupt the JSON written to stdout afterwards."""
+    if not enabled:
+        yield
+        return
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def convert_command(
@@ -56,8 +76,9 @@ def convert_command(
             if value is not None:
                 overrides[key] = value
         console.print(f"[bold]optkit convert[/bold] {source} --recipe {recipe}", highlight=False)
-        result = convert(source, recipe, output, data=data, overrides=overrides, framework=framework,
-                         trust_pickle=trust_pickle, overwrite=overwrite, strict=strict, on_event=Progress(console))
+        with stdout_to_stderr(as_json):
+            result = convert(source, recipe, output, data=data, overrides=overrides, framework=framework,
+                             trust_pickle=trust_pickle, overwrite=overwrite, strict=strict, on_event=Progress(console))
         render_result(console, result)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

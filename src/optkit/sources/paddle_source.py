@@ -1,0 +1,122 @@
+"""PaddlePaddle sources: programs saved with ``paddle.jit.save`` — the legacy ``.pdmodel`` or the
+newer PIR ``.json`` program — with their ``.pdiparams`` beside them.
+
+The reference run uses Paddle Inference (``paddle.inference.create_predictor``) on CPU with
+``set_cpu_math_library_num_threads(threads)``. Paddle is imported only in runs that need it
+(importing TensorFlow and then Paddle in one process crashes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optkit.errors import SourceModelError, missing_dependency
+from optkit.io_spec import ModelInfo
+from optkit.runners.base import Feeds, Runner
+from optkit.sources.base import SourceModel, hash_path
+
+PROGRAM_SUFFIXES = (".pdmodel", ".json")
+
+
+def program_files(path: Path) -> tuple[Path, Path]:
+    """(program file, params file) for a ``.pdmodel``/``.json`` path or a folder holding one pair.
+
+    Raises:
+        SourceModelError: no program, or no ``.pdiparams`` beside it.
+    """
+    if path.is_dir():
+        programs = sorted(p for p in path.iterdir() if p.suffix in PROGRAM_SUFFIXES and p.with_suffix(".pdiparams").exists())
+        if len(programs) != 1:
+            raise SourceModelError(f"{path} must hold exactly one Paddle program with its .pdiparams",
+                                   "pass the .pdmodel or .json file itself")
+        path = programs[0]
+    params = path.with_suffix(".pdiparams")
+    if not params.is_file():
+        raise SourceModelError(f"{path} has no parameters file {params.name} beside it",
+                               "keep the files paddle.jit.save wrote together")
+    return path, params
+
+
+class PaddleSource(SourceModel):
+    """A ``paddle.jit.save`` program with its parameters."""
+
+    framework = "paddle"
+
+    def __init__(self, path: Path, info: ModelInfo, kind: str, program: Path, params: Path, predictor: Any) -> None:
+        super().__init__(path, info)
+        self.kind, self.program, self.params, self.predictor = kind, program, params, predictor
+
+    def runner(self, threads: int, device: str = "cpu") -> Runner:
+        return PaddleRunner(self, threads)
+
+    def framework_versions(self) -> dict[str, str]:
+        import paddle
+
+        versions = {"paddlepaddle": paddle.__version__}
+        try:
+            import paddle2onnx
+
+            versions["paddle2onnx"] = paddle2onnx.__version__
+        except ImportError:
+            pass
+        return versions
+
+    def sha256(self) -> str:
+        """sha256 over the program and parameters files (sorted by name)."""
+        import hashlib
+
+        return hashlib.sha256((hash_path(self.program) + hash_path(self.params)).encode()).hexdigest()
+
+
+class PaddleRunner(Runner):
+    """Paddle Inference predictor on CPU."""
+
+    name = "Paddle Inference"
+
+    def __init__(self, source: PaddleSource, threads: int) -> None:
+        super().__init__(threads)
+        self.source = source
+
+    def _activate(self) -> None:
+        return None  # the predictor was created with the thread count at load
+
+    def _infer(self, feeds: Feeds) -> Feeds:
+        predictor = self.source.predictor
+        for name in predictor.get_input_names():
+            handle = predictor.get_input_handle(name)
+            array = np.ascontiguousarray(feeds[name], dtype=np.float32 if np.issubdtype(feeds[name].dtype, np.floating)
+                                         else feeds[name].dtype)
+            handle.reshape(list(array.shape))
+            handle.copy_from_cpu(array)
+        predictor.run()
+        return {n: predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()}
+
+
+def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> PaddleSource:
+    """Load a Paddle inference program and create its CPU predictor.
+
+    Raises:
+        SourceModelError: missing params, corrupt program.
+        DependencyError: paddlepaddle is not installed.
+    """
+    try:
+        from paddle import inference
+    except ImportError as exc:
+        raise missing_dependency("paddlepaddle", "paddle") from exc
+    program, params = program_files(path)
+    config = inference.Config(str(program), str(params))
+    config.disable_gpu()
+    config.disable_glog_info()
+    config.set_cpu_math_library_num_threads(threads)
+    try:
+        predictor = inference.create_predictor(config)
+    except Exception as exc:  # Paddle raises its own error types for corrupt programs
+        raise SourceModelError(f"cannot load Paddle program {program}: {str(exc).strip().splitlines()[-1][:200]}",
+                               "the files may be truncated or corrupt; save them again with paddle.jit.save") from exc
+    inputs, outputs = list(predictor.get_input_names()), list(predictor.get_output_names())
+    info = ModelInfo(input_names=inputs, output_names=outputs, dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
+    kind = "paddle-pir" if program.suffix == ".json" else "paddle-pdmodel"
+    return PaddleSource(path, info, kind, program, params, predictor)
