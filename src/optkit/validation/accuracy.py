@@ -97,7 +97,7 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     if info.task == "token-classification":
         report.metrics["tag_agreement"] = primary.argmax_agreement
         report.unavailable["label_agreement"] = "token classification: use tag_agreement"
-    elif info.task == "sequence-classification" or len(primary.shape) == 2:
+    elif info.task == "sequence-classification" or (len(primary.shape) == 2 and primary.shape[-1] > 1):
         report.metrics["label_agreement"] = primary.argmax_agreement
         report.unavailable["tag_agreement"] = "not a token-classification model"
         if vset.gold_labels is not None:
