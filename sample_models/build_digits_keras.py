@@ -14,28 +14,17 @@ Usage: ``python sample_models/build_digits_keras.py [--force]``
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import os
-import shutil
 import time
 from pathlib import Path
+
+from build_cache import fresh_tmp, publish, script_sha256, up_to_date
+from digits_data import digits_splits
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SCRIPT = Path(__file__).resolve()
 OUT = SCRIPT.parent / "digits-keras"
 SEED = 0
-
-
-def digits_splits():
-    """(x_train, x_test, y_train, y_test): images N×8×8×1 float32 in [0, 1], seeded stratified 75/25."""
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32).reshape(-1, 8, 8, 1)
-    return train_test_split(x, y, test_size=0.25, random_state=SEED, stratify=y)
 
 
 def build_model():
@@ -56,9 +45,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Build the Keras digits CNN sample.")
     parser.add_argument("--force", action="store_true")
     args = parser.parse_args()
-    sha = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
-    stamp = OUT / "build-stamp.json"
-    if not args.force and stamp.is_file() and json.loads(stamp.read_text()).get("script_sha256") == sha:
+    if not args.force and up_to_date(OUT, SCRIPT):
         print(f"digits-keras: up to date ({OUT})")
         return
     import keras
@@ -68,24 +55,20 @@ def main() -> None:
     start = time.perf_counter()
     tf.config.threading.set_intra_op_parallelism_threads(2)
     keras.utils.set_random_seed(SEED)
-    x_train, x_test, y_train, y_test = digits_splits()
+    x_train, x_test, y_train, y_test = digits_splits("nhwc", SEED)
     model = build_model()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     model.fit(x_train, y_train, epochs=15, batch_size=32, verbose=0, shuffle=True)
     accuracy = float(model.evaluate(x_test, y_test, verbose=0)[1])
-    tmp = OUT.with_name(OUT.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = fresh_tmp(OUT)
     model.save(tmp / "model.keras")
     model.export(str(tmp / "savedmodel"), verbose=False)
     np.savez(tmp / "test.npz", X=x_test, y=y_test)
     np.savez(tmp / "calibration.npz", X=x_train[:200])
-    info = {"script_sha256": sha, "seed": SEED, "test_accuracy": round(accuracy, 4),
+    info = {"script_sha256": script_sha256(SCRIPT), "seed": SEED, "test_accuracy": round(accuracy, 4),
             "splits": {"train": len(x_train), "test": len(x_test)}, "seconds": round(time.perf_counter() - start, 1),
             "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
-    (tmp / "build-stamp.json").write_text(json.dumps(info, indent=2))
-    shutil.rmtree(OUT, ignore_errors=True)
-    tmp.rename(OUT)
+    publish(tmp, OUT, info)
     print(f"digits-keras: test accuracy {accuracy:.4f}, built in {info['seconds']} s ({OUT})")
 
 

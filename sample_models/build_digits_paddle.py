@@ -14,28 +14,19 @@ Usage: ``python sample_models/build_digits_paddle.py [--force]``
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
+import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from build_cache import fresh_tmp, publish, script_sha256, up_to_date
+from digits_data import digits_splits
+
 SCRIPT = Path(__file__).resolve()
 OUT = SCRIPT.parent / "digits-paddle"
 SEED = 0
-
-
-def splits():
-    """(x_train, x_test, y_train, y_test): N×1×8×8 float32 in [0, 1], seeded stratified 75/25."""
-    import numpy as np
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    x, y = load_digits(return_X_y=True)
-    x = (x / 16.0).astype(np.float32).reshape(-1, 1, 8, 8)
-    return train_test_split(x, y, test_size=0.25, random_state=SEED, stratify=y)
 
 
 def train_and_save(out: Path, legacy: bool) -> float:
@@ -45,7 +36,7 @@ def train_and_save(out: Path, legacy: bool) -> float:
 
     paddle.seed(SEED)
     np.random.seed(SEED)
-    x_train, x_test, y_train, y_test = splits()
+    x_train, x_test, y_train, y_test = digits_splits("nchw", SEED)
 
     class DigitsCNN(paddle.nn.Layer):
         def __init__(self) -> None:
@@ -91,33 +82,25 @@ def main() -> None:
     if args.legacy_into:
         print(train_and_save(args.legacy_into, legacy=True))
         return
-    sha = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
-    stamp = OUT / "build-stamp.json"
-    if not args.force and stamp.is_file() and json.loads(stamp.read_text()).get("script_sha256") == sha:
+    if not args.force and up_to_date(OUT, SCRIPT):
         print(f"digits-paddle: up to date ({OUT})")
         return
     start = time.perf_counter()
-    tmp = OUT.with_name(OUT.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "pir").mkdir(parents=True)
+    tmp = fresh_tmp(OUT)
+    (tmp / "pir").mkdir()
     (tmp / "legacy").mkdir()
     accuracy = train_and_save(tmp / "pir", legacy=False)
     for name in ("model.json", "model.pdiparams"):
         (tmp / "pir" / name).rename(tmp / name)
     shutil.rmtree(tmp / "pir")
-    env = {"FLAGS_enable_pir_api": "0"}
-    import os
-
     subprocess.run([sys.executable, str(SCRIPT), "--legacy-into", str(tmp / "legacy")], check=True,
-                   env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+                   env={**os.environ, "FLAGS_enable_pir_api": "0"}, stdout=subprocess.DEVNULL)
     import paddle
 
-    info = {"script_sha256": sha, "seed": SEED, "test_accuracy": round(accuracy, 4),
+    info = {"script_sha256": script_sha256(SCRIPT), "seed": SEED, "test_accuracy": round(accuracy, 4),
             "formats": sorted(p.name for p in tmp.rglob("model.*")), "seconds": round(time.perf_counter() - start, 1),
             "versions": {"paddlepaddle": paddle.__version__}}
-    (tmp / "build-stamp.json").write_text(json.dumps(info, indent=2))
-    shutil.rmtree(OUT, ignore_errors=True)
-    tmp.rename(OUT)
+    publish(tmp, OUT, info)
     print(f"digits-paddle: test accuracy {accuracy:.4f}, built in {info['seconds']} s ({OUT})")
 
 

@@ -19,11 +19,10 @@ Usage: ``python sample_models/build_sklearn.py [--force]``
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import shutil
 import time
 from pathlib import Path
+
+from build_cache import fresh_tmp, publish, script_sha256, up_to_date
 
 SCRIPT = Path(__file__).resolve()
 OUT = SCRIPT.parent / "sklearn"
@@ -64,18 +63,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Build the scikit-learn sample models.")
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     args = parser.parse_args()
-    sha = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
-    stamp = OUT / "build-stamp.json"
-    if not args.force and stamp.is_file() and json.loads(stamp.read_text()).get("script_sha256") == sha:
+    if not args.force and up_to_date(OUT, SCRIPT):
         print(f"sklearn samples: up to date ({OUT})")
         return
     import numpy as np
     import skops.io as sio
 
     start = time.perf_counter()
-    tmp = OUT.with_name(OUT.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = fresh_tmp(OUT)
     data = datasets()
     for name, (_, x_test, _, y_test) in data.items():
         np.savez(tmp / f"{name}-test.npz", X=x_test, y=y_test)
@@ -86,11 +81,10 @@ def main() -> None:
         scores[stem] = round(float(model.score(x_test, y_test)), 4)
         sio.dump(model, tmp / f"{stem}.skops")
         print(f"{stem}: held-out score {scores[stem]}")
-    stamp_data = {"script_sha256": sha, "seed": SEED, "scores": scores, "seconds": round(time.perf_counter() - start, 1)}
-    (tmp / "build-stamp.json").write_text(json.dumps(stamp_data, indent=2))
-    shutil.rmtree(OUT, ignore_errors=True)
-    tmp.rename(OUT)
-    print(f"built {OUT} in {stamp_data['seconds']} s")
+    stamp = {"script_sha256": script_sha256(SCRIPT), "seed": SEED, "scores": scores,
+             "seconds": round(time.perf_counter() - start, 1)}
+    publish(tmp, OUT, stamp)
+    print(f"built {OUT} in {stamp['seconds']} s")
 
 
 if __name__ == "__main__":
