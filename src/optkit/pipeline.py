@@ -6,6 +6,7 @@ The CLI is a thin layer over :func:`convert`; everything it shows comes from :cl
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import tempfile
 import time
@@ -16,8 +17,8 @@ from typing import Any, Callable
 from optkit import __version__
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
-from optkit.artifact.manifest import Manifest, file_entries
-from optkit.errors import ExportError, GateFailed, OptkitError, SourceModelError
+from optkit.artifact.manifest import Manifest, file_entries, seal
+from optkit.errors import ExportError, GateFailed, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import Recipe, load_recipe
@@ -182,7 +183,11 @@ class _Run:
             run_pass = resolve(PASSES[pass_cfg.type])
             model_path = self._step(pass_cfg.type, lambda r=run_pass, p=model_path, c=pass_cfg, x=ctx: self._pass(r, p, c, x))
         art_runner = OrtRunner(model_path, self.threads)
-        self.art_rss = activate_measured(art_runner, vset.batches(cfg.batch_size)[0])
+        try:
+            self.art_rss = activate_measured(art_runner, vset.batches(cfg.batch_size)[0])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise PassError(f"the final model does not run in ONNX Runtime: {str(exc).splitlines()[0][:300]}",
+                            "the last pass produced an invalid model; remove it or change its settings") from exc
         accuracy = self._step("validate accuracy", lambda: (self._validate(art_runner, src_out, vset, info), None))
         speed = self._step("benchmark speed", lambda: (self._benchmark(source, src_runner, art_runner, vset), None))
         gates = gate_eval.evaluate_accuracy(cfg.gates, accuracy) + gate_eval.evaluate_speed(
@@ -309,9 +314,9 @@ class _Run:
                                 self.recipe.artifact.external_data_threshold_mb)
             (tmp / "report.md").write_text(render_report(result))
             names = [p.name for p in written] + ["report.md"]
-            manifest = self._manifest(result, model_path, art_runner, file_entries(tmp, names))
-            result.manifest = manifest.model_dump(mode="json")
-            (tmp / "manifest.json").write_text(manifest.model_dump_json(indent=2) + "\n")
+            text = seal(self._manifest(result, model_path, art_runner, file_entries(tmp, names)))
+            result.manifest = json.loads(text)
+            (tmp / "manifest.json").write_text(text)
             publish(tmp, self.out, self.overwrite)
         result.output_dir = self.out
 

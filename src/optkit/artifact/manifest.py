@@ -41,6 +41,25 @@ class Manifest(BaseModel):
     speed: dict[str, Any] | None
     gates: list[dict[str, Any]]
     warnings: list[str]
+    digest: str = ""
+
+
+DIGEST_PLACEHOLDER = "0" * 64
+
+
+def seal(manifest: Manifest) -> str:
+    """The manifest's JSON text with ``digest`` = sha256 of that exact text written with a
+    placeholder digest, so that any changed byte of ``manifest.json`` (whitespace included) is
+    detected by :func:`digest_ok`."""
+    text = manifest.model_copy(update={"digest": DIGEST_PLACEHOLDER}).model_dump_json(indent=2) + "\n"
+    return text.replace(DIGEST_PLACEHOLDER, hashlib.sha256(text.encode()).hexdigest(), 1)
+
+
+def digest_ok(text: str, digest: str) -> bool:
+    """True when ``text`` (a manifest.json's content) is exactly what :func:`seal` wrote."""
+    if len(digest) != 64 or digest not in text:
+        return False
+    return hashlib.sha256(text.replace(digest, DIGEST_PLACEHOLDER, 1).encode()).hexdigest() == digest
 
 
 def sha256_file(path: Path) -> str:

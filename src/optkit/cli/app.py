@@ -9,10 +9,12 @@ import typer
 from optkit import __version__
 from optkit.cli import recipes
 from optkit.cli.convert import convert_command
+from optkit.cli.verify import verify_command
 
 app = typer.Typer(name="optkit", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Convert a trained model to an approved ONNX artifact, validated against its source.")
 app.command("convert")(convert_command)
+app.command("verify")(verify_command)
 app.add_typer(recipes.app, name="recipes")
 
 

@@ -55,6 +55,7 @@ def convert_command(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder"),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
+    junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
 ) -> None:
     """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
 
@@ -80,6 +81,10 @@ def convert_command(
             result = convert(source, recipe, output, data=data, overrides=overrides, framework=framework,
                              trust_pickle=trust_pickle, overwrite=overwrite, strict=strict, on_event=Progress(console))
         render_result(console, result)
+        if junit_xml is not None:
+            from optkit.artifact.junit import write_junit
+
+            write_junit(junit_xml, result.recipe.name, result.gates, result.strict)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return EXIT_APPROVED if result.approved else EXIT_GATE_FAILED
