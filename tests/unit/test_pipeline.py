@@ -99,3 +99,9 @@ def test_existing_output_is_refused_before_work(tiny, tmp_path):
     (tmp_path / "out").mkdir()
     with pytest.raises(OutputError, match="--overwrite"):
         optkit.convert(tiny["pt"], "fp32", tmp_path / "out", overrides=FAST)
+
+
+def test_same_source_and_recipe_give_a_byte_identical_model(tiny, tmp_path, approved):
+    _, first = approved
+    again = optkit.convert(tiny["pt"], "ner-int8", tmp_path / "again", data=str(tiny["conll"]), overrides=FAST)
+    assert sha256_file(again.output_dir / "model.onnx") == sha256_file(first / "model.onnx")
