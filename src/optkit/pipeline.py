@@ -18,10 +18,10 @@ from optkit import __version__
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
-from optkit.errors import ExportError, GateFailed, OptkitError, PassError, SourceModelError
+from optkit.errors import ExportError, GateFailed, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
-from optkit.recipe import Recipe, load_recipe
+from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.validation import gates as gate_eval
@@ -116,7 +116,7 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
     if data is not None:
         overrides["validation.data"] = data
     if isinstance(recipe, Recipe):
-        resolved = load_recipe_obj(recipe, overrides) if overrides else recipe
+        resolved = apply_overrides(recipe, overrides) if overrides else recipe
     else:
         resolved = load_recipe(recipe, overrides)
     src_path = Path(source)
@@ -129,15 +129,6 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
         return _Run(resolved, src_path, out, workdir, framework, trust_pickle, overwrite, strict, emit_event).run()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-
-
-def load_recipe_obj(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
-    """Apply dotted ``overrides`` to a Recipe object (re-validated)."""
-    import yaml
-
-    from optkit.recipe import parse_recipe
-
-    return parse_recipe(yaml.safe_dump(recipe.model_dump(mode="json")), f"recipe '{recipe.name}'", overrides)
 
 
 class _Run:
@@ -285,13 +276,13 @@ class _Run:
             data={"kind": vset.kind, "origin": vset.origin, "sha256": vset.sha256, "samples": vset.size,
                   "real": vset.is_real, "truncated_words": vset.truncated_words},
             steps=self.steps, accuracy=accuracy, speed=speed, gates=gates, warnings=warnings)
-        result.manifest = self._manifest(result, model_path, art_runner, {}).model_dump(mode="json")
+        model = load_onnx(model_path)  # once: the manifest and the emitted file both read it
+        result.manifest = self._manifest(result, model, art_runner, {}).model_dump(mode="json")
         if result.approved:
-            self._emit(result, model_path, art_runner)
+            self._emit(result, model, art_runner)
         return result
 
-    def _manifest(self, result: ConvertResult, model_path: Path, art_runner, files) -> Manifest:
-        model = load_onnx(model_path)
+    def _manifest(self, result: ConvertResult, model, art_runner, files) -> Manifest:
         opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
         return Manifest(
             approved=result.approved, strict=result.strict,
@@ -306,19 +297,18 @@ class _Run:
             speed=dataclasses.asdict(result.speed) if result.speed else None,
             gates=[dataclasses.asdict(g) for g in result.gates], warnings=result.warnings)
 
-    def _emit(self, result: ConvertResult, model_path: Path, art_runner) -> None:
+    def _emit(self, result: ConvertResult, model, art_runner) -> None:
         from optkit.artifact.report import render_report
 
         with staging(self.out) as tmp:
-            written = save_onnx(load_onnx(model_path), tmp / "model.onnx",
-                                self.recipe.artifact.external_data_threshold_mb)
+            written = save_onnx(model, tmp / "model.onnx", self.recipe.artifact.external_data_threshold_mb)
             (tmp / "report.md").write_text(render_report(result))
             names = [p.name for p in written] + ["report.md"]
-            text = seal(self._manifest(result, model_path, art_runner, file_entries(tmp, names)))
+            text = seal(self._manifest(result, model, art_runner, file_entries(tmp, names)))
             result.manifest = json.loads(text)
             (tmp / "manifest.json").write_text(text)
             publish(tmp, self.out, self.overwrite)
         result.output_dir = self.out
 
 
-__all__ = ["ConvertResult", "StepRecord", "convert", "OptkitError"]
+__all__ = ["ConvertResult", "StepRecord", "convert"]

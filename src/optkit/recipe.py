@@ -285,6 +285,11 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
         raise RecipeError(_describe(exc, where, node), _hint(exc)) from exc
 
 
+def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
+    """A copy of ``recipe`` with dotted ``overrides`` applied and validated again (RecipeError)."""
+    return parse_recipe(yaml.safe_dump(recipe.model_dump(mode="json")), f"recipe '{recipe.name}'", overrides)
+
+
 def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
     """Set ``a.b.0.c`` in nested dicts/lists; a numeric part indexes a list (e.g. ``passes.1.per_channel``)."""
     parts = key.split(".")

@@ -100,11 +100,8 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     elif info.task == "sequence-classification" or (len(primary.shape) == 2 and primary.shape[-1] > 1):
         report.metrics["label_agreement"] = primary.argmax_agreement
         report.unavailable["tag_agreement"] = "not a token-classification model"
-        if vset.gold_labels is not None:
-            gold = np.asarray(vset.gold_labels).ravel()
-            src, art = next(iter(source.values())), next(iter(artifact.values()))
-            report.metrics["accuracy_source"] = float(np.mean(src.argmax(-1) == gold))
-            report.metrics["accuracy_artifact"] = float(np.mean(art.argmax(-1) == gold))
+        src, art = next(iter(source.values())), next(iter(artifact.values()))
+        _gold_accuracy(report, src.argmax(-1), art.argmax(-1), vset)
     else:
         for metric in ("tag_agreement", "label_agreement"):
             report.unavailable[metric] = f"task is {info.task or 'unknown'}, not classification"
@@ -130,10 +127,15 @@ def _label_outputs(report: AccuracyReport, pairs, vset: ValidationSet) -> None:
     report.metrics["nonfinite_outputs"] = float(sum(o.nonfinite for o in outs))
     for metric in ("tag_agreement", "cosine_min", "cosine_mean", "entity_f1_drop"):
         report.unavailable[metric] = "not computed for tabular classifiers"
+    _gold_accuracy(report, src_label, art_label, vset)
+
+
+def _gold_accuracy(report: AccuracyReport, src_labels: np.ndarray, art_labels: np.ndarray, vset: ValidationSet) -> None:
+    """``accuracy_source`` / ``accuracy_artifact`` against the gold labels, when the data has them."""
     if vset.gold_labels is not None:
         gold = np.asarray(vset.gold_labels).ravel()
-        report.metrics["accuracy_source"] = float(np.mean(src_label == gold))
-        report.metrics["accuracy_artifact"] = float(np.mean(art_label == gold))
+        report.metrics["accuracy_source"] = float(np.mean(np.asarray(src_labels).ravel() == gold))
+        report.metrics["accuracy_artifact"] = float(np.mean(np.asarray(art_labels).ravel() == gold))
 
 
 def _entity_f1(report: AccuracyReport, source: Feeds, artifact: Feeds, vset: ValidationSet,
