@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from optkit.hashing import sha256_file
+
 SCHEMA_VERSION = 1
 
 
@@ -60,15 +62,6 @@ def digest_ok(text: str, digest: str) -> bool:
     if len(digest) != 64 or digest not in text:
         return False
     return hashlib.sha256(text.replace(digest, DIGEST_PLACEHOLDER, 1).encode()).hexdigest() == digest
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 (hex) of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def file_entries(folder: Path, names: list[str]) -> dict[str, FileEntry]:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from optkit.hashing import hash_path
 from optkit.io_spec import ModelInfo
 
 if TYPE_CHECKING:
@@ -41,16 +41,3 @@ class SourceModel(ABC):
     def sha256(self) -> str:
         """sha256 (hex) of the source file, or of every file in a source folder (sorted by path)."""
         return hash_path(self.path)
-
-
-def hash_path(path: Path) -> str:
-    """sha256 of a file, or of a folder's files: each relative path and content, in sorted order."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for file in files:
-        if path.is_dir():
-            digest.update(str(file.relative_to(path)).encode() + b"\0")
-        with file.open("rb") as handle:
-            for chunk in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()

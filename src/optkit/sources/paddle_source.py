@@ -16,7 +16,8 @@ import numpy as np
 from optkit.errors import SourceModelError, missing_dependency
 from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds, Runner
-from optkit.sources.base import SourceModel, hash_path
+from optkit.hashing import hash_path
+from optkit.sources.base import SourceModel
 
 PROGRAM_SUFFIXES = (".pdmodel", ".json")
 

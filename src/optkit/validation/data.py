@@ -3,13 +3,13 @@ resort (labelled so in the report; gates that need labels are then skipped)."""
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from optkit.errors import DataError, missing_dependency
+from optkit.hashing import sha256_file
 from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds
 
@@ -91,7 +91,7 @@ def load_validation_set(data: str | None, info: ModelInfo, max_samples: int, seq
     path = Path(data)
     if not path.is_file():
         raise DataError(f"validation data not found: {data}", "check the --data path")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
         vset = _npz_set(path, info, max_samples)
