@@ -24,10 +24,16 @@ from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner, available_devices
+from optkit.search.evaluator import CandidateEvaluator
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
 from optkit.validation.data import ValidationSet, load_validation_set
-from optkit.validation.speed import SpeedReport, activate_measured, benchmark, size_on_disk_mb
+from optkit.validation.speed import (
+    SpeedReport,
+    activate_measured,
+    benchmark,
+    size_on_disk_mb,
+)
 
 Event = Callable[[str, Any], None]
 
@@ -169,8 +175,10 @@ class _Run:
         src_out = self._step(f"reference run ({src_runner.name}, {vset.size} samples)", lambda: (
             concat_outputs([src_runner.infer(b) for b in vset.batches(cfg.batch_size)]), None))
         model_path = self._step("export", lambda: self._export(framework, source, vset, src_runner))
+        evaluator = self._evaluator(src_out, vset, info)
         for index, pass_cfg in enumerate(self.recipe.passes):
-            ctx = PassContext(self.workdir, info, index + 1, self.recipe.artifact.external_data_threshold_mb, vset)
+            ctx = PassContext(self.workdir, info, index + 1, self.recipe.artifact.external_data_threshold_mb, vset,
+                              evaluator, self.threads, lambda message: self.emit("progress", message))
             run_pass = resolve(PASSES[pass_cfg.type])
             model_path = self._step(pass_cfg.type, lambda r=run_pass, p=model_path, c=pass_cfg, x=ctx: self._pass(r, p, c, x))
         art_runner = OrtRunner(model_path, self.threads)
@@ -184,6 +192,16 @@ class _Run:
         gates = gate_eval.evaluate_accuracy(cfg.gates, accuracy) + gate_eval.evaluate_speed(
             self.recipe.benchmark.gates, speed)
         return self._finish(source, vset, model_path, art_runner, accuracy, speed, gates)
+
+    def _evaluator(self, src_out, vset: ValidationSet, info) -> CandidateEvaluator:
+        """Scores search candidates with the recipe's accuracy gates, timed at the first CPU speed
+        gate's shape (or the first benchmarked shape)."""
+        bench = self.recipe.benchmark
+        gate = next((g for g in bench.gates if g.device == "cpu"), None)
+        batch = gate.batch_size if gate else bench.batch_sizes[0]
+        seq = (gate.sequence_length if gate and gate.sequence_length else bench.sequence_lengths[0])
+        return CandidateEvaluator(src_out, vset, info, self.recipe.validation.gates, self.recipe.validation.batch_size,
+                                  self.threads, vset.shaped(batch, seq if vset.pad_values else None))
 
     def _export(self, framework, source, vset: ValidationSet, src_runner) -> tuple[Path, PassOutcome]:
         outcome = resolve(framework.exporter)(source, vset.batches(2)[0], self.recipe.export,
@@ -295,7 +313,8 @@ class _Run:
             steps=[dataclasses.asdict(s) for s in result.steps],
             accuracy=dataclasses.asdict(result.accuracy),
             speed=dataclasses.asdict(result.speed) if result.speed else None,
-            gates=[dataclasses.asdict(g) for g in result.gates], warnings=result.warnings)
+            gates=[dataclasses.asdict(g) for g in result.gates], warnings=result.warnings,
+            search=[_search_summary(s) for s in result.steps if isinstance(s.details.get("search"), dict)])
 
     def _emit(self, result: ConvertResult, model, art_runner) -> None:
         from optkit.artifact.report import render_report
@@ -309,6 +328,16 @@ class _Run:
             (tmp / "manifest.json").write_text(text)
             publish(tmp, self.out, self.overwrite)
         result.output_dir = self.out
+
+
+def _search_summary(step: StepRecord) -> dict[str, Any]:
+    """The manifest's top-level record of one search (the full candidate table is in the step)."""
+    search = step.details["search"]
+    chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
+    return {"step": step.name, "strategy": search["strategy"], "candidates": len(search["candidates"]) - 1,
+            "chosen": search["chosen"], "settings": chosen["settings"], "met_gates": search["met_gates"],
+            "fp32_nodes": search["fp32_nodes"], "blocked_nodes": search.get("blocked_nodes", []),
+            "elapsed_s": search["elapsed_s"]}
 
 
 __all__ = ["ConvertResult", "StepRecord", "convert"]

@@ -81,9 +81,35 @@ class FusePass(StrictModel):
     )
 
 
+class Int8SearchSpace(StrictModel):
+    """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
+
+    Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
+    ORT default op types; stage 2 (``op_type_subsets``) leaves out one quantizable op type at a time
+    from the most accurate stage-1 setting; stage 3 (``node_fallback``), only when nothing passed,
+    keeps the most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates hold.
+    """
+
+    weight_types: list[Literal["qint8", "quint8"]] = Field(default_factory=lambda: ["qint8", "quint8"], min_length=1)
+    per_channel: list[bool] = Field(default_factory=lambda: [True, False], min_length=1)
+    reduce_range: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
+    op_type_subsets: bool = Field(True, description="also try leaving out each quantizable op type")
+    node_fallback: bool = Field(True, description="keep the most sensitive nodes in fp32 when nothing passes")
+    allow_fp32: bool = Field(
+        False, description="accept a model with every node kept in fp32 when no int8 candidate passes")
+    sensitivity_samples: int = Field(16, ge=1, description="validation samples used to rank node sensitivity")
+    latency_tolerance: float = Field(
+        0.05, ge=0, le=1, description="candidates within this fraction of the fastest count as equally fast; "
+        "the earliest in search order wins (keeps the choice deterministic despite timing noise)")
+
+
 class QuantizeDynamicPass(StrictModel):
     """Dynamic int8 quantization (``onnxruntime.quantization.quantize_dynamic``): weights are
-    quantized offline, activations at run time. Works on fused models (com.microsoft ops)."""
+    quantized offline, activations at run time. Works on fused models (com.microsoft ops).
+
+    With ``search: accuracy-aware`` the settings below are ignored: optkit searches
+    ``search_space`` for the fastest candidate that meets the recipe's accuracy gates.
+    """
 
     type: Literal["quantize-dynamic"]
     weight_type: Literal["qint8", "quint8"] = "qint8"
@@ -91,6 +117,10 @@ class QuantizeDynamicPass(StrictModel):
     reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI overflow")
     op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
     nodes_to_exclude: list[str] = Field(default_factory=list)
+    search: Literal["off", "accuracy-aware"] = Field(
+        "off", description="'accuracy-aware': search settings and fp32 fallback nodes against the accuracy gates")
+    search_space: Int8SearchSpace = Field(default_factory=Int8SearchSpace)
+    search_budget_s: float = Field(900.0, gt=0, description="wall-time budget of the search, seconds")
 
 
 class QuantizeStaticPass(StrictModel):
@@ -117,6 +147,12 @@ class Fp16Pass(StrictModel):
         None, description="op types kept in float32; null = onnxruntime's default list"
     )
     node_block_list: list[str] = Field(default_factory=list)
+    auto_block: bool = Field(
+        True, description="run the fp16 model on validation data; nodes that overflow fp16 (|x| > 65504) or "
+        "produce NaN/Inf are added to node_block_list and the conversion is retried")
+    max_block_rounds: int = Field(10, ge=1, description="conversion retries of auto_block")
+    search_budget_s: float = Field(900.0, gt=0, description="wall-time budget of auto_block, seconds")
+    check_samples: int = Field(64, ge=1, description="validation samples auto_block runs")
 
 
 PassConfig = Annotated[
@@ -131,6 +167,8 @@ AccuracyMetric = Literal[
     "entity_f1_drop",
     "cosine_min",
     "cosine_mean",
+    "pooled_cosine_min",
+    "pooled_cosine_mean",
     "max_abs_error",
     "max_rel_error",
     "nonfinite_outputs",

@@ -43,6 +43,7 @@ class Manifest(BaseModel):
     speed: dict[str, Any] | None
     gates: list[dict[str, Any]]
     warnings: list[str]
+    search: list[dict[str, Any]] = []
     digest: str = ""
 
 

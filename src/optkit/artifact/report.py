@@ -42,6 +42,7 @@ def render_report(result: "ConvertResult") -> str:
     lines += ["## Steps", ""]
     lines += _table(["step", "seconds", "details"],
                     [[s.name, f"{s.seconds:.1f}", _details(s)] for s in result.steps])
+    lines += _search_section(result)
     acc = result.accuracy
     lines += [f"## Accuracy vs source ({acc.samples} samples)", ""]
     lines += _table(["metric", "value"], [[k, fmt(v)] for k, v in acc.metrics.items()])
@@ -83,12 +84,60 @@ def render_report(result: "ConvertResult") -> str:
     return "\n".join(lines)
 
 
+SEARCH_COLUMNS = ["#", "stage", "settings", "fp32 nodes", "gates (value)", "p50 ms", "best ms", "size MB", "verdict"]
+SEARCH_CONSOLE_COLUMNS = ["#", "stage", "settings", "fp32", "gate values", "best ms", "verdict"]
+
+
+def search_tables(result: "ConvertResult") -> list[tuple[str, dict]]:
+    """``(step name, details["search"])`` for every pass that ran a search."""
+    return [(s.name, s.details["search"]) for s in result.steps if isinstance(s.details.get("search"), dict)]
+
+
+def search_rows(search: dict) -> list[list[str]]:
+    """One table row per candidate of a search (see :data:`SEARCH_COLUMNS`)."""
+    rows = []
+    for c in search["candidates"]:
+        gates = "; ".join(f"{g['name'].split()[0]} {fmt(g['value'])} {STATUS[g['status']]}" for g in c["gates"])
+        rows.append([str(c["id"]), c["stage"], c["settings"], str(len(c["fp32_nodes"])),
+                     c["error"] or gates, fmt(c["latency_ms"], 2), fmt(c.get("best_ms"), 2), fmt(c["size_mb"], 1),
+                     c["verdict"]])
+    return rows
+
+
+def search_console_rows(search: dict) -> list[list[str]]:
+    """Narrow rows for a terminal: gate values in the recipe's gate order, ✓ passed / ✗ failed."""
+    mark = {"passed": "✓", "failed": "✗", "skipped": "-"}
+    return [[str(c["id"]), c["stage"], c["settings"], str(len(c["fp32_nodes"])),
+             c["error"][:40] if c["error"] else " ".join(f"{fmt(g['value'])}{mark[g['status']]}" for g in c["gates"]),
+             fmt(c.get("best_ms"), 2), c["verdict"]] for c in search["candidates"]]
+
+
+def _search_section(result: "ConvertResult") -> list[str]:
+    lines: list[str] = []
+    for step, search in search_tables(result):
+        outcome = "met every accuracy gate" if search["met_gates"] else "**no candidate met the accuracy gates**"
+        lines += [f"## Search: {step}", "",
+                  f"{len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s (budget "
+                  f"{search['budget_s']:g} s{', exhausted' if search['budget_exhausted'] else ''}); latency is the "
+                  f"p50 at {search['latency_shape']}; the chosen candidate ({search['chosen']}) {outcome}. Among "
+                  "passing candidates the fastest wins; near-ties go to the earliest.", ""]
+        lines += _table(SEARCH_COLUMNS, [[f"**{x}**" if r[-1] == "chosen" else x for x in r]
+                                         for r in search_rows(search)])
+        if search["fp32_nodes"]:
+            lines += ["Nodes kept in float32: " + ", ".join(f"`{n}`" for n in search["fp32_nodes"]), ""]
+        if search.get("sensitivity"):
+            lines += ["Most sensitive nodes (relative int8 error of the node's output):", ""]
+            lines += _table(["node", "op", "error", "method"],
+                            [[s["node"], s["op_type"], fmt(s["error"]), s["method"]] for s in search["sensitivity"][:10]])
+    return lines
+
+
 def _details(step) -> str:
     if step.skipped:
         return f"skipped: {step.skipped}"
     parts = []
     for key, value in step.details.items():
-        if value in (None, [], {}):
+        if value in (None, [], {}) or key == "search":
             continue
         if isinstance(value, float):
             value = fmt(value)

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from optkit.artifact.report import fmt
+from optkit.artifact.report import SEARCH_CONSOLE_COLUMNS, fmt, search_console_rows, search_tables
 
 STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 
@@ -28,6 +28,8 @@ class Progress:
             for warning in payload.warnings:
                 if warning != payload.skipped:
                     self.console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+        elif kind == "progress":
+            self.console.print(f"  [dim]{payload}[/dim]", highlight=False)
         elif kind == "shape":
             self.console.print(f"  {payload.device} batch {payload.batch_size} × seq {payload.sequence_length}: "
                                f"source {payload.source.p50_ms:.2f} ms, artifact {payload.artifact.p50_ms:.2f} ms "
@@ -45,6 +47,15 @@ def render_result(console: Console, result) -> None:
                           f"{s.source.p50_ms:.2f} / {s.source.p90_ms:.2f}",
                           f"{s.artifact.p50_ms:.2f} / {s.artifact.p90_ms:.2f}", f"{s.speedup:.2f}×")
         console.print(speed)
+    for step, search in search_tables(result):
+        gates = ", ".join(g["name"] for g in search["candidates"][0]["gates"])
+        found = Table(title=f"{step}: {len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s, "
+                            f"fastest call at {search['latency_shape']}", caption=f"gate values in order: {gates}")
+        for col in SEARCH_CONSOLE_COLUMNS:
+            found.add_column(col)
+        for row in search_console_rows(search):
+            found.add_row(*row, style="bold" if row[-1] == "chosen" else None)
+        console.print(found)
     table = Table(title=f"Gates ({result.recipe.name})")
     for col in ("gate", "measured", "verdict", "note"):
         table.add_column(col)

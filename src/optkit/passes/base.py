@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from optkit.io_spec import ModelInfo
 
@@ -19,6 +19,10 @@ class PassContext:
         index: position of this pass in the recipe (0-based), used to name output files.
         external_threshold_mb: save intermediate models with external data above this size.
         validation: the validation inputs (``ValidationSet``), for passes that need data.
+        evaluator: a :class:`~optkit.search.evaluator.CandidateEvaluator` that scores a candidate
+            model against the source with the recipe's accuracy gates (for searching passes).
+        threads: intra-op threads for any model a pass runs.
+        progress: ``(message) -> None``, one line per search step for the user.
     """
 
     workdir: Path
@@ -26,6 +30,9 @@ class PassContext:
     index: int = 0
     external_threshold_mb: float = 1800.0
     validation: Any = None
+    evaluator: Any = None
+    threads: int = 2
+    progress: Callable[[str], None] = lambda message: None
 
     def output_path(self, name: str) -> Path:
         """A fresh model path in the workdir for this pass, e.g. ``02-fuse.onnx``."""
@@ -38,7 +45,8 @@ class PassOutcome:
 
     Attributes:
         model_path: the output model (may be the input path when the pass changed nothing).
-        details: figures for the report and manifest (fusion counts, node counts, settings).
+        details: figures for the report and manifest (fusion counts, node counts, settings; a
+            searching pass puts its candidate table under ``details["search"]``).
         warnings: problems the user must see in the report (e.g. 0 Attention fusions).
         skipped: a reason when the pass left the model unchanged on purpose or after a failure.
     """

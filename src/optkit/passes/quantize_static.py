@@ -43,7 +43,12 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
     Raises:
         PassError: no calibration data, or onnxruntime's quantizer fails.
     """
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from optkit.runners.ort_runner import ORT_DTYPES

@@ -41,21 +41,27 @@ class TorchSource(SourceModel):
         module: a callable ``nn.Module``/``ScriptModule`` taking the inputs positionally, or None
             for a ``torch.export`` program (see ``program``).
         program: the ``torch.export.ExportedProgram`` for ``.pt2`` sources.
+        reference: the module the reference runs and timings use when it differs from the one
+            exported (a HF folder is exported with eager attention, which ORT's fusions match, but
+            users run it with transformers' default attention, SDPA).
     """
 
     framework = "torch"
 
-    def __init__(self, path: Path, info: ModelInfo, kind: str, module: Any, program: Any = None) -> None:
+    def __init__(self, path: Path, info: ModelInfo, kind: str, module: Any, program: Any = None,
+                 reference: Any = None, reference_name: str | None = None) -> None:
         super().__init__(path, info)
         self.kind = kind
         self.module = module
         self.program = program
+        self.reference = reference
+        self.reference_name = reference_name or f"PyTorch ({kind})"
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
         from optkit.runners.torch_runner import TorchRunner
 
-        return TorchRunner(self.module, self.info.input_names, self.info.output_names, threads, device,
-                           name=f"PyTorch ({self.kind})")
+        return TorchRunner(self.reference if self.reference is not None else self.module, self.info.input_names,
+                           self.info.output_names, threads, device, name=self.reference_name)
 
     def framework_versions(self) -> dict[str, str]:
         torch = import_torch()
@@ -147,7 +153,9 @@ def _apply_hf_config(info: ModelInfo, config: dict) -> None:
 
 
 def _load_hf(path: Path) -> TorchSource:
-    """Load a HF folder with eager attention (ORT's attention fusion does not match SDPA exports)."""
+    """Load a HF folder twice: with eager attention for export (ORT's attention fusion does not
+    match SDPA exports) and with transformers' default attention (SDPA) as the reference that
+    accuracy and speed are measured against, i.e. the model as its users run it."""
     try:
         import transformers
     except ImportError as exc:
@@ -162,6 +170,7 @@ def _load_hf(path: Path) -> TorchSource:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             model = loader.from_pretrained(str(path), attn_implementation="eager").eval()
+            default = loader.from_pretrained(str(path)).eval()
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
     except Exception as exc:  # transformers raises OSError/ValueError/... for broken folders
         raise SourceModelError(f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}",
@@ -173,7 +182,10 @@ def _load_hf(path: Path) -> TorchSource:
     info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
     from optkit.sources.hf_wrapper import make_wrapper
 
-    return TorchSource(path, info, "hf", make_wrapper(model, info.input_names, output))
+    attention = getattr(default.config, "_attn_implementation", None) or "default"
+    return TorchSource(path, info, "hf", make_wrapper(model, info.input_names, output),
+                       reference=make_wrapper(default, info.input_names, output),
+                       reference_name=f"PyTorch eager (hf, {attention} attention)")
 
 
 def _load_pickle(path: Path, trust_pickle: bool, torch: Any) -> TorchSource:

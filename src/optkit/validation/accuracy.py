@@ -8,6 +8,10 @@ first two axes match ``attention_mask``):
   near-zero references, so gate on it with care).
 * ``cosine_min`` / ``cosine_mean``: cosine similarity of each output row (the last axis: a token's
   logits, or a sample's features) between a and s.
+* ``pooled_cosine_min`` / ``pooled_cosine_mean``: for a (batch, tokens, features) output (e.g. a
+  sentence encoder's ``last_hidden_state``), each sample's vector is mean-pooled over its real tokens
+  (``attention_mask``, as sentence-transformers does), then a and s are compared by cosine per
+  sample: the "cosine of mean-pooled embeddings" of every sentence.
 * ``tag_agreement`` / ``label_agreement``: fraction of rows whose argmax over the last axis agrees
   (tokens for token classification, samples for sequence classification); for tabular classifiers
   (scikit-learn) ``label_agreement`` compares the predicted ``label`` outputs, and every disagreeing
@@ -94,6 +98,12 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     report.metrics["cosine_mean"] = float(np.mean([o.cosine_mean for o in outs]))
     report.metrics["nonfinite_outputs"] = float(sum(o.nonfinite for o in outs))
     primary = outs[0]
+    pooled = _pooled_cosine(next(iter(source.values())), next(iter(artifact.values())), mask)
+    if pooled is None:
+        for metric in ("pooled_cosine_min", "pooled_cosine_mean"):
+            report.unavailable[metric] = "needs a (batch, tokens, features) output and an attention_mask"
+    else:
+        report.metrics["pooled_cosine_min"], report.metrics["pooled_cosine_mean"] = float(pooled.min()), float(pooled.mean())
     if info.task == "token-classification":
         report.metrics["tag_agreement"] = primary.argmax_agreement
         report.unavailable["label_agreement"] = "token classification: use tag_agreement"
@@ -155,6 +165,18 @@ def _entity_f1(report: AccuracyReport, source: Feeds, artifact: Feeds, vset: Val
     f1_src = 100 * entity_f1(vset.gold_tags, decode_tags(src_logits, vset.word_starts, info.labels))
     f1_art = 100 * entity_f1(vset.gold_tags, decode_tags(art_logits, vset.word_starts, info.labels))
     report.metrics.update(entity_f1_source=f1_src, entity_f1_artifact=f1_art, entity_f1_drop=f1_src - f1_art)
+
+
+def _pooled_cosine(s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
+    """Per-sample cosine (N,) of attention-mask mean-pooled (N, T, F) outputs, or None if not applicable."""
+    if mask is None or s.ndim != 3 or s.shape[:2] != mask.shape or not np.issubdtype(s.dtype, np.floating):
+        return None
+    weights = mask.astype(np.float64)[..., None]
+    count = np.maximum(weights.sum(1), 1.0)
+    ps, pa = (s.astype(np.float64) * weights).sum(1) / count, (a.astype(np.float64) * weights).sum(1) / count
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cos = (ps * pa).sum(-1) / (np.linalg.norm(ps, axis=-1) * np.linalg.norm(pa, axis=-1))
+    return np.where(np.isfinite(cos), cos, 0.0)
 
 
 def _compare_one(name: str, s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> OutputComparison:

@@ -1,0 +1,74 @@
+"""One row of a quantization search: the settings tried and what they measured."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Candidate:
+    """A candidate model of the int8 search.
+
+    Attributes:
+        id: position in search order (0 = the fp32 input, for reference).
+        stage: ``"fp32 input"``, ``"settings"``, ``"op types"`` or ``"fp32 fallback"``.
+        weight_type / per_channel / reduce_range / op_types: the ``quantize_dynamic`` settings
+            (``op_types`` None = ONNX Runtime's default list).
+        fp32_nodes: nodes kept in float32 (``nodes_to_exclude``).
+        quantized_ops: ``{quantized op type: count}`` in the candidate.
+        metrics: its accuracy metrics; gates: ``[{"name", "value", "status"}]``.
+        passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes).
+        latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, what the search
+            ranks by); size_mb: model size on disk (MB = 10^6 bytes).
+        seconds: wall time to build and score it; error: why it could not be built or run.
+        verdict: ``"chosen"``, ``"passed"``, ``"failed"``, ``"error"`` or ``"reference"``.
+    """
+
+    id: int
+    stage: str
+    weight_type: str | None = None
+    per_channel: bool | None = None
+    reduce_range: bool | None = None
+    op_types: list[str] | None = None
+    fp32_nodes: list[str] = field(default_factory=list)
+    quantized_ops: dict[str, int] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    gates: list[dict[str, Any]] = field(default_factory=list)
+    passed: bool = False
+    margin: float = float("-inf")
+    latency_ms: float | None = None
+    best_ms: float | None = None
+    size_mb: float | None = None
+    seconds: float = 0.0
+    error: str | None = None
+    verdict: str = "failed"
+    path: Path | None = None
+
+    @property
+    def is_int8(self) -> bool:
+        """True when at least one node was quantized."""
+        return self.weight_type is not None
+
+    def settings(self) -> str:
+        """Short human-readable settings, e.g. ``qint8 per-channel, reduce_range, ops=MatMul``."""
+        if not self.is_int8:
+            return "fp32 (no quantization)"
+        parts = [str(self.weight_type), "per-channel" if self.per_channel else "per-tensor"]
+        if self.reduce_range:
+            parts.append("reduce_range")
+        if self.op_types is not None:
+            parts.append("ops=" + "+".join(self.op_types))
+        return ", ".join(parts)
+
+    def row(self) -> dict[str, Any]:
+        """A JSON-ready dict for the manifest (no paths)."""
+        margin = self.margin if abs(self.margin) != float("inf") else None
+        return {"id": self.id, "stage": self.stage, "settings": self.settings(), "weight_type": self.weight_type,
+                "per_channel": self.per_channel, "reduce_range": self.reduce_range, "op_types": self.op_types,
+                "fp32_nodes": self.fp32_nodes, "quantized_ops": self.quantized_ops, "metrics": self.metrics,
+                "gates": self.gates, "passed": self.passed, "margin": margin, "latency_ms": self.latency_ms,
+                "best_ms": self.best_ms,
+                "size_mb": self.size_mb, "seconds": round(self.seconds, 2), "error": self.error,
+                "verdict": self.verdict}

@@ -1,0 +1,103 @@
+"""Scores one candidate model the way the final gates will: same validation inputs, same source
+outputs, same accuracy gates; plus its p50 latency at the recipe's gated shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from optkit.io_spec import ModelInfo
+from optkit.recipe import AccuracyGate
+from optkit.runners.base import Feeds
+from optkit.runners.ort_runner import OrtRunner
+from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
+from optkit.validation.data import ValidationSet
+from optkit.validation.gates import GateResult, evaluate_accuracy
+from optkit.validation.speed import LatencyStats, time_runner
+
+
+@dataclass
+class Score:
+    """One candidate's figures.
+
+    Attributes:
+        accuracy: every accuracy metric against the source (see ``optkit.validation.accuracy``).
+        gates: the recipe's accuracy gates evaluated on ``accuracy``.
+        passed: no accuracy gate failed (skipped gates do not block a candidate).
+        margin: the worst normalised gate margin (> 0 passes; used to rank failing candidates).
+        latency_ms: p50 wall time per call at the gated shape, ms.
+        best_ms: the fastest call at that shape, ms: what the search ranks by, because other
+            processes on a loaded machine inflate medians far more than minimums.
+    """
+
+    accuracy: AccuracyReport
+    gates: list[GateResult]
+    passed: bool
+    margin: float
+    latency_ms: float
+    best_ms: float
+
+
+def gate_margin(gate: GateResult) -> float:
+    """How far a gate is from its threshold, normalised: ``(value - min) / scale`` for ``>=`` and
+    ``(max - value) / scale`` for ``<=``; ``scale`` is ``1 - threshold`` for thresholds in (0, 1)
+    with ``>=`` (agreements, cosines: the room left below 1), otherwise ``max(|threshold|, 1)``.
+    NaN counts as -inf; a skipped gate as +inf (it does not rank)."""
+    if gate.value is None:
+        return float("inf")
+    if gate.value != gate.value:
+        return float("-inf")
+    if gate.op == ">=":
+        scale = 1 - gate.threshold if 0 < gate.threshold < 1 else max(abs(gate.threshold), 1.0)
+        return (gate.value - gate.threshold) / scale
+    return (gate.threshold - gate.value) / max(abs(gate.threshold), 1.0)
+
+
+class CandidateEvaluator:
+    """Runs candidate models on the validation set and at the gated shape.
+
+    Args:
+        reference: the source framework's outputs on every validation sample, ``{name: (N, ...)}``.
+        vset: the validation inputs those outputs came from.
+        info: the source model's task and labels.
+        gates: the recipe's accuracy gates.
+        batch_size: validation batch size (samples per call).
+        threads: intra-op threads (the same as the final benchmark).
+        latency_feeds: inputs at the gated shape (e.g. 1 × 128 tokens) for the latency figure.
+        warmup / iterations: untimed and timed calls for the latency figure (p50).
+    """
+
+    def __init__(self, reference: Feeds, vset: ValidationSet, info: ModelInfo, gates: list[AccuracyGate],
+                 batch_size: int, threads: int, latency_feeds: Feeds, warmup: int = 3, iterations: int = 15) -> None:
+        self.reference, self.vset, self.info, self.gates = reference, vset, info, gates
+        self.batch_size, self.threads, self.latency_feeds = batch_size, threads, latency_feeds
+        self.warmup, self.iterations = warmup, iterations
+
+    def score(self, model_path: Path) -> Score:
+        """Score ``model_path`` (an ``.onnx`` file). ONNX Runtime errors propagate to the caller."""
+        runner = OrtRunner(model_path, self.threads)
+        outputs = concat_outputs([runner.infer(b) for b in self.vset.batches(self.batch_size)])
+        accuracy = compare(self.reference, outputs, self.vset, self.info)
+        gates = evaluate_accuracy(self.gates, accuracy)
+        times = time_runner(runner, self.latency_feeds, self.warmup, self.iterations)
+        runner.deactivate()
+        stats = LatencyStats.from_seconds(times, 1)
+        margin = min((gate_margin(g) for g in gates), default=float("inf"))
+        return Score(accuracy, gates, all(g.status != "failed" for g in gates), margin, stats.p50_ms, stats.min_ms)
+
+    def retime(self, model_paths: list[Path], rounds: int = 3) -> list[float]:
+        """Fastest call (ms) of each model over ``rounds`` round-robin rounds of ``iterations``
+        calls: the models share the machine's load over time, so a burst from another process
+        does not decide the ranking."""
+        runners = [OrtRunner(path, self.threads) for path in model_paths]
+        best = [float("inf")] * len(runners)
+        for number in range(rounds):
+            order = list(range(len(runners)))
+            order = order[number % len(order):] + order[:number % len(order)]
+            for index in order:
+                times = time_runner(runners[index], self.latency_feeds, self.warmup if number == 0 else 1,
+                                    self.iterations)
+                best[index] = min(best[index], min(times) * 1e3)
+        for runner in runners:
+            runner.deactivate()
+        return best

@@ -1,0 +1,241 @@
+"""Accuracy-aware dynamic int8: find the fastest quantized model that meets the accuracy gates.
+
+Order (deterministic for the same model, data and recipe):
+
+1. ``settings``: every ``weight_type × per_channel × reduce_range`` of the search space, on ONNX
+   Runtime's default op types;
+2. ``op types``: the most accurate setting with one quantizable op type left in float32 at a time;
+3. ``fp32 fallback`` (unless a stage-1 candidate, with every op type quantized, passed: leaving a
+   whole op type in float32 is usually slower than keeping a few nodes): the nodes of the most
+   accurate stage-1 candidate are ranked
+   by :mod:`optkit.search.sensitivity`; the 1, 2, 4, … most sensitive are kept in float32 until the
+   gates hold, then a bisection between the last failing and first passing count keeps as few
+   nodes in float32 as the gates allow.
+
+Each candidate is scored by :class:`~optkit.search.evaluator.CandidateEvaluator` on the whole
+validation set. Among the passing candidates the fastest wins, ranked by the fastest of its timed
+calls (a loaded machine inflates medians far more than minimums; p50 is reported too), after the
+passing candidates are timed again together, round-robin; candidates within
+``latency_tolerance`` of the fastest tie and the earliest in search order wins, so timing noise
+does not change the choice. When nothing passes, the closest candidate (largest gate margin) is
+returned with a warning; the pipeline's gates then fail and nothing is emitted.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+from optkit.errors import PassError
+from optkit.onnx_io import load_onnx, save_onnx
+from optkit.passes.base import PassContext, PassOutcome
+from optkit.passes.quantize_dynamic import quantize
+from optkit.recipe import QuantizeDynamicPass
+from optkit.search.candidates import Candidate
+from optkit.search.sensitivity import quantizable_nodes, rank_nodes
+from optkit.validation.speed import size_on_disk_mb
+
+
+def search(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> PassOutcome:
+    """Run the search on ``model_path`` (fp32 ONNX) and return the chosen model.
+
+    ``details["search"]`` holds every candidate's row (:meth:`Candidate.row`), the chosen id, the
+    nodes kept in float32, the node sensitivity ranking (when computed) and the time spent.
+
+    Raises:
+        PassError: no evaluator in ``ctx`` (the search needs validation data and gates), the
+            model has nothing to quantize, or no candidate could be built at all.
+    """
+    if ctx.evaluator is None or ctx.validation is None:
+        raise PassError("the accuracy-aware int8 search needs validation data and accuracy gates",
+                        "run the pass through optkit convert / optkit.convert")
+    return _Search(model_path, config, ctx).run()
+
+
+class _Search:
+    def __init__(self, model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> None:
+        self.config, self.space, self.ctx = config, config.search_space, ctx
+        self.start = time.perf_counter()
+        self.model = load_onnx(model_path)
+        self.path = self._named_copy(model_path)
+        self.nodes = quantizable_nodes(self.model, None)
+        self.rows: list[Candidate] = []
+        self.exhausted = False
+        self.ranking: list = []
+
+    def _named_copy(self, model_path: Path) -> Path:
+        """Node names are how nodes are kept in fp32: give unnamed/duplicate nodes stable names."""
+        seen: set[str] = set()
+        changed = False
+        for index, node in enumerate(self.model.graph.node):
+            if not node.name or node.name in seen:
+                node.name, changed = f"{node.op_type}_{index}", True
+            seen.add(node.name)
+        if not changed:
+            return model_path
+        path = self.ctx.output_path("named")
+        save_onnx(self.model, path, self.ctx.external_threshold_mb)
+        return path
+
+    # ------------------------------------------------------------------ driving
+    def run(self) -> PassOutcome:
+        if not self.nodes:
+            raise PassError("nothing to quantize: the model has no MatMul/Gemm/Conv/Attention with constant weights",
+                            "remove the quantize-dynamic pass from the recipe")
+        self._try(Candidate(0, "fp32 input"))
+        for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
+            self._try(Candidate(len(self.rows), "settings", wt, pc, rr))
+        types = sorted({n.op_type for n in self.nodes})
+        base = self._closest(stage="settings")
+        if self.space.op_type_subsets and base is not None and len(types) > 1:
+            for left_out in types:
+                kept = [t for t in types if t != left_out]
+                self._try(Candidate(len(self.rows), "op types", base.weight_type, base.per_channel,
+                                    base.reduce_range, kept))
+        if not any(c.passed and c.stage == "settings" for c in self.rows) and self.space.node_fallback:
+            self._fallback()
+        return self._outcome()
+
+    def _budget_left(self) -> bool:
+        if time.perf_counter() - self.start <= self.config.search_budget_s or not any(c.is_int8 for c in self.rows):
+            return True  # at least one int8 candidate is always tried
+        self.exhausted = True
+        return False
+
+    def _try(self, cand: Candidate) -> Candidate | None:
+        if not self._budget_left():
+            return None
+        began = time.perf_counter()
+        self.rows.append(cand)
+        try:
+            if cand.is_int8:
+                cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
+                cand.quantized_ops = quantize(self.path, cand.path, cand.weight_type, cand.per_channel,
+                                              bool(cand.reduce_range), cand.op_types, cand.fp32_nodes)
+            else:
+                cand.path = self.path
+            score = self.ctx.evaluator.score(cand.path)
+        except Exception as exc:  # a setting the quantizer or runtime rejects is a row, not the end
+            cand.error, cand.verdict = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}", "error"
+        else:
+            cand.metrics = dict(score.accuracy.metrics)
+            cand.gates = [{"name": g.name, "value": g.value, "status": g.status} for g in score.gates]
+            cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (score.passed, score.margin, score.latency_ms,
+                                                                      score.best_ms)
+            cand.size_mb = size_on_disk_mb(cand.path, cand.path.with_name(cand.path.name + ".data"))
+            cand.verdict = "reference" if not cand.is_int8 else ("passed" if cand.passed else "failed")
+        cand.seconds = time.perf_counter() - began
+        self.ctx.progress(self._line(cand))
+        return cand
+
+    def _line(self, cand: Candidate) -> str:
+        kept = f", {len(cand.fp32_nodes)} node(s) in fp32" if cand.fp32_nodes else ""
+        if cand.error:
+            return f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: error {cand.error}"
+        gates = ", ".join(f"{g['name'].split()[0]} {g['value']:.4g}" for g in cand.gates if g["value"] is not None)
+        verdict = "reference" if not cand.is_int8 else ("PASS" if cand.passed else "FAIL")
+        return (f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: {gates} → {verdict}, "
+                f"{cand.latency_ms:.2f} ms p50, {cand.best_ms:.2f} ms best ({cand.seconds:.0f} s)")
+
+    def _closest(self, stage: str | None = None) -> Candidate | None:
+        """The scored int8 candidate with the largest gate margin (earliest wins ties)."""
+        pool = [c for c in self.rows if c.is_int8 and not c.error and (stage is None or c.stage == stage)]
+        return max(pool, key=lambda c: (c.margin, -c.id)) if pool else None
+
+    # ------------------------------------------------------------------ stage 3
+    def _fallback(self) -> None:
+        base = self._closest(stage="settings")
+        if base is None or not self._budget_left():
+            return
+        nodes = quantizable_nodes(self.model, base.op_types)
+        batches = self.ctx.validation.batches(self.space.sensitivity_samples)[:1]
+        self.ctx.progress(f"ranking {len(nodes)} node(s) by int8 sensitivity on {self.space.sensitivity_samples} "
+                          f"samples ({base.settings()})")
+        try:
+            self.ranking = rank_nodes(self.model, nodes, batches, self.ctx.workdir, self.ctx.threads,
+                                      base.weight_type, bool(base.per_channel), bool(base.reduce_range))
+        except Exception as exc:
+            raise PassError(f"node sensitivity analysis failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                            "set search_space.node_fallback: false, or exclude nodes by hand") from exc
+        names = [s.name for s in self.ranking]
+        limit = len(names) if self.space.allow_fp32 else len(names) - 1
+        last_fail, first_pass, count = 0, None, 1
+        while count <= limit:
+            cand = self._fallback_candidate(base, names[:count])
+            if cand is None:
+                return
+            if cand.passed:
+                first_pass = count
+                break
+            last_fail = count
+            count = min(count * 2, limit) if count < limit else limit + 1
+        while first_pass is not None and first_pass - last_fail > 1:
+            middle = (first_pass + last_fail) // 2
+            cand = self._fallback_candidate(base, names[:middle])
+            if cand is None:
+                return
+            if cand.passed:
+                first_pass = middle
+            else:
+                last_fail = middle
+
+    def _fallback_candidate(self, base: Candidate, fp32_nodes: list[str]) -> Candidate | None:
+        return self._try(Candidate(len(self.rows), "fp32 fallback", base.weight_type, base.per_channel,
+                                   base.reduce_range, base.op_types, list(fp32_nodes)))
+
+    # ------------------------------------------------------------------ choice
+    def _choose(self) -> tuple[Candidate, bool]:
+        passing = [c for c in self.rows if c.passed and not c.error and (c.is_int8 or self.space.allow_fp32)]
+        if passing:
+            if len(passing) > 1:
+                self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
+                for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing])):
+                    cand.best_ms = min(cand.best_ms, best)
+            fastest = min(c.best_ms for c in passing)
+            tied = [c for c in passing if c.best_ms <= fastest * (1 + self.space.latency_tolerance)]
+            return min(tied, key=lambda c: c.id), True
+        closest = self._closest()
+        if closest is None:
+            errors = "; ".join(f"{c.settings()}: {c.error}" for c in self.rows if c.error)
+            raise PassError(f"no int8 candidate could be built or run ({errors[:300]})",
+                            "check the quantize-dynamic search_space, or use quantize-static")
+        return closest, False
+
+    def _outcome(self) -> PassOutcome:
+        chosen, met = self._choose()
+        chosen.verdict = "chosen"
+        warnings = []
+        if not met:
+            failing = [g for g in chosen.gates if g["status"] == "failed"]
+            gate_text = ", ".join(f"{g['name']} (closest: {g['value']:.4g})" for g in failing)
+            warnings.append(
+                f"no int8 candidate met the accuracy gates after {len(self.rows) - 1} candidate(s)"
+                f"{' (search budget exhausted)' if self.exhausted else ''}; failing: {gate_text}. Try: a larger "
+                "--search-budget, search_space.allow_fp32: true, quantize-static with calibration data, "
+                "or a recipe whose gates match what int8 can hold")
+        if self.exhausted:
+            warnings.append(f"search budget of {self.config.search_budget_s:g} s exhausted after "
+                            f"{len(self.rows) - 1} candidate(s)")
+        search = {"strategy": "accuracy-aware", "candidates": [c.row() for c in self.rows], "chosen": chosen.id,
+                  "met_gates": met, "fp32_nodes": chosen.fp32_nodes, "budget_s": self.config.search_budget_s,
+                  "budget_exhausted": self.exhausted, "elapsed_s": round(time.perf_counter() - self.start, 1),
+                  "latency_shape": _shape(self.ctx.evaluator.latency_feeds),
+                  "sensitivity": [{"node": s.name, "op_type": s.op_type, "error": s.error, "method": s.method}
+                                  for s in self.ranking[:30]]}
+        details = {"weight_type": chosen.weight_type, "per_channel": chosen.per_channel,
+                   "reduce_range": chosen.reduce_range, "op_types": chosen.op_types,
+                   "nodes_to_exclude": chosen.fp32_nodes, "quantized_ops": chosen.quantized_ops,
+                   "candidates": len(self.rows) - 1, "search": search}
+        for cand in self.rows:  # free disk: only the chosen model is needed from here on
+            if cand is not chosen and cand.is_int8 and cand.path is not None:
+                cand.path.unlink(missing_ok=True)
+        return PassOutcome(chosen.path, details, warnings)
+
+
+def _shape(feeds: dict) -> str:
+    first = next(iter(feeds.values()))
+    return "×".join(str(d) for d in first.shape)
+
+
+__all__ = ["search"]

@@ -1,0 +1,146 @@
+"""Accuracy-aware int8 search and the fp16 overflow guard, on tiny models with a planted problem."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from tiny_quant_models import build
+
+import optkit
+from optkit.errors import PassError
+from optkit.recipe import parse_recipe
+from tests_support import FAST
+
+INT8 = """
+name: search-test
+passes:
+  - type: quantize-dynamic
+    search: accuracy-aware
+    search_space: {weight_types: [qint8, quint8], per_channel: [true, false], reduce_range: [false]}
+validation:
+  batch_size: 16
+  gates:
+    - {metric: nonfinite_outputs, max: 0}
+    - {metric: cosine_min, min: 0.98}
+    - {metric: label_agreement, min: 0.95}
+"""
+
+FP16 = """
+name: fp16-test
+passes:
+  - type: fp16
+validation:
+  gates:
+    - {metric: nonfinite_outputs, max: 0}
+    - {metric: cosine_min, min: 0.999}
+"""
+
+
+@pytest.fixture(scope="module")
+def outlier(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("outlier"), "outlier")
+
+
+@pytest.fixture(scope="module")
+def overflow(tmp_path_factory):
+    return build(tmp_path_factory.mktemp("overflow"), "overflow")
+
+
+def _search(result):
+    step = next(s for s in result.steps if s.name == "quantize-dynamic")
+    return step.details["search"]
+
+
+@pytest.fixture(scope="module")
+def rescued(outlier, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "rescued"
+    return optkit.convert(outlier["pt"], parse_recipe(INT8), out, data=str(outlier["npz"]), overrides=FAST), out
+
+
+def test_no_setting_survives_the_outlier_so_the_bad_node_is_kept_in_fp32(rescued):
+    result, out = rescued
+    search = _search(result)
+    settings = [c for c in search["candidates"] if c["stage"] == "settings"]
+    assert len(settings) == 4 and not any(c["passed"] for c in settings)
+    assert search["sensitivity"][0]["node"] == search["fp32_nodes"][0]  # ranked most sensitive
+    assert len(search["fp32_nodes"]) == 1 and "MatMul" in search["fp32_nodes"][0]
+    chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
+    assert chosen["verdict"] == "chosen" and chosen["stage"] == "fp32 fallback" and chosen["passed"]
+    assert chosen["quantized_ops"].get("MatMulInteger") == 1  # the good MatMul is still int8
+    assert result.approved and search["met_gates"]
+
+
+def test_search_is_in_manifest_report_and_console_json(rescued):
+    result, out = rescued
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["search"][0]["fp32_nodes"] == _search(result)["fp32_nodes"]
+    assert manifest["search"][0]["met_gates"] is True
+    report = (out / "report.md").read_text()
+    assert "## Search: quantize-dynamic" in report and "Nodes kept in float32" in report
+    assert report.count("| chosen") + report.count("**chosen**") >= 1
+
+
+def test_search_is_deterministic(outlier, rescued, tmp_path):
+    first, _ = rescued
+    again = optkit.convert(outlier["pt"], parse_recipe(INT8), tmp_path / "again", data=str(outlier["npz"]),
+                           overrides=FAST)
+    a, b = _search(first), _search(again)
+    assert [c["settings"] for c in a["candidates"]] == [c["settings"] for c in b["candidates"]]
+    assert [c["metrics"] for c in a["candidates"]] == [c["metrics"] for c in b["candidates"]]
+    assert a["fp32_nodes"] == b["fp32_nodes"] and a["chosen"] == b["chosen"]
+
+
+def test_nothing_passes_fails_with_the_closest_candidate_and_writes_nothing(outlier, tmp_path):
+    out = tmp_path / "never"
+    overrides = {**FAST, "validation.gates": [{"metric": "max_abs_error", "max": 0.0}],
+                 "passes.0.search_space.node_fallback": False}
+    result = optkit.convert(outlier["pt"], parse_recipe(INT8), out, data=str(outlier["npz"]), overrides=overrides)
+    assert not result.approved and not out.exists()
+    assert not _search(result)["met_gates"]
+    assert any("no int8 candidate met the accuracy gates" in w for w in result.warnings)
+    assert result.manifest["search"][0]["met_gates"] is False
+
+
+def test_budget_stops_after_the_first_int8_candidate(outlier, tmp_path):
+    overrides = {**FAST, "passes.0.search_budget_s": 0.001}
+    result = optkit.convert(outlier["pt"], parse_recipe(INT8), tmp_path / "budget", data=str(outlier["npz"]),
+                            overrides=overrides)
+    search = _search(result)
+    assert search["budget_exhausted"] and len(search["candidates"]) == 2  # fp32 reference + one int8
+    assert any("budget" in w for w in result.warnings)
+
+
+def test_fp16_overflow_is_blocked_automatically(overflow, tmp_path):
+    result = optkit.convert(overflow["pt"], parse_recipe(FP16), tmp_path / "fp16", data=str(overflow["npz"]),
+                            overrides=FAST)
+    step = next(s for s in result.steps if s.name == "fp16")
+    assert step.details["auto_blocked"], "the overflowing MatMul must be kept in fp32"
+    assert any("MatMul" in n for n in step.details["auto_blocked"])
+    assert step.details["overflow_rounds"][0]["offenders"]
+    assert result.approved and result.accuracy.metrics["nonfinite_outputs"] == 0
+
+
+def test_fp16_overflow_without_auto_block_is_an_error_naming_the_node(overflow, tmp_path):
+    overrides = {**FAST, "passes.0.auto_block": False}
+    with pytest.raises(PassError, match=r"fp16 overflows to Inf/NaN at /MatMul\b"):
+        optkit.convert(overflow["pt"], parse_recipe(FP16), tmp_path / "raw", data=str(overflow["npz"]),
+                       overrides=overrides)
+    assert not (tmp_path / "raw").exists()
+
+
+def test_round_trip_casts_between_fp32_nodes_are_removed():
+    from onnx import TensorProto, helper
+
+    from optkit.search.fp16_guard import drop_round_trips
+
+    nodes = [helper.make_node("Relu", ["x"], ["a"], name="producer"),
+             helper.make_node("Cast", ["a"], ["a16"], to=TensorProto.FLOAT16, name="down"),
+             helper.make_node("Cast", ["a16"], ["a32"], to=TensorProto.FLOAT, name="up"),
+             helper.make_node("Neg", ["a32"], ["y"], name="consumer")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph)
+    assert drop_round_trips(model) == 1
+    assert [n.name for n in model.graph.node] == ["producer", "consumer"]
+    assert list(model.graph.node[1].input) == ["a"]
