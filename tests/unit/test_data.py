@@ -111,8 +111,8 @@ def test_npz_matching_the_model_loads(tiny, tmp_path):
 
 @pytest.mark.parametrize("bad,problem", [
     (np.full((3, 6), 7.5, np.float32), r"float32 values cannot be cast to int64 without loss"),
-    (np.full((3,), 7, np.int64), r"has shape \(3,\) int64, but the model input 'input_ids' expects "
-                                 r"shape \(batch, sequence\) int64 \(rank 2\)"),
+    (np.full((3,), 7, np.int64), (r"has shape \(3,\) int64, but the model input 'input_ids' expects "
+                                  r"shape \(batch, sequence\) int64 \(rank 2\)")),
 ])
 def test_npz_array_of_wrong_dtype_or_rank_names_input_and_expectation(tiny, tmp_path, bad, problem):
     with pytest.raises(DataError, match=problem) as err:
