@@ -81,3 +81,27 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> dict[str, Path]:
     conll = write_conll(folder / "test.conll", 40)
     return {"hf": hf, "pt": folder / "model.pt", "pt2": folder / "model.pt2", "conll": conll,
             "pickle": folder / "pickled.pt", "state_dict": folder / "state_dict.pt"}
+
+
+def build_tiny_sklearn(folder: Path) -> dict[str, Path]:
+    """A scaled logistic regression fitted on scikit-learn's wine data (13 features, 3 classes), saved
+    as ``model.skops`` and converted with skl2onnx (zipmap off) to ``model.onnx``; held-out rows with
+    gold labels in ``test.npz`` (``X`` float64, ``y``). Returns their paths by name."""
+    import numpy as np
+    import onnx
+    import skops.io as sio
+    from skl2onnx import to_onnx
+    from sklearn.datasets import load_wine
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    folder.mkdir(parents=True, exist_ok=True)
+    x, y = load_wine(return_X_y=True)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x[1::2], y[1::2])
+    sio.dump(model, folder / "model.skops")
+    onx = to_onnx(model, x[:1].astype(np.float32), options={id(model.steps[-1][1]): {"zipmap": False}},
+                  target_opset={"": 17, "ai.onnx.ml": 3})
+    onnx.save_model(onx, str(folder / "model.onnx"))
+    np.savez(folder / "test.npz", X=x[::2], y=y[::2])
+    return {"skops": folder / "model.skops", "onnx": folder / "model.onnx", "npz": folder / "test.npz"}

@@ -34,6 +34,9 @@ class ModelInfo:
         hf_dir: a folder with a Hugging Face ``config.json`` and tokenizer files, if known.
         model_type / num_heads / hidden_size: transformer shape from the config (for fusions).
         labels: class names by index (``id2label``), if known.
+        input_specs: ``{input name: TensorSpec}`` when the source declares dtypes and shapes
+            (ONNX graphs, scikit-learn's feature count, Keras inputs); validation data is checked
+            against them. Empty when unknown.
     """
 
     task: str | None = None
@@ -45,6 +48,7 @@ class ModelInfo:
     num_heads: int = 0
     hidden_size: int = 0
     labels: list[str] | None = None
+    input_specs: dict[str, TensorSpec] = field(default_factory=dict)
 
     @property
     def is_transformer(self) -> bool:
@@ -56,3 +60,12 @@ def default_dynamic_axes(input_names: list[str], output_names: list[str]) -> dic
     """Batch (axis 0) and sequence (axis 1) dynamic for token inputs and outputs, as transformer
     exports use; callers with other layouts pass their own mapping."""
     return {name: {0: "batch", 1: "sequence"} for name in [*input_names, *output_names]}
+
+
+TOKEN_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids")
+
+
+def token_input_specs(input_names: list[str]) -> dict[str, TensorSpec]:
+    """Specs of the standard transformer token inputs among ``input_names``: int64, shape
+    ``(batch, sequence)``; other names are left out (unknown)."""
+    return {n: TensorSpec(n, "int64", ("batch", "sequence")) for n in input_names if n in TOKEN_INPUTS}

@@ -20,6 +20,8 @@ class Framework:
         claims: ``(path) -> bool`` without importing the framework.
         loader: ``"module:function"`` loading a SourceModel.
         exporter: ``"module:function"`` exporting it to ONNX.
+        hasher: ``"module:function"`` giving the source's sha256 (hex) from its path without loading
+            it (``optkit verify --data`` checks it before loading anything).
     """
 
     name: str
@@ -27,11 +29,28 @@ class Framework:
     claims: Callable[[Any], bool]
     loader: str
     exporter: str
+    hasher: str = "optkit.hashing:hash_path"
+
+
+def _claims_onnx(path: Any) -> bool:
+    """By content (any extension); a ``.onnx`` file that is no zip/pickle too, so that a truncated or
+    damaged one gets the ONNX loader's error rather than 'cannot tell which framework'."""
+    from optkit.sources.onnx_format import content_kind, looks_like_onnx, read_head
+
+    head = read_head(path)
+    if looks_like_onnx(head):
+        return True
+    return path.is_file() and path.suffix.lower() == ".onnx" and content_kind(head) not in ("a zip archive", "a pickle")
 
 
 def _claims_torch(path: Any) -> bool:
-    return (path.is_dir() and (path / "config.json").is_file()) or path.suffix.lower() in (
-        ".pt", ".pt2", ".pth", ".ts", ".bin")
+    """By extension, or by content: a zip archive laid out as TorchScript / torch.export / torch.save."""
+    if (path.is_dir() and (path / "config.json").is_file()) or path.suffix.lower() in (
+            ".pt", ".pt2", ".pth", ".ts", ".bin"):
+        return True
+    from optkit.sources.torch_format import is_torch_archive
+
+    return path.is_file() and is_torch_archive(path)
 
 
 def _claims_sklearn(path: Any) -> bool:
@@ -48,13 +67,17 @@ def _claims_paddle(path: Any) -> bool:
     return path.suffix == ".pdmodel" or (path.suffix == ".json" and path.with_suffix(".pdiparams").exists())
 
 
+# Checked in this order: content-based claims (ONNX, then PyTorch archives) come first, so that a
+# file whose extension lies (an ONNX model named .pt, a TorchScript named .onnx) is still recognised.
 FRAMEWORKS: dict[str, Framework] = {
+    "onnx": Framework("onnx", "onnx", _claims_onnx, "optkit.sources.onnx_source:load",
+                      "optkit.exporters.onnx_exporter:export", "optkit.sources.onnx_source:source_sha256"),
     "torch": Framework("torch", "torch", _claims_torch, "optkit.sources.torch_source:load",
                        "optkit.exporters.torch_exporter:export"),
     "tensorflow": Framework("tensorflow", "tf", _claims_tf, "optkit.sources.tf_source:load",
                             "optkit.exporters.tf_exporter:export"),
     "paddle": Framework("paddle", "paddle", _claims_paddle, "optkit.sources.paddle_source:load",
-                        "optkit.exporters.paddle_exporter:export"),
+                        "optkit.exporters.paddle_exporter:export", "optkit.sources.paddle_source:source_sha256"),
     "sklearn": Framework("sklearn", "sklearn", _claims_sklearn, "optkit.sources.sklearn_source:load",
                          "optkit.exporters.sklearn_exporter:export"),
 }
@@ -87,7 +110,10 @@ def detect_framework(path: Any, requested: str = "auto") -> Framework:
     for framework in FRAMEWORKS.values():
         if framework.claims(path):
             return framework
+    from optkit.sources.onnx_format import content_kind, read_head
+
+    content = "a folder" if path.is_dir() else content_kind(read_head(path))
     raise SourceModelError(
-        f"cannot tell which framework {path} belongs to (extension '{path.suffix}')",
+        f"cannot tell which framework {path} belongs to (extension '{path.suffix}', content: {content})",
         f"pass a supported model ({', '.join(FRAMEWORKS)}), or name its framework with --framework",
     )

@@ -99,3 +99,22 @@ def test_convert_json_and_exit_codes(tiny, tmp_path):
                     "--set", "validation.gates=[{metric: max_abs_error, max: 0}]")
     assert failed.returncode == 1 and json.loads(failed.stdout)["approved"] is False
     assert "FAILED" in failed.stderr and not (tmp_path / "bad").exists()
+
+
+def test_files_whose_extension_lies_exit_2_one_line(tmp_path):
+    import zipfile
+
+    text_as_pt = tmp_path / "text.pt"
+    text_as_pt.write_text("just some notes")
+    zip_as_pt = tmp_path / "zip.pt"
+    with zipfile.ZipFile(zip_as_pt, "w") as archive:
+        archive.writestr("notes.txt", "not a model")
+    text_as_onnx = tmp_path / "text.onnx"
+    text_as_onnx.write_text("just some notes")
+    for path, message in ((text_as_pt, "not a PyTorch file"), (zip_as_pt, "zip file but not a PyTorch archive"),
+                          (text_as_onnx, "not an ONNX model (its content is text)")):
+        result = optkit("convert", str(path), "-o", str(tmp_path / "o"))
+        last = result.stderr.strip().splitlines()[-1]
+        assert result.returncode == 2 and last.startswith("source model error: ") and message in last, result.stderr
+        assert "Traceback" not in result.stderr
+    assert not (tmp_path / "o").exists()

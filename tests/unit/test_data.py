@@ -94,3 +94,52 @@ def test_shaped_pads_truncates_and_cycles():
     assert out["input_ids"].shape == (3, 5)
     assert out["input_ids"][2].tolist() == [5, 6, 7, 0, 0]  # cycled first row, padded
     assert vset.shaped(1, 2)["attention_mask"].tolist() == [[1, 1]]
+
+
+def _token_npz(path, **overrides):
+    ids = np.full((3, 6), 7, np.int64)
+    arrays = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
+    arrays.update(overrides)
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_npz_matching_the_model_loads(tiny, tmp_path):
+    vset = load_validation_set(_token_npz(tmp_path / "ok.npz"), _info(tiny, tmp_path), 10, 32)
+    assert vset.size == 3 and list(vset.feeds) == ["input_ids", "attention_mask", "token_type_ids"]
+
+
+@pytest.mark.parametrize("bad,problem", [
+    (np.full((3, 6), 7.5, np.float32), r"float32 values cannot be cast to int64 without loss"),
+    (np.full((3,), 7, np.int64), (r"has shape \(3,\) int64, but the model input 'input_ids' expects "
+                                  r"shape \(batch, sequence\) int64 \(rank 2\)")),
+])
+def test_npz_array_of_wrong_dtype_or_rank_names_input_and_expectation(tiny, tmp_path, bad, problem):
+    with pytest.raises(DataError, match=problem) as err:
+        load_validation_set(_token_npz(tmp_path / "bad.npz", input_ids=bad), _info(tiny, tmp_path), 10, 32)
+    assert "input_ids" in err.value.message and "\n" not in err.value.one_line()
+
+
+def test_npz_fixed_axis_must_match(tmp_path):
+    from optkit.io_spec import TensorSpec
+
+    info = ModelInfo(input_names=["X"], input_specs={"X": TensorSpec("X", "float32", ("batch", 13))})
+    np.savez(tmp_path / "x.npz", X=np.zeros((4, 12)))
+    with pytest.raises(DataError, match=r"expects shape \(batch, 13\) float32 \(axis 1 differs\)"):
+        load_validation_set(str(tmp_path / "x.npz"), info, 10, 8)
+    np.savez(tmp_path / "ints.npz", X=np.zeros((4, 13), np.int64))  # integers may feed a float input
+    assert load_validation_set(str(tmp_path / "ints.npz"), info, 10, 8).size == 4
+
+
+def test_npz_gold_labels_of_wrong_length(tmp_path):
+    np.savez(tmp_path / "y.npz", X=np.zeros((4, 2)), y=np.zeros(3))
+    with pytest.raises(DataError, match="'y' has 3 labels for 4 samples"):
+        load_validation_set(str(tmp_path / "y.npz"), ModelInfo(input_names=["X"]), 10, 8)
+
+
+def test_conll_unknown_tag_in_a_later_sentence_lists_valid_labels(tiny, tmp_path):
+    path = tmp_path / "d.conll"
+    path.write_text("john\tB-PER\n\nparis\tB-LOC\nrome\tB-CITY\n")
+    with pytest.raises(DataError, match=r"B-CITY.*not labels of the model") as err:
+        load_validation_set(str(path), _info(tiny, tmp_path), 10, 32)
+    assert "B-LOC" in err.value.hint  # the valid labels are listed

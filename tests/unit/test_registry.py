@@ -12,7 +12,8 @@ from optkit.recipe import PASS_TYPES
 
 
 @pytest.mark.parametrize("name,expected", [("m.pt", "torch"), ("m.pt2", "torch"), ("m.keras", "tensorflow"),
-                                           ("m.skops", "sklearn"), ("m.joblib", "sklearn"), ("m.pdmodel", "paddle")])
+                                           ("m.skops", "sklearn"), ("m.joblib", "sklearn"), ("m.pdmodel", "paddle"),
+                                           ("m.onnx", "onnx")])
 def test_detect_by_file(tmp_path, name, expected):
     path = tmp_path / name
     path.write_bytes(b"x")
@@ -49,4 +50,26 @@ def test_missing_framework_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # import tensorflow now raises ImportError
     with pytest.raises(DependencyError) as err:
         tf_source.load(tmp_path / "m.keras", tmp_path)
-    assert "optkit[tf]" in str(err.value) and set(FRAMEWORKS) == {"torch", "tensorflow", "paddle", "sklearn"}
+    assert "optkit[tf]" in str(err.value) and set(FRAMEWORKS) == {"onnx", "torch", "tensorflow", "paddle", "sklearn"}
+
+
+def test_detection_goes_by_content_when_the_extension_lies(tiny, tiny_sklearn, tmp_path):
+    import shutil
+
+    onnx_as_pt = tmp_path / "model.pt"
+    shutil.copy(tiny_sklearn["onnx"], onnx_as_pt)
+    torchscript_as_onnx = tmp_path / "model.onnx"
+    shutil.copy(tiny["pt"], torchscript_as_onnx)
+    assert detect_framework(onnx_as_pt).name == "onnx"
+    assert detect_framework(torchscript_as_onnx).name == "torch"
+    assert detect_framework(tiny_sklearn["onnx"].with_suffix(".skops")).name == "sklearn"  # a skops zip is not torch
+
+
+def test_undetectable_file_names_its_content(tiny_sklearn, tmp_path):
+    import zipfile
+
+    other_zip = tmp_path / "model.onnx"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        archive.writestr("readme.txt", "not a model")
+    with pytest.raises(SourceModelError, match=r"extension '\.onnx', content: a zip archive"):
+        detect_framework(other_zip)

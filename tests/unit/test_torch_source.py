@@ -96,3 +96,24 @@ def test_malicious_pickle_never_runs_without_trust(tmp_path, writer):
     with pytest.raises(SourceModelError):
         torch_source.load(path, tmp_path)
     assert not marker.exists(), "the pickle was executed"
+
+
+@pytest.mark.parametrize("keep", [0.3, 0.95])
+def test_truncated_torch_export_program_is_clear_error(tiny, tmp_path, keep):
+    data = tiny["pt2"].read_bytes()
+    broken = tmp_path / "broken.pt2"
+    broken.write_bytes(data[:int(len(data) * keep)])
+    with pytest.raises(SourceModelError, match="truncated or corrupt"):
+        torch_source.load(broken, tmp_path)
+
+
+def test_torchscript_named_onnx_loads_as_torchscript(tiny, tmp_path):
+    import shutil
+
+    from optkit.registry import detect_framework, resolve
+
+    lying = tmp_path / "model.onnx"
+    shutil.copy(tiny["pt"], lying)
+    framework = detect_framework(lying)
+    source = resolve(framework.loader)(lying, tmp_path)
+    assert framework.name == "torch" and source.kind == "torchscript"

@@ -4,6 +4,7 @@ folder that claims approval (the temporary folder is removed)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -30,17 +31,44 @@ def check_output(output: Path, overwrite: bool) -> None:
         raise OutputError(f"cannot write to {parent}", "choose a writable -o folder")
 
 
+FULL_DISK = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
 @contextmanager
 def staging(output: Path) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``output``; it is deleted if the block raises."""
+    """Yield a fresh temporary folder beside ``output``; it is deleted if the block raises
+    (Ctrl-C included).
+
+    Raises:
+        OutputError: the folder cannot be created, or the block fails to write a file (``OSError``:
+            disk full, quota, read-only file system, permissions), named in one line.
+    """
     parent = output.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.tmp-", dir=parent))
+    except OSError as exc:
+        raise write_error(output, exc) from exc
     try:
         yield tmp
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise write_error(output, exc) from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write_error(output: Path, exc: OSError) -> OutputError:
+    """The one-line :class:`OutputError` for an ``OSError`` raised while writing the artifact
+    ``output``: a full disk (``ENOSPC``, ``EDQUOT``, ``EFBIG``) or any other write failure."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    where = f" ({Path(exc.filename).name})" if exc.filename else ""
+    if exc.errno in FULL_DISK:
+        return OutputError(f"no space left to write the artifact {output}: {reason}{where}; nothing was written",
+                           "free disk space on that file system, or choose another -o")
+    return OutputError(f"cannot write the artifact {output}: {reason}{where}; nothing was written",
+                       "check that the -o folder's file system is writable and has free space")
 
 
 def publish(tmp: Path, output: Path, overwrite: bool) -> None:

@@ -34,12 +34,12 @@ class VerifyResult:
     checked_files: list[str] = field(default_factory=list)
 
 
-def verify_artifact(folder: Path, strict: bool = False) -> VerifyResult:
-    """Verify ``folder`` against its ``manifest.json``.
+def read_manifest(folder: Path) -> tuple[Manifest, str]:
+    """The parsed ``manifest.json`` of an artifact folder, and its exact text.
 
     Raises:
         OutputError: the folder or its manifest is missing, or the manifest is not a valid
-            optkit manifest (nothing can be verified).
+            optkit manifest.
     """
     if not folder.is_dir():
         raise OutputError(f"artifact folder not found: {folder}", "pass the folder optkit convert wrote (-o)")
@@ -52,6 +52,17 @@ def verify_artifact(folder: Path, strict: bool = False) -> VerifyResult:
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
         raise OutputError(f"{path} is not a valid optkit manifest ({str(exc).splitlines()[0][:120]})",
                           "the manifest was edited or truncated; convert again") from exc
+    return manifest, text
+
+
+def verify_artifact(folder: Path, strict: bool = False) -> VerifyResult:
+    """Verify ``folder`` against its ``manifest.json``.
+
+    Raises:
+        OutputError: the folder or its manifest is missing, or the manifest is not a valid
+            optkit manifest (nothing can be verified).
+    """
+    manifest, text = read_manifest(folder)
     problems = [] if digest_ok(text, manifest.digest) else [f"modified file: {MANIFEST} (its digest does not match)"]
     for name, entry in manifest.files.items():
         file = folder / name

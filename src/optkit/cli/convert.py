@@ -38,7 +38,7 @@ def stdout_to_stderr(enabled: bool) -> Iterator[None]:
 
 
 def convert_command(
-    source: Path = typer.Argument(..., help="model file or folder: .pt (TorchScript), .pt2 (torch.export), HF folder"),
+    source: Path = typer.Argument(..., help="model file or folder: .pt/.pt2/HF folder (PyTorch), .keras/SavedModel, .skops, Paddle .json/.pdmodel, .onnx"),
     recipe: str = RecipeOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -16,12 +18,18 @@ from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
 def verify_command(
     artifact: Path = typer.Argument(..., help="artifact folder written by optkit convert"),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="re-run the accuracy gates against the source "
+                                       "model on this data (.conll, .txt or .npz)"),
+    source: Optional[Path] = typer.Option(None, "--source", help="the source model, if not at the manifest's "
+                                          "source.path (its sha256 must still match)"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickled source (with --data)"),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Re-hash every artifact file against manifest.json and check that it was approved.
+    """Re-hash every artifact file against manifest.json and check that it was approved; with --data,
+    also validate model.onnx against its source model again and evaluate the recipe's accuracy gates.
 
-    Exit codes: 0 verified, 1 a file or gate does not check out, 2 not an artifact folder.
+    Exit codes: 0 verified, 1 a file or gate does not check out, 2 bad input, 3 internal error, 130 interrupted.
     """
     console = Console(stderr=True)
 
@@ -29,16 +37,27 @@ def verify_command(
         from optkit.artifact.verify import verify_artifact
 
         result = verify_artifact(artifact, strict=strict)
-        for problem in result.problems:
+        problems = list(result.problems)
+        payload: dict = {"checked_files": result.checked_files}
+        if data is not None:
+            from optkit.artifact.revalidate import revalidate
+
+            console.print(f"… validating {artifact} against its source model on {data}", highlight=False)
+            again = revalidate(artifact, data, source=source, trust_pickle=trust_pickle, strict=strict)
+            problems += again.problems
+            payload["revalidation"] = {"ok": again.ok, "data": again.data, "samples": again.samples,
+                                       "metrics": again.accuracy.metrics if again.accuracy else {},
+                                       "gates": [dataclasses.asdict(g) for g in again.gates]}
+        for problem in problems:
             console.print(f"[red]✗[/red] {problem}", highlight=False)
         if as_json:
-            sys.stdout.write(json.dumps({"ok": result.ok, "problems": result.problems,
-                                         "checked_files": result.checked_files}, indent=2) + "\n")
-        if result.ok:
+            sys.stdout.write(json.dumps({"ok": not problems, "problems": problems, **payload}, indent=2) + "\n")
+        if not problems:
+            checked = f" and its accuracy gates hold on {data}" if data is not None else ""
             console.print(f"[bold green]PASSED[/bold green] {artifact}: {len(result.checked_files)} files match "
-                          "the manifest, approved", highlight=False)
+                          f"the manifest, approved{checked}", highlight=False)
             return EXIT_APPROVED
-        console.print(f"[bold red]FAILED[/bold red] {artifact}: {len(result.problems)} problem(s)", highlight=False)
+        console.print(f"[bold red]FAILED[/bold red] {artifact}: {len(problems)} problem(s)", highlight=False)
         return EXIT_GATE_FAILED
 
     raise typer.Exit(guarded(run))

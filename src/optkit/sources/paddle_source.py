@@ -66,10 +66,17 @@ class PaddleSource(SourceModel):
         return versions
 
     def sha256(self) -> str:
-        """sha256 over the program and parameters files (sorted by name)."""
-        import hashlib
+        """See :func:`source_sha256`."""
+        return source_sha256(self.path)
 
-        return hashlib.sha256((hash_path(self.program) + hash_path(self.params)).encode()).hexdigest()
+
+def source_sha256(path: Path) -> str:
+    """sha256 (hex) over the program file's and the parameters file's sha256 (in that order), without
+    loading them. Raises SourceModelError as :func:`program_files` does."""
+    import hashlib
+
+    program, params = program_files(path)
+    return hashlib.sha256((hash_path(program) + hash_path(params)).encode()).hexdigest()
 
 
 class PaddleRunner(Runner):

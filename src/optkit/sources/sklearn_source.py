@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from optkit.errors import SourceModelError, missing_dependency
-from optkit.io_spec import ModelInfo
+from optkit.io_spec import ModelInfo, TensorSpec
 from optkit.runners.base import Feeds, Runner
 from optkit.sources.base import SourceModel
 
@@ -123,7 +123,8 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     classifier = hasattr(model, "predict_proba") and hasattr(model, "classes_")
     info = ModelInfo(task="classification" if classifier else "regression", input_names=["X"],
                      output_names=["label", "probabilities"] if classifier else ["variable"],
-                     dynamic_axes={"X": {0: "batch"}})
+                     dynamic_axes={"X": {0: "batch"}},
+                     input_specs={"X": TensorSpec("X", "float32", ("batch", int(model.n_features_in_)))})
     if classifier:
         info.labels = [str(c) for c in model.classes_]
     return SklearnSource(path, info, kind, model)

@@ -47,6 +47,20 @@ def sniff(path: Path) -> str:
                            "pass a TorchScript .pt, a torch.export .pt2 or a HF model folder")
 
 
+def is_torch_archive(path: Path) -> bool:
+    """True when ``path`` is a zip laid out like a TorchScript, torch.export or ``torch.save`` archive.
+
+    Reads only the zip's central directory (no CRC check, no unpickling), so it is cheap enough for
+    framework detection; a damaged zip gives False.
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+    return any("/code/" in n or n.endswith(("/archive_format", "/data.pkl")) or "/models/" in n for n in names)
+
+
 def zip_names(path: Path) -> list[str]:
     """Entry names of the zip at ``path``; SourceModelError if it is truncated or corrupt."""
     try:

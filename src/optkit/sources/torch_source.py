@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from optkit.errors import SourceModelError, missing_dependency
-from optkit.io_spec import ModelInfo, default_dynamic_axes
+from optkit.io_spec import ModelInfo, default_dynamic_axes, token_input_specs
 from optkit.runners.base import Runner
 from optkit.sources.base import SourceModel
 from optkit.sources.torch_format import embedded_model_info, read_embedded, sniff
@@ -115,6 +115,8 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     info.output_names = info.output_names or ["output"]
     if not info.dynamic_axes:
         info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
+    if info.model_type:  # a transformer (embedded HF config): token inputs are int64 (batch, sequence)
+        info.input_specs = token_input_specs(info.input_names)
     return TorchSource(path, info, kind, module, program)
 
 
@@ -180,6 +182,7 @@ def _load_hf(path: Path) -> TorchSource:
     output = "last_hidden_state" if loader is transformers.AutoModel else "logits"
     info.output_names = [output]
     info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
+    info.input_specs = token_input_specs(info.input_names)
     from optkit.sources.hf_wrapper import make_wrapper
 
     attention = getattr(default.config, "_attn_implementation", None) or "default"

@@ -10,7 +10,7 @@ import numpy as np
 
 from optkit.errors import DataError, missing_dependency
 from optkit.hashing import sha256_file
-from optkit.io_spec import ModelInfo
+from optkit.io_spec import ModelInfo, TensorSpec
 from optkit.runners.base import Feeds
 
 
@@ -219,6 +219,9 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
         raise DataError(f"{path}: arrays need the same non-empty sample axis 0, got {sizes}",
                         "stack samples along axis 0 in every array")
     order = info.input_names or sorted(arrays)
+    for name, spec in info.input_specs.items():
+        if name in arrays:
+            check_against_spec(path, arrays[name], spec)
     feeds = {k: arrays[k][:max_samples] for k in order}
     pads = {k: 0 for k, v in feeds.items() if v.ndim >= 2 and np.issubdtype(v.dtype, np.integer)}
     if gold is not None and len(gold) != sizes[order[0]]:
@@ -227,6 +230,30 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
     vset = ValidationSet("npz", str(path), feeds, pads)
     vset.gold_labels = gold[:max_samples] if gold is not None else None
     return vset
+
+
+def check_against_spec(path: Path, array: np.ndarray, spec: TensorSpec) -> None:
+    """Check one data array against the model input it feeds.
+
+    The rank must match, every fixed size after the sample axis 0 must match, and the values must
+    convert to the input's dtype without loss of meaning: integers and booleans may feed a float input
+    (they are cast), floats may not feed an integer or boolean input (token ids, masks).
+
+    Raises:
+        DataError: naming the input, the array's shape and dtype, and the expected ones.
+    """
+    expected = f"shape ({', '.join(str(d) for d in spec.shape)}) {spec.dtype}"
+    got = f"array '{spec.name}' in {path} has shape {tuple(array.shape)} {array.dtype}"
+    hint = "save one array per model input with the model's dtype; axis 0 is the sample axis"
+    if array.ndim != len(spec.shape):
+        raise DataError(f"{got}, but the model input '{spec.name}' expects {expected} (rank {len(spec.shape)})", hint)
+    wrong = [axis for axis, dim in enumerate(spec.shape) if axis > 0 and isinstance(dim, int) and array.shape[axis] != dim]
+    if wrong:
+        raise DataError(f"{got}, but the model input '{spec.name}' expects {expected} (axis {wrong[0]} differs)", hint)
+    want = np.dtype(spec.dtype)
+    if want.kind in "iub" and array.dtype.kind not in "iub" or want.kind == "f" and array.dtype.kind not in "fiub":
+        raise DataError(f"{got}, but the model input '{spec.name}' expects {expected} "
+                        f"({array.dtype} values cannot be cast to {want} without loss)", hint)
 
 
 def _random_set(info: ModelInfo, n: int, sequence_length: int, seed: int) -> ValidationSet:

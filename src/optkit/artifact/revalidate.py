@@ -1,0 +1,129 @@
+"""``optkit verify DIR --data PATH``: re-run an artifact's accuracy validation on new data.
+
+The artifact's ``model.onnx`` is compared with the source model named in the manifest
+(``source.path``; its sha256 must still be ``source.sha256``), run in its own framework, on the
+given data, with the resolved recipe stored in the manifest; the recipe's accuracy gates are then
+evaluated. Speed gates are not re-measured (they depend on the machine, not on the data).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from optkit.artifact.verify import read_manifest
+from optkit.errors import OutputError, SourceModelError
+from optkit.recipe import Recipe
+from optkit.registry import detect_framework, resolve
+from optkit.runners.ort_runner import OrtRunner
+from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
+from optkit.validation.data import load_validation_set
+from optkit.validation.gates import GateResult, evaluate_accuracy
+
+MODEL = "model.onnx"
+
+
+@dataclass
+class RevalidateResult:
+    """Outcome of :func:`revalidate`.
+
+    Attributes:
+        data: the data file the model was validated on.
+        samples: number of validation samples compared.
+        accuracy: every accuracy figure (artifact vs source on ``data``), or None when the
+            artifact's model did not run.
+        gates: the recipe's accuracy gates evaluated on ``accuracy``.
+        strict: a skipped gate counts as a failure.
+        model_error: why ``model.onnx`` did not run in ONNX Runtime, or None.
+    """
+
+    data: str
+    samples: int
+    accuracy: AccuracyReport | None
+    gates: list[GateResult]
+    strict: bool = False
+    model_error: str | None = None
+
+    @property
+    def failed_gates(self) -> list[GateResult]:
+        """Gates that failed, plus skipped ones when ``strict``."""
+        return [g for g in self.gates if g.status == "failed" or (self.strict and g.status == "skipped")]
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per problem: the model that does not run, or each failed gate with its value."""
+        if self.model_error:
+            return [f"{MODEL} does not run in ONNX Runtime: {self.model_error}"]
+        return [f"gate {g.status} on {self.data}: {g.name} (measured "
+                f"{'nothing' if g.value is None else format(g.value, '.6g')}{'; ' + g.reason if g.reason else ''})"
+                for g in self.failed_gates]
+
+    @property
+    def ok(self) -> bool:
+        """True when the model ran and every accuracy gate held."""
+        return not self.problems
+
+
+def revalidate(folder: Path, data: str, *, source: Path | None = None, trust_pickle: bool = False,
+               strict: bool = False, threads: int | None = None) -> RevalidateResult:
+    """Validate the artifact in ``folder`` against its source model again, on ``data``.
+
+    Args:
+        folder: an artifact folder written by ``optkit convert``.
+        data: validation data (``.conll``, ``.txt`` or ``.npz``), as for ``convert --data``.
+        source: where the source model is now, if not at the manifest's ``source.path`` (a path
+            relative to where ``convert`` ran); its sha256 must match the manifest all the same.
+        trust_pickle: allow loading a pickled source (runs code from the file), as for ``convert``.
+        strict: a gate that cannot be measured on this data (``skipped``) is a failure.
+        threads: intra-op threads of both runners; default the recipe's ``benchmark.threads``.
+
+    Returns:
+        The :class:`RevalidateResult`; ``ok`` is False when a gate failed or the model did not run.
+
+    Raises:
+        OutputError: not an artifact folder, no ``model.onnx``, or no valid resolved recipe.
+        SourceModelError: the source model is missing, or its sha256 differs from the manifest's.
+        DataError: the data is missing, unreadable or does not fit the source model's inputs.
+    """
+    manifest, _ = read_manifest(folder)
+    if not (folder / MODEL).is_file():
+        raise OutputError(f"{folder} has no {MODEL}", "this is not a complete optkit artifact folder")
+    try:
+        recipe = Recipe.model_validate(manifest.recipe["resolved"])
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise OutputError(f"{folder}/manifest.json holds no valid resolved recipe ({str(exc).splitlines()[0][:120]})",
+                          "the artifact was written by another optkit version; convert again") from exc
+    src_path = Path(source) if source is not None else Path(str(manifest.source.get("path", "")))
+    if not str(src_path) or not src_path.exists():
+        raise SourceModelError(f"source model not found: {src_path} (named in {folder}/manifest.json)",
+                               "run from the folder convert ran in, or pass --source PATH")
+    framework = detect_framework(src_path, manifest.source.get("framework", "auto"))
+    expected = manifest.source.get("sha256")
+    actual = resolve(framework.hasher)(src_path)
+    if actual != expected:
+        raise SourceModelError(f"source model {src_path} is not the one the artifact was made from: sha256 "
+                               f"{actual[:12]}… differs from the manifest's {str(expected)[:12]}…",
+                               "pass the exact source model the artifact was converted from (--source PATH)")
+    threads = threads or recipe.benchmark.threads
+    cfg = recipe.validation
+    workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
+    try:
+        src = resolve(framework.loader)(src_path, workdir, trust_pickle=trust_pickle, threads=threads)
+        vset = load_validation_set(data, src.info, cfg.max_samples, cfg.sequence_length)
+        batches = vset.batches(cfg.batch_size)
+        art_runner = OrtRunner(folder / MODEL, threads)
+        try:
+            art_runner.activate()
+        except Exception as exc:  # onnxruntime raises its own exception types
+            return RevalidateResult(data, vset.size, None, [], strict, str(exc).splitlines()[0][:300])
+        src_runner = src.runner(threads)
+        src_out = concat_outputs([src_runner.infer(b) for b in batches])
+        art_out = concat_outputs([art_runner.infer(b) for b in batches])
+        accuracy = compare(src_out, art_out, vset, src.info)
+        return RevalidateResult(data, vset.size, accuracy, evaluate_accuracy(cfg.gates, accuracy), strict)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,44 @@
+"""Ctrl-C during a run: exit 130, temporary folders removed, no output or staging folder left."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+# A benchmark this long never ends on its own within the test: the run is surely still inside the
+# pipeline when SIGINT arrives, whichever step's start line we wait for (no sleeps, no timing).
+ENDLESS = ["--batch-sizes", "1", "--sequence-lengths", "16", "--set", "benchmark.warmup=1",
+           "--set", "benchmark.iterations=10000000", "--set", "benchmark.gates=[]"]
+
+
+@pytest.mark.parametrize("step", ["export", "quantize-dynamic", "benchmark speed"])
+def test_ctrl_c_exits_130_and_leaves_nothing(tiny, tmp_path, step):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    out = tmp_path / "runs" / "art"
+    env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "optkit.cli.app", "convert", str(tiny["pt"]), "--recipe", "ner-int8",
+                             "--data", str(tiny["conll"]), "-o", str(out), *ENDLESS],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    seen = []
+    try:
+        for line in proc.stderr:
+            seen.append(line)
+            if line.startswith(f"… {step}"):
+                proc.send_signal(signal.SIGINT)
+                break
+        rest = proc.stderr.read()
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert any(line.startswith(f"… {step}") for line in seen), "".join(seen)
+    assert code == 130, "".join(seen) + rest
+    assert rest.strip().splitlines()[-1] == "interrupted: nothing was written (temporary files removed)"
+    assert "Traceback" not in rest
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("optkit-")] == []
+    assert not out.parent.exists() or list(out.parent.iterdir()) == [], "no output and no staging folder"
