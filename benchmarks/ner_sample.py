@@ -23,18 +23,26 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_models" / "ner-minilm"
 
 
+def fixed(common: dict, name: str, **settings):
+    """ner-int8 with the search off and the given quantize_dynamic settings (what a user without
+    the search would pick by hand)."""
+    recipe = load_recipe("ner-int8", common)
+    recipe.passes = [p.model_copy(update={"search": "off", **settings}) if isinstance(p, QuantizeDynamicPass) else p
+                     for p in recipe.passes]
+    recipe.name = name
+    return recipe
+
+
 def variants(iterations: int, threads: int):
-    """(label, Recipe) pairs: the built-ins plus per-tensor int8 as the common-default baseline."""
+    """(label, Recipe) pairs: the built-ins, hand-picked int8 settings, and the strict-gate search."""
     common = {"benchmark.iterations": iterations, "benchmark.threads": threads, "benchmark.batch_sizes": [1, 8]}
-    out = [("fp32 (export+simplify+fuse)", load_recipe("fp32", common)),
-           ("ner-int8 (per-channel QInt8)", load_recipe("ner-int8", common))]
-    per_tensor = load_recipe("ner-int8", common)
-    per_tensor.passes = [p.model_copy(update={"per_channel": False}) if isinstance(p, QuantizeDynamicPass) else p
-                         for p in per_tensor.passes]
-    per_tensor.name = "ner-int8-per-tensor"
-    out.append(("int8 per-tensor (common default)", per_tensor))
-    out.append(("ner-fp16 (keep_io_types)", load_recipe("ner-fp16", common)))
-    return out
+    strict = {**common, "validation.gates.1.min": 0.997}
+    return [("fp32 (export+simplify+fuse)", load_recipe("fp32", common)),
+            ("int8 per-tensor QInt8 (common default)", fixed(common, "ner-int8-per-tensor", per_channel=False)),
+            ("int8 per-channel QInt8", fixed(common, "ner-int8-per-channel", per_channel=True)),
+            ("ner-int8 (search, tag agreement ≥ 0.99)", load_recipe("ner-int8", common)),
+            ("ner-int8 strict (search, tag agreement ≥ 0.997)", load_recipe("ner-int8", strict)),
+            ("ner-fp16 (keep_io_types)", load_recipe("ner-fp16", common))]
 
 
 def main() -> None:
@@ -58,15 +66,28 @@ def main() -> None:
                          f"{m['entity_f1_drop']:+.2f}", f"{m['tag_agreement']:.4f}",
                          f"{one.source.p50_ms:.1f}", f"{one.artifact.p50_ms:.1f}", f"{one.speedup:.2f}×",
                          f"{eight.source.p50_ms:.1f}", f"{eight.artifact.p50_ms:.1f}", f"{eight.speedup:.2f}×",
-                         f"{size:.1f}", "approved" if result.approved else "rejected", f"{wall:.0f}"])
+                         f"{size:.1f}", _settings(result), "approved" if result.approved else "rejected",
+                         f"{wall:.0f}"])
             print(f"done: {label} ({wall:.0f} s)", flush=True)
     header = ["artifact", "F1 PyTorch", "F1 artifact", "F1 drop (pts)", "tag agreement", "PyTorch p50 1×128 (ms)",
               "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
-              "speed-up 8×128", "model MB", "verdict", "convert wall (s)"]
+              "speed-up 8×128", "model MB", "int8 settings", "verdict", "convert wall (s)"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
+
+
+def _settings(result) -> str:
+    search = (result.manifest.get("search") or [{}])[0]
+    if not search:
+        step = next((s for s in result.steps if s.name == "quantize-dynamic"), None)
+        if step is None:
+            return "—"
+        d = step.details
+        return f"{d['weight_type']}, {'per-channel' if d['per_channel'] else 'per-tensor'}"
+    kept = len(search.get("fp32_nodes", []))
+    return search["settings"] + (f", {kept} node(s) fp32" if kept else "")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class StrictModel(BaseModel):
 class SourceConfig(StrictModel):
     """Which framework loads the source model. ``auto`` detects it from the file or folder."""
 
-    framework: Literal["auto", "torch", "tensorflow", "paddle", "sklearn"] = "auto"
+    framework: Literal["auto", "torch", "tensorflow", "paddle", "sklearn", "onnx"] = "auto"
 
 
 class ExportConfig(StrictModel):
@@ -85,9 +85,10 @@ class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
 
     Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
-    ORT default op types; stage 2 (``op_type_subsets``) leaves out one quantizable op type at a time
-    from the most accurate stage-1 setting; stage 3 (``node_fallback``), only when nothing passed,
-    keeps the most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates hold.
+    ORT default op types. Only when none of them passes: stage 2 (``op_type_subsets``) leaves out
+    one quantizable op type at a time from the most accurate stage-1 setting, and stage 3
+    (``node_fallback``) keeps its most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates
+    hold. The fastest passing candidate wins.
     """
 
     weight_types: list[Literal["qint8", "quint8"]] = Field(default_factory=lambda: ["qint8", "quint8"], min_length=1)

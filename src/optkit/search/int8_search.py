@@ -4,9 +4,10 @@ Order (deterministic for the same model, data and recipe):
 
 1. ``settings``: every ``weight_type × per_channel × reduce_range`` of the search space, on ONNX
    Runtime's default op types;
-2. ``op types``: the most accurate setting with one quantizable op type left in float32 at a time;
-3. ``fp32 fallback`` (unless a stage-1 candidate, with every op type quantized, passed: leaving a
-   whole op type in float32 is usually slower than keeping a few nodes): the nodes of the most
+2. ``op types`` (only when no stage-1 candidate passed): the most accurate setting with one
+   quantizable op type left in float32 at a time;
+3. ``fp32 fallback`` (only when no stage-1 candidate passed; it runs even when stage 2 found one,
+   because a whole op type in float32 is usually slower than a few nodes): the nodes of the most
    accurate stage-1 candidate are ranked
    by :mod:`optkit.search.sensitivity`; the 1, 2, 4, … most sensitive are kept in float32 until the
    gates hold, then a bisection between the last failing and first passing count keeps as few
@@ -88,12 +89,13 @@ class _Search:
             self._try(Candidate(len(self.rows), "settings", wt, pc, rr))
         types = sorted({n.op_type for n in self.nodes})
         base = self._closest(stage="settings")
-        if self.space.op_type_subsets and base is not None and len(types) > 1:
+        settled = any(c.passed and c.stage == "settings" for c in self.rows)
+        if self.space.op_type_subsets and base is not None and len(types) > 1 and not settled:
             for left_out in types:
                 kept = [t for t in types if t != left_out]
                 self._try(Candidate(len(self.rows), "op types", base.weight_type, base.per_channel,
                                     base.reduce_range, kept))
-        if not any(c.passed and c.stage == "settings" for c in self.rows) and self.space.node_fallback:
+        if not settled and self.space.node_fallback:
             self._fallback()
         return self._outcome()
 
