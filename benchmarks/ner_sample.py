@@ -33,6 +33,12 @@ def fixed(common: dict, name: str, **settings):
     return recipe
 
 
+def renamed(recipe, name: str):
+    """``recipe`` under another name (each row writes its own output folder)."""
+    recipe.name = name
+    return recipe
+
+
 def variants(iterations: int, threads: int):
     """(label, Recipe) pairs: the built-ins, hand-picked int8 settings, and the strict-gate search."""
     common = {"benchmark.iterations": iterations, "benchmark.threads": threads, "benchmark.batch_sizes": [1, 8]}
@@ -41,7 +47,7 @@ def variants(iterations: int, threads: int):
             ("int8 per-tensor QInt8 (common default)", fixed(common, "ner-int8-per-tensor", per_channel=False)),
             ("int8 per-channel QInt8", fixed(common, "ner-int8-per-channel", per_channel=True)),
             ("ner-int8 (search, tag agreement ≥ 0.99)", load_recipe("ner-int8", common)),
-            ("ner-int8 strict (search, tag agreement ≥ 0.997)", load_recipe("ner-int8", strict)),
+            ("ner-int8 strict (search, tag agreement ≥ 0.997)", renamed(load_recipe("ner-int8", strict), "strict")),
             ("ner-fp16 (keep_io_types)", load_recipe("ner-fp16", common))]
 
 

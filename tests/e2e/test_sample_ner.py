@@ -54,6 +54,31 @@ def test_ner_int8_is_approved_with_real_gates(int8_run):
     steps = {s["name"]: s for s in manifest["steps"]}
     assert steps["fuse"]["details"]["fusions"]["Attention"] == 6
     assert manifest["source"]["kind"] == "torchscript"
+    search = steps["quantize-dynamic"]["details"]["search"]
+    chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
+    assert search["met_gates"] and chosen["passed"] and chosen["quantized_ops"].get("QAttention") == 6
+    assert manifest["search"][0]["settings"] == chosen["settings"]
+    assert "## Search: quantize-dynamic" in (out / "report.md").read_text()
+
+
+def test_strict_tag_gate_is_met_by_the_search_or_explained(sample, tmp_path):
+    """Tag agreement >= 0.997 (per-channel int8 alone gives ~0.994 here): the search must find a
+    passing int8 model with nodes or op types in float32, or fail with exit 1 and say why."""
+    out = tmp_path / "strict"
+    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-int8", "--data",
+                   str(sample / "data" / "test.conll"), "-o", str(out), "--json", "--batch-sizes", "1",
+                   "--set", "validation.gates.1.min=0.997", "--set", "passes.2.search_space.weight_types=[qint8]",
+                   "--set", "benchmark.gates=[]")
+    result = json.loads(done.stdout)
+    search = next(s for s in result["steps"] if s["name"] == "quantize-dynamic")["details"]["search"]
+    chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
+    if done.returncode == 0:
+        assert search["met_gates"] and chosen["passed"] and chosen["stage"] in ("op types", "fp32 fallback")
+        assert chosen["metrics"]["tag_agreement"] >= 0.997 and chosen["quantized_ops"]
+    else:
+        assert done.returncode == 1 and not out.exists()
+        assert "no int8 candidate met the accuracy gates" in done.stderr
+    assert [c["stage"] for c in search["candidates"]][:3] == ["fp32 input", "settings", "settings"]
 
 
 def test_ner_fp16_approved_with_cuda_speed_gate_skipped_on_cpu(sample, tmp_path):

@@ -9,13 +9,14 @@ import pytest
 import optkit
 from optkit.artifact.manifest import sha256_file
 from optkit.errors import GateFailed, OutputError
-from tests_support import FAST
+from tests_support import FAST, NER_INT8_FIXED
 
 
 @pytest.fixture(scope="module")
 def approved(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "ner-int8"
-    return optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides=FAST), out
+    return optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]),
+                          overrides={**FAST, **NER_INT8_FIXED}), out
 
 
 def test_approved_artifact_has_model_manifest_report(approved):
@@ -103,5 +104,6 @@ def test_existing_output_is_refused_before_work(tiny, tmp_path):
 
 def test_same_source_and_recipe_give_a_byte_identical_model(tiny, tmp_path, approved):
     _, first = approved
-    again = optkit.convert(tiny["pt"], "ner-int8", tmp_path / "again", data=str(tiny["conll"]), overrides=FAST)
+    again = optkit.convert(tiny["pt"], "ner-int8", tmp_path / "again", data=str(tiny["conll"]),
+                           overrides={**FAST, **NER_INT8_FIXED})
     assert sha256_file(again.output_dir / "model.onnx") == sha256_file(first / "model.onnx")

@@ -144,3 +144,38 @@ def test_round_trip_casts_between_fp32_nodes_are_removed():
     assert drop_round_trips(model) == 1
     assert [n.name for n in model.graph.node] == ["producer", "consumer"]
     assert list(model.graph.node[1].input) == ["a"]
+
+
+def test_cli_search_budget_and_candidate_table(outlier, tmp_path):
+    from typer.testing import CliRunner
+
+    from optkit.cli.app import app
+
+    recipe = tmp_path / "search.yaml"
+    recipe.write_text(INT8)
+    sets = [a for k, v in FAST.items() for a in ("--set", f"{k}={json.dumps(v)}")]
+    done = CliRunner().invoke(app, ["convert", str(outlier["pt"]), "--recipe", str(recipe), "--data",
+                                    str(outlier["npz"]), "-o", str(tmp_path / "out"), "--search-budget", "0.001",
+                                    "--json", *sets])
+    result = json.loads(done.stdout)
+    search = next(s for s in result["steps"] if s["name"] == "quantize-dynamic")["details"]["search"]
+    assert search["budget_s"] == 0.001 and search["budget_exhausted"]
+    assert result["recipe"]["resolved"]["passes"][0]["search_budget_s"] == 0.001
+    assert done.exit_code == 1  # the one int8 candidate tried cannot survive the outlier
+
+
+def test_fake_quant_follows_onnxruntime_ranges():
+    import numpy as np
+
+    from optkit.search.fake_quant import fake_quant_activation, fake_quant_weight
+
+    w = np.random.default_rng(0).normal(size=(64, 8))
+    for per_channel in (True, False):
+        scale = np.abs(w).max(axis=0 if per_channel else None) / 127
+        err = np.abs(fake_quant_weight(w, "qint8", per_channel, False) - w)
+        assert np.all(err <= scale / 2 + 1e-12)
+    coarse = np.abs(fake_quant_weight(w, "qint8", False, True) - w).max()
+    assert coarse > np.abs(fake_quant_weight(w, "qint8", False, False) - w).max()  # 7-bit is coarser
+    x = np.linspace(-1.0, 3.0, 101)
+    assert np.abs(fake_quant_activation(x) - x).max() <= (4.0 / 255) / 2 + 1e-12
+    assert fake_quant_activation(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]  # zero is exact

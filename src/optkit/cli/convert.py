@@ -49,6 +49,9 @@ def convert_command(
     max_samples: Optional[int] = typer.Option(None, "--max-samples", help="override validation.max_samples"),
     calibration_data: Optional[str] = typer.Option(None, "--calibration-data",
                                                    help="calibration data for quantize-static passes (.npz)"),
+    search_budget: Optional[float] = typer.Option(None, "--search-budget", min=0.001,
+                                                  help="seconds for accuracy-aware int8 searches and the fp16 "
+                                                       "overflow check (sets search_budget_s on those passes)"),
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
     framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file)"),
@@ -69,6 +72,9 @@ def convert_command(
         overrides = {}
         if calibration_data is not None:
             set_on_passes(overrides, recipe, "quantize-static", "calibration_data", calibration_data)
+        if search_budget is not None:
+            for pass_type in ("quantize-dynamic", "fp16"):
+                set_on_passes(overrides, recipe, pass_type, "search_budget_s", search_budget)
         overrides.update(parse_sets(sets))
         for key, value in (("export.opset", opset), ("benchmark.threads", threads),
                            ("validation.max_samples", max_samples),

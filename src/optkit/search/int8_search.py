@@ -17,7 +17,7 @@ Each candidate is scored by :class:`~optkit.search.evaluator.CandidateEvaluator`
 validation set. Among the passing candidates the fastest wins, ranked by the fastest of its timed
 calls (a loaded machine inflates medians far more than minimums; p50 is reported too), after the
 passing candidates are timed again together, round-robin; candidates within
-``latency_tolerance`` of the fastest tie and the earliest in search order wins, so timing noise
+``latency_tolerance`` (plus 0.05 ms) of the fastest tie and the earliest in search order wins, so timing noise
 does not change the choice. When nothing passes, the closest candidate (largest gate margin) is
 returned with a warning; the pipeline's gates then fail and nothing is emitted.
 """
@@ -36,6 +36,10 @@ from optkit.recipe import QuantizeDynamicPass
 from optkit.search.candidates import Candidate
 from optkit.search.sensitivity import quantizable_nodes, rank_nodes
 from optkit.validation.speed import size_on_disk_mb
+
+
+#: candidates closer than this (ms) always tie: sub-millisecond models time within timer and cache noise
+TIMER_FLOOR_MS = 0.05
 
 
 def search(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> PassOutcome:
@@ -195,7 +199,8 @@ class _Search:
                 for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing])):
                     cand.best_ms = min(cand.best_ms, best)
             fastest = min(c.best_ms for c in passing)
-            tied = [c for c in passing if c.best_ms <= fastest * (1 + self.space.latency_tolerance)]
+            slack = fastest * self.space.latency_tolerance + TIMER_FLOOR_MS
+            tied = [c for c in passing if c.best_ms <= fastest + slack]
             return min(tied, key=lambda c: c.id), True
         closest = self._closest()
         if closest is None:
