@@ -18,7 +18,7 @@ from optkit import __version__
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
-from optkit.errors import ExportError, GateFailed, PassError, SourceModelError
+from optkit.errors import DataError, ExportError, GateFailed, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import Recipe, apply_overrides, load_recipe
@@ -171,7 +171,13 @@ class _Run:
         vset = self._step("load validation data", lambda: (
             load_validation_set(cfg.data, info, cfg.max_samples, cfg.sequence_length), None))
         src_runner = source.runner(self.threads)
-        self.src_rss = activate_measured(src_runner, vset.batches(cfg.batch_size)[0])
+        try:
+            self.src_rss = activate_measured(src_runner, vset.batches(cfg.batch_size)[0])
+        except Exception as exc:  # each framework raises its own types for inputs it rejects
+            shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in vset.feeds.items())
+            raise DataError(f"the source model rejected the validation inputs ({shapes}): "
+                            f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}",
+                            "give one array per model input with the model's rank and dtype") from exc
         src_out = self._step(f"reference run ({src_runner.name}, {vset.size} samples)", lambda: (
             concat_outputs([src_runner.infer(b) for b in vset.batches(cfg.batch_size)]), None))
         model_path = self._step("export", lambda: self._export(framework, source, vset, src_runner))

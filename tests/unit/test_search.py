@@ -179,3 +179,38 @@ def test_fake_quant_follows_onnxruntime_ranges():
     x = np.linspace(-1.0, 3.0, 101)
     assert np.abs(fake_quant_activation(x) - x).max() <= (4.0 / 255) / 2 + 1e-12
     assert fake_quant_activation(np.zeros(3)).tolist() == [0.0, 0.0, 0.0]  # zero is exact
+
+
+def test_inputs_the_source_rejects_are_a_data_error(outlier, tmp_path):
+    import numpy as np
+
+    from optkit.errors import DataError
+
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, x=np.zeros((4, 5), np.float32))  # the model takes 16 features
+    with pytest.raises(DataError, match=r"rejected the validation inputs \(x \(4, 5\) float32\)"):
+        optkit.convert(outlier["pt"], "fp32", tmp_path / "out", data=str(wrong), overrides=FAST)
+    assert not (tmp_path / "out").exists()
+
+
+def test_disk_full_in_a_pass_is_one_line_exit_2(overflow, tmp_path, monkeypatch):
+    import errno
+
+    from typer.testing import CliRunner
+
+    import optkit.passes.fp16 as fp16_pass
+    from optkit.cli.app import app
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "work.onnx"))
+
+    monkeypatch.setattr(fp16_pass, "save_onnx", full)
+    recipe = tmp_path / "fp16.yaml"
+    recipe.write_text(FP16)
+    done = CliRunner().invoke(app, ["convert", str(overflow["pt"]), "--recipe", str(recipe), "--data",
+                                    str(overflow["npz"]), "-o", str(tmp_path / "out")])
+    assert done.exit_code == 2, done.output
+    last = done.stderr.strip().splitlines()[-1]  # progress lines come first; the error is one line
+    assert last.startswith("output error: no space left on the device") and "hint:" in last
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "out").exists()
