@@ -135,8 +135,8 @@ def test_round_trip_casts_between_fp32_nodes_are_removed():
     from optkit.search.fp16_guard import drop_round_trips
 
     nodes = [helper.make_node("Relu", ["x"], ["a"], name="producer"),
-             helper.make_node("Cast", ["a"], ["a16"], to=TensorProto.FLOAT16, name="down"),
-             helper.make_node("Cast", ["a16"], ["a32"], to=TensorProto.FLOAT, name="up"),
+             helper.make_node("Cast", ["a"], ["a16"], to=TensorProto.FLOAT16, name="a_cast_to_fp16_node"),
+             helper.make_node("Cast", ["a16"], ["a32"], to=TensorProto.FLOAT, name="a_cast_to_fp32_node"),
              helper.make_node("Neg", ["a32"], ["y"], name="consumer")]
     graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
@@ -214,3 +214,43 @@ def test_disk_full_in_a_pass_is_one_line_exit_2(overflow, tmp_path, monkeypatch)
     assert last.startswith("output error: no space left on the device") and "hint:" in last
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_only_the_converters_own_cast_pairs_are_removed():
+    from onnx import TensorProto, helper
+
+    from optkit.search.fp16_guard import drop_round_trips
+
+    nodes = [helper.make_node("Cast", ["ids"], ["f"], to=TensorProto.FLOAT16, name="user_cast"),
+             helper.make_node("Cast", ["f"], ["f32"], to=TensorProto.FLOAT, name="f_cast_to_fp32_node"),
+             helper.make_node("Neg", ["f32"], ["y"], name="consumer")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    model = helper.make_model(graph)
+    assert drop_round_trips(model) == 0  # an int64 source must not be wired into a float op
+    assert len(model.graph.node) == 3
+
+
+def test_gemm_is_kept_in_fp32_under_both_names_and_constant_lhs_matmul_is_not_ranked(tmp_path):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from optkit.onnx_io import save_onnx
+    from optkit.passes.quantize_dynamic import quantize
+    from optkit.search.sensitivity import exclusion_names, quantizable_nodes
+
+    rng = np.random.default_rng(0)
+    inits = [numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), n) for n in ("w", "b2", "w0")]
+    inits.append(numpy_helper.from_array(np.zeros(8, np.float32), "bias"))
+    nodes = [helper.make_node("Gemm", ["x", "w", "bias"], ["h"], name="dense", transB=1),
+             helper.make_node("MatMul", ["w0", "h"], ["y"], name="lhs_const")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 8])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert [n.name for n in quantizable_nodes(model, None)] == ["dense"]
+    assert exclusion_names(model, ["dense"]) == ["dense", "dense_MatMul"]
+    save_onnx(model, tmp_path / "m.onnx")
+    assert quantize(tmp_path / "m.onnx", tmp_path / "q.onnx", "qint8", True, False, None, []).get("MatMulInteger")
+    kept = quantize(tmp_path / "m.onnx", tmp_path / "k.onnx", "qint8", True, False, None,
+                    exclusion_names(model, ["dense"]))
+    assert not kept.get("MatMulInteger") and not kept.get("MatMulIntegerToFloat")

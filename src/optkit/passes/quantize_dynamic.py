@@ -10,6 +10,7 @@ With ``search: accuracy-aware`` the pass hands over to :mod:`optkit.search.int8_
 
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
@@ -47,6 +48,11 @@ def quantize(model_path: Path, out: Path, weight_type: str, per_channel: bool, r
             use_external_data_format=model_path.with_suffix(".onnx.data").exists(),
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise  # a full disk is reported as such by the CLI (exit 2), not as a quantizer problem
+        raise PassError(f"dynamic quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                        "check that the model and its external data are readable") from exc
     except Exception as exc:  # the quantizer raises assorted errors
         raise PassError(f"dynamic quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
                         "try quantize-dynamic.op_types: [MatMul] or exclude the failing node") from exc

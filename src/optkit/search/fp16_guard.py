@@ -28,15 +28,24 @@ from optkit.recipe import Fp16Pass
 from optkit.search.probe import run_probe, with_outputs
 
 PROBE_BATCH = 4
+#: name suffixes ``convert_float_to_float16`` gives the Casts it inserts after a blocked node's
+#: float32 output (to fp16) and before a blocked consumer (back to float32)
+DOWN, UP = "_cast_to_fp16_node", "_cast_to_fp32_node"
 
 
 def name_nodes(model: onnx.ModelProto) -> None:
     """Give unnamed or duplicate nodes stable names (``<op>_<index>``), in place: node names are
     how nodes are kept in float32."""
+    taken = {n.name for n in model.graph.node if n.name}
     seen: set[str] = set()
     for index, node in enumerate(model.graph.node):
         if not node.name or node.name in seen:
-            node.name = f"{node.op_type}_{index}"
+            name, suffix = f"{node.op_type}_{index}", 0
+            while name in taken:
+                suffix += 1
+                name = f"{node.op_type}_{index}_{suffix}"
+            node.name = name
+            taken.add(name)
         seen.add(node.name)
 
 
@@ -63,11 +72,17 @@ def convert_guarded(model: onnx.ModelProto, config: Fp16Pass, op_block: list[str
         if not batches:
             warnings.append("no validation data: fp16 overflow was not checked")
             break
-        finite = _finite_map(converted, batches, ctx, "fp16-probe")
-        if all(finite.values()):
+        try:
+            finite = _finite_map(converted, batches, ctx, "fp16-probe")
+            if all(finite.values()):
+                break
+            if reference is None:
+                reference = _finite_map(model, batches, ctx, "fp32-probe")
+        except PassError as exc:
+            if config.auto_block:
+                raise
+            warnings.append(f"fp16 overflow not checked: {exc.message}")
             break
-        if reference is None:
-            reference = _finite_map(model, batches, ctx, "fp32-probe")
         offenders = _offenders(converted, finite, reference)
         if not offenders:
             break  # every NaN/Inf is in the float32 model too: the model's own, not fp16's
@@ -91,6 +106,7 @@ def convert_guarded(model: onnx.ModelProto, config: Fp16Pass, op_block: list[str
             converted = _convert(model, config, op_block, block)
             break
     else:
+        converted = _convert(model, config, op_block, block)  # with the last round's blocks too
         warnings.append(f"fp16 auto_block stopped after {config.max_block_rounds} rounds; NaN/Inf may remain")
     auto = [n for n in block if n not in config.node_block_list]
     if auto:
@@ -126,18 +142,21 @@ def drop_round_trips(model: onnx.ModelProto) -> int:
 
     ``convert_float_to_float16`` casts the output of every blocked node to fp16 and back to fp32
     when the consumer is blocked too, so a value above 65504 still overflows between two float32
-    nodes. Consumers of the fp32 Cast read the original float32 tensor instead (exact, never worse).
+    nodes. Only the converter's own pairs (named ``*_cast_to_fp16_node`` then
+    ``*_cast_to_fp32_node``, whose source is a float32 node output) are removed; consumers of the
+    fp32 Cast read the original float32 tensor instead (exact, never worse). Subgraphs are left alone.
     """
     graph = model.graph
     outputs = {o.name for o in graph.output}
     producers = {o: n for n in graph.node for o in n.output}
     removed = 0
     for node in list(graph.node):
-        if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT:
+        if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT or not node.name.endswith(UP):
             continue
         first = producers.get(node.input[0])
-        if first is None or first.op_type != "Cast" or _cast_to(first) != onnx.TensorProto.FLOAT16:
-            continue
+        if first is None or first.op_type != "Cast" or _cast_to(first) != onnx.TensorProto.FLOAT16 \
+                or not first.name.endswith(DOWN):
+            continue  # only the converter's own pair around a blocked node's float32 output
         source = producers.get(first.input[0])
         if source is None or node.output[0] in outputs:
             continue  # a graph input is cast by design (keep_io_types); only fp32 node outputs are rewired

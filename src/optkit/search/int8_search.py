@@ -24,6 +24,7 @@ returned with a warning; the pipeline's gates then fail and nothing is emitted.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import time
 from pathlib import Path
@@ -34,7 +35,8 @@ from optkit.passes.base import PassContext, PassOutcome
 from optkit.passes.quantize_dynamic import quantize
 from optkit.recipe import QuantizeDynamicPass
 from optkit.search.candidates import Candidate
-from optkit.search.sensitivity import quantizable_nodes, rank_nodes
+from optkit.search.fp16_guard import name_nodes
+from optkit.search.sensitivity import exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.speed import size_on_disk_mb
 
 
@@ -71,13 +73,9 @@ class _Search:
 
     def _named_copy(self, model_path: Path) -> Path:
         """Node names are how nodes are kept in fp32: give unnamed/duplicate nodes stable names."""
-        seen: set[str] = set()
-        changed = False
-        for index, node in enumerate(self.model.graph.node):
-            if not node.name or node.name in seen:
-                node.name, changed = f"{node.op_type}_{index}", True
-            seen.add(node.name)
-        if not changed:
+        before = [n.name for n in self.model.graph.node]
+        name_nodes(self.model)
+        if before == [n.name for n in self.model.graph.node]:
             return model_path
         path = self.ctx.output_path("named")
         save_onnx(self.model, path, self.ctx.external_threshold_mb)
@@ -91,7 +89,7 @@ class _Search:
         self._try(Candidate(0, "fp32 input"))
         for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
             self._try(Candidate(len(self.rows), "settings", wt, pc, rr))
-        types = sorted({n.op_type for n in self.nodes})
+        types = sorted({op_type_of(n) for n in self.nodes})
         base = self._closest(stage="settings")
         settled = any(c.passed and c.stage == "settings" for c in self.rows)
         if self.space.op_type_subsets and base is not None and len(types) > 1 and not settled:
@@ -118,10 +116,15 @@ class _Search:
             if cand.is_int8:
                 cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
                 cand.quantized_ops = quantize(self.path, cand.path, cand.weight_type, cand.per_channel,
-                                              bool(cand.reduce_range), cand.op_types, cand.fp32_nodes)
+                                              bool(cand.reduce_range), cand.op_types,
+                                              exclusion_names(self.model, cand.fp32_nodes))
             else:
                 cand.path = self.path
             score = self.ctx.evaluator.score(cand.path)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise  # a full disk ends the run (one line, exit 2), it is not a bad candidate
+            cand.error, cand.verdict = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}", "error"
         except Exception as exc:  # a setting the quantizer or runtime rejects is a row, not the end
             cand.error, cand.verdict = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}", "error"
         else:
@@ -192,7 +195,9 @@ class _Search:
 
     # ------------------------------------------------------------------ choice
     def _choose(self) -> tuple[Candidate, bool]:
-        passing = [c for c in self.rows if c.passed and not c.error and (c.is_int8 or self.space.allow_fp32)]
+        passing = [c for c in self.rows if c.passed and not c.error and c.is_int8]
+        if not passing and self.space.allow_fp32:
+            passing = [c for c in self.rows if c.passed and not c.error]  # the fp32 input, as a last resort
         if passing:
             if len(passing) > 1:
                 self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
@@ -213,6 +218,11 @@ class _Search:
         chosen, met = self._choose()
         chosen.verdict = "chosen"
         warnings = []
+        if not chosen.is_int8:
+            warnings.append("no int8 candidate met the accuracy gates; search_space.allow_fp32 kept the model in "
+                            "float32 (not quantized)")
+        elif not chosen.quantized_ops:
+            warnings.append("the chosen candidate has no quantized node: this model has nothing int8 can speed up")
         if not met:
             failing = [g for g in chosen.gates if g["status"] == "failed"]
             gate_text = ", ".join(f"{g['name']} (closest: {g['value']:.4g})" for g in failing)
@@ -237,6 +247,7 @@ class _Search:
         for cand in self.rows:  # free disk: only the chosen model is needed from here on
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)
+                cand.path.with_name(cand.path.name + ".data").unlink(missing_ok=True)
         return PassOutcome(chosen.path, details, warnings)
 
 

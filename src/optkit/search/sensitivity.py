@@ -7,7 +7,8 @@ For MatMul / Gemm / Attention (the QKV projection) the node's activation inputs 
 of the fp32 model, its weight is fake-quantized with the candidate's settings, activations with
 ``DynamicQuantizeLinear``'s per-tensor uint8, and the score is the relative error
 ``||Y_q - Y||_F / ||Y||_F`` of the product. Other op types (Conv, Gather, EmbedLayerNormalization)
-are scored by the relative error of their quantized weight alone.
+are scored by the relative error of their quantized weight alone, with the settings ONNX Runtime
+uses for them (tables of Gather / EmbedLayerNormalization: uint8 per tensor; Conv: per tensor).
 """
 
 from __future__ import annotations
@@ -39,18 +40,40 @@ class NodeSensitivity:
     method: str  # "output" (product on real activations) or "weight" (weight only)
 
 
+def op_type_of(node: onnx.NodeProto) -> str:
+    """The op type ``quantize_dynamic`` sees: it rewrites a plain Gemm (alpha = beta = 1, no transA)
+    into a MatMul named ``<name>_MatMul`` before quantizing (onnxruntime ``ONNXModel.
+    replace_gemm_with_matmul``), so such a Gemm counts as a MatMul."""
+    return "MatMul" if node.op_type == "Gemm" else node.op_type
+
+
+def _plain_gemm(node: onnx.NodeProto) -> bool:
+    attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    return attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0)
+
+
 def quantizable_nodes(model: onnx.ModelProto, op_types: list[str] | None) -> list[onnx.NodeProto]:
-    """Nodes of ``op_types`` (None = every type in :data:`WEIGHT_INPUT`) whose weight input is an
-    initializer, i.e. the nodes dynamic int8 quantization converts."""
+    """The nodes dynamic int8 quantization converts, among ``op_types`` (None = ORT's default list):
+    MatMul with a constant right-hand side (``MatMulConstBOnly``, quantize_dynamic's default),
+    plain Gemm with a constant B (rewritten to MatMul, see :func:`op_type_of`), and Attention /
+    Conv / Gather / EmbedLayerNormalization / LSTM with a constant weight."""
     inits = {t.name for t in model.graph.initializer}
     wanted = set(op_types) if op_types else set(WEIGHT_INPUT)
     found = []
     for node in model.graph.node:
         index = WEIGHT_INPUT.get(node.op_type)
-        if node.op_type in wanted and index is not None and len(node.input) > index:
-            if node.input[index] in inits or (node.op_type == "MatMul" and node.input[0] in inits):
-                found.append(node)
+        if index is None or op_type_of(node) not in wanted or len(node.input) <= index:
+            continue
+        if node.input[index] in inits and (node.op_type != "Gemm" or _plain_gemm(node)):
+            found.append(node)
     return found
+
+
+def exclusion_names(model: onnx.ModelProto, names: list[str]) -> list[str]:
+    """``nodes_to_exclude`` for keeping ``names`` in float32: a Gemm also under the name of the
+    MatMul quantize_dynamic rewrites it to."""
+    gemms = {n.name for n in model.graph.node if n.op_type == "Gemm"}
+    return [x for name in names for x in ([name, f"{name}_MatMul"] if name in gemms else [name])]
 
 
 def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: list[Feeds], workdir: Path,
@@ -64,7 +87,7 @@ def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: lis
     """
     inits = {t.name: t for t in model.graph.initializer}
     products = [n for n in nodes if n.op_type in PRODUCT_OPS]
-    wanted = sorted({i for n in products for i in n.input[:2] if i and i not in inits})
+    wanted = sorted({n.input[0] for n in products if n.input[0] not in inits})
     errors: dict[str, list[float]] = {n.name: [0.0, 0.0] for n in products}  # sum ||dY||^2, sum ||Y||^2
     weights = {n.name: numpy_helper.to_array(inits[_weight_name(n, inits)]).astype(np.float64) for n in products}
     quantized = {name: fake_quant_weight(w, weight_type, per_channel, reduce_range,
@@ -86,15 +109,22 @@ def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: lis
     for node in nodes:
         if node.op_type not in PRODUCT_OPS:
             w = numpy_helper.to_array(inits[node.input[WEIGHT_INPUT[node.op_type]]]).astype(np.float64)
-            axis = 0 if node.op_type in ("Conv", "LSTM") else -1
-            wq = fake_quant_weight(w, weight_type, per_channel, reduce_range, axis=axis)
+            if node.op_type in ("Gather", "EmbedLayerNormalization"):  # tables: uint8, per tensor, always
+                wq = fake_quant_weight(w, "quint8", False, False)
+            else:  # ConvInteger is per tensor whatever per_channel says
+                wq = fake_quant_weight(w, weight_type, node.op_type == "LSTM" and per_channel, reduce_range, axis=0)
             ranked.append(NodeSensitivity(node.name, node.op_type,
                                           float(np.linalg.norm(wq - w) / max(np.linalg.norm(w), 1e-30)), "weight"))
     return sorted(ranked, key=lambda s: (-s.error, s.name))
 
 
 def _weight_name(node: onnx.NodeProto, inits: dict) -> str:
-    return node.input[1] if node.input[1] in inits else node.input[0]
+    return node.input[1]
+
+
+def weight_or(name: str, inits: dict) -> np.ndarray:
+    """A constant left-hand operand (rare: a MatMul of two constants), as float64."""
+    return numpy_helper.to_array(inits[name]).astype(np.float64)
 
 
 def _trans_b(node: onnx.NodeProto) -> bool:
@@ -102,12 +132,11 @@ def _trans_b(node: onnx.NodeProto) -> bool:
 
 
 def _operands(node, tensors, weight, inits, fake: bool = False):
-    """(a, b) of the node's product; activations fake-quantized per tensor when ``fake``."""
+    """(a, b) of the node's product (the weight is input 1); activations fake-quantized per tensor
+    when ``fake``."""
     act = fake_quant_activation if fake else (lambda x: x.astype(np.float64))
-    if node.input[0] in inits:  # MatMul(W, X)
-        return weight, act(tensors[node.input[1]])
-    b = weight if node.input[1] in inits else act(tensors[node.input[1]])
-    return act(tensors[node.input[0]]), b
+    a = weight_or(node.input[0], inits) if node.input[0] in inits else act(tensors[node.input[0]])
+    return a, weight
 
 
 def _product(node, a: np.ndarray, b: np.ndarray) -> np.ndarray:
