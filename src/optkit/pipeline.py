@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from optkit import __version__
+from optkit import __version__, interrupts
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
@@ -149,9 +149,11 @@ class _Run:
         self.threads = recipe.benchmark.threads
 
     def _step(self, name: str, fn: Callable[[], tuple[Any, PassOutcome | None]]) -> Any:
+        interrupts.check()
         self.emit("step", name)
         start = time.perf_counter()
         value, outcome = fn()
+        interrupts.check()
         record = StepRecord(name, time.perf_counter() - start)
         if outcome is not None:
             record.details, record.warnings, record.skipped = outcome.details, outcome.warnings, outcome.skipped

@@ -12,6 +12,7 @@ import sys
 import traceback
 from typing import Callable, TypeVar
 
+from optkit import interrupts
 from optkit.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OptkitError
 
 T = TypeVar("T")
@@ -25,6 +26,7 @@ def debug_enabled() -> bool:
 
 def guarded(fn: Callable[[], T]) -> T:
     """Run ``fn``; on error print one line to stderr and exit with the error's code."""
+    interrupts.install()
     try:
         return fn()
     except OptkitError as exc:

@@ -29,6 +29,7 @@ import itertools
 import time
 from pathlib import Path
 
+from optkit import interrupts
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
@@ -108,6 +109,7 @@ class _Search:
         return False
 
     def _try(self, cand: Candidate) -> Candidate | None:
+        interrupts.check()
         if not self._budget_left():
             return None
         began = time.perf_counter()
@@ -134,6 +136,7 @@ class _Search:
                                                                       score.best_ms)
             cand.size_mb = size_on_disk_mb(cand.path, cand.path.with_name(cand.path.name + ".data"))
             cand.verdict = "reference" if not cand.is_int8 else ("passed" if cand.passed else "failed")
+        interrupts.check()  # a Ctrl-C that a native library turned into a candidate error ends the run
         cand.seconds = time.perf_counter() - began
         self.ctx.progress(self._line(cand))
         return cand

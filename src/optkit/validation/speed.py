@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import psutil
 
+from optkit import interrupts
 from optkit.runners.base import Feeds, Runner
 from optkit.validation.data import ValidationSet
 
@@ -120,9 +121,11 @@ def activate_measured(runner: Runner, feeds: Feeds) -> float:
 def time_runner(runner: Runner, feeds: Feeds, warmup: int, iterations: int) -> list[float]:
     """``warmup`` untimed calls, then ``iterations`` timed calls; returns seconds per call."""
     for _ in range(warmup):
+        interrupts.check()
         runner.infer(feeds)
     times = []
     for _ in range(iterations):
+        interrupts.check()
         start = time.perf_counter()
         runner.infer(feeds)
         times.append(time.perf_counter() - start)
