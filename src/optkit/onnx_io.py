@@ -48,3 +48,19 @@ def op_counts(model: onnx.ModelProto) -> dict[str, int]:
     for node in model.graph.node:
         counts[node.op_type] = counts.get(node.op_type, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def name_nodes(model: onnx.ModelProto) -> None:
+    """Give unnamed or duplicate nodes stable names (``<op>_<index>``), in place: node names are
+    how nodes are kept in float32."""
+    taken = {n.name for n in model.graph.node if n.name}
+    seen: set[str] = set()
+    for index, node in enumerate(model.graph.node):
+        if not node.name or node.name in seen:
+            name, suffix = f"{node.op_type}_{index}", 0
+            while name in taken:
+                suffix += 1
+                name = f"{node.op_type}_{index}_{suffix}"
+            node.name = name
+            taken.add(name)
+        seen.add(node.name)

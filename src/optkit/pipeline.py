@@ -344,7 +344,7 @@ def _search_summary(step: StepRecord) -> dict[str, Any]:
     chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
     return {"step": step.name, "strategy": search["strategy"], "candidates": len(search["candidates"]) - 1,
             "chosen": search["chosen"], "settings": chosen["settings"], "met_gates": search["met_gates"],
-            "fp32_nodes": search["fp32_nodes"], "blocked_nodes": search.get("blocked_nodes", []),
+            "fp32_nodes": search["fp32_nodes"],
             "elapsed_s": search["elapsed_s"]}
 
 

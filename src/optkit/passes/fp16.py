@@ -12,10 +12,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from optkit.onnx_io import load_onnx, op_counts, save_onnx
+from optkit.onnx_io import load_onnx, name_nodes, op_counts, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import Fp16Pass
-from optkit.search.fp16_guard import convert_guarded, name_nodes
+from optkit.search.fp16_guard import convert_guarded
 
 
 def run(model_path: Path, config: Fp16Pass, ctx: PassContext) -> PassOutcome:

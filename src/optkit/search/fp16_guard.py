@@ -33,22 +33,6 @@ PROBE_BATCH = 4
 DOWN, UP = "_cast_to_fp16_node", "_cast_to_fp32_node"
 
 
-def name_nodes(model: onnx.ModelProto) -> None:
-    """Give unnamed or duplicate nodes stable names (``<op>_<index>``), in place: node names are
-    how nodes are kept in float32."""
-    taken = {n.name for n in model.graph.node if n.name}
-    seen: set[str] = set()
-    for index, node in enumerate(model.graph.node):
-        if not node.name or node.name in seen:
-            name, suffix = f"{node.op_type}_{index}", 0
-            while name in taken:
-                suffix += 1
-                name = f"{node.op_type}_{index}_{suffix}"
-            node.name = name
-            taken.add(name)
-        seen.add(node.name)
-
-
 def convert_guarded(model: onnx.ModelProto, config: Fp16Pass, op_block: list[str],
                     ctx: PassContext) -> tuple[onnx.ModelProto, dict[str, Any], list[str]]:
     """Convert ``model`` (float32, nodes named) to fp16, blocking overflowing nodes automatically.

@@ -12,6 +12,7 @@ import onnx
 
 from optkit.onnx_io import save_onnx
 from optkit.runners.base import Feeds
+from optkit.runners.ort_runner import ORT_DTYPES
 
 
 def with_outputs(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProto:
@@ -44,11 +45,5 @@ def run_probe(model: onnx.ModelProto, path: Path, batches: list[Feeds], threads:
     inputs = {i.name: i.type for i in session.get_inputs()}
     names = [o.name for o in session.get_outputs()]
     for batch in batches:
-        feeds = {n: _cast(batch[n], inputs[n]) for n in inputs}
+        feeds = {n: np.ascontiguousarray(batch[n], dtype=ORT_DTYPES.get(inputs[n])) for n in inputs}
         visit(dict(zip(names, session.run(None, feeds))))
-
-
-def _cast(array: np.ndarray, ort_type: str) -> np.ndarray:
-    dtype = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
-             "tensor(int64)": np.int64, "tensor(int32)": np.int32}.get(ort_type)
-    return np.ascontiguousarray(array, dtype=dtype) if dtype else array

@@ -89,7 +89,7 @@ def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: lis
     products = [n for n in nodes if n.op_type in PRODUCT_OPS]
     wanted = sorted({n.input[0] for n in products if n.input[0] not in inits})
     errors: dict[str, list[float]] = {n.name: [0.0, 0.0] for n in products}  # sum ||dY||^2, sum ||Y||^2
-    weights = {n.name: numpy_helper.to_array(inits[_weight_name(n, inits)]).astype(np.float64) for n in products}
+    weights = {n.name: numpy_helper.to_array(inits[n.input[1]]).astype(np.float64) for n in products}
     quantized = {name: fake_quant_weight(w, weight_type, per_channel, reduce_range,
                                          axis=0 if _trans_b(node) else -1)
                  for node in products for name, w in [(node.name, weights[node.name])]}
@@ -118,15 +118,6 @@ def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: lis
     return sorted(ranked, key=lambda s: (-s.error, s.name))
 
 
-def _weight_name(node: onnx.NodeProto, inits: dict) -> str:
-    return node.input[1]
-
-
-def weight_or(name: str, inits: dict) -> np.ndarray:
-    """A constant left-hand operand (rare: a MatMul of two constants), as float64."""
-    return numpy_helper.to_array(inits[name]).astype(np.float64)
-
-
 def _trans_b(node: onnx.NodeProto) -> bool:
     return node.op_type == "Gemm" and any(a.name == "transB" and a.i for a in node.attribute)
 
@@ -135,7 +126,8 @@ def _operands(node, tensors, weight, inits, fake: bool = False):
     """(a, b) of the node's product (the weight is input 1); activations fake-quantized per tensor
     when ``fake``."""
     act = fake_quant_activation if fake else (lambda x: x.astype(np.float64))
-    a = weight_or(node.input[0], inits) if node.input[0] in inits else act(tensors[node.input[0]])
+    left = node.input[0]
+    a = numpy_helper.to_array(inits[left]).astype(np.float64) if left in inits else act(tensors[left])
     return a, weight
 
 

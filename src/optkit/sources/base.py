@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,6 +26,9 @@ class SourceModel(ABC):
 
     framework: str = ""
     kind: str = ""
+    #: ``{label in the manifest: importable module}``: the framework, then optional companions
+    #: (exporters, model libraries) that are left out when not installed
+    version_modules: dict[str, str] = {}
 
     def __init__(self, path: Path, info: ModelInfo) -> None:
         self.path = path
@@ -34,9 +38,16 @@ class SourceModel(ABC):
     def runner(self, threads: int, device: str = "cpu") -> "Runner":
         """A runner that executes this model in its own framework (the reference)."""
 
-    @abstractmethod
     def framework_versions(self) -> dict[str, str]:
-        """Versions of the framework packages involved, for the manifest."""
+        """Versions of the framework packages involved, for the manifest: ``__version__`` of each
+        module in :attr:`version_modules` that can be imported."""
+        versions = {}
+        for label, module in self.version_modules.items():
+            try:
+                versions[label] = importlib.import_module(module).__version__
+            except ImportError:
+                continue
+        return versions
 
     def sha256(self) -> str:
         """sha256 (hex) of the source file, or of every file in a source folder (sorted by path)."""

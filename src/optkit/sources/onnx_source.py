@@ -31,6 +31,7 @@ class OnnxSource(SourceModel):
     """
 
     framework = "onnx"
+    version_modules = {"onnx": "onnx", "onnxruntime": "onnxruntime"}
     kind = "onnx"
 
     def __init__(self, path: Path, info: ModelInfo, external_files: list[str], opsets: dict[str, int]) -> None:
@@ -40,12 +41,6 @@ class OnnxSource(SourceModel):
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
         return OnnxReferenceRunner(self.path, threads, device)
-
-    def framework_versions(self) -> dict[str, str]:
-        import onnx
-        import onnxruntime
-
-        return {"onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}
 
     def sha256(self) -> str:
         """See :func:`source_sha256`."""

@@ -45,6 +45,7 @@ class PaddleSource(SourceModel):
     """A ``paddle.jit.save`` program with its parameters."""
 
     framework = "paddle"
+    version_modules = {"paddlepaddle": "paddle", "paddle2onnx": "paddle2onnx"}
 
     def __init__(self, path: Path, info: ModelInfo, kind: str, program: Path, params: Path, predictor: Any) -> None:
         super().__init__(path, info)
@@ -52,18 +53,6 @@ class PaddleSource(SourceModel):
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
         return PaddleRunner(self, threads)
-
-    def framework_versions(self) -> dict[str, str]:
-        import paddle
-
-        versions = {"paddlepaddle": paddle.__version__}
-        try:
-            import paddle2onnx
-
-            versions["paddle2onnx"] = paddle2onnx.__version__
-        except ImportError:
-            pass
-        return versions
 
     def sha256(self) -> str:
         """See :func:`source_sha256`."""

@@ -32,6 +32,7 @@ class SklearnSource(SourceModel):
     """
 
     framework = "sklearn"
+    version_modules = {"scikit-learn": "sklearn"}
 
     def __init__(self, path: Path, info: ModelInfo, kind: str, model: Any) -> None:
         super().__init__(path, info)
@@ -52,11 +53,6 @@ class SklearnSource(SourceModel):
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
         return SklearnRunner(self, threads)
-
-    def framework_versions(self) -> dict[str, str]:
-        import sklearn
-
-        return {"scikit-learn": sklearn.__version__}
 
 
 class SklearnRunner(Runner):

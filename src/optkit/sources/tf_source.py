@@ -47,6 +47,7 @@ class TFSource(SourceModel):
     """
 
     framework = "tensorflow"
+    version_modules = {"tensorflow": "tensorflow", "keras": "keras"}
 
     def __init__(self, path: Path, info: ModelInfo, kind: str, model: Any, call: Any) -> None:
         super().__init__(path, info)
@@ -54,17 +55,6 @@ class TFSource(SourceModel):
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
         return TFRunner(self, threads)
-
-    def framework_versions(self) -> dict[str, str]:
-        tf = import_tf()
-        versions = {"tensorflow": tf.__version__}
-        try:
-            import keras
-
-            versions["keras"] = keras.__version__
-        except ImportError:
-            pass
-        return versions
 
 
 class TFRunner(Runner):

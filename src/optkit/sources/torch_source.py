@@ -47,6 +47,7 @@ class TorchSource(SourceModel):
     """
 
     framework = "torch"
+    version_modules = {"torch": "torch", "transformers": "transformers"}
 
     def __init__(self, path: Path, info: ModelInfo, kind: str, module: Any, program: Any = None,
                  reference: Any = None, reference_name: str | None = None) -> None:
@@ -62,17 +63,6 @@ class TorchSource(SourceModel):
 
         return TorchRunner(self.reference if self.reference is not None else self.module, self.info.input_names,
                            self.info.output_names, threads, device, name=self.reference_name)
-
-    def framework_versions(self) -> dict[str, str]:
-        torch = import_torch()
-        versions = {"torch": torch.__version__}
-        try:
-            import transformers
-
-            versions["transformers"] = transformers.__version__
-        except ImportError:
-            pass
-        return versions
 
 
 def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> TorchSource:
