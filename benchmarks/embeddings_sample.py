@@ -14,11 +14,10 @@ a user without the search would. Prints a Markdown table; writes nothing else.
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 from pathlib import Path
 
-import optkit
+from runs import convert_each, int8_settings, print_table, speed_cells
+
 from optkit.recipe import QuantizeDynamicPass, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,32 +49,16 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=SAMPLE / "hf", help="HF model folder")
     parser.add_argument("--data", type=Path, default=SAMPLE / "sentences.txt", help="one sentence per line")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, recipe in variants(args.iterations, args.threads):
-            start = time.perf_counter()
-            result = optkit.convert(args.model, recipe, Path(tmp) / recipe.name, data=str(args.data))
-            wall = time.perf_counter() - start
-            m = result.accuracy.metrics
-            shapes = {(s.batch_size, s.sequence_length): s for s in result.speed.shapes}
-            one, eight = shapes[(1, 128)], shapes[(8, 128)]
-            search = result.manifest.get("search") or [{}]
-            chosen = search[0].get("settings", "—")
-            kept = len(search[0].get("fp32_nodes", []))
-            rows.append([label, f"{m['pooled_cosine_mean']:.4f}", f"{m['pooled_cosine_min']:.4f}",
-                         f"{one.source.p50_ms:.1f}", f"{one.artifact.p50_ms:.1f}", f"{one.speedup:.2f}×",
-                         f"{eight.source.p50_ms:.1f}", f"{eight.artifact.p50_ms:.1f}", f"{eight.speedup:.2f}×",
-                         chosen + (f", {kept} node(s) fp32" if kept else ""),
-                         "approved" if result.approved else "rejected", f"{wall:.0f}"])
-            print(f"done: {label} ({wall:.0f} s)", flush=True)
-    header = ["artifact", "pooled cosine mean", "pooled cosine min", "PyTorch p50 1×128 (ms)",
-              "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
-              "speed-up 8×128", "int8 settings", "verdict", "convert wall (s)"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
+    def row(label, result, out, wall):
+        m = result.accuracy.metrics
+        return [label, f"{m['pooled_cosine_mean']:.4f}", f"{m['pooled_cosine_min']:.4f}", *speed_cells(result),
+                int8_settings(result), "approved" if result.approved else "rejected", f"{wall:.0f}"]
+
+    rows = convert_each(args.model, args.data, variants(args.iterations, args.threads), row)
+    print_table(["artifact", "pooled cosine mean", "pooled cosine min", "PyTorch p50 1×128 (ms)",
+                 "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
+                 "speed-up 8×128", "int8 settings", "verdict", "convert wall (s)"], rows)
 
 if __name__ == "__main__":
     main()

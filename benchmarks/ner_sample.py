@@ -12,11 +12,10 @@ docs/benchmarks.md for the method). Prints a Markdown table; writes nothing else
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
 from pathlib import Path
 
-import optkit
+from runs import convert_each, int8_settings, print_table, speed_cells
+
 from optkit.recipe import QuantizeDynamicPass, load_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,43 +57,18 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=SAMPLE / "model.pt", help="TorchScript NER model")
     parser.add_argument("--data", type=Path, default=SAMPLE / "data" / "test.conll", help="CoNLL test split")
     args = parser.parse_args()
-    rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for label, recipe in variants(args.iterations, args.threads):
-            start = time.perf_counter()
-            result = optkit.convert(args.model, recipe, Path(tmp) / recipe.name, data=str(args.data))
-            wall = time.perf_counter() - start
-            m = result.accuracy.metrics
-            shapes = {(s.batch_size, s.sequence_length): s for s in result.speed.shapes}
-            one, eight = shapes[(1, 128)], shapes[(8, 128)]
-            size = (Path(tmp) / recipe.name / "model.onnx").stat().st_size / 1e6 if result.approved else float("nan")
-            rows.append([label, f"{m['entity_f1_source']:.2f}", f"{m['entity_f1_artifact']:.2f}",
-                         f"{m['entity_f1_drop']:+.2f}", f"{m['tag_agreement']:.4f}",
-                         f"{one.source.p50_ms:.1f}", f"{one.artifact.p50_ms:.1f}", f"{one.speedup:.2f}×",
-                         f"{eight.source.p50_ms:.1f}", f"{eight.artifact.p50_ms:.1f}", f"{eight.speedup:.2f}×",
-                         f"{size:.1f}", _settings(result), "approved" if result.approved else "rejected",
-                         f"{wall:.0f}"])
-            print(f"done: {label} ({wall:.0f} s)", flush=True)
-    header = ["artifact", "F1 PyTorch", "F1 artifact", "F1 drop (pts)", "tag agreement", "PyTorch p50 1×128 (ms)",
-              "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
-              "speed-up 8×128", "model MB", "int8 settings", "verdict", "convert wall (s)"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
+    def row(label, result, out, wall):
+        m = result.accuracy.metrics
+        size = (out / "model.onnx").stat().st_size / 1e6 if result.approved else float("nan")
+        return [label, f"{m['entity_f1_source']:.2f}", f"{m['entity_f1_artifact']:.2f}", f"{m['entity_f1_drop']:+.2f}",
+                f"{m['tag_agreement']:.4f}", *speed_cells(result), f"{size:.1f}", int8_settings(result),
+                "approved" if result.approved else "rejected", f"{wall:.0f}"]
 
-def _settings(result) -> str:
-    search = (result.manifest.get("search") or [{}])[0]
-    if not search:
-        step = next((s for s in result.steps if s.name == "quantize-dynamic"), None)
-        if step is None:
-            return "—"
-        d = step.details
-        return f"{d['weight_type']}, {'per-channel' if d['per_channel'] else 'per-tensor'}"
-    kept = len(search.get("fp32_nodes", []))
-    return search["settings"] + (f", {kept} node(s) fp32" if kept else "")
-
+    rows = convert_each(args.model, args.data, variants(args.iterations, args.threads), row)
+    print_table(["artifact", "F1 PyTorch", "F1 artifact", "F1 drop (pts)", "tag agreement", "PyTorch p50 1×128 (ms)",
+                 "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
+                 "speed-up 8×128", "model MB", "int8 settings", "verdict", "convert wall (s)"], rows)
 
 if __name__ == "__main__":
     main()
