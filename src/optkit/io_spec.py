@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 Dim = int | str  # a fixed size, or the name of a dynamic axis ("batch", "sequence")
@@ -69,3 +70,24 @@ def token_input_specs(input_names: list[str]) -> dict[str, TensorSpec]:
     """Specs of the standard transformer token inputs among ``input_names``: int64, shape
     ``(batch, sequence)``; other names are left out (unknown)."""
     return {n: TensorSpec(n, "int64", ("batch", "sequence")) for n in input_names if n in TOKEN_INPUTS}
+
+
+def info_to_dict(info: ModelInfo) -> dict:
+    """``info`` as a JSON-ready dict (axis indices of ``dynamic_axes`` become strings); the inverse
+    of :func:`info_from_dict`. Used to pass a source's facts out of its worker process."""
+    data = dataclasses.asdict(info)
+    data["dynamic_axes"] = {t: {str(a): n for a, n in axes.items()} for t, axes in info.dynamic_axes.items()}
+    return data
+
+
+def info_from_dict(data: dict) -> ModelInfo:
+    """Rebuild a :class:`ModelInfo` from :func:`info_to_dict`'s output.
+
+    Raises:
+        TypeError / KeyError / ValueError: ``data`` is not such a dict (a protocol error).
+    """
+    data = dict(data)
+    data["dynamic_axes"] = {t: {int(a): str(n) for a, n in axes.items()} for t, axes in data["dynamic_axes"].items()}
+    data["input_specs"] = {k: TensorSpec(v["name"], v["dtype"], tuple(v["shape"])) for k, v in data["input_specs"].items()}
+    fields = {f.name for f in dataclasses.fields(ModelInfo)}
+    return ModelInfo(**{k: v for k, v in data.items() if k in fields})

@@ -24,6 +24,7 @@ from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner, available_devices
+from optkit.sandbox.client import SandboxMode, SourceWorker, WorkerSource, load_source
 from optkit.search.evaluator import CandidateEvaluator
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
@@ -59,6 +60,9 @@ class ConvertResult:
         gates: every gate's verdict (all are evaluated).
         accuracy / speed: measured figures (speed is None if the run stopped before it).
         manifest: the manifest as a dict (also written to ``manifest.json`` when approved).
+        evidence: ``"real-data"`` or ``"random-inputs"`` (validated on generated inputs; ``strict``
+            rejects it).
+        sandbox: how the source model was confined (``status`` ``confined`` / ``unavailable`` / ``off``).
     """
 
     approved: bool
@@ -73,17 +77,30 @@ class ConvertResult:
     warnings: list[str]
     output_dir: Path | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
+    evidence: str = "real-data"
+    sandbox: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed_gates(self) -> list[gate_eval.GateResult]:
         """Gates that failed, plus skipped ones when ``strict``."""
         return [g for g in self.gates if g.status == "failed" or (self.strict and g.status == "skipped")]
 
+    @property
+    def rejections(self) -> list[str]:
+        """Why the run is not approved: each failed gate's name, and the missing evidence (no
+        accuracy gate evaluated; random inputs under ``strict``). Empty when approved."""
+        reasons = [g.name for g in self.failed_gates]
+        if not any(g.kind == "accuracy" and g.status != "skipped" for g in self.gates):
+            reasons.append("no accuracy gate was evaluated (every one was skipped)")
+        if self.strict and self.evidence == "random-inputs":
+            reasons.append("validated on generated random inputs (--strict needs real data: pass --data)")
+        return reasons
+
     def raise_for_status(self) -> None:
         """Raise :class:`~optkit.errors.GateFailed` unless approved."""
         if not self.approved:
-            names = ", ".join(g.name for g in self.failed_gates)
-            raise GateFailed(f"not approved: {names}", "see the report's gate table", result=self)
+            raise GateFailed(f"not approved: {'; '.join(self.rejections)}", "see the report's gate table",
+                             result=self)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``--json`` output)."""
@@ -93,8 +110,10 @@ class ConvertResult:
 
 def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Path | None = None, *,
             data: str | None = None, overrides: dict[str, Any] | None = None, framework: str = "auto",
-            trust_pickle: bool = False, overwrite: bool = False, strict: bool = False,
-            on_event: Event | None = None) -> ConvertResult:
+            trust_pickle: bool = False, trust_remote_code: bool = False, trust_model_code: bool = False,
+            sandbox: SandboxMode = "auto", overwrite: bool = False, strict: bool = False,
+            on_event: Event | None = None,
+            before_publish: Callable[[ConvertResult], None] | None = None) -> ConvertResult:
     """Convert a model with a recipe, validate it against its source framework, and emit the
     approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
 
@@ -105,11 +124,20 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
         data: validation data path (overrides ``validation.data``).
         overrides: dotted recipe keys → values, e.g. ``{"export.opset": 18}``.
         framework: ``"auto"`` or a registry name (``"torch"``).
-        trust_pickle: allow loading pickles (runs code from the file).
-        overwrite: replace an existing output folder.
-        strict: a skipped gate fails the run.
+        trust_pickle: allow loading pickles (runs code from the file, inside the confinement).
+        trust_remote_code: let a Hugging Face folder's own code (``auto_map``) run, confined.
+        trust_model_code: skip the static scan of the model file (dangerous; never skips the
+            confinement).
+        sandbox: ``"auto"`` confines the source model's worker where the kernel has Landlock,
+            ``"require"`` fails where it has not, ``"off"`` runs it unconfined (recorded). ``strict``
+            implies ``"require"``.
+        overwrite: replace an existing output folder (only an optkit artifact or an empty folder).
+        strict: a skipped gate fails the run, so does validation on random inputs or an
+            unconfined source model.
         on_event: progress callback ``(event, payload)``: ``("step", name)`` when a step starts,
             ``("step_done", StepRecord)``, ``("shape", ShapeResult)`` per benchmarked shape.
+        before_publish: called with the final result (approved or not) before the artifact is
+            published; if it raises, nothing is published (the CLI writes --junit-xml here).
 
     Returns:
         The :class:`ConvertResult`; ``approved`` tells whether the artifact was emitted.
@@ -131,19 +159,34 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
     out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
     check_output(out, overwrite)
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
+    options = _Options(framework, trust_pickle, trust_remote_code, trust_model_code,
+                       "require" if strict else sandbox, overwrite, strict, before_publish)
     try:
-        return _Run(resolved, src_path, out, workdir, framework, trust_pickle, overwrite, strict, emit_event).run()
+        return _Run(resolved, src_path, out, workdir, options, emit_event).run()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class _Options:
+    """The caller's choices for one conversion (see :func:`convert`'s arguments)."""
+
+    framework: str
+    trust_pickle: bool
+    trust_remote_code: bool
+    trust_model_code: bool
+    sandbox: SandboxMode
+    overwrite: bool
+    strict: bool
+    before_publish: Callable[[ConvertResult], None] | None
 
 
 class _Run:
     """One conversion's state; each method is one pipeline step."""
 
-    def __init__(self, recipe: Recipe, source: Path, out: Path, workdir: Path, framework: str,
-                 trust_pickle: bool, overwrite: bool, strict: bool, emit: Event) -> None:
+    def __init__(self, recipe: Recipe, source: Path, out: Path, workdir: Path, options: _Options, emit: Event) -> None:
         self.recipe, self.source_path, self.out, self.workdir = recipe, source, out, workdir
-        self.framework_name, self.trust_pickle, self.overwrite, self.strict = framework, trust_pickle, overwrite, strict
+        self.options, self.overwrite, self.strict = options, options.overwrite, options.strict
         self.emit = emit
         self.steps: list[StepRecord] = []
         self.threads = recipe.benchmark.threads
@@ -162,11 +205,31 @@ class _Run:
         return value
 
     def run(self) -> ConvertResult:
-        framework = detect_framework(self.source_path, self.framework_name
-                                     if self.framework_name != "auto" else self.recipe.source.framework)
-        source = self._step(f"load source ({framework.name})", lambda: (
-            resolve(framework.loader)(self.source_path, self.workdir, trust_pickle=self.trust_pickle,
-                                      threads=self.threads), None))
+        requested = self.options.framework
+        framework = detect_framework(self.source_path, requested if requested != "auto" else self.recipe.source.framework)
+        self.worker: SourceWorker | None = None
+        try:
+            source = self._step(f"load source ({framework.name})", lambda: self._load(framework))
+            return self._run(source)
+        finally:
+            if self.worker is not None:
+                self.worker.close()
+
+    def _load(self, framework) -> tuple[WorkerSource, PassOutcome]:
+        """Start the confined worker, scan and load the source in it."""
+        self.worker = SourceWorker(self.workdir, [self.source_path], self.options.sandbox)
+        source = load_source(self.worker, framework, self.source_path, self.threads,
+                             trust_pickle=self.options.trust_pickle, trust_remote_code=self.options.trust_remote_code,
+                             trust_model_code=self.options.trust_model_code)
+        record = self.worker.sandbox
+        warnings = [] if record.status == "confined" else [
+            f"the source model ran unconfined (sandbox {record.status}: {record.details.get('reason', '')}); "
+            "--strict or --require-sandbox refuse this"]
+        if source.scan.get("skipped"):
+            warnings.append("the static scan of the model file was skipped (--trust-model-code)")
+        return source, PassOutcome(self.source_path, {"sandbox": record.to_dict(), "scan": source.scan}, warnings)
+
+    def _run(self, source: WorkerSource) -> ConvertResult:
         self.source_load_s = self.steps[-1].seconds
         info = source.info
         cfg = self.recipe.validation
@@ -181,8 +244,8 @@ class _Run:
                             f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}",
                             "give one array per model input with the model's rank and dtype") from exc
         src_out = self._step(f"reference run ({src_runner.name}, {vset.size} samples)", lambda: (
-            concat_outputs([src_runner.infer(b) for b in vset.batches(cfg.batch_size)]), None))
-        model_path = self._step("export", lambda: self._export(framework, source, vset, src_runner))
+            _finite_reference(concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))), None))
+        model_path = self._step("export", lambda: self._export(source, vset, src_runner))
         evaluator = self._evaluator(src_out, vset, info)
         for index, pass_cfg in enumerate(self.recipe.passes):
             ctx = PassContext(self.workdir, info, index + 1, self.recipe.artifact.external_data_threshold_mb, vset,
@@ -211,10 +274,9 @@ class _Run:
         return CandidateEvaluator(src_out, vset, info, self.recipe.validation.gates, self.recipe.validation.batch_size,
                                   self.threads, vset.shaped(batch, seq if vset.pad_values else None))
 
-    def _export(self, framework, source, vset: ValidationSet, src_runner) -> tuple[Path, PassOutcome]:
-        outcome = resolve(framework.exporter)(source, vset.batches(2)[0], self.recipe.export,
-                                              self.workdir / "00-export.onnx",
-                                              self.recipe.artifact.external_data_threshold_mb)
+    def _export(self, source: WorkerSource, vset: ValidationSet, src_runner) -> tuple[Path, PassOutcome]:
+        outcome = source.export(vset.batches(2)[0], self.recipe.export, self.workdir / "00-export.onnx",
+                                self.recipe.artifact.external_data_threshold_mb)
         self._check_export(outcome, vset, src_runner)
         return outcome.model_path, outcome
 
@@ -267,7 +329,7 @@ class _Run:
         report.shapes += benchmark(src_runner, art_runner, vset, bench.batch_sizes, bench.sequence_lengths,
                                    bench.warmup, bench.iterations, on_shape)
         for device in sorted({g.device for g in bench.gates} - {"cpu"}):
-            reason = self._device_missing(device)
+            reason = self._device_missing(source, device)
             if reason:
                 report.skipped_devices[device] = reason
                 continue
@@ -277,35 +339,31 @@ class _Run:
         return report
 
     @staticmethod
-    def _device_missing(device: str) -> str | None:
+    def _device_missing(source: WorkerSource, device: str) -> str | None:
         if device not in available_devices():
             return (f"no {device.upper()} execution provider in this onnxruntime (providers: "
                     f"{', '.join(available_devices())}); a {device} speed claim needs a {device} machine")
-        try:
-            import torch
-
-            if device == "cuda" and not torch.cuda.is_available():
-                return "torch sees no CUDA device"
-        except ImportError:
-            return None
-        return None
+        return source.device_missing(device)
 
     def _finish(self, source, vset, model_path, art_runner, accuracy, speed, gates) -> ConvertResult:
         warnings = [w for s in self.steps for w in s.warnings]
         if not vset.is_real:
             warnings.append(f"validated on generated random inputs ({vset.origin}), not real data: pass --data")
-        failed = [g for g in gates if g.status == "failed" or (self.strict and g.status == "skipped")]
         result = ConvertResult(
-            approved=not failed, strict=self.strict, recipe=self.recipe,
+            approved=False, strict=self.strict, recipe=self.recipe,
             source={"path": str(self.source_path), "framework": source.framework, "kind": source.kind,
                     "sha256": source.sha256(), "task": source.info.task, "versions": source.framework_versions()},
             data={"kind": vset.kind, "origin": vset.origin, "sha256": vset.sha256, "samples": vset.size,
                   "real": vset.is_real, "truncated_words": vset.truncated_words},
-            steps=self.steps, accuracy=accuracy, speed=speed, gates=gates, warnings=warnings)
+            steps=self.steps, accuracy=accuracy, speed=speed, gates=gates, warnings=warnings,
+            evidence="real-data" if vset.is_real else "random-inputs", sandbox=self.worker.sandbox.to_dict())
+        result.approved = not result.rejections
         model = load_onnx(model_path)  # once: the manifest and the emitted file both read it
         result.manifest = self._manifest(result, model, art_runner, {}).model_dump(mode="json")
         if result.approved:
             self._emit(result, model, art_runner)
+        elif self.options.before_publish is not None:
+            self.options.before_publish(result)
         return result
 
     def _manifest(self, result: ConvertResult, model, art_runner, files) -> Manifest:
@@ -322,6 +380,7 @@ class _Run:
             accuracy=dataclasses.asdict(result.accuracy),
             speed=dataclasses.asdict(result.speed) if result.speed else None,
             gates=[dataclasses.asdict(g) for g in result.gates], warnings=result.warnings,
+            evidence=result.evidence, sandbox=result.sandbox,
             search=[_search_summary(s) for s in result.steps if isinstance(s.details.get("search"), dict)])
 
     def _emit(self, result: ConvertResult, model, art_runner) -> None:
@@ -334,8 +393,30 @@ class _Run:
             text = seal(self._manifest(result, model, art_runner, file_entries(tmp, names)))
             result.manifest = json.loads(text)
             (tmp / "manifest.json").write_text(text)
+            if self.options.before_publish is not None:
+                self.options.before_publish(result)
             publish(tmp, self.out, self.overwrite)
         result.output_dir = self.out
+
+
+def _finite_reference(outputs: dict[str, Any]) -> dict[str, Any]:
+    """The source's reference outputs, checked to be finite.
+
+    Raises:
+        SourceModelError: a float output holds NaN or Inf on the validation inputs (the source model
+            itself, before any export: nothing can be validated against such a reference).
+    """
+    import numpy as np
+
+    for name, array in outputs.items():
+        if np.issubdtype(array.dtype, np.floating):
+            bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
+            if bad:
+                raise SourceModelError(
+                    f"the source model's own output '{name}' holds {bad} NaN/Inf value(s) on the validation "
+                    "inputs (before any export)", "check the source model and the data; optkit cannot validate "
+                    "against a reference that is not finite")
+    return outputs
 
 
 def _search_summary(step: StepRecord) -> dict[str, Any]:

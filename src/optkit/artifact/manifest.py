@@ -44,6 +44,11 @@ class Manifest(BaseModel):
     gates: list[dict[str, Any]]
     warnings: list[str]
     search: list[dict[str, Any]] = []
+    #: ``"real-data"`` or ``"random-inputs"`` (validated on generated inputs: --strict rejects it)
+    evidence: str = "real-data"
+    #: how the source model was confined: ``status`` (``confined`` / ``unavailable`` / ``off``), the
+    #: Landlock ABI, network blocking and the paths it could read and write
+    sandbox: dict[str, Any] = {}
     digest: str = ""
 
 

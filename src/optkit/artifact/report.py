@@ -35,7 +35,10 @@ def render_report(result: "ConvertResult") -> str:
              f"- recipe: `{result.recipe.name}` (sha256 {result.recipe.sha256()[:12]}) — {result.recipe.description}",
              f"- validation data: {result.data['kind']} `{result.data['origin']}`, {result.data['samples']} samples"
              + ("" if result.data["real"] else " — **generated random inputs (last resort), not real data**"),
-             f"- strict mode: {'on' if result.strict else 'off'}", ""]
+             f"- strict mode: {'on' if result.strict else 'off'}",
+             f"- evidence: {result.evidence}; source model sandbox: {result.sandbox.get('status', 'unknown')}", ""]
+    if not result.approved:
+        lines += ["Not approved: " + "; ".join(result.rejections), ""]
     lines += ["## Gates", ""]
     lines += _table(["gate", "measured", "verdict", "note"],
                     [[g.name, fmt(g.value), STATUS[g.status], g.reason] for g in result.gates])

@@ -20,6 +20,7 @@ from optkit.errors import OutputError, SourceModelError
 from optkit.recipe import Recipe
 from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
+from optkit.sandbox.client import SandboxMode, SourceWorker, load_source
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
 from optkit.validation.data import load_validation_set
 from optkit.validation.gates import GateResult, evaluate_accuracy
@@ -55,12 +56,16 @@ class RevalidateResult:
 
     @property
     def problems(self) -> list[str]:
-        """One line per problem: the model that does not run, or each failed gate with its value."""
+        """One line per problem: the model that does not run, each failed gate with its value, or
+        no accuracy gate that could be evaluated on this data (no evidence)."""
         if self.model_error:
             return [f"{MODEL} does not run in ONNX Runtime: {self.model_error}"]
-        return [f"gate {g.status} on {self.data}: {g.name} (measured "
-                f"{'nothing' if g.value is None else format(g.value, '.6g')}{'; ' + g.reason if g.reason else ''})"
-                for g in self.failed_gates]
+        problems = [f"gate {g.status} on {self.data}: {g.name} (measured "
+                    f"{'nothing' if g.value is None else format(g.value, '.6g')}{'; ' + g.reason if g.reason else ''})"
+                    for g in self.failed_gates]
+        if not any(g.status != "skipped" for g in self.gates):
+            problems.append(f"no accuracy gate could be evaluated on {self.data}: nothing was validated")
+        return problems
 
     @property
     def ok(self) -> bool:
@@ -69,6 +74,7 @@ class RevalidateResult:
 
 
 def revalidate(folder: Path, data: str, *, source: Path | None = None, trust_pickle: bool = False,
+               trust_remote_code: bool = False, trust_model_code: bool = False, sandbox: SandboxMode = "auto",
                strict: bool = False, threads: int | None = None) -> RevalidateResult:
     """Validate the artifact in ``folder`` against its source model again, on ``data``.
 
@@ -77,8 +83,11 @@ def revalidate(folder: Path, data: str, *, source: Path | None = None, trust_pic
         data: validation data (``.conll``, ``.txt`` or ``.npz``), as for ``convert --data``.
         source: where the source model is now, if not at the manifest's ``source.path`` (a path
             relative to where ``convert`` ran); its sha256 must match the manifest all the same.
-        trust_pickle: allow loading a pickled source (runs code from the file), as for ``convert``.
-        strict: a gate that cannot be measured on this data (``skipped``) is a failure.
+        trust_pickle / trust_remote_code / trust_model_code / sandbox: as for
+            :func:`optkit.pipeline.convert`; the source model is scanned, loaded and run in a
+            confined worker process.
+        strict: a gate that cannot be measured on this data (``skipped``) is a failure, and the
+            source model must run confined.
         threads: intra-op threads of both runners; default the recipe's ``benchmark.threads``.
 
     Returns:
@@ -112,18 +121,27 @@ def revalidate(folder: Path, data: str, *, source: Path | None = None, trust_pic
     cfg = recipe.validation
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
     try:
-        src = resolve(framework.loader)(src_path, workdir, trust_pickle=trust_pickle, threads=threads)
-        vset = load_validation_set(data, src.info, cfg.max_samples, cfg.sequence_length)
-        batches = vset.batches(cfg.batch_size)
-        art_runner = OrtRunner(folder / MODEL, threads)
-        try:
-            art_runner.activate()
-        except Exception as exc:  # onnxruntime raises its own exception types
-            return RevalidateResult(data, vset.size, None, [], strict, str(exc).splitlines()[0][:300])
-        src_runner = src.runner(threads)
-        src_out = concat_outputs([src_runner.infer(b) for b in batches])
-        art_out = concat_outputs([art_runner.infer(b) for b in batches])
-        accuracy = compare(src_out, art_out, vset, src.info)
-        return RevalidateResult(data, vset.size, accuracy, evaluate_accuracy(cfg.gates, accuracy), strict)
+        with SourceWorker(workdir, [src_path], "require" if strict else sandbox) as worker:
+            return _compare(folder, data, worker, framework, src_path, cfg, threads, strict, trust_pickle,
+                            trust_remote_code, trust_model_code)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _compare(folder: Path, data: str, worker: SourceWorker, framework, src_path: Path, cfg, threads: int,
+             strict: bool, trust_pickle: bool, trust_remote_code: bool, trust_model_code: bool) -> RevalidateResult:
+    """Load the source in ``worker``, run both models on ``data`` and evaluate the accuracy gates."""
+    src = load_source(worker, framework, src_path, threads, trust_pickle=trust_pickle,
+                      trust_remote_code=trust_remote_code, trust_model_code=trust_model_code)
+    vset = load_validation_set(data, src.info, cfg.max_samples, cfg.sequence_length)
+    batches = vset.batches(cfg.batch_size)
+    art_runner = OrtRunner(folder / MODEL, threads)
+    try:
+        art_runner.activate()
+    except Exception as exc:  # onnxruntime raises its own exception types
+        return RevalidateResult(data, vset.size, None, [], strict, str(exc).splitlines()[0][:300])
+    src_runner = src.runner(threads)
+    src_out = concat_outputs(src_runner.infer_many(batches))
+    art_out = concat_outputs([art_runner.infer(b) for b in batches])
+    accuracy = compare(src_out, art_out, vset, src.info)
+    return RevalidateResult(data, vset.size, accuracy, evaluate_accuracy(cfg.gates, accuracy), strict)

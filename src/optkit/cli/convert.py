@@ -54,7 +54,13 @@ def convert_command(
                                                        "overflow check (sets search_budget_s on those passes)"),
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
     framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file)"),
+    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file, confined)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                           help="let a Hugging Face folder's own code (auto_map) run, confined"),
+    trust_model_code: bool = typer.Option(False, "--trust-model-code",
+                                          help="DANGEROUS: skip the static scan of the model file (never the sandbox)"),
+    require_sandbox: bool = typer.Option(False, "--require-sandbox",
+                                         help="fail unless the source model can be confined (Landlock); --strict implies it"),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder"),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
@@ -83,14 +89,19 @@ def convert_command(
             if value is not None:
                 overrides[key] = value
         console.print(f"[bold]optkit convert[/bold] {source} --recipe {recipe}", highlight=False)
+        def write_outputs(result) -> None:  # before the artifact is published: a failure publishes nothing
+            if junit_xml is not None:
+                from optkit.artifact.junit import write_junit
+
+                write_junit(junit_xml, result.recipe.name, result.gates, result.strict)
+
         with stdout_to_stderr(as_json):
             result = convert(source, recipe, output, data=data, overrides=overrides, framework=framework,
-                             trust_pickle=trust_pickle, overwrite=overwrite, strict=strict, on_event=Progress(console))
+                             trust_pickle=trust_pickle, trust_remote_code=trust_remote_code,
+                             trust_model_code=trust_model_code, sandbox="require" if require_sandbox else "auto",
+                             overwrite=overwrite, strict=strict, on_event=Progress(console),
+                             before_publish=write_outputs)
         render_result(console, result)
-        if junit_xml is not None:
-            from optkit.artifact.junit import write_junit
-
-            write_junit(junit_xml, result.recipe.name, result.gates, result.strict)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
         return EXIT_APPROVED if result.approved else EXIT_GATE_FAILED

@@ -67,5 +67,5 @@ def render_result(console: Console, result) -> None:
     if result.approved:
         console.print(f"[bold green]PASSED[/bold green] approved artifact: {result.output_dir}", highlight=False)
     else:
-        names = ", ".join(g.name for g in result.failed_gates)
+        names = "; ".join(result.rejections)
         console.print(f"[bold red]FAILED[/bold red] not approved ({names}); nothing was written", highlight=False)

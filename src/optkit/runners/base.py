@@ -49,10 +49,40 @@ class Runner(ABC):
         self.activate()
         return self._infer(feeds)
 
+    def time_calls(self, feeds: Feeds, warmup: int, iterations: int) -> list[float]:
+        """``warmup`` untimed calls, then ``iterations`` timed calls (``time.perf_counter``);
+        returns seconds per call. Checks for Ctrl-C between calls. Runners that execute elsewhere
+        (a worker process) run this loop there, so that no message passing is timed."""
+        from optkit import interrupts
+
+        for _ in range(warmup):
+            interrupts.check()
+            self.infer(feeds)
+        times = []
+        for _ in range(iterations):
+            interrupts.check()
+            start = time.perf_counter()
+            self.infer(feeds)
+            times.append(time.perf_counter() - start)
+        return times
+
+    def process_rss_mb(self) -> float:
+        """Resident set size (MB, 10^6 bytes) of the process this runner executes in (psutil)."""
+        import psutil
+
+        return psutil.Process().memory_info().rss / 1e6
+
     def deactivate(self) -> None:
         """Release the model."""
         self._deactivate()
         self.active = False
+
+    def __enter__(self) -> "Runner":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.deactivate()
 
     @abstractmethod
     def _activate(self) -> None: ...

@@ -38,6 +38,11 @@ class SourceModel(ABC):
     def runner(self, threads: int, device: str = "cpu") -> "Runner":
         """A runner that executes this model in its own framework (the reference)."""
 
+    def device_missing(self, device: str) -> str | None:
+        """Why this framework cannot run the model on ``device`` here, or None (it can, or the
+        framework ignores the device). Frameworks with device support override it."""
+        return None
+
     def framework_versions(self) -> dict[str, str]:
         """Versions of the framework packages involved, for the manifest: ``__version__`` of each
         module in :attr:`version_modules` that can be imported."""

@@ -66,7 +66,8 @@ class OnnxReferenceRunner(OrtRunner):
                                    "check that the model runs with onnxruntime; re-export it") from exc
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> OnnxSource:
+def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
+         trust_remote_code: bool = False) -> OnnxSource:
     """Load and check an ONNX model (``onnx.checker`` on the file, external data included).
 
     Args:

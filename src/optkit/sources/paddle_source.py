@@ -92,7 +92,8 @@ class PaddleRunner(Runner):
         return {n: predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()}
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> PaddleSource:
+def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
+         trust_remote_code: bool = False) -> PaddleSource:
     """Load a Paddle inference program and create its CPU predictor.
 
     Raises:

@@ -82,7 +82,8 @@ class SklearnRunner(Runner):
         return {"variable": np.asarray(model.predict(x)).reshape(len(x), -1)}
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> SklearnSource:
+def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
+         trust_remote_code: bool = False) -> SklearnSource:
     """Load a ``.skops`` file, or a pickle with ``trust_pickle``.
 
     Raises:

@@ -78,7 +78,8 @@ class TFRunner(Runner):
         return {n: out[n].numpy() for n in info.output_names}
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> TFSource:
+def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
+         trust_remote_code: bool = False) -> TFSource:
     """Load a ``.keras`` file or a SavedModel folder.
 
     Raises:

@@ -64,8 +64,17 @@ class TorchSource(SourceModel):
         return TorchRunner(self.reference if self.reference is not None else self.module, self.info.input_names,
                            self.info.output_names, threads, device, name=self.reference_name)
 
+    def device_missing(self, device: str) -> str | None:
+        """Why PyTorch cannot run on ``device`` here (no CUDA device), or None."""
+        import torch
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2) -> TorchSource:
+        if device == "cuda" and not torch.cuda.is_available():
+            return "torch sees no CUDA device"
+        return None
+
+
+def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
+         trust_remote_code: bool = False) -> TorchSource:
     """Load a PyTorch source model.
 
     Args:
@@ -73,6 +82,8 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
             or (with ``trust_pickle``) a ``torch.save`` pickle of an ``nn.Module``.
         workdir: scratch folder; embedded tokenizer/config files are written to ``workdir/hf``.
         trust_pickle: allow unpickling (runs code from the file).
+        trust_remote_code: let a HF folder's own model code (``auto_map``) run (transformers'
+            ``trust_remote_code``); optkit runs loaders only inside the confined worker.
 
     Raises:
         SourceModelError: corrupt file, pickle without trust, state dict instead of a module.
@@ -81,7 +92,7 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     kind = sniff(path)
     torch = import_torch()
     if kind == "hf":
-        return _load_hf(path)
+        return _load_hf(path, trust_remote_code)
     if kind == "pickle":
         return _load_pickle(path, trust_pickle, torch)
     embedded = read_embedded(path)
@@ -144,7 +155,7 @@ def _apply_hf_config(info: ModelInfo, config: dict) -> None:
                     info.task = task
 
 
-def _load_hf(path: Path) -> TorchSource:
+def _load_hf(path: Path, trust_remote_code: bool = False) -> TorchSource:
     """Load a HF folder twice: with eager attention for export (ORT's attention fusion does not
     match SDPA exports) and with transformers' default attention (SDPA) as the reference that
     accuracy and speed are measured against, i.e. the model as its users run it."""
@@ -161,9 +172,10 @@ def _load_hf(path: Path) -> TorchSource:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            model = loader.from_pretrained(str(path), attn_implementation="eager").eval()
-            default = loader.from_pretrained(str(path)).eval()
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
+            remote = {"trust_remote_code": trust_remote_code}
+            model = loader.from_pretrained(str(path), attn_implementation="eager", **remote).eval()
+            default = loader.from_pretrained(str(path), **remote).eval()
+            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **remote)
     except Exception as exc:  # transformers raises OSError/ValueError/... for broken folders
         raise SourceModelError(f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}",
                                "the folder needs config.json, weights and tokenizer files") from exc

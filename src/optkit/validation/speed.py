@@ -11,12 +11,10 @@ p50 in samples per second; speed-up = source p50 / artifact p50.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 from optkit import interrupts
 from optkit.runners.base import Feeds, Runner
@@ -105,30 +103,21 @@ def size_on_disk_mb(*paths: Path) -> float:
     return total / 1e6
 
 
-def rss_mb() -> float:
-    """Resident set size of this process, MB (10^6 bytes)."""
-    return psutil.Process().memory_info().rss / 1e6
-
-
 def activate_measured(runner: Runner, feeds: Feeds) -> float:
-    """Activate ``runner`` and run ``feeds`` once; return the RSS growth in MB."""
-    before = rss_mb()
+    """Activate ``runner`` and run ``feeds`` once; return the growth (MB) of the resident set of
+    the process the runner executes in (the source's worker process, or this one)."""
+    before = runner.process_rss_mb()
     runner.activate()
     runner.infer(feeds)
-    return max(0.0, rss_mb() - before)
+    return max(0.0, runner.process_rss_mb() - before)
 
 
 def time_runner(runner: Runner, feeds: Feeds, warmup: int, iterations: int) -> list[float]:
-    """``warmup`` untimed calls, then ``iterations`` timed calls; returns seconds per call."""
-    for _ in range(warmup):
-        interrupts.check()
-        runner.infer(feeds)
-    times = []
-    for _ in range(iterations):
-        interrupts.check()
-        start = time.perf_counter()
-        runner.infer(feeds)
-        times.append(time.perf_counter() - start)
+    """``warmup`` untimed calls, then ``iterations`` timed calls; returns seconds per call
+    (see :meth:`~optkit.runners.base.Runner.time_calls`)."""
+    interrupts.check()
+    times = runner.time_calls(feeds, warmup, iterations)
+    interrupts.check()
     return times
 
 

@@ -1,0 +1,150 @@
+"""The source-model worker: a process of its own that loads the user's (untrusted) model, runs it
+as the reference, times it and exports it, confined by Landlock before it reads the model.
+
+Started by :class:`optkit.sandbox.client.SourceWorker` as ``python -m optkit.sandbox.worker``; it
+talks over two inherited pipe descriptors (:mod:`optkit.sandbox.protocol`), never over stdout, which
+frameworks write to (stdout is sent to stderr, which the parent points at a log file).
+
+Order of a worker's life: die with the parent (``PR_SET_PDEATHSIG``), ignore Ctrl-C (the parent
+handles it and kills the worker), confine itself (when asked), say hello with what confinement
+holds, then serve requests until ``shutdown`` or end of input. The static scan
+(:mod:`optkit.scan`) and the framework's loader both run inside the confinement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from optkit.sandbox.protocol import ArrayFolder, error_reply, receive, send
+
+
+class _Server:
+    """Serves one loaded source model; each ``op_<name>`` method answers one request kind."""
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+        self.arrays = ArrayFolder(scratch / "io", "out")
+        self.inputs = ArrayFolder(scratch / "io", "in")
+        self.source: Any = None
+        self.runners: dict[tuple[str, int], Any] = {}
+
+    def op_load(self, framework: str, path: str, threads: int, trust_pickle: bool = False,
+                trust_remote_code: bool = False, trust_model_code: bool = False) -> dict[str, Any]:
+        from optkit.io_spec import info_to_dict
+        from optkit.registry import FRAMEWORKS, resolve
+        try:  # TEMP until the scan branch lands
+            from optkit.scan import scan_source
+            scan = scan_source(Path(path), framework, trust_model_code=trust_model_code,
+                               trust_remote_code=trust_remote_code)
+        except ImportError:
+            scan = None
+        loader = resolve(FRAMEWORKS[framework].loader)
+        start = time.perf_counter()
+        self.source = loader(Path(path), self.scratch / "load", trust_pickle=trust_pickle, threads=threads,
+                             trust_remote_code=trust_remote_code)
+        return {"info": info_to_dict(self.source.info), "kind": self.source.kind,
+                "framework": self.source.framework, "versions": self.source.framework_versions(),
+                "load_seconds": time.perf_counter() - start, "scan": scan.to_dict() if scan else {}}
+
+    def _runner(self, device: str, threads: int) -> Any:
+        key = (device, threads)
+        if key not in self.runners:
+            self.runners[key] = self.source.runner(threads, device)
+        return self.runners[key]
+
+    def op_runner(self, device: str, threads: int) -> dict[str, Any]:
+        return {"name": self._runner(device, threads).name}
+
+    def op_activate(self, device: str, threads: int) -> dict[str, Any]:
+        runner = self._runner(device, threads)
+        runner.activate()
+        return {"load_seconds": runner.load_seconds}
+
+    def op_infer(self, device: str, threads: int, batches: list[list[list[str]]]) -> dict[str, Any]:
+        runner = self._runner(device, threads)
+        return {"outputs": [self.arrays.write(runner.infer(self.inputs.read(b))) for b in batches]}
+
+    def op_time(self, device: str, threads: int, feeds: list[list[str]], warmup: int, iterations: int) -> dict[str, Any]:
+        runner = self._runner(device, threads)
+        return {"seconds": runner.time_calls(self.inputs.read(feeds), warmup, iterations)}
+
+    def op_export(self, example: list[list[str]], config: dict[str, Any], threshold_mb: float) -> dict[str, Any]:
+        from optkit.recipe import ExportConfig
+        from optkit.registry import FRAMEWORKS, resolve
+
+        out = self.scratch / "export" / "00-export.onnx"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        exporter = resolve(FRAMEWORKS[self.source.framework].exporter)
+        outcome = exporter(self.source, self.inputs.read(example), ExportConfig.model_validate(config), out,
+                           threshold_mb)
+        return {"model_path": str(outcome.model_path), "details": outcome.details, "warnings": outcome.warnings,
+                "skipped": outcome.skipped}
+
+    def op_device_missing(self, device: str) -> dict[str, Any]:
+        return {"reason": self.source.device_missing(device)}
+
+
+def serve(read_fd: int, write_fd: int, scratch: Path, confinement: dict[str, Any]) -> int:
+    """Say hello, then answer requests until ``shutdown`` or end of input; returns the exit status."""
+    requests, answers = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
+    server = _Server(scratch)
+    send(answers, {"ok": True, "pid": os.getpid(), "confinement": confinement})
+    while True:
+        request = receive(requests)
+        if request is None or request.get("op") == "shutdown":
+            return 0
+        op = getattr(server, f"op_{request.pop('op', '')}", None)
+        try:
+            if op is None:
+                raise ValueError("unknown worker request")
+            reply = {"ok": True, **op(**request)}
+        except BaseException as exc:  # every failure goes back to the parent as an answer
+            if os.environ.get("OPTKIT_DEBUG", "").lower() in ("1", "true", "yes"):
+                import traceback
+
+                traceback.print_exc()
+            reply = error_reply(exc)
+        send(answers, reply)
+
+
+def _confine(scratch: Path, read_paths: list[str]) -> dict[str, Any]:
+    from optkit.sandbox.landlock import confine, default_paths
+
+    read_only, writable = default_paths([Path(p) for p in read_paths], scratch)
+    return {"status": "confined", **confine(read_only, writable).to_dict()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point (``python -m optkit.sandbox.worker``)."""
+    parser = argparse.ArgumentParser(prog="optkit-worker")
+    parser.add_argument("--read-fd", type=int, required=True)
+    parser.add_argument("--write-fd", type=int, required=True)
+    parser.add_argument("--scratch", type=Path, required=True)
+    parser.add_argument("--confine", choices=["on", "off"], default="on")
+    parser.add_argument("--read", default="[]", help="JSON list of paths the model may read")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.dup2(2, 1)  # frameworks print to stdout: send it to the log with stderr
+    try:
+        try:  # TEMP until the landlock branch lands
+            from optkit.sandbox.landlock import die_with_parent
+            die_with_parent()
+        except ImportError:
+            args.confine = "off"
+        confinement = _confine(args.scratch, json.loads(args.read)) if args.confine == "on" else {"status": "off"}
+    except BaseException as exc:  # reported to the parent, which decides whether to go on
+        with os.fdopen(args.write_fd, "w") as answers:
+            send(answers, error_reply(exc))
+        return 1
+    return serve(args.read_fd, args.write_fd, args.scratch, confinement)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
