@@ -161,10 +161,23 @@ def test_network_is_blocked_and_the_record_says_how(tmp_path, tcp_listener):
 def test_landlock_alone_blocks_tcp_but_not_udp(tmp_path, tcp_listener):
     if abi_version() < 4:
         pytest.skip("Landlock TCP rules need ABI 4 (Linux 6.7)")
-    code = "import optkit.sandbox.network as network\nnetwork.enter_new_netns = lambda: False\n" + NETWORK
-    got = run_child(code, tmp_path / "scratch", port=tcp_listener,
-                    udp_port=_udp_port())
+    abstract = f"\0optkit-test-{uuid.uuid4().hex}"  # abstract sockets are per netns: keep the host's netns
+    code = "import optkit.sandbox.network as network\nnetwork.enter_new_netns = lambda: False\n" + NETWORK + """
+def unix_connect():
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+        client.connect(args["abstract"])
+        return "connected"
+attempt("unix_after", unix_connect)
+"""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(abstract)
+        server.listen(8)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as control:
+            control.connect(abstract)  # the listener works unconfined
+        got = run_child(code, tmp_path / "scratch", port=tcp_listener, udp_port=_udp_port(), abstract=abstract)
     assert got["confinement"]["network"] == "landlock-tcp"
+    if abi_version() >= 6:
+        assert got["unix_after"][0] == "PermissionError"
     assert got["tcp_before"] == ["ok", "connected"]
     assert got["tcp_after"] == ["PermissionError", 13]  # EACCES from Landlock, not a refused connection
     assert got["udp_after"][0] == "ok"
