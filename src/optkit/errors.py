@@ -91,6 +91,12 @@ class OutputError(OptkitError):
     kind = "output error"
 
 
+class SandboxUnavailable(OptkitError):
+    """The worker process cannot be confined (no Landlock on this kernel, or confinement failed)."""
+
+    kind = "sandbox unavailable"
+
+
 class GateFailed(OptkitError):
     """At least one validation gate failed; the artifact is not approved.
 

@@ -1,0 +1,1 @@
+"""Confinement of the worker process that loads and runs untrusted model files (Linux Landlock)."""
