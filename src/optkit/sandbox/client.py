@@ -25,7 +25,8 @@ from optkit.io_spec import ModelInfo, info_from_dict
 from optkit.passes.base import PassOutcome
 from optkit.recipe import ExportConfig
 from optkit.runners.base import Feeds, Runner
-from optkit.sandbox.protocol import ArrayFolder, raise_error, receive, send
+from optkit.sandbox.arrays import ArrayFolder
+from optkit.sandbox.protocol import raise_error, receive, send
 
 SandboxMode = Literal["auto", "require", "off"]
 
@@ -85,11 +86,9 @@ class SourceWorker:
 
     # lifecycle -------------------------------------------------------------------------------
     def _start(self, read_paths: list[Path]) -> SandboxRecord:
-        try:  # TEMP until the landlock branch lands
-            from optkit.sandbox.landlock import abi_version
-            abi = abi_version()
-        except ImportError:
-            abi = 0
+        from optkit.sandbox.landlock import abi_version
+
+        abi = abi_version()
         if abi == 0 and self.mode == "require":
             from optkit.errors import SandboxUnavailable
 

@@ -5,22 +5,19 @@ Nothing that crosses it can carry code: messages are plain JSON, and arrays are 
 ``numpy.load(allow_pickle=False)`` (object arrays are refused), so a hostile model can at worst
 send wrong numbers, never objects that run when unpickled.
 
+This module imports only the standard library (the worker uses it before it is confined, and
+Landlock must be applied before numpy starts its threads); arrays are in :mod:`optkit.sandbox.arrays`.
+
 A request is ``{"op": NAME, ...arguments}``; the answer is ``{"ok": true, ...values}`` or
 ``{"ok": false, "error": {"type": ..., "kind": ..., "message": ..., "hint": ...}}``.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-from pathlib import Path
 from typing import IO, Any
 
-import numpy as np
-
 from optkit import errors
-
-Feeds = dict[str, np.ndarray]
 
 #: OptkitError kinds a worker may raise on the parent's side (by class name); anything else a
 #: worker reports becomes a :class:`WorkerCallError`
@@ -84,39 +81,3 @@ def raise_error(error: dict[str, Any]) -> None:
     if cls is not None:
         raise cls(message, str(hint) if hint else None)
     raise WorkerCallError(str(error.get("type", "Exception")), message)
-
-
-class ArrayFolder:
-    """Arrays as ``.npy`` files in one folder, named ``<prefix>-<counter>.npy`` (never by a tensor
-    name, which could hold ``/`` or ``..``); each side of the wire writes with its own prefix."""
-
-    def __init__(self, folder: Path, prefix: str) -> None:
-        self.folder, self.prefix = folder, prefix
-        folder.mkdir(parents=True, exist_ok=True)
-        self._counter = itertools.count()
-
-    def write(self, feeds: Feeds) -> list[list[str]]:
-        """Save each array; returns ``[[tensor name, file name], ...]`` in order."""
-        names = []
-        for name, array in feeds.items():
-            file = f"{self.prefix}-{next(self._counter)}.npy"
-            np.save(self.folder / file, np.ascontiguousarray(array), allow_pickle=False)
-            names.append([name, file])
-        return names
-
-    def read(self, names: list[list[str]], delete: bool = True) -> Feeds:
-        """Load the arrays :meth:`write` listed (``allow_pickle=False``), in order; the files are
-        removed afterwards unless ``delete`` is False.
-
-        Raises:
-            ValueError: a file name that leaves the folder, or an object array.
-        """
-        feeds: Feeds = {}
-        for name, file in names:
-            if Path(file).name != file or not file.endswith(".npy"):
-                raise ValueError(f"bad array file name in protocol message: {file!r}")
-            path = self.folder / file
-            feeds[str(name)] = np.load(path, allow_pickle=False)
-            if delete:
-                path.unlink(missing_ok=True)
-        return feeds

@@ -8,7 +8,9 @@ frameworks write to (stdout is sent to stderr, which the parent points at a log 
 Order of a worker's life: die with the parent (``PR_SET_PDEATHSIG``), ignore Ctrl-C (the parent
 handles it and kills the worker), confine itself (when asked), say hello with what confinement
 holds, then serve requests until ``shutdown`` or end of input. The static scan
-(:mod:`optkit.scan`) and the framework's loader both run inside the confinement.
+(:mod:`optkit.scan`) and the framework's loader both run inside the confinement. Landlock
+confines one thread, so nothing that starts threads (numpy, a framework) is imported before it:
+this module and :mod:`optkit.sandbox.protocol` use the standard library only.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from optkit.sandbox.protocol import ArrayFolder, error_reply, receive, send
+from optkit.sandbox.protocol import error_reply, receive, send
 
 
 class _Server:
     """Serves one loaded source model; each ``op_<name>`` method answers one request kind."""
 
     def __init__(self, scratch: Path) -> None:
+        from optkit.sandbox.arrays import ArrayFolder  # numpy: only once confined
+
         self.scratch = scratch
         self.arrays = ArrayFolder(scratch / "io", "out")
         self.inputs = ArrayFolder(scratch / "io", "in")
@@ -133,11 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.dup2(2, 1)  # frameworks print to stdout: send it to the log with stderr
     try:
-        try:  # TEMP until the landlock branch lands
-            from optkit.sandbox.landlock import die_with_parent
-            die_with_parent()
-        except ImportError:
-            args.confine = "off"
+        from optkit.sandbox.landlock import die_with_parent
+
+        die_with_parent()
         confinement = _confine(args.scratch, json.loads(args.read)) if args.confine == "on" else {"status": "off"}
     except BaseException as exc:  # reported to the parent, which decides whether to go on
         with os.fdopen(args.write_fd, "w") as answers:
