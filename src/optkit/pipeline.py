@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from optkit import __version__, interrupts
+from optkit.artifact.attestation import write_attestation
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
+from optkit.artifact.signing import check_sign_key, sign_artifact
 from optkit.errors import DataError, ExportError, GateFailed, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
@@ -94,7 +96,8 @@ class ConvertResult:
 def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Path | None = None, *,
             data: str | None = None, overrides: dict[str, Any] | None = None, framework: str = "auto",
             trust_pickle: bool = False, overwrite: bool = False, strict: bool = False,
-            on_event: Event | None = None) -> ConvertResult:
+            on_event: Event | None = None, sign_key: str | Path | None = None,
+            sign_keyless: bool = False) -> ConvertResult:
     """Convert a model with a recipe, validate it against its source framework, and emit the
     approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
 
@@ -110,6 +113,8 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
         strict: a skipped gate fails the run.
         on_event: progress callback ``(event, payload)``: ``("step", name)`` when a step starts,
             ``("step_done", StepRecord)``, ``("shape", ShapeResult)`` per benchmarked shape.
+        sign_key: PEM EC private key: sign the artifact (``model.sig``, see :mod:`optkit.artifact.signing`).
+        sign_keyless: sign with Sigstore instead (online).
 
     Returns:
         The :class:`ConvertResult`; ``approved`` tells whether the artifact was emitted.
@@ -130,15 +135,21 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
         raise SourceModelError(f"source model not found: {source}", "check the path")
     out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
     check_output(out, overwrite)
+    check_sign_key(sign_key, sign_keyless)
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
     try:
-        return _Run(resolved, src_path, out, workdir, framework, trust_pickle, overwrite, strict, emit_event).run()
+        run = _Run(resolved, src_path, out, workdir, framework, trust_pickle, overwrite, strict, emit_event)
+        run.sign_key, run.sign_keyless = sign_key, sign_keyless
+        return run.run()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 class _Run:
     """One conversion's state; each method is one pipeline step."""
+
+    sign_key: str | Path | None = None
+    sign_keyless: bool = False
 
     def __init__(self, recipe: Recipe, source: Path, out: Path, workdir: Path, framework: str,
                  trust_pickle: bool, overwrite: bool, strict: bool, emit: Event) -> None:
@@ -331,9 +342,12 @@ class _Run:
             written = save_onnx(model, tmp / "model.onnx", self.recipe.artifact.external_data_threshold_mb)
             (tmp / "report.md").write_text(render_report(result))
             names = [p.name for p in written] + ["report.md"]
+            names.append(write_attestation(tmp, self._manifest(result, model, art_runner, file_entries(tmp, names))))
             text = seal(self._manifest(result, model, art_runner, file_entries(tmp, names)))
             result.manifest = json.loads(text)
             (tmp / "manifest.json").write_text(text)
+            if self.sign_key is not None or self.sign_keyless:
+                sign_artifact(tmp, Path(self.sign_key) if self.sign_key else None, keyless=self.sign_keyless)
             publish(tmp, self.out, self.overwrite)
         result.output_dir = self.out
 

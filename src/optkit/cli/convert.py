@@ -59,6 +59,8 @@ def convert_command(
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
     junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
+    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="PEM EC private key: sign the artifact (model.sig)"),
+    sign_keyless: bool = typer.Option(False, "--sign-keyless", help="sign with Sigstore (online, OIDC identity)"),
 ) -> None:
     """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
 
@@ -85,7 +87,8 @@ def convert_command(
         console.print(f"[bold]optkit convert[/bold] {source} --recipe {recipe}", highlight=False)
         with stdout_to_stderr(as_json):
             result = convert(source, recipe, output, data=data, overrides=overrides, framework=framework,
-                             trust_pickle=trust_pickle, overwrite=overwrite, strict=strict, on_event=Progress(console))
+                             trust_pickle=trust_pickle, overwrite=overwrite, strict=strict, on_event=Progress(console),
+                             sign_key=sign_key, sign_keyless=sign_keyless)
         render_result(console, result)
         if junit_xml is not None:
             from optkit.artifact.junit import write_junit
