@@ -65,7 +65,7 @@ def verify_command(
             sys.stdout.write(json.dumps({"ok": not problems, "problems": problems, **payload}, indent=2) + "\n")
         if not problems:
             checked = f" and its accuracy gates hold on {data}" if data is not None else ""
-            signed = ", signature valid" if sig.status == "valid" else f", {sig.status}"
+            signed = ", unsigned" if sig.status == "unsigned" else f", signature {sig.status}"
             console.print(f"[bold green]PASSED[/bold green] {artifact}: {len(result.checked_files)} files match "
                           f"the manifest, approved{signed}{checked}", highlight=False)
             return EXIT_APPROVED
