@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from optkit import __version__, interrupts
+from optkit.artifact.attestation import write_attestation
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
+from optkit.artifact.signing import check_sign_key, sign_artifact
 from optkit.errors import DataError, ExportError, GateFailed, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
@@ -112,8 +114,8 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
             data: str | None = None, overrides: dict[str, Any] | None = None, framework: str = "auto",
             trust_pickle: bool = False, trust_remote_code: bool = False, trust_model_code: bool = False,
             sandbox: SandboxMode = "auto", overwrite: bool = False, strict: bool = False,
-            on_event: Event | None = None,
-            before_publish: Callable[[ConvertResult], None] | None = None) -> ConvertResult:
+            on_event: Event | None = None, before_publish: Callable[[ConvertResult], None] | None = None,
+            sign_key: str | Path | None = None, sign_keyless: bool = False) -> ConvertResult:
     """Convert a model with a recipe, validate it against its source framework, and emit the
     approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
 
@@ -138,6 +140,8 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
             ``("step_done", StepRecord)``, ``("shape", ShapeResult)`` per benchmarked shape.
         before_publish: called with the final result (approved or not) before the artifact is
             published; if it raises, nothing is published (the CLI writes --junit-xml here).
+        sign_key: PEM EC private key: sign the artifact (``model.sig``, see :mod:`optkit.artifact.signing`).
+        sign_keyless: sign with Sigstore instead (online).
 
     Returns:
         The :class:`ConvertResult`; ``approved`` tells whether the artifact was emitted.
@@ -158,9 +162,10 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
         raise SourceModelError(f"source model not found: {source}", "check the path")
     out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
     check_output(out, overwrite)
+    check_sign_key(sign_key, sign_keyless)
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
     options = _Options(framework, trust_pickle, trust_remote_code, trust_model_code,
-                       "require" if strict else sandbox, overwrite, strict, before_publish)
+                       "require" if strict else sandbox, overwrite, strict, before_publish, sign_key, sign_keyless)
     try:
         return _Run(resolved, src_path, out, workdir, options, emit_event).run()
     finally:
@@ -179,6 +184,8 @@ class _Options:
     overwrite: bool
     strict: bool
     before_publish: Callable[[ConvertResult], None] | None
+    sign_key: str | Path | None
+    sign_keyless: bool
 
 
 class _Run:
@@ -390,9 +397,13 @@ class _Run:
             written = save_onnx(model, tmp / "model.onnx", self.recipe.artifact.external_data_threshold_mb)
             (tmp / "report.md").write_text(render_report(result))
             names = [p.name for p in written] + ["report.md"]
+            names.append(write_attestation(tmp, self._manifest(result, model, art_runner, file_entries(tmp, names))))
             text = seal(self._manifest(result, model, art_runner, file_entries(tmp, names)))
             result.manifest = json.loads(text)
             (tmp / "manifest.json").write_text(text)
+            if self.options.sign_key is not None or self.options.sign_keyless:
+                sign_artifact(tmp, Path(self.options.sign_key) if self.options.sign_key else None,
+                              keyless=self.options.sign_keyless)
             if self.options.before_publish is not None:
                 self.options.before_publish(result)
             publish(tmp, self.out, self.overwrite)

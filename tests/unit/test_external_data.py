@@ -30,7 +30,7 @@ def external(tiny, tmp_path_factory):
 
 def test_weights_go_to_model_onnx_data_listed_with_their_sha256(external):
     manifest = json.loads((external / "manifest.json").read_text())
-    assert sorted(manifest["files"]) == ["model.onnx", "model.onnx.data", "report.md"]
+    assert sorted(manifest["files"]) == ["attestation.intoto.json", "model.onnx", "model.onnx.data", "report.md"]
     data = external / "model.onnx.data"
     assert manifest["files"]["model.onnx.data"] == {"sha256": sha256_file(data), "bytes": data.stat().st_size}
     assert data.stat().st_size > (external / "model.onnx").stat().st_size / 10  # the weights are there
@@ -58,4 +58,4 @@ def test_external_data_artifact_revalidates(external, tiny):
 def test_python_api_writes_the_same_files(tiny, tmp_path):
     overrides = {**FAST, "artifact.external_data_threshold_mb": 0.001, "passes": []}
     result = optkit.convert(tiny["pt"], "fp32", tmp_path / "o", data=str(tiny["conll"]), overrides=overrides)
-    assert result.approved and sorted(result.manifest["files"]) == ["model.onnx", "model.onnx.data", "report.md"]
+    assert result.approved and sorted(result.manifest["files"]) == ["attestation.intoto.json", "model.onnx", "model.onnx.data", "report.md"]

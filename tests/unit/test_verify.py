@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -9,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 import optkit
+from optkit.artifact.attestation import ATTESTATION, write_attestation
+from optkit.artifact.manifest import Manifest, file_entries, seal
 from optkit.artifact.verify import verify_artifact
 from optkit.cli.app import app
 from optkit.errors import OutputError
@@ -34,11 +37,13 @@ def copy(artifact, tmp_path):
 
 def test_untouched_artifact_verifies(copy):
     result = verify_artifact(copy)
-    assert result.ok and result.checked_files == ["model.onnx", "report.md"]
-    assert runner.invoke(app, ["verify", str(copy)]).exit_code == 0
+    assert result.ok and result.checked_files == [ATTESTATION, "model.onnx", "report.md"]
+    assert result.signature.status == "unsigned"
+    cli = runner.invoke(app, ["verify", str(copy)])
+    assert cli.exit_code == 0 and "signature: unsigned" in cli.output
 
 
-@pytest.mark.parametrize("name", ["model.onnx", "report.md", "manifest.json"])
+@pytest.mark.parametrize("name", ["model.onnx", "report.md", "manifest.json", ATTESTATION])
 @pytest.mark.parametrize("first", [True, False])
 def test_one_byte_change_in_any_file_is_detected(copy, name, first):
     path = copy / name
@@ -82,3 +87,78 @@ def test_junit_has_one_case_per_gate(tiny, tmp_path):
     assert cases["max_abs_error <= 0"].find("failure") is not None
     assert cases["tag_agreement >= 0.5"].find("failure") is None
     assert cases["speedup b1 cuda >= 1"].find("skipped") is not None
+
+
+def reseal(folder, edit):
+    """A forger's edit of manifest.json: attestation rewritten to match, digest recomputed as seal() does."""
+    data = json.loads((folder / "manifest.json").read_text())
+    edit(data)
+    write_attestation(folder, Manifest.model_validate(data))
+    data["files"].update({k: v.model_dump() for k, v in file_entries(folder, [ATTESTATION]).items()})
+    (folder / "manifest.json").write_text(seal(Manifest.model_validate(data)))
+
+
+def test_symlinked_folder_inside_the_artifact_is_reported(copy, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "payload.bin").write_bytes(b"x")
+    (copy / "extra").symlink_to(outside, target_is_directory=True)
+    problems = verify_artifact(copy).problems
+    assert problems == ["symlink in the artifact: extra (an artifact holds regular files only)"]
+
+
+def test_listed_file_replaced_by_a_symlink_to_an_identical_file_is_reported(copy, tmp_path):
+    same = tmp_path / "report.md"
+    shutil.copy(copy / "report.md", same)
+    (copy / "report.md").unlink()
+    (copy / "report.md").symlink_to(same)
+    problems = verify_artifact(copy).problems
+    assert problems == ["symlink in the artifact: report.md (an artifact holds regular files only)"]
+
+
+def test_extra_symlink_and_folders_are_reported(copy):
+    (copy / "link.onnx").symlink_to("model.onnx")
+    (copy / "empty").mkdir()
+    (copy / "sub").mkdir()
+    (copy / "sub" / "notes.txt").write_text("x")
+    result = runner.invoke(app, ["verify", str(copy)])
+    assert result.exit_code == 1
+    problems = verify_artifact(copy).problems
+    assert sorted(problems) == ["extra file not in the manifest: sub/notes.txt",
+                                "extra folder not in the manifest: empty",
+                                "extra folder not in the manifest: sub",
+                                "symlink in the artifact: link.onnx (an artifact holds regular files only)"]
+
+
+def test_attestation_must_agree_with_the_manifest(copy):
+    reseal(copy, lambda data: None)
+    assert verify_artifact(copy).ok  # a faithful re-seal changes nothing
+    statement = json.loads((copy / ATTESTATION).read_text())
+    statement["predicate"]["approved"] = False
+    (copy / ATTESTATION).write_text(json.dumps(statement))
+    data = json.loads((copy / "manifest.json").read_text())
+    data["files"].update({k: v.model_dump() for k, v in file_entries(copy, [ATTESTATION]).items()})
+    (copy / "manifest.json").write_text(seal(Manifest.model_validate(data)))
+    assert verify_artifact(copy).problems == ["attestation disagrees with the manifest: predicate"]
+
+
+@pytest.mark.parametrize("keep", ["none", "speed", "skipped"])
+def test_strict_rejects_approval_without_an_evaluated_accuracy_gate(copy, keep):
+    def edit(data):
+        accuracy = [g for g in data["gates"] if g["kind"] == "accuracy"]
+        speed = {**accuracy[0], "kind": "speed", "name": "speedup b1 cpu >= 1", "metric": "speedup"}
+        skipped = [{**g, "status": "skipped", "value": None} for g in accuracy]
+        data["gates"] = {"none": [], "speed": [speed], "skipped": skipped}[keep]
+
+    reseal(copy, edit)
+    assert verify_artifact(copy).ok  # not strict: approval without an accuracy gate still passes
+    problems = verify_artifact(copy, strict=True).problems
+    assert "no accuracy gate was evaluated (every accuracy gate skipped, or none in the recipe)" in problems
+    assert runner.invoke(app, ["verify", str(copy), "--strict"]).exit_code == 1
+
+
+@pytest.mark.skipif("evidence" not in Manifest.model_fields, reason="the manifest has no evidence field yet")
+def test_strict_rejects_random_input_evidence(copy):
+    reseal(copy, lambda data: data.update(evidence="random-inputs"))
+    assert verify_artifact(copy).ok
+    assert any("random inputs" in p for p in verify_artifact(copy, strict=True).problems)

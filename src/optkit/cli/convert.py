@@ -65,6 +65,8 @@ def convert_command(
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
     junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
+    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="PEM EC private key: sign the artifact (model.sig)"),
+    sign_keyless: bool = typer.Option(False, "--sign-keyless", help="sign with Sigstore (online, OIDC identity)"),
 ) -> None:
     """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
 
@@ -100,7 +102,7 @@ def convert_command(
                              trust_pickle=trust_pickle, trust_remote_code=trust_remote_code,
                              trust_model_code=trust_model_code, sandbox="require" if require_sandbox else "auto",
                              overwrite=overwrite, strict=strict, on_event=Progress(console),
-                             before_publish=write_outputs)
+                             before_publish=write_outputs, sign_key=sign_key, sign_keyless=sign_keyless)
         render_result(console, result)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from optkit.cli.errors import guarded
-from optkit.cli.options import JsonOpt, StrictOpt
+from optkit.cli.options import JsonOpt
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
 
@@ -23,10 +23,17 @@ def verify_command(
     source: Optional[Path] = typer.Option(None, "--source", help="the source model, if not at the manifest's "
                                           "source.path (its sha256 must still match)"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickled source (with --data)"),
-    strict: bool = StrictOpt,
+    public_key: Optional[Path] = typer.Option(None, "--public-key", help="PEM EC public key: model.sig must be "
+                                              "a valid signature by its private key"),
+    identity: Optional[str] = typer.Option(None, "--identity", help="keyless: the Sigstore identity (e.g. an "
+                                           "e-mail or workflow URL) that must have signed model.sig"),
+    oidc_issuer: Optional[str] = typer.Option(None, "--oidc-issuer", help="keyless: the OIDC issuer of --identity"),
+    strict: bool = typer.Option(False, "--strict", help="a skipped gate fails; so do random-input evidence and "
+                                "no accuracy gate evaluated"),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Re-hash every artifact file against manifest.json and check that it was approved; with --data,
+    """Re-hash every artifact file against manifest.json and check that it was approved; with
+    --public-key (or --identity/--oidc-issuer) check that model.sig signs every file; with --data,
     also validate model.onnx against its source model again and evaluate the recipe's accuracy gates.
 
     Exit codes: 0 verified, 1 a file or gate does not check out, 2 bad input, 3 internal error, 130 interrupted.
@@ -36,9 +43,13 @@ def verify_command(
     def run() -> int:
         from optkit.artifact.verify import verify_artifact
 
-        result = verify_artifact(artifact, strict=strict)
+        result = verify_artifact(artifact, strict=strict, public_key=public_key, identity=identity,
+                                 oidc_issuer=oidc_issuer)
         problems = list(result.problems)
-        payload: dict = {"checked_files": result.checked_files}
+        sig = result.signature
+        console.print(f"signature: {sig.status}" + (f" ({sig.reason})" if sig.status == "unchecked" else ""), highlight=False)
+        payload: dict = {"checked_files": result.checked_files,
+                         "signature": {"status": sig.status, "reason": sig.reason}}
         if data is not None:
             from optkit.artifact.revalidate import revalidate
 
@@ -54,8 +65,9 @@ def verify_command(
             sys.stdout.write(json.dumps({"ok": not problems, "problems": problems, **payload}, indent=2) + "\n")
         if not problems:
             checked = f" and its accuracy gates hold on {data}" if data is not None else ""
+            signed = ", unsigned" if sig.status == "unsigned" else f", signature {sig.status}"
             console.print(f"[bold green]PASSED[/bold green] {artifact}: {len(result.checked_files)} files match "
-                          f"the manifest, approved{checked}", highlight=False)
+                          f"the manifest, approved{signed}{checked}", highlight=False)
             return EXIT_APPROVED
         console.print(f"[bold red]FAILED[/bold red] {artifact}: {len(problems)} problem(s)", highlight=False)
         return EXIT_GATE_FAILED
