@@ -95,6 +95,31 @@ class _Server:
         return {"reason": self.source.device_missing(device)}
 
 
+DENIALS = ("Permission denied", "Operation not permitted", "Network is unreachable")
+
+
+def sandbox_denial(exc: BaseException) -> BaseException:
+    """``exc`` as the one-line SourceModelError it is when the confinement refused something the
+    model (or its framework) tried: a ``PermissionError`` anywhere in its chain, or a framework
+    error whose text says so (TensorFlow and Paddle re-raise OS errors as their own types).
+    Other exceptions are returned unchanged."""
+    from optkit.errors import SourceModelError
+
+    chain, seen = exc, set()
+    while chain is not None and id(chain) not in seen:
+        seen.add(id(chain))
+        text = str(chain)
+        if isinstance(chain, PermissionError) or any(d in text for d in DENIALS):
+            first = (text.strip().splitlines() or [type(chain).__name__])[0][:200]
+            return SourceModelError(
+                f"the sandbox stopped the source model: it tried to write, or reach, outside its scratch folder "
+                f"while loading or running ({first})",
+                "optkit refuses models that write files or use the network; if a framework needs a path, "
+                "report it (OPTKIT_SANDBOX=off runs unconfined and says so in the manifest)")
+        chain = chain.__cause__ or chain.__context__
+    return exc
+
+
 def serve(read_fd: int, write_fd: int, scratch: Path, confinement: dict[str, Any]) -> int:
     """Say hello, then answer requests until ``shutdown`` or end of input; returns the exit status."""
     requests, answers = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
@@ -114,7 +139,7 @@ def serve(read_fd: int, write_fd: int, scratch: Path, confinement: dict[str, Any
                 import traceback
 
                 traceback.print_exc()
-            reply = error_reply(exc)
+            reply = error_reply(sandbox_denial(exc) if confinement.get("status") == "confined" else exc)
         send(answers, reply)
 
 
