@@ -45,9 +45,25 @@ def _scan_torch(path: Path, report: ScanReport, trust_remote_code: bool) -> None
             report.checked.append(str(path))
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
     for file in files:
+        kind = _torch_kind(file)
+        if kind in ("torchscript", "torch.export"):
+            # their *.pkl entries are read by torch's own restricted unpickler, not Python's pickle
+            report.notes.append(f"{file}: {kind} archive (no Python unpickling at load; pickles not scanned)")
+            continue
         checked, findings = scan_pickle_file(file)
         report.checked += checked
         report.findings += findings
+
+
+def _torch_kind(file: Path) -> str:
+    """``torch_format.sniff``'s kind, or ``"pickle"`` for a file it does not recognise."""
+    from optkit.errors import SourceModelError
+    from optkit.sources.torch_format import sniff
+
+    try:
+        return sniff(file)
+    except SourceModelError:
+        return "pickle"
 
 
 def _scan_tensorflow(path: Path, report: ScanReport) -> None:

@@ -90,3 +90,12 @@ def test_exit_code_2_through_the_cli_guard(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("unsafe model:") and "os_system.pkl" in err and "--trust-model-code" in err
     assert len(err.splitlines()) == 1
+
+
+def test_torchscript_archive_is_not_scanned_as_pickle(tmp_path):
+    """TorchScript's pickles (torch.jit._pickle globals) are read by torch's restricted unpickler."""
+    torch = pytest.importorskip("torch")
+    scripted = torch.jit.trace(torch.nn.Linear(2, 2), torch.ones(1, 2))
+    torch.jit.save(scripted, tmp_path / "m.pt")
+    report = scan_source(tmp_path / "m.pt", "torch")
+    assert report.passed and "torchscript archive" in report.notes[0] and report.checked == []
