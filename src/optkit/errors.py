@@ -97,6 +97,13 @@ class SandboxUnavailable(OptkitError):
     kind = "sandbox unavailable"
 
 
+class UnsafeModelError(OptkitError):
+    """The static scan found code-running or file-touching content in the source model (see
+    :mod:`optkit.scan`); the model was not loaded. The hint names the flag that skips the scan."""
+
+    kind = "unsafe model"
+
+
 class GateFailed(OptkitError):
     """At least one validation gate failed; the artifact is not approved.
 

@@ -43,19 +43,17 @@ class _Server:
                 trust_remote_code: bool = False, trust_model_code: bool = False) -> dict[str, Any]:
         from optkit.io_spec import info_to_dict
         from optkit.registry import FRAMEWORKS, resolve
-        try:  # TEMP until the scan branch lands
-            from optkit.scan import scan_source
-            scan = scan_source(Path(path), framework, trust_model_code=trust_model_code,
-                               trust_remote_code=trust_remote_code)
-        except ImportError:
-            scan = None
+        from optkit.scan import scan_source
+
+        scan = scan_source(Path(path), framework, trust_model_code=trust_model_code,
+                           trust_remote_code=trust_remote_code)
         loader = resolve(FRAMEWORKS[framework].loader)
         start = time.perf_counter()
         self.source = loader(Path(path), self.scratch / "load", trust_pickle=trust_pickle, threads=threads,
                              trust_remote_code=trust_remote_code)
         return {"info": info_to_dict(self.source.info), "kind": self.source.kind,
                 "framework": self.source.framework, "versions": self.source.framework_versions(),
-                "load_seconds": time.perf_counter() - start, "scan": scan.to_dict() if scan else {}}
+                "load_seconds": time.perf_counter() - start, "scan": scan.to_dict()}
 
     def _runner(self, device: str, threads: int) -> Any:
         key = (device, threads)

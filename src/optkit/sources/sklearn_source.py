@@ -1,4 +1,4 @@
-"""scikit-learn sources: ``.skops`` files (safe: only types skops or scikit-learn define are loaded) and, only with
+"""scikit-learn sources: ``.skops`` files (safe: only scikit-learn classes and the types skops itself trusts are loaded, never functions; see :mod:`optkit.scan`) and, only with
 ``trust_pickle``, ``.joblib``/``.pkl`` pickles (unpickling runs code from the file).
 
 Outputs follow skl2onnx's names with ``zipmap`` off: classifiers ``label`` (int64, N) and
@@ -12,16 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from optkit.errors import SourceModelError, missing_dependency
+from optkit.errors import OptkitError, SourceModelError, missing_dependency
 from optkit.io_spec import ModelInfo, TensorSpec
 from optkit.runners.base import Feeds, Runner
 from optkit.sources.base import SourceModel
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
 TREE_MODULES = ("sklearn.ensemble", "sklearn.tree")
-# skops leaves some scikit-learn internals (e.g. sklearn.tree._tree.Tree) off its default trusted
-# list; types from scikit-learn itself are accepted, anything else needs --trust-pickle.
-SKLEARN_TYPES = ("sklearn.",)
 
 
 class SklearnSource(SourceModel):
@@ -133,13 +130,11 @@ def _load_skops(path: Path, trust: bool) -> Any:
     except ImportError as exc:
         raise missing_dependency("skops", "sklearn") from exc
     try:
-        untrusted = sio.get_untrusted_types(file=path)
-        foreign = [t for t in untrusted if not t.startswith(SKLEARN_TYPES)]
-        if foreign and not trust:
-            raise SourceModelError(f"{path} contains types from outside scikit-learn: {', '.join(foreign[:5])}",
-                                   "inspect them; pass --trust-pickle to load them anyway")
-        return sio.load(path, trusted=untrusted or None)
-    except SourceModelError:
+        from optkit.scan import trusted_skops_types
+
+        trusted = sio.get_untrusted_types(file=path) if trust else trusted_skops_types(path)
+        return sio.load(path, trusted=trusted or None)
+    except OptkitError:
         raise
     except Exception as exc:  # zipfile/json errors for corrupt files
         raise SourceModelError(f"cannot load {path} with skops: {str(exc).splitlines()[0]}",
