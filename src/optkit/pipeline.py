@@ -20,7 +20,7 @@ from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
 from optkit.artifact.signing import check_sign_key, sign_artifact
-from optkit.errors import DataError, ExportError, GateFailed, PassError, SourceModelError
+from optkit.errors import DataError, ExportError, GateFailed, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import Recipe, apply_overrides, load_recipe
@@ -245,6 +245,8 @@ class _Run:
         src_runner = source.runner(self.threads)
         try:
             self.src_rss = activate_measured(src_runner, vset.batches(cfg.batch_size)[0])
+        except OptkitError:
+            raise  # the worker named it already (a sandbox denial, a crash)
         except Exception as exc:  # each framework raises its own types for inputs it rejects
             shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in vset.feeds.items())
             raise DataError(f"the source model rejected the validation inputs ({shapes}): "

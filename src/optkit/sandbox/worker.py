@@ -93,7 +93,11 @@ class _Server:
         return {"reason": self.source.device_missing(device)}
 
 
-DENIALS = ("Permission denied", "Operation not permitted", "Network is unreachable")
+#: how a refused open/connect reads once a framework has re-raised it as its own error type (Paddle
+#: says only "Cannot open <path> to save variables"); inside the confinement every path the model
+#: may legitimately read is granted, so a failure to open is taken as a denial
+DENIALS = ("Permission denied", "Operation not permitted", "Network is unreachable", "Cannot open", "cannot open",
+           "Failed to open", "failed to open", "Unable to open", "unable to open")
 
 
 def sandbox_denial(exc: BaseException) -> BaseException:
