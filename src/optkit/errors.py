@@ -49,6 +49,13 @@ class OptkitError(Exception):
         return " ".join(text.split())
 
 
+class UsageError(OptkitError):
+    """The command line is wrong: an unknown option, a missing or bad value, or a flag that has no
+    effect with the chosen recipe (e.g. ``--calibration-data`` without a ``quantize-static`` pass)."""
+
+    kind = "usage error"
+
+
 class RecipeError(OptkitError):
     """The recipe (YAML file, built-in name or command-line override) is invalid."""
 

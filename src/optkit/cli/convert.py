@@ -16,7 +16,6 @@ from optkit.cli.errors import guarded
 from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, parse_sets
 from optkit.cli.render import Progress, render_result
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
-from optkit.recipe import set_on_passes
 
 
 @contextmanager
@@ -69,13 +68,24 @@ def convert_command(
     def run() -> int:
         from optkit.pipeline import convert
 
-        overrides = {}
+        from optkit.recipe import flag_overrides, load_recipe, searches
+
+        if junit_xml is not None:  # before any work: a report that cannot be written fails now
+            from optkit.artifact.junit import check_junit_path
+
+            check_junit_path(junit_xml)
+        overrides = parse_sets(sets)
+        chosen = load_recipe(recipe, overrides)  # with --set applied: the passes the flags go to
+        flags = {}
         if calibration_data is not None:
-            set_on_passes(overrides, recipe, "quantize-static", "calibration_data", calibration_data)
+            flags.update(flag_overrides(chosen, "--calibration-data", "calibration_data", calibration_data,
+                                        lambda c: c.type == "quantize-static", "quantize-static pass"))
         if search_budget is not None:
-            for pass_type in ("quantize-dynamic", "fp16"):
-                set_on_passes(overrides, recipe, pass_type, "search_budget_s", search_budget)
-        overrides.update(parse_sets(sets))
+            flags.update(flag_overrides(chosen, "--search-budget", "search_budget_s", search_budget, searches,
+                                        "pass that searches (quantize-dynamic with search: accuracy-aware, "
+                                        "or fp16 with auto_block)"))
+        for key, value in flags.items():  # after the --set values, unless one names the same key
+            overrides.setdefault(key, value)
         for key, value in (("export.opset", opset), ("benchmark.threads", threads),
                            ("validation.max_samples", max_samples),
                            ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),
