@@ -11,6 +11,7 @@ Exit codes (documented in the README):
 1      a gate failed (:class:`GateFailed`)
 2      bad input or usage (every other :class:`OptkitError`)
 3      internal error (a bug in optkit or a library it calls)
+130    stopped by SIGINT (143 SIGTERM, 129 SIGHUP): 128 + the signal number
 =====  =======================================================
 """
 

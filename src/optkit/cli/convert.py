@@ -54,14 +54,16 @@ def convert_command(
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
     framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file)"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder (only an optkit "
+                                   "artifact or an empty folder)"),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
     junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
 ) -> None:
     """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
 
-    Exit codes: 0 approved, 1 a gate failed, 2 bad input or usage, 3 internal error.
+    Exit codes: 0 approved, 1 a gate failed, 2 bad input or usage, 3 internal error, 130/143/129 stopped by
+    SIGINT/SIGTERM/SIGHUP.
     """
     console = Console(stderr=True)
 
