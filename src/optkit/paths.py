@@ -85,7 +85,8 @@ def check_writable_file(path: str | Path, flag: str) -> Path:
     except OSError as exc:
         raise OutputError(f"{flag} {path} cannot be written: {exc.strerror or exc}", hint) from None
     if mode is not None and not stat.S_ISREG(mode):
-        raise OutputError(f"{flag} {path} is {file_kind(mode)}, not a file", "pass a file path, e.g. reports/optkit.xml")
+        raise OutputError(f"{flag} {path} is {file_kind(mode)}, not a file",
+                          "pass a file path, e.g. reports/optkit.xml")
     parent = path.parent
     if not parent.is_dir():
         what = "does not exist" if not parent.exists() else "is not a folder"
