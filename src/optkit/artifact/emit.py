@@ -49,6 +49,8 @@ def not_replaceable(folder: Path) -> str | None:
         return None
     if MANIFEST not in entries:
         return f"holds files that are not an optkit artifact (no {MANIFEST}; it holds {_some(entries)})"
+    if not (folder / MANIFEST).is_file():  # a folder or FIFO named manifest.json: never opened
+        return f"holds files that are not an optkit artifact (its {MANIFEST} is not a file)"
     try:
         manifest = Manifest.model_validate(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, ValueError, ValidationError):
