@@ -11,6 +11,7 @@ Exit codes (documented in the README):
 1      a gate failed (:class:`GateFailed`)
 2      bad input or usage (every other :class:`OptkitError`)
 3      internal error (a bug in optkit or a library it calls)
+130    stopped by SIGINT (143 SIGTERM, 129 SIGHUP): 128 + the signal number
 =====  =======================================================
 """
 
@@ -47,6 +48,13 @@ class OptkitError(Exception):
         if self.hint:
             text += f" (hint: {self.hint})"
         return " ".join(text.split())
+
+
+class UsageError(OptkitError):
+    """The command line is wrong: an unknown option, a missing or bad value, or a flag that has no
+    effect with the chosen recipe (e.g. ``--calibration-data`` without a ``quantize-static`` pass)."""
+
+    kind = "usage error"
 
 
 class RecipeError(OptkitError):

@@ -22,6 +22,7 @@ from optkit.artifact.manifest import Manifest, file_entries, seal
 from optkit.artifact.signing import check_sign_key, sign_artifact
 from optkit.errors import DataError, ExportError, GateFailed, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
+from optkit.paths import require_regular
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
@@ -157,11 +158,13 @@ def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Pat
         resolved = apply_overrides(recipe, overrides) if overrides else recipe
     else:
         resolved = load_recipe(recipe, overrides)
-    src_path = Path(source)
-    if not src_path.exists():
-        raise SourceModelError(f"source model not found: {source}", "check the path")
+    src_path = require_regular(source, "source model", SourceModelError, allow_dir=True)
+    if resolved.validation.data:  # before the slow source load
+        require_regular(resolved.validation.data, "validation data", DataError)
     out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
-    check_output(out, overwrite)
+    inputs = [src_path, resolved.validation.data,
+              *[getattr(p, "calibration_data", None) for p in resolved.passes]]
+    check_output(out, overwrite, protect=[Path(p) for p in inputs if p])
     check_sign_key(sign_key, sign_keyless)
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
     options = _Options(framework, trust_pickle, trust_remote_code, trust_model_code,

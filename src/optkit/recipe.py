@@ -13,12 +13,12 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from optkit.errors import RecipeError
+from optkit.errors import RecipeError, UsageError
 
 BUILTIN_PACKAGE = "optkit.builtin_recipes"
 
@@ -287,8 +287,9 @@ def load_recipe(spec: str, overrides: dict[str, Any] | None = None) -> Recipe:
             ``{"export.opset": 18, "benchmark.batch_sizes": [1, 32]}``.
 
     Raises:
-        RecipeError: unknown name, unreadable file, invalid YAML, unknown key/pass, wrong type;
-            the message names the file and line and the valid choices.
+        RecipeError: unknown name, unreadable file, invalid YAML, unknown key/pass, wrong type, no
+            accuracy gate (``validation.gates`` empty); the message names the file and line and
+            the valid choices.
     """
     path = Path(spec)
     if spec.endswith((".yaml", ".yml")) or path.exists():
@@ -319,9 +320,14 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value, where)
     try:
-        return Recipe.model_validate(data)
+        recipe = Recipe.model_validate(data)
     except ValidationError as exc:
         raise RecipeError(_describe(exc, where, node), _hint(exc)) from exc
+    if not recipe.validation.gates:
+        raise RecipeError(f"{where}: validation.gates is empty: a recipe needs at least one accuracy gate, or "
+                          "nothing would check that the artifact computes what the source model computes",
+                          "keep the recipe's gates (change a threshold with --set validation.gates.0.min=...)")
+    return recipe
 
 
 def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
@@ -352,12 +358,35 @@ def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
         target[last] = value
 
 
-def set_on_passes(data_overrides: dict[str, Any], recipe_spec: str, pass_type: str, key: str, value: Any) -> None:
-    """Add ``passes.<i>.<key> = value`` overrides for every pass of ``pass_type`` in a recipe."""
-    recipe = load_recipe(recipe_spec)
-    for index, config in enumerate(recipe.passes):
-        if config.type == pass_type:
-            data_overrides[f"passes.{index}.{key}"] = value
+def searches(config: Any) -> bool:
+    """True for a pass that runs a time-bounded search (``search_budget_s`` applies): a
+    ``quantize-dynamic`` pass with ``search: accuracy-aware``, or an ``fp16`` pass with ``auto_block``."""
+    return (config.type == "quantize-dynamic" and config.search == "accuracy-aware") or (
+        config.type == "fp16" and config.auto_block)
+
+
+def flag_overrides(recipe: Recipe, flag: str, key: str, value: Any, applies: Callable[[Any], bool],
+                   needs: str) -> dict[str, Any]:
+    """``{"passes.<i>.<key>": value}`` for every pass of ``recipe`` that ``applies`` accepts: what a
+    command-line flag such as ``--calibration-data`` sets.
+
+    Args:
+        recipe: the recipe the flag applies to (with ``--set`` overrides already applied).
+        flag: the flag, for the message, e.g. ``"--search-budget"``.
+        key: the pass field it sets, e.g. ``"search_budget_s"``.
+        value: the flag's value.
+        applies: which passes take it, e.g. ``searches``.
+        needs: the passes it needs, in words, e.g. ``"a quantize-static pass"``.
+
+    Raises:
+        UsageError: no pass of the recipe takes the flag (it would be silently ignored).
+    """
+    found = {f"passes.{i}.{key}": value for i, config in enumerate(recipe.passes) if applies(config)}
+    if not found:
+        passes = ", ".join(c.type for c in recipe.passes) or "none"
+        raise UsageError(f"{flag} has no effect: recipe '{recipe.name}' has no {needs} (its passes: {passes})",
+                         f"drop {flag}, or choose a recipe with {needs}")
+    return found
 
 
 def _line_of(node: Any, loc: tuple) -> int | None:

@@ -101,8 +101,13 @@ def detect_framework(path: Any, requested: str = "auto") -> Framework:
     """The framework for ``path`` (``requested`` overrides detection).
 
     Raises:
-        SourceModelError: no framework claims the file, or an unknown framework name.
+        SourceModelError: ``path`` is missing or not a regular file or folder (a FIFO, device or
+            socket is refused without being opened), no framework claims the file, or an unknown
+            framework name.
     """
+    from optkit.paths import require_regular
+
+    path = require_regular(path, "source model", SourceModelError, allow_dir=True)
     if requested != "auto":
         if requested not in FRAMEWORKS:
             raise SourceModelError(f"unknown framework '{requested}'", f"valid: {', '.join(FRAMEWORKS)}")

@@ -143,3 +143,94 @@ def test_conll_unknown_tag_in_a_later_sentence_lists_valid_labels(tiny, tmp_path
     with pytest.raises(DataError, match=r"B-CITY.*not labels of the model") as err:
         load_validation_set(str(path), _info(tiny, tmp_path), 10, 32)
     assert "B-LOC" in err.value.hint  # the valid labels are listed
+
+
+# --------------------------------------------------------------------------- big and hostile data
+BIG = 50_000_000  # bytes: far more than 512 samples need
+
+PEAK_CHILD = r"""
+import json, resource, sys
+from pathlib import Path
+from optkit.io_spec import ModelInfo
+from optkit.sources import torch_source
+from optkit.validation.data import load_validation_set, read_text
+
+kind, data, model, work = sys.argv[1:]
+info = torch_source.load(Path(model), Path(work)).info if kind != "npz" else ModelInfo(input_names=["x"])
+if kind == "conll":  # the tokenizer's own memory is not the reader's
+    from transformers import AutoTokenizer
+    AutoTokenizer.from_pretrained(info.hf_dir)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+size = len(read_text(Path(data), 512)) if kind == "text" else load_validation_set(data, info, 512, 32).size
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"grew_kb": after - before, "size": size}))
+"""
+
+
+def _big_file(tmp_path, kind, tiny):
+    path = tmp_path / f"big.{kind}"
+    if kind == "npz":
+        np.savez(path, x=np.ones((BIG // 256, 64), np.float32))
+        return path
+    unit = tiny["conll"].read_text().strip() + "\n\n" if kind == "conll" else "a tweet about the weather\n" * 100
+    with open(path, "w") as handle:
+        for _ in range(BIG // len(unit) + 1):
+            handle.write(unit)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["conll", "text", "npz"])
+def test_readers_stream_and_stop_at_max_samples(tiny, tmp_path, kind):
+    """Peak memory of a child reading a 50 MB file for 512 samples grows by far less than the file."""
+    import json
+    import subprocess
+    import sys
+
+    path = _big_file(tmp_path, kind, tiny)
+    assert path.stat().st_size >= BIG * 0.95
+    work = tmp_path / "work"
+    work.mkdir()
+    done = subprocess.run([sys.executable, "-c", PEAK_CHILD, kind, str(path), str(tiny["pt"]), str(work)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    assert figures["size"] == 512
+    assert figures["grew_kb"] * 1024 < path.stat().st_size / 4, figures  # reading it whole: ≥ the file size
+
+
+def test_read_conll_stops_at_max_sentences_before_a_bad_line(tmp_path):
+    path = tmp_path / "d.conll"
+    path.write_text("a\tO\n\nb\tO\n\nbroken-line-without-tag\n")
+    assert read_conll(path, 2) == [(["a"], ["O"]), (["b"], ["O"])]
+    with pytest.raises(DataError, match="line 5"):
+        read_conll(path)
+
+
+def test_npz_is_sliced_and_gold_labels_follow(tmp_path):
+    path = tmp_path / "x.npz"
+    x = np.arange(40, dtype=np.float32).reshape(10, 4)
+    np.savez_compressed(path, x=x, y=np.arange(10))
+    vset = load_validation_set(str(path), ModelInfo(input_names=["x"]), 3, 8)
+    assert np.array_equal(vset.feeds["x"], x[:3]) and list(vset.gold_labels) == [0, 1, 2]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_in_float_inputs_is_a_data_error(tmp_path, bad):
+    path = tmp_path / "x.npz"
+    x = np.ones((6, 4), np.float32)
+    x[0, 1] = x[2, 3] = x[5, 0] = bad
+    np.savez(path, x=x)
+    with pytest.raises(DataError) as err:
+        load_validation_set(str(path), ModelInfo(input_names=["x"]), 10, 8)
+    assert err.value.one_line().startswith("data error: input 'x' holds 3 NaN/Inf values")
+    with pytest.raises(DataError, match="holds 1 NaN/Inf values"):  # counted in the samples used
+        load_validation_set(str(path), ModelInfo(input_names=["x"]), 2, 8)
+    np.savez(path, x=np.ones((6, 4), np.float32), ids=np.zeros((6, 4), np.int64))
+    assert load_validation_set(str(path), ModelInfo(input_names=["x", "ids"]), 10, 8).size == 6
+
+
+def test_object_arrays_are_refused_without_unpickling(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, x=np.array([{"a": 1}, None], dtype=object))
+    with pytest.raises(DataError, match="object arrays"):
+        load_validation_set(str(path), ModelInfo(input_names=["x"]), 10, 8)

@@ -23,15 +23,159 @@ def test_output_that_is_a_file(tmp_path):
         check_output(out, overwrite=True)
 
 
+def fake_artifact(folder, files=("model.onnx",), content="old"):
+    """A folder laid out like an optkit artifact: ``files`` plus a manifest.json that lists them."""
+    from optkit.artifact.manifest import FileEntry, Manifest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (folder / name).write_text(content)
+    manifest = Manifest(approved=True, strict=False, recipe={}, source={}, artifact={}, environment={}, data={},
+                        steps=[], accuracy={}, speed=None, gates=[], warnings=[],
+                        files={n: FileEntry(sha256="0" * 64, bytes=len(content)) for n in files})
+    (folder / "manifest.json").write_text(manifest.model_dump_json())
+    return folder
+
+
 def test_publish_swaps_atomically(tmp_path):
-    out = tmp_path / "art"
-    out.mkdir()
-    (out / "old.txt").write_text("old")
+    out = fake_artifact(tmp_path / "art")
     with staging(out) as tmp:
         (tmp / "new.txt").write_text("new")
         publish(tmp, out, overwrite=True)
-    assert (out / "new.txt").read_text() == "new" and not (out / "old.txt").exists()
+    assert (out / "new.txt").read_text() == "new" and not (out / "model.onnx").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["art"], "no temporary folders left behind"
+
+
+@pytest.mark.parametrize("layout", ["user files", "artifact plus a user file", "foreign manifest.json"])
+def test_overwrite_refuses_a_folder_that_is_not_an_optkit_artifact(tmp_path, layout):
+    out = tmp_path / "art"
+    if layout == "user files":
+        out.mkdir()
+        (out / "thesis.tex").write_text("mine")
+    elif layout == "artifact plus a user file":
+        fake_artifact(out)
+        (out / "thesis.tex").write_text("mine")
+    else:
+        out.mkdir()
+        (out / "manifest.json").write_text('{"name": "my web app"}')
+        (out / "thesis.tex").write_text("mine")
+    with pytest.raises(OutputError, match="holds files that are not an optkit artifact") as err:
+        check_output(out, overwrite=True)
+    assert str(out) in err.value.message
+    assert (out / "thesis.tex").read_text() == "mine"
+
+
+def test_files_added_during_the_run_stop_the_swap(tmp_path):
+    """The folder is checked again right before the swap: what the user put there meanwhile stays."""
+    out = fake_artifact(tmp_path / "art")
+    check_output(out, overwrite=True)
+    with pytest.raises(OutputError, match="not an optkit artifact"):
+        with staging(out) as tmp:
+            (tmp / "model.onnx").write_text("new")
+            (out / "notes.txt").write_text("mine")  # written while the run was going
+            publish(tmp, out, overwrite=True)
+    assert (out / "notes.txt").read_text() == "mine" and (out / "model.onnx").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"], "no staging or .old folder left"
+
+
+def test_empty_folder_and_artifact_may_be_overwritten(tmp_path):
+    (tmp_path / "empty").mkdir()
+    check_output(tmp_path / "empty", overwrite=True)
+    check_output(fake_artifact(tmp_path / "art"), overwrite=True)
+
+
+def test_output_that_is_or_holds_an_input_is_refused(tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "model.pt").write_text("weights")
+    data = tmp_path / "data.conll"
+    data.write_text("a\tO\n")
+    with pytest.raises(OutputError, match="contains the input"):
+        check_output(models, overwrite=True, protect=[models / "model.pt", data])
+    with pytest.raises(OutputError, match="is the input"):
+        check_output(tmp_path / "hf", overwrite=True, protect=[tmp_path / "hf", None])
+    with pytest.raises(OutputError, match="contains the input"):
+        check_output(tmp_path, overwrite=True, protect=[None, data])
+    check_output(tmp_path / "new", overwrite=True, protect=[models / "model.pt", data])  # a sibling is fine
+    assert (models / "model.pt").read_text() == "weights"
+
+
+def test_cli_overwrite_on_the_source_models_folder_exits_2_and_keeps_everything(tiny, tmp_path):
+    from typer.testing import CliRunner
+
+    from optkit.cli.app import app
+
+    folder = tmp_path / "project"
+    folder.mkdir()
+    model = folder / "model.pt"
+    model.write_bytes(tiny["pt"].read_bytes())
+    (folder / "notes.md").write_text("my notes")
+    result = CliRunner().invoke(app, ["convert", str(model), "--recipe", "ner-int8", "--data", str(tiny["conll"]),
+                                      "-o", str(folder), "--overwrite"])
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("output error: --overwrite refused") and "not an optkit artifact" in last, last
+    assert str(folder) in last and "Traceback" not in result.output
+    assert model.read_bytes() == tiny["pt"].read_bytes() and (folder / "notes.md").read_text() == "my notes"
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt", "notes.md"]
+
+
+def test_symlinked_output_writes_the_target_and_keeps_the_link(tmp_path):
+    """-o is a link to an artifact folder: the target is replaced, the link still points at it, and no
+    `.NAME.old-PID` or staging folder is left anywhere."""
+    real = fake_artifact(tmp_path / "store" / "real")
+    link = tmp_path / "links" / "art"
+    link.parent.mkdir()
+    link.symlink_to(real, target_is_directory=True)
+    check_output(link, overwrite=True)
+    with staging(link) as tmp:
+        (tmp / "model.onnx").write_text("new")
+        publish(tmp, link, overwrite=True)
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert (real / "model.onnx").read_text() == "new" and (link / "model.onnx").read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "store").iterdir()) == ["real"]
+    assert sorted(p.name for p in (tmp_path / "links").iterdir()) == ["art"]
+
+
+def test_symlinked_output_to_user_content_is_refused(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "photos.zip").write_text("precious")
+    link = tmp_path / "out"
+    link.symlink_to(home, target_is_directory=True)
+    with pytest.raises(OutputError, match="not an optkit artifact"):
+        check_output(link, overwrite=True)
+    with pytest.raises(OutputError, match="not an optkit artifact"):  # and at the swap itself
+        with staging(link) as tmp:
+            publish(tmp, link, overwrite=True)
+    assert (home / "photos.zip").read_text() == "precious" and link.is_symlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"]
+
+
+def test_output_under_a_symlinked_parent(tmp_path):
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "mnt").symlink_to(tmp_path / "disk", target_is_directory=True)
+    out = tmp_path / "mnt" / "art"
+    fake_artifact(out)
+    check_output(out, overwrite=True)
+    with staging(out) as tmp:
+        (tmp / "model.onnx").write_text("new")
+        publish(tmp, out, overwrite=True)
+    assert (tmp_path / "disk" / "art" / "model.onnx").read_text() == "new"
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["art"], "no .art.old-PID debris"
+
+
+def test_nested_output_on_a_read_only_file_system(tmp_path, monkeypatch):
+    import errno
+    import pathlib
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(pathlib.Path, "mkdir", read_only)
+    with pytest.raises(OutputError, match=r"cannot create the output folder .*a/b: Read-only file system") as err:
+        check_output(tmp_path / "a" / "b" / "c", overwrite=False)
+    assert "writable" in err.value.hint
 
 
 def test_failure_inside_staging_leaves_nothing(tmp_path):

@@ -1,4 +1,5 @@
-"""Ctrl-C during a run: exit 130, temporary folders removed, no output or staging folder left."""
+"""Ctrl-C, SIGTERM or SIGHUP during a run: exit 130 / 143 / 129, temporary folders removed, no output or
+staging folder left."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ ENDLESS = ["--batch-sizes", "1", "--sequence-lengths", "16", "--set", "benchmark
            "--set", "benchmark.iterations=10000000", "--set", "benchmark.gates=[]"]
 
 
-@pytest.mark.parametrize("step", ["export", "quantize-dynamic", "benchmark speed"])
-def test_ctrl_c_exits_130_and_leaves_nothing(tiny, tmp_path, step):
+def _stop_mid_run(tiny, tmp_path, step, signum):
+    """Start a run, send ``signum`` when ``step`` starts; return (exit code, stderr, tmpdir, out)."""
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     out = tmp_path / "runs" / "art"
@@ -29,21 +30,40 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tiny, tmp_path, step):
         for line in proc.stderr:
             seen.append(line)
             if line.startswith(f"… {step}"):
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(signum)
                 break
         try:
             _, rest = proc.communicate(timeout=180)
         except subprocess.TimeoutExpired:
             proc.kill()
             _, rest = proc.communicate()
-            pytest.fail("the run went on after Ctrl-C:\n" + "".join(seen) + rest[-2000:])
+            pytest.fail(f"the run went on after signal {signum}:\n" + "".join(seen) + rest[-2000:])
         code = proc.returncode
     finally:
         if proc.poll() is None:
             proc.kill()
     assert any(line.startswith(f"… {step}") for line in seen), "".join(seen)
-    assert code == 130, "".join(seen) + rest
+    return code, "".join(seen) + rest, rest, tmpdir, out
+
+
+@pytest.mark.parametrize("step", ["export", "quantize-dynamic", "benchmark speed"])
+def test_ctrl_c_exits_130_and_leaves_nothing(tiny, tmp_path, step):
+    code, everything, rest, tmpdir, out = _stop_mid_run(tiny, tmp_path, step, signal.SIGINT)
+    assert code == 130, everything
     assert rest.strip().splitlines()[-1] == "interrupted: nothing was written (temporary files removed)"
+    assert "Traceback" not in rest
+    assert [p.name for p in tmpdir.iterdir() if p.name.startswith("optkit-")] == []
+    assert not out.parent.exists() or list(out.parent.iterdir()) == [], "no output and no staging folder"
+
+
+@pytest.mark.parametrize("signum, step", [(signal.SIGTERM, "export"), (signal.SIGTERM, "benchmark speed"),
+                                          (signal.SIGHUP, "benchmark speed")])
+def test_sigterm_and_sighup_are_handled_like_ctrl_c(tiny, tmp_path, signum, step):
+    """CI runners, `timeout` and `docker stop` send SIGTERM; a closed terminal sends SIGHUP."""
+    code, everything, rest, tmpdir, out = _stop_mid_run(tiny, tmp_path, step, signum)
+    assert code == 128 + signum, everything
+    name = signal.Signals(signum).name
+    assert rest.strip().splitlines()[-1] == f"interrupted by {name}: nothing was written (temporary files removed)"
     assert "Traceback" not in rest
     assert [p.name for p in tmpdir.iterdir() if p.name.startswith("optkit-")] == []
     assert not out.parent.exists() or list(out.parent.iterdir()) == [], "no output and no staging folder"
@@ -66,3 +86,20 @@ def test_a_swallowed_ctrl_c_is_raised_again_at_the_next_check():
         interrupts.check()  # a new run starts clean
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_a_swallowed_sigterm_is_raised_again_with_its_signal():
+    from optkit import interrupts
+
+    previous = {s: signal.getsignal(s) for s in interrupts.HANDLED}
+    try:
+        interrupts.install()
+        with pytest.raises(interrupts.Interrupted) as first:
+            signal.getsignal(signal.SIGTERM)(signal.SIGTERM, None)
+        with pytest.raises(KeyboardInterrupt) as again:  # every clean-up that handles Ctrl-C handles it
+            interrupts.check()
+        assert first.value.signum == again.value.signum == signal.SIGTERM
+        assert interrupts.exit_code(again.value) == 143 and interrupts.exit_code(KeyboardInterrupt()) == 130
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

@@ -124,3 +124,37 @@ def test_zipmap_output_is_refused_with_the_fix(tmp_path):
     onnx.save_model(to_onnx(LogisticRegression().fit(x, [0, 1] * 10), x[:1]), str(path))
     with pytest.raises(SourceModelError, match="zipmap"):
         onnx_source.load(path, tmp_path)
+
+
+def _checker_valid_but_not_runnable(tmp_path, problem):
+    """A model onnx.checker accepts but ONNX Runtime refuses: an op of a domain ORT lacks, or an Add
+    of float32 and int64 (the checker does not infer types)."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 4])
+    feeds = {"x": np.ones((3, 4), np.float32)}
+    if problem == "unknown op":
+        node = helper.make_node("Frobnicate", ["x"], ["y"], domain="com.example")
+        inputs, opsets = [x], [helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)]
+    else:
+        inputs = [x, helper.make_tensor_value_info("k", TensorProto.INT64, ["n", 4])]
+        node, opsets = helper.make_node("Add", ["x", "k"], ["y"]), [helper.make_opsetid("", 17)]
+        feeds["k"] = np.ones((3, 4), np.int64)
+    model = helper.make_model(helper.make_graph([node], "g", inputs, [y]), opset_imports=opsets)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(tmp_path / "model.onnx"))
+    np.savez(tmp_path / "data.npz", **feeds)
+    return tmp_path / "model.onnx", tmp_path / "data.npz"
+
+
+@pytest.mark.parametrize("problem", ["unknown op", "type mismatch"])
+def test_onnx_runtime_refusing_the_source_is_a_source_model_error(tmp_path, problem):
+    path, data = _checker_valid_but_not_runnable(tmp_path, problem)
+    source = onnx_source.load(path, tmp_path)  # onnx.checker passes
+    with pytest.raises(SourceModelError, match="ONNX Runtime cannot load the source model"):
+        source.runner(1)
+    result = runner.invoke(app, ["convert", str(path), "--recipe", "fp32", "--data", str(data),
+                                 "-o", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("source model error: ONNX Runtime cannot load the source model"), last
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()

@@ -117,3 +117,41 @@ def test_torchscript_named_onnx_loads_as_torchscript(tiny, tmp_path):
     framework = detect_framework(lying)
     source = resolve(framework.loader)(lying, tmp_path)
     assert framework.name == "torch" and source.kind == "torchscript"
+
+
+def _damage(src, dst, member, how):
+    """Rewrite the zip ``src`` as ``dst`` with one entry's content damaged (CRCs stay valid)."""
+    import zipfile
+
+    with zipfile.ZipFile(src) as old, zipfile.ZipFile(dst, "w") as new:
+        for info in old.infolist():
+            data = old.read(info.filename)
+            if info.filename.endswith(member):
+                data = data[: len(data) // 2] if how == "truncated" else b"\xff\xfegarbage" * 9
+            new.writestr(info.filename, data)
+
+
+@pytest.mark.parametrize("member, how", [("data/weights/weight_0", "truncated"), ("models/model.json", "garbage")])
+def test_damaged_pt2_is_one_line_without_torchs_traceback(tiny, tmp_path, member, how):
+    """torch.export.load logs the whole traceback of a bad weight file on the 'torch.export' logger:
+    the CLI keeps it off stderr and puts its cause in the one line (the traceback with OPTKIT_DEBUG=1)."""
+    import os
+    import subprocess
+    import sys
+
+    broken = tmp_path / "model.pt2"
+    _damage(tiny["pt2"], broken, member, how)
+    base = [sys.executable, "-m", "optkit.cli.app", "convert", str(broken), "--recipe", "fp32",
+            "--data", str(tiny["conll"]), "-o", str(tmp_path / "o")]
+    quiet = subprocess.run(base, capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "OPTKIT_DEBUG": "0", "COLUMNS": "200"})
+    lines = quiet.stderr.strip().splitlines()
+    assert quiet.returncode == 2, quiet.stderr
+    assert lines[-1].startswith(f"source model error: cannot load {broken} as torch.export: "), lines[-1]
+    assert "Traceback" not in quiet.stderr and not any("torch/export" in line for line in lines), quiet.stderr
+    assert [line for line in lines if not line.startswith(("optkit convert", "…"))] == lines[-1:]
+    if how == "truncated":
+        assert "RuntimeError: setStorage" in lines[-1], "the logged cause, not 'check the warnings above'"
+        loud = subprocess.run(base, capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "OPTKIT_DEBUG": "1", "COLUMNS": "200"})
+        assert loud.returncode == 2 and "Traceback" in loud.stderr

@@ -16,7 +16,8 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from optkit.artifact.verify import read_manifest
-from optkit.errors import OutputError, SourceModelError
+from optkit.errors import DataError, OutputError, SourceModelError
+from optkit.paths import require_regular
 from optkit.recipe import Recipe
 from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
@@ -110,6 +111,8 @@ def revalidate(folder: Path, data: str, *, source: Path | None = None, trust_pic
     if not str(src_path) or not src_path.exists():
         raise SourceModelError(f"source model not found: {src_path} (named in {folder}/manifest.json)",
                                "run from the folder convert ran in, or pass --source PATH")
+    require_regular(src_path, "source model", SourceModelError, allow_dir=True)
+    require_regular(data, "validation data", DataError)
     framework = detect_framework(src_path, manifest.source.get("framework", "auto"))
     expected = manifest.source.get("sha256")
     actual = resolve(framework.hasher)(src_path)

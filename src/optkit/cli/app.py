@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import Sequence
 
 import typer
 
@@ -24,12 +26,43 @@ def version_command() -> None:
     typer.echo(__version__)
 
 
-def main() -> None:
-    """Console-script entry point."""
+def _no_args(exc: Exception) -> bool:
+    """True for the "no command given" error of a group with ``no_args_is_help`` (shows the help)."""
+    return any(cls.__name__ == "NoArgsIsHelpError" for cls in type(exc).__mro__)
+
+
+def usage_line(exc: typer.TyperException) -> str:
+    """One line for a command-line error: ``usage error: <problem> (hint: optkit COMMAND --help)``."""
+    ctx = getattr(exc, "ctx", None)
+    command = ctx.command_path if ctx is not None else "optkit"
+    return " ".join(f"usage error: {exc.format_message()} (hint: {command} --help)".split())
+
+
+def main(args: Sequence[str] | None = None) -> None:
+    """Console-script entry point: run the command for ``args`` (default ``sys.argv[1:]``).
+
+    A command-line error (unknown option or command, missing argument, bad value) prints one line
+    and exits 2; ``optkit`` (or ``optkit recipes``) alone prints its help and exits 2; ``--help``
+    prints the help and exits 0.
+
+    Raises:
+        SystemExit: always, with the command's exit code.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    app()
+    try:
+        code = app(args=args, prog_name="optkit", standalone_mode=False)
+    except typer.TyperException as exc:  # click's UsageError, BadParameter, NoSuchOption, FileError, ...
+        if _no_args(exc):  # no command: the help, as before
+            typer.echo(exc.ctx.get_help())
+        else:
+            print(usage_line(exc), file=sys.stderr)
+        code = exc.exit_code
+    except typer.Abort:
+        print("aborted", file=sys.stderr)
+        code = 1
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from optkit.cli.errors import guarded
 from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, parse_sets
 from optkit.cli.render import Progress, render_result
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
-from optkit.recipe import set_on_passes
 
 
 @contextmanager
@@ -61,7 +60,8 @@ def convert_command(
                                           help="DANGEROUS: skip the static scan of the model file (never the sandbox)"),
     require_sandbox: bool = typer.Option(False, "--require-sandbox",
                                          help="fail unless the source model can be confined (Landlock); --strict implies it"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder (only an optkit "
+                                   "artifact or an empty folder)"),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
     junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
@@ -70,20 +70,32 @@ def convert_command(
 ) -> None:
     """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
 
-    Exit codes: 0 approved, 1 a gate failed, 2 bad input or usage, 3 internal error.
+    Exit codes: 0 approved, 1 a gate failed, 2 bad input or usage, 3 internal error, 130/143/129 stopped by
+    SIGINT/SIGTERM/SIGHUP.
     """
     console = Console(stderr=True)
 
     def run() -> int:
         from optkit.pipeline import convert
 
-        overrides = {}
+        from optkit.recipe import flag_overrides, load_recipe, searches
+
+        if junit_xml is not None:  # before any work: a report that cannot be written fails now
+            from optkit.artifact.junit import check_junit_path
+
+            check_junit_path(junit_xml)
+        overrides = parse_sets(sets)
+        chosen = load_recipe(recipe, overrides)  # with --set applied: the passes the flags go to
+        flags = {}
         if calibration_data is not None:
-            set_on_passes(overrides, recipe, "quantize-static", "calibration_data", calibration_data)
+            flags.update(flag_overrides(chosen, "--calibration-data", "calibration_data", calibration_data,
+                                        lambda c: c.type == "quantize-static", "quantize-static pass"))
         if search_budget is not None:
-            for pass_type in ("quantize-dynamic", "fp16"):
-                set_on_passes(overrides, recipe, pass_type, "search_budget_s", search_budget)
-        overrides.update(parse_sets(sets))
+            flags.update(flag_overrides(chosen, "--search-budget", "search_budget_s", search_budget, searches,
+                                        "pass that searches (quantize-dynamic with search: accuracy-aware, "
+                                        "or fp16 with auto_block)"))
+        for key, value in flags.items():  # after the --set values, unless one names the same key
+            overrides.setdefault(key, value)
         for key, value in (("export.opset", opset), ("benchmark.threads", threads),
                            ("validation.max_samples", max_samples),
                            ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),

@@ -36,7 +36,8 @@ def verify_command(
     --public-key (or --identity/--oidc-issuer) check that model.sig signs every file; with --data,
     also validate model.onnx against its source model again and evaluate the recipe's accuracy gates.
 
-    Exit codes: 0 verified, 1 a file or gate does not check out, 2 bad input, 3 internal error, 130 interrupted.
+    Exit codes: 0 verified, 1 a file or gate does not check out, 2 bad input, 3 internal error, 130/143/129 stopped by
+    SIGINT/SIGTERM/SIGHUP.
     """
     console = Console(stderr=True)
 

@@ -40,7 +40,16 @@ class OnnxSource(SourceModel):
         self.opsets = opsets
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
-        return OnnxReferenceRunner(self.path, threads, device)
+        """The ONNX Runtime reference runner, already activated: a model that ``onnx.checker``
+        accepts but ONNX Runtime refuses (an op or domain it lacks, a type mismatch) is a problem
+        of the source model, reported here as such rather than as rejected inputs or a failed export.
+
+        Raises:
+            SourceModelError: ONNX Runtime cannot create a session for the model.
+        """
+        runner = OnnxReferenceRunner(self.path, threads, device)
+        runner.activate()
+        return runner
 
     def sha256(self) -> str:
         """See :func:`source_sha256`."""

@@ -9,9 +9,12 @@ programs and safetensors load without running code.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from optkit.errors import SourceModelError, missing_dependency
 from optkit.io_spec import ModelInfo, default_dynamic_axes, token_input_specs
@@ -73,6 +76,44 @@ class TorchSource(SourceModel):
         return None
 
 
+
+class _Captured(logging.Handler):
+    """Keeps the records of one logger instead of printing them."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def first_error(self) -> str | None:
+        """The last line of the first logged exception (its type and message), if any."""
+        for record in self.records:
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        return None
+
+
+@contextmanager
+def quiet_logger(name: str) -> Iterator[_Captured]:
+    """Keep logger ``name``'s records (``torch.export.load`` logs the whole traceback of a damaged
+    ``.pt2`` as a warning) from reaching stderr, unless ``OPTKIT_DEBUG=1``; yields the handler that
+    holds them, so the error message can carry the real cause."""
+    logger = logging.getLogger(name)
+    handler = _Captured()
+    if os.environ.get("OPTKIT_DEBUG", "").lower() in ("1", "true", "yes"):
+        yield handler
+        return
+    saved = logger.handlers[:], logger.propagate  # torch._logging puts its own handler on "torch.export"
+    logger.handlers, logger.propagate = [handler], False
+    try:
+        yield handler
+    finally:
+        logger.handlers, logger.propagate = saved
+
+
 def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
          trust_remote_code: bool = False) -> TorchSource:
     """Load a PyTorch source model.
@@ -86,7 +127,8 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
             ``trust_remote_code``); optkit runs loaders only inside the confined worker.
 
     Raises:
-        SourceModelError: corrupt file, pickle without trust, state dict instead of a module.
+        SourceModelError: corrupt file (one line; torch's logged traceback is kept off stderr
+            unless ``OPTKIT_DEBUG=1``), pickle without trust, state dict instead of a module.
         DependencyError: torch (or transformers for HF folders) is not installed.
     """
     kind = sniff(path)
@@ -98,7 +140,7 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     embedded = read_embedded(path)
     info = _info_from_embedded(embedded, workdir)
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), quiet_logger("torch.export") as logged:
             warnings.simplefilter("ignore")
             if kind == "torchscript":
                 module = torch.jit.load(str(path), map_location="cpu").eval()
@@ -110,8 +152,9 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
                 names = [s.arg.name for s in program.graph_signature.input_specs
                          if s.kind.name == "USER_INPUT"]
     except Exception as exc:  # torch raises RuntimeError/ValueError/... for corrupt archives
-        raise SourceModelError(f"cannot load {path} as {kind}: {str(exc).splitlines()[0]}",
-                               "the file may be truncated or saved by an incompatible torch") from exc
+        cause = logged.first_error() or (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SourceModelError(f"cannot load {path} as {kind}: {cause}",
+                               "the file may be truncated or damaged, or saved by an incompatible torch") from exc
     info.input_names = info.input_names or names
     info.output_names = info.output_names or ["output"]
     if not info.dynamic_axes:

@@ -1,15 +1,24 @@
 """Validation inputs: the user's data (CoNLL, text, ``.npz``), or generated random inputs as a last
-resort (labelled so in the report; gates that need labels are then skipped)."""
+resort (labelled so in the report; gates that need labels are then skipped).
+
+Readers stream: a CoNLL or text file is read line by line and reading stops once ``max_samples``
+examples are collected; an ``.npz`` array is read from its header and only its first
+``max_samples`` rows are loaded. (The data's sha256 still reads the whole file, in chunks.)
+"""
 
 from __future__ import annotations
 
+import itertools
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
 from optkit.errors import DataError, missing_dependency
 from optkit.hashing import sha256_file
+from optkit.paths import require_regular
 from optkit.io_spec import ModelInfo, TensorSpec
 from optkit.runners.base import Feeds
 
@@ -83,14 +92,14 @@ def load_validation_set(data: str | None, info: ModelInfo, max_samples: int, seq
         seed: seed for generated inputs.
 
     Raises:
-        DataError: missing/unreadable file, bad format (with line number), unknown labels,
-            input names that do not match the model, or no way to build inputs.
+        DataError: missing file, a path that is not a regular file (FIFO, device, socket, folder:
+            refused without opening it), unreadable file, bad format (with line number), unknown
+            labels, input names that do not match the model, NaN/Inf in a float input, or no way
+            to build inputs.
     """
     if data is None:
         return _random_set(info, min(max_samples, 64), sequence_length, seed)
-    path = Path(data)
-    if not path.is_file():
-        raise DataError(f"validation data not found: {data}", "check the --data path")
+    path = require_regular(data, "validation data", DataError)
     digest = sha256_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
@@ -106,26 +115,41 @@ def load_validation_set(data: str | None, info: ModelInfo, max_samples: int, seq
     return vset
 
 
-def read_conll(path: Path) -> list[tuple[list[str], list[str]]]:
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, read lazily; DataError when unreadable."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                yield number, line.rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
+
+
+def read_conll(path: Path, max_sentences: int | None = None) -> list[tuple[list[str], list[str]]]:
     """Parse a CoNLL file: ``token<TAB>tag`` (or whitespace columns, tag last) per line; a blank
     line (or a line holding only whitespace) ends a sentence.
 
+    Args:
+        path: the file.
+        max_sentences: stop reading once this many sentences are complete (None: read all).
+
     Returns:
-        ``[(words, tags), ...]`` per sentence.
+        ``[(words, tags), ...]`` per sentence, at most ``max_sentences``.
 
     Raises:
-        DataError: a line with a single column (names file and line).
+        DataError: unreadable or not UTF-8; a line with a single column (names file and line);
+            no sentence at all.
     """
-    sentences, words, tags = [], [], []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
-    for number, line in enumerate(lines, 1):
+    sentences: list[tuple[list[str], list[str]]] = []
+    words: list[str] = []
+    tags: list[str] = []
+    for number, line in _lines(path):
         if not line.strip():
             if words:
                 sentences.append((words, tags))
                 words, tags = [], []
+                if max_sentences is not None and len(sentences) >= max_sentences:
+                    return sentences
             continue
         cols = line.split("\t") if "\t" in line else line.split()
         cols = [c for c in cols if c.strip()]
@@ -138,7 +162,17 @@ def read_conll(path: Path) -> list[tuple[list[str], list[str]]]:
         sentences.append((words, tags))
     if not sentences:
         raise DataError(f"{path} holds no sentences", "pass a CoNLL file with token<TAB>tag lines")
-    return sentences
+    return sentences[:max_sentences] if max_sentences is not None else sentences
+
+
+def read_text(path: Path, max_lines: int | None = None) -> list[str]:
+    """The non-blank lines of a UTF-8 text file (stripped), reading stops after ``max_lines``.
+
+    Raises:
+        DataError: unreadable or not UTF-8.
+    """
+    stripped = (line.strip() for _, line in _lines(path))
+    return list(itertools.islice((line for line in stripped if line), max_lines))
 
 
 def _tokenizer(info: ModelInfo):
@@ -169,7 +203,7 @@ def _pad_values(tokenizer, names: list[str]) -> dict[str, int]:
 
 
 def _conll_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: int) -> ValidationSet:
-    sentences = read_conll(path)[:max_samples]
+    sentences = read_conll(path, max_samples)
     if info.labels:
         unknown = sorted({t for _, tags in sentences for t in tags} - set(info.labels))
         if unknown:
@@ -191,22 +225,75 @@ def _conll_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: i
 
 
 def _text_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: int) -> ValidationSet:
-    try:
-        lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
+    lines = read_text(path, max_samples)
     if not lines:
         raise DataError(f"{path} is empty", "put one example per line")
-    _, feeds, pads = _encode(_tokenizer(info), lines[:max_samples], info, sequence_length, False)
+    _, feeds, pads = _encode(_tokenizer(info), lines, info, sequence_length, False)
     return ValidationSet("text", str(path), feeds, pads)
 
 
-def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
+class _Head:
+    """The first rows of one ``.npz`` array and the full array's shape (``shape``, ``ndim`` and
+    ``dtype`` describe the whole array, ``rows`` holds at most the rows that were asked for)."""
+
+    def __init__(self, shape: tuple[int, ...], dtype: np.dtype, rows: np.ndarray) -> None:
+        self.shape, self.dtype, self.rows = shape, dtype, rows
+        self.ndim = len(shape)
+
+
+def read_npz_heads(path: Path, max_rows: int) -> dict[str, "_Head"]:
+    """Read each array of an ``.npz`` lazily: its header, then only its first ``max_rows`` rows
+    along axis 0 (the whole array when it is 0-d or stored in Fortran order).
+
+    Raises:
+        DataError: not a zip of ``.npy`` arrays, a damaged array, or an object (pickled) array.
+    """
+    heads: dict[str, _Head] = {}
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as exc:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with archive.open(member) as handle:
+                    heads[member[: -len(".npy")]] = _read_head(handle, max_rows)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
         raise DataError(f"cannot read {path} as .npz: {exc}", "save inputs with numpy.savez") from exc
+    if not heads:
+        raise DataError(f"cannot read {path} as .npz: it holds no arrays", "save inputs with numpy.savez")
+    return heads
+
+
+def _read_head(handle, max_rows: int) -> _Head:
+    fmt = np.lib.format
+    version = fmt.read_magic(handle)
+    if version == (1, 0):
+        shape, fortran, dtype = fmt.read_array_header_1_0(handle)
+    elif version == (2, 0):
+        shape, fortran, dtype = fmt.read_array_header_2_0(handle)
+    else:  # 3.0 (UTF-8 field names): no public reader
+        shape, fortran, dtype = fmt._read_array_header(handle, version)
+    if dtype.hasobject:
+        raise ValueError("object arrays are not supported (they would be unpickled)")
+    if not shape or fortran:
+        count = int(np.prod(shape, dtype=np.int64))
+        rows = np.frombuffer(_read_exact(handle, count * dtype.itemsize), dtype=dtype).reshape(
+            shape, order="F" if fortran else "C")
+        return _Head(tuple(shape), dtype, rows[:max_rows] if shape else rows)
+    take = min(shape[0], max_rows)
+    per_row = int(np.prod(shape[1:], dtype=np.int64))
+    rows = np.frombuffer(_read_exact(handle, take * per_row * dtype.itemsize), dtype=dtype)
+    return _Head(tuple(shape), dtype, rows.reshape((take, *shape[1:])).copy())
+
+
+def _read_exact(handle, size: int) -> bytes:
+    data = handle.read(size)
+    if len(data) != size:
+        raise ValueError(f"array data is truncated ({len(data)} of {size} bytes)")
+    return data
+
+
+def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
+    arrays = read_npz_heads(path, max_samples)
     expected = set(info.input_names)
     gold = arrays.pop("y", None) if "y" not in expected else None
     if len(expected) == 1 and len(arrays) == 1:  # one input: the array's name does not matter
@@ -222,14 +309,31 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
     for name, spec in info.input_specs.items():
         if name in arrays:
             check_against_spec(path, arrays[name], spec)
-    feeds = {k: arrays[k][:max_samples] for k in order}
+    feeds = {k: arrays[k].rows for k in order}
+    for name, value in feeds.items():
+        check_finite(path, name, value)
     pads = {k: 0 for k, v in feeds.items() if v.ndim >= 2 and np.issubdtype(v.dtype, np.integer)}
-    if gold is not None and len(gold) != sizes[order[0]]:
-        raise DataError(f"{path}: 'y' has {len(gold)} labels for {sizes[order[0]]} samples",
+    if gold is not None and gold.shape[:1] != (sizes[order[0]],):
+        raise DataError(f"{path}: 'y' has {gold.shape[0] if gold.ndim else 0} labels for {sizes[order[0]]} samples",
                         "give one gold label per sample")
     vset = ValidationSet("npz", str(path), feeds, pads)
-    vset.gold_labels = gold[:max_samples] if gold is not None else None
+    vset.gold_labels = gold.rows if gold is not None else None
     return vset
+
+
+def check_finite(path: Path, name: str, array: np.ndarray) -> None:
+    """Refuse NaN or infinite values in a floating-point input array (they make every comparison
+    meaningless: the source and the artifact both give NaN, and the gates would measure nothing).
+
+    Raises:
+        DataError: ``input '<name>' holds <n> NaN/Inf values``, naming the file.
+    """
+    if array.dtype.kind not in "fc":
+        return
+    bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+    if bad:
+        raise DataError(f"input '{name}' holds {bad} NaN/Inf values ({path})",
+                        "replace or drop the samples with NaN/Inf before validating")
 
 
 def check_against_spec(path: Path, array: np.ndarray, spec: TensorSpec) -> None:
