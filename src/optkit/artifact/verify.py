@@ -160,10 +160,14 @@ def _entries(folder: Path) -> list[tuple[str, str]]:
 
 
 def _strict_problems(manifest: Manifest) -> list[str]:
-    """What ``strict`` adds: evidence from real data, and at least one accuracy gate evaluated."""
+    """What ``strict`` adds: evidence from real data, at least one accuracy gate evaluated, and a
+    source model that ran confined (``sandbox.status == "confined"``)."""
     problems = []
-    if manifest.model_dump().get("evidence") == "random-inputs":
+    if manifest.evidence == "random-inputs":
         problems.append("approved on random inputs (evidence: random-inputs), not real data")
+    status = manifest.sandbox.get("status", "not recorded")
+    if status != "confined":
+        problems.append(f"the source model did not run confined when this artifact was made (sandbox: {status})")
     evaluated = [g for g in manifest.gates if g.get("kind") == "accuracy" and g.get("status") != "skipped"]
     if not evaluated:
         problems.append("no accuracy gate was evaluated (every accuracy gate skipped, or none in the recipe)")

@@ -23,6 +23,12 @@ def verify_command(
     source: Optional[Path] = typer.Option(None, "--source", help="the source model, if not at the manifest's "
                                           "source.path (its sha256 must still match)"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickled source (with --data)"),
+    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
+                                           help="let a Hugging Face source's own code run, confined (with --data)"),
+    trust_model_code: bool = typer.Option(False, "--trust-model-code",
+                                          help="DANGEROUS: skip the static scan of the source (with --data)"),
+    require_sandbox: bool = typer.Option(False, "--require-sandbox",
+                                         help="with --data: fail unless the source model can be confined"),
     public_key: Optional[Path] = typer.Option(None, "--public-key", help="PEM EC public key: model.sig must be "
                                               "a valid signature by its private key"),
     identity: Optional[str] = typer.Option(None, "--identity", help="keyless: the Sigstore identity (e.g. an "
@@ -55,7 +61,9 @@ def verify_command(
             from optkit.artifact.revalidate import revalidate
 
             console.print(f"… validating {artifact} against its source model on {data}", highlight=False)
-            again = revalidate(artifact, data, source=source, trust_pickle=trust_pickle, strict=strict)
+            again = revalidate(artifact, data, source=source, trust_pickle=trust_pickle,
+                               trust_remote_code=trust_remote_code, trust_model_code=trust_model_code,
+                               sandbox="require" if require_sandbox else "auto", strict=strict)
             problems += again.problems
             payload["revalidation"] = {"ok": again.ok, "data": again.data, "samples": again.samples,
                                        "metrics": again.accuracy.metrics if again.accuracy else {},
