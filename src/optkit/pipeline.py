@@ -221,6 +221,10 @@ class _Run:
         try:
             source = self._step(f"load source ({framework.name})", lambda: self._load(framework))
             return self._run(source)
+        except BaseException as exc:
+            if self.worker is not None and not isinstance(exc, Exception):
+                self.worker.kill()  # Ctrl-C, SIGTERM: do not wait for the worker to finish its request
+            raise
         finally:
             if self.worker is not None:
                 self.worker.close()

@@ -101,5 +101,6 @@ def test_a_swallowed_sigterm_is_raised_again_with_its_signal():
         assert first.value.signum == again.value.signum == signal.SIGTERM
         assert interrupts.exit_code(again.value) == 143 and interrupts.exit_code(KeyboardInterrupt()) == 130
     finally:
+        interrupts.install()  # clear the recorded request: later tests in this process start clean
         for signum, handler in previous.items():
             signal.signal(signum, handler)

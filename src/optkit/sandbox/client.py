@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import psutil
 
+from optkit import interrupts
 from optkit.errors import SourceModelError
 from optkit.io_spec import ModelInfo, info_from_dict
 from optkit.passes.base import PassOutcome
@@ -182,6 +183,7 @@ class SourceWorker:
             answer = None
         if answer is None:
             self._proc.wait()
+            interrupts.check()  # a signal that reached the worker first is still the user's Ctrl-C / SIGTERM
             code = self._proc.returncode
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
             raise SourceModelError(f"the source model's worker process {how}{self._log_tail()}",

@@ -5,8 +5,9 @@ Started by :class:`optkit.sandbox.client.SourceWorker` as ``python -m optkit.san
 talks over two inherited pipe descriptors (:mod:`optkit.sandbox.protocol`), never over stdout, which
 frameworks write to (stdout is sent to stderr, which the parent points at a log file).
 
-Order of a worker's life: die with the parent (``PR_SET_PDEATHSIG``), ignore Ctrl-C (the parent
-handles it and kills the worker), confine itself (when asked), say hello with what confinement
+Order of a worker's life: die with the parent (``PR_SET_PDEATHSIG``), ignore SIGINT, SIGTERM and
+SIGHUP (sent to the whole process group by Ctrl-C, ``timeout`` and a closed terminal: optkit handles
+them and kills the worker), confine itself (when asked), say hello with what confinement
 holds, then serve requests until ``shutdown`` or end of input. The static scan
 (:mod:`optkit.scan`) and the framework's loader both run inside the confinement. Landlock
 confines one thread, so nothing that starts threads (numpy, a framework) is imported before it:
@@ -161,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--confine", choices=["on", "off"], default="on")
     parser.add_argument("--read", default="[]", help="JSON list of paths the model may read")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # optkit handles these and kills the worker
+        signal.signal(signum, signal.SIG_IGN)
     os.dup2(2, 1)  # frameworks print to stdout: send it to the log with stderr
     try:
         from optkit.sandbox.landlock import die_with_parent
