@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from optkit.errors import SandboxUnavailable
-from optkit.sandbox import network
+from optkit.sandbox import mounts, network
 
 SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
 CREATE_RULESET_VERSION = 1 << 0
@@ -111,6 +111,8 @@ class Confinement:
         scopes: the Landlock scopes in force, e.g. ``("abstract-unix-socket", "signal")`` (ABI 6+).
         read_only: the paths given read/execute rules (missing ones were skipped).
         writable: the paths given every right.
+        private_shm: ``/dev/shm`` is a private tmpfs of the worker (see :mod:`optkit.sandbox.mounts`),
+            so what it writes there never reaches the host.
     """
 
     abi: int
@@ -119,6 +121,7 @@ class Confinement:
     scopes: tuple[str, ...]
     read_only: tuple[str, ...]
     writable: tuple[str, ...]
+    private_shm: bool = False
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (tuples become lists)."""
@@ -261,6 +264,7 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
         raise SandboxUnavailable(f"cannot confine a process with {_threads()} threads (Landlock confines one thread)",
                                  "call confine() before importing numpy/torch or starting threads")
     netns = network.enter_new_netns() if block_network else False
+    shm = mounts.private_dev_shm()  # before Landlock, which denies mount changes
     handled_net = NET_BIND_TCP | NET_CONNECT_TCP if block_network and abi >= 4 else 0
     scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
     attr = _RulesetAttr(handled_access_fs=_handled_fs(abi), handled_access_net=handled_net, scoped=scoped)
@@ -282,7 +286,8 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
     tcp = "landlock-tcp" if handled_net else ""
     net = "+".join(part for part in (tcp, "netns" if netns else "") if part) or "none"
     scopes = ("abstract-unix-socket", "signal") if scoped else ()
-    return Confinement(abi=abi, filesystem=True, network=net, scopes=scopes, read_only=ro, writable=rw)
+    return Confinement(abi=abi, filesystem=True, network=net, scopes=scopes, read_only=ro, writable=rw,
+                       private_shm=shm)
 
 
 def die_with_parent() -> None:

@@ -254,7 +254,7 @@ def test_confinement_to_dict_is_json_serialisable():
                        read_only=("/usr",), writable=("/scratch",))
     assert json.loads(json.dumps(conf.to_dict())) == {
         "abi": 7, "filesystem": True, "network": "landlock-tcp+netns", "scopes": ["abstract-unix-socket", "signal"],
-        "read_only": ["/usr"], "writable": ["/scratch"]}
+        "read_only": ["/usr"], "writable": ["/scratch"], "private_shm": False}
 
 
 def test_die_with_parent_kills_the_child_when_its_parent_exits(tmp_path):
@@ -271,3 +271,21 @@ def test_die_with_parent_kills_the_child_when_its_parent_exits(tmp_path):
     proc = subprocess.run([sys.executable, "-c", middle], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert int(proc.stdout) > 0
+
+
+@needs_landlock
+def test_what_the_worker_writes_to_dev_shm_never_reaches_the_host(tmp_path):
+    """/dev/shm stays writable (multiprocessing needs it) but is a private tmpfs where possible."""
+    name = f"optkit-test-{uuid.uuid4().hex}"
+    out = run_child(CONFINE + """
+attempt("shm_write", lambda: Path("/dev/shm", args["name"]).write_text("x"))
+""", tmp_path / "scratch", name=name)
+    leaked = Path("/dev/shm", name)
+    try:
+        assert out["shm_write"][0] == "ok"
+        if out["confinement"]["private_shm"]:
+            assert not leaked.exists(), "the worker's /dev/shm file reached the host"
+        else:
+            assert os.geteuid() != 0, "as root the private /dev/shm must be possible"
+    finally:
+        leaked.unlink(missing_ok=True)
