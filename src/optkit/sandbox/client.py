@@ -264,14 +264,11 @@ class WorkerSource:
         """
         answer = self.worker.call("export", example=self.worker.inputs.write(example),
                                   config=config.model_dump(mode="json"), threshold_mb=threshold_mb)
-        made = Path(answer["model_path"]).resolve()
-        if self.worker.scratch.resolve() not in made.parents:
-            raise SourceModelError(f"the worker reported an export outside its folder: {made}",
-                                   "this is a bug or a hostile model; report it")
-        shutil.move(str(made), out_path)
+        made = Path(answer["model_path"])
         data = made.with_name(made.name + ".data")
-        if data.exists():
-            shutil.move(str(data), out_path.with_name(out_path.name + ".data"))
+        _take_file(self.worker.scratch, made, out_path)
+        if data.exists() or data.is_symlink():
+            _take_file(self.worker.scratch, data, out_path.with_name(out_path.name + ".data"))
         return PassOutcome(out_path, dict(answer["details"]), list(answer["warnings"]), answer["skipped"])
 
 
@@ -292,12 +289,38 @@ def load_source(worker: SourceWorker, framework: Any, path: Path, threads: int, 
                          trust_pickle=trust_pickle, trust_remote_code=trust_remote_code,
                          trust_model_code=trust_model_code)
     info = info_from_dict(answer["info"])
-    if info.hf_dir and worker.scratch.resolve() in Path(info.hf_dir).resolve().parents:
+    hf_dir = Path(info.hf_dir) if info.hf_dir else None
+    if hf_dir is not None and not _inside(worker.scratch, hf_dir):
+        # the user's own HF folder (the source itself); any other folder the worker names is not read
+        info.hf_dir = str(path) if hf_dir.resolve() == path.resolve() else None
+    elif hf_dir is not None:
         copy = worker.workdir / "hf"  # tokenizer files the worker extracted: keep our own copy
-        shutil.copytree(info.hf_dir, copy, dirs_exist_ok=True)
+        copy.mkdir(exist_ok=True)
+        for file in Path(info.hf_dir).iterdir():
+            if file.is_file() and not file.is_symlink():
+                _take_file(worker.scratch, file, copy / file.name, move=False)
         info.hf_dir = str(copy)
     return WorkerSource(worker, path, answer["framework"], answer["kind"], info, answer["versions"],
                         float(answer["load_seconds"]), answer.get("scan") or {}, resolve(framework.hasher))
+
+
+def _inside(folder: Path, path: Path) -> bool:
+    """True when ``path`` (symlinks resolved) lies inside ``folder``."""
+    return folder.resolve() in path.resolve().parents
+
+
+def _take_file(scratch: Path, made: Path, destination: Path, move: bool = True) -> None:
+    """Move (or copy) a regular file the worker made to ``destination``, out of its reach.
+
+    Raises:
+        SourceModelError: ``made`` is not a regular file inside the worker's scratch folder (a
+            symlink, or a path outside: a hostile model must not make optkit read or move the
+            user's files).
+    """
+    if made.is_symlink() or not made.is_file() or not _inside(scratch, made):
+        raise SourceModelError(f"the source model's worker reported a file that is not its own: {made}",
+                               "a hostile or broken model; optkit does not follow it")
+    (shutil.move if move else shutil.copyfile)(str(made), str(destination))
 
 
 class WorkerRunner(Runner):

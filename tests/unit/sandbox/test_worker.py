@@ -115,3 +115,19 @@ def test_cli_refuses_a_hostile_pickle_and_nothing_is_written(tmp_path):
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()[-1]) > 0
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("optkit-")]
     assert done.stdout.strip() == "", "no JSON result for a run that never started"
+
+
+def test_files_the_worker_names_are_taken_only_if_they_are_its_own(tmp_path):
+    from optkit.sandbox.client import _take_file
+
+    scratch, secret = tmp_path / "scratch", tmp_path / "secret.txt"
+    scratch.mkdir()
+    secret.write_text("the user's")
+    (scratch / "link.onnx").symlink_to(secret)
+    for named in (scratch / "link.onnx", secret, scratch / "missing.onnx"):
+        with pytest.raises(SourceModelError, match="not its own"):
+            _take_file(scratch, named, tmp_path / "taken.onnx")
+    assert secret.read_text() == "the user's" and not (tmp_path / "taken.onnx").exists()
+    (scratch / "model.onnx").write_bytes(b"onnx")
+    _take_file(scratch, scratch / "model.onnx", tmp_path / "taken.onnx")
+    assert (tmp_path / "taken.onnx").read_bytes() == b"onnx" and not (scratch / "model.onnx").exists()
