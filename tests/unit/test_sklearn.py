@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import optkit
-from optkit.errors import ExportError, SourceModelError
+from optkit.errors import ExportError, SourceModelError, UnsafeModelError
 from optkit.sources import sklearn_source
 from tests_support import FAST
 
@@ -85,7 +85,7 @@ def test_foreign_types_in_skops_refused(tmp_path):
 
     path = tmp_path / "f.skops"
     sio.dump(FunctionTransformer(func=json.dumps).fit([[0.0]]), path)
-    with pytest.raises(SourceModelError, match="outside scikit-learn"):
+    with pytest.raises(UnsafeModelError, match="json.dumps"):  # a function, not a scikit-learn class
         sklearn_source.load(path, tmp_path)
 
 

@@ -1,14 +1,18 @@
 """TensorFlow / Keras → ONNX with tf2onnx, always through a SavedModel.
 
 Keras 3 breaks ``tf2onnx.convert.from_keras`` (``KeyError: 'keras_tensor_…'``); exporting the Keras
-model as a SavedModel (``model.export``) and converting that works. tf2onnx runs as its documented
-command line (``python -m tf2onnx.convert``) in a child process, with inputs and outputs renamed to
-the source model's names.
+model as a SavedModel (``model.export``) and converting that works. tf2onnx runs its documented
+command line (``tf2onnx.convert``'s ``main``, with inputs and outputs renamed to the source model's
+names) in this process, which is the source's confined worker: a child process would not see its
+own ``/proc/self`` there (only the worker's is granted), and TensorFlow aborts when it cannot read
+``/proc/self/cmdline``.
 """
 
 from __future__ import annotations
 
-import subprocess
+import contextlib
+import io
+import logging
 import sys
 from pathlib import Path
 
@@ -36,14 +40,47 @@ def export(source: TFSource, example: Feeds, config: ExportConfig, out_path: Pat
             raise ExportError(f"Keras could not export a SavedModel: {str(exc).splitlines()[0][:300]}",
                               "check that the model can be called on its inputs") from exc
     info = source.info
-    command = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", str(saved), "--output", str(out_path),
-               "--opset", str(config.opset), "--signature_def", SERVING,
-               "--rename-inputs", ",".join(info.input_names), "--rename-outputs", ",".join(info.output_names)]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0 or not out_path.exists():
-        last = [ln for ln in done.stderr.splitlines() if ln.strip()][-1:] or ["no output"]
-        raise ExportError(f"tf2onnx failed: {last[0][:300]}", "try another --opset; see tf2onnx's supported ops")
+    arguments = ["--saved-model", str(saved), "--output", str(out_path), "--opset", str(config.opset),
+                 "--signature_def", SERVING, "--rename-inputs", ",".join(info.input_names),
+                 "--rename-outputs", ",".join(info.output_names)]
+    failure = _run_tf2onnx(arguments)
+    if failure is not None or not out_path.exists():
+        raise ExportError(f"tf2onnx failed: {(failure or 'no model written')[:300]}",
+                          "try another --opset; see tf2onnx's supported ops")
     model = load_onnx(out_path)
     details = {"exporter": "tf2onnx (SavedModel)", "opset": config.opset, "source_kind": source.kind,
                "nodes": len(model.graph.node)}
     return PassOutcome(out_path, details)
+
+
+def _run_tf2onnx(arguments: list[str]) -> str | None:
+    """Run ``python -m tf2onnx.convert ARGUMENTS`` in this process, its output kept from the
+    terminal; returns None on success, else the error's last line."""
+    from tf2onnx import convert
+
+    saved, sink = sys.argv, io.StringIO()
+    sys.argv = ["tf2onnx.convert", *arguments]
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink), _quiet("tf2onnx"):
+            convert.main()
+    except SystemExit as exc:  # argparse / tf2onnx exit on bad arguments
+        if exc.code:
+            lines = [ln for ln in sink.getvalue().splitlines() if ln.strip()]
+            return lines[-1] if lines else f"exit status {exc.code}"
+    except Exception as exc:  # tf2onnx raises many error types
+        return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0]}"
+    finally:
+        sys.argv = saved
+    return None
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Silence logger ``name`` (tf2onnx logs its progress to stderr) for the block."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
