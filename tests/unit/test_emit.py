@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from optkit.artifact.emit import check_output, publish, staging
@@ -262,3 +264,42 @@ def test_disk_full_while_writing_the_artifact(tiny, tmp_path, monkeypatch, faili
     assert "Traceback" not in result.output
     assert _leftovers(out.parent) == [], "no output folder and no staging folder"
     assert [p.name for p in work.iterdir() if p.name.startswith("optkit-")] == []
+
+
+def test_overwrite_keeps_an_artifact_the_user_changed_or_nested_files_into(tmp_path):
+    """An artifact is replaceable only while it is exactly what optkit wrote: a listed name that is
+    now a folder of the user's files, or a listed file the user edited, makes it the user's."""
+    import json as _json
+
+    from optkit.artifact.emit import not_replaceable
+    from optkit.artifact.manifest import Manifest, file_entries, seal
+
+    def artifact(folder: Path) -> Path:
+        folder.mkdir()
+        (folder / "model.onnx").write_bytes(b"onnx")
+        (folder / "report.md").write_text("# report\n")
+        fields = {name: info.default for name, info in Manifest.model_fields.items() if not info.is_required()}
+        manifest = Manifest(**{**fields, "approved": True, "strict": False, "recipe": {}, "source": {},
+                               "artifact": {}, "environment": {}, "data": {}, "steps": [], "accuracy": {},
+                               "speed": None, "gates": [], "warnings": [],
+                               "files": file_entries(folder, ["model.onnx", "report.md"])})
+        (folder / "manifest.json").write_text(seal(manifest))
+        return folder
+
+    clean = artifact(tmp_path / "clean")
+    assert not_replaceable(clean) is None
+    (clean / "model.sig").write_bytes(b"sig")
+    assert not_replaceable(clean) is None, "its signature belongs to the artifact"
+    edited = artifact(tmp_path / "edited")
+    (edited / "report.md").write_text("# report\nmy notes\n")
+    assert "changed since optkit wrote them (report.md)" in not_replaceable(edited)
+    nested = artifact(tmp_path / "nested")
+    (nested / "report.md").unlink()
+    (nested / "report.md").mkdir()
+    (nested / "report.md" / "mine.txt").write_text("precious")
+    assert "folders or links: report.md" in not_replaceable(nested)
+    linked = artifact(tmp_path / "linked")
+    (linked / "report.md").unlink()
+    (linked / "report.md").symlink_to(tmp_path / "clean" / "report.md")
+    assert "folders or links" in not_replaceable(linked)
+    assert _json.loads((clean / "manifest.json").read_text())["approved"] is True

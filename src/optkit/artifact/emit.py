@@ -15,14 +15,17 @@ import errno
 import json
 import os
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from optkit.errors import OutputError
+from optkit.hashing import sha256_file
 
 MANIFEST = "manifest.json"
+SIGNATURE = "model.sig"  # outside the manifest: it signs it (see optkit.artifact.signing)
 
 
 def resolve_output(output: str | Path) -> Path:
@@ -34,8 +37,10 @@ def resolve_output(output: str | Path) -> Path:
 def not_replaceable(folder: Path) -> str | None:
     """Why ``--overwrite`` must not replace the existing folder ``folder``, or None when it may.
 
-    It may when the folder is empty, or is an optkit artifact: ``manifest.json`` parses as our
-    :class:`~optkit.artifact.manifest.Manifest` and every other entry is a file the manifest lists.
+    It may when the folder is empty, or is an unchanged optkit artifact: ``manifest.json`` parses as
+    our :class:`~optkit.artifact.manifest.Manifest`, and every other entry is a regular file (not a
+    folder, not a symlink) that the manifest lists with the same sha256 and size, or the signature
+    ``model.sig``. A file the user changed after optkit wrote it is the user's, and is kept.
     """
     from pydantic import ValidationError
 
@@ -55,10 +60,25 @@ def not_replaceable(folder: Path) -> str | None:
         manifest = Manifest.model_validate(json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
     except (OSError, UnicodeDecodeError, ValueError, ValidationError):
         return f"holds files that are not an optkit artifact (its {MANIFEST} is not an optkit manifest)"
-    extra = [name for name in entries if name != MANIFEST and name not in manifest.files]
+    extra = [name for name in entries if name not in (MANIFEST, SIGNATURE) and name not in manifest.files]
     if extra:
         return f"holds files that are not an optkit artifact (not in its {MANIFEST}: {_some(extra)})"
+    odd = [name for name in entries if name != MANIFEST and not _regular(folder / name)]
+    if odd:
+        return f"holds entries that are not plain files optkit wrote (folders or links: {_some(odd)})"
+    changed = [name for name, entry in manifest.files.items() if name in entries and
+               ((folder / name).stat().st_size != entry.bytes or sha256_file(folder / name) != entry.sha256)]
+    if changed:
+        return f"holds files changed since optkit wrote them ({_some(sorted(changed))}): they are yours now"
     return None
+
+
+def _regular(path: Path) -> bool:
+    """A regular file, not a symlink (``lstat``)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
 
 
 def _some(names: list[str]) -> str:

@@ -21,13 +21,13 @@ from typing import Any, Literal
 import psutil
 
 from optkit import interrupts
-from optkit.errors import SourceModelError
+from optkit.errors import DataError, SourceModelError
 from optkit.io_spec import ModelInfo, info_from_dict
 from optkit.passes.base import PassOutcome
 from optkit.recipe import ExportConfig
 from optkit.runners.base import Feeds, Runner
 from optkit.sandbox.arrays import ArrayFolder
-from optkit.sandbox.protocol import raise_error, receive, send
+from optkit.sandbox.protocol import RAISABLE, WorkerCallError, raise_error, receive, send
 
 SandboxMode = Literal["auto", "require", "off"]
 
@@ -212,7 +212,12 @@ class SourceWorker:
             pass  # the worker is gone; _read reports how it ended
         answer = self._read()
         if not answer.get("ok"):
-            raise_error(answer.get("error", {}))
+            error = answer.get("error", {})
+            if op == "load" and error.get("type") not in RAISABLE:
+                raise SourceModelError(
+                    f"cannot load {arguments.get('path')}: {error.get('type')}: {str(error.get('message'))[:200]}",
+                    "the file may be truncated, corrupt or saved by an incompatible framework version")
+            raise_error(error)
         return answer
 
 
@@ -304,6 +309,17 @@ def load_source(worker: SourceWorker, framework: Any, path: Path, threads: int, 
                         float(answer["load_seconds"]), answer.get("scan") or {}, resolve(framework.hasher))
 
 
+def _rejected(what: str, feeds: Feeds, exc: WorkerCallError) -> DataError:
+    """The one-line error for ``what`` inputs (validation, benchmark) the source model failed on,
+    naming their shapes."""
+    shapes = ", ".join(f"{name} {tuple(array.shape)} {array.dtype}" for name, array in feeds.items())
+    return DataError(f"the source model rejected the {what} inputs ({shapes}): {exc.type_name}: "
+                     f"{exc.message[:200]}",
+                     "give inputs of the model's rank, dtype and sizes; benchmark shapes come from "
+                     "--batch-sizes and --sequence-lengths (e.g. --sequence-lengths 32 for a model with "
+                     "fewer positions)")
+
+
 def _inside(folder: Path, path: Path) -> bool:
     """True when ``path`` (symlinks resolved) lies inside ``folder``."""
     return folder.resolve() in path.resolve().parents
@@ -339,17 +355,32 @@ class WorkerRunner(Runner):
         return self.infer_many([feeds])[0]
 
     def infer_many(self, batches: list[Feeds]) -> list[Feeds]:
-        """Run several batches in one request; outputs in order."""
+        """Run several batches in one request; outputs in order.
+
+        Raises:
+            DataError: the source model failed on these inputs (named with their shapes).
+        """
         self.activate()
-        answer = self.worker.call("infer", device=self.device, threads=self.threads,
-                                  batches=[self.worker.inputs.write(b) for b in batches])
+        try:
+            answer = self.worker.call("infer", device=self.device, threads=self.threads,
+                                      batches=[self.worker.inputs.write(b) for b in batches])
+        except WorkerCallError as exc:
+            raise _rejected("validation", batches[0], exc) from None
         return [self.worker.outputs.read(names) for names in answer["outputs"]]
 
     def time_calls(self, feeds: Feeds, warmup: int, iterations: int) -> list[float]:
-        """``warmup`` untimed then ``iterations`` timed calls inside the worker; seconds per call."""
+        """``warmup`` untimed then ``iterations`` timed calls inside the worker; seconds per call.
+
+        Raises:
+            DataError: the source model failed at this shape (e.g. a benchmark sequence length
+                longer than the model's position embeddings).
+        """
         self.activate()
-        answer = self.worker.call("time", device=self.device, threads=self.threads,
-                                  feeds=self.worker.inputs.write(feeds), warmup=warmup, iterations=iterations)
+        try:
+            answer = self.worker.call("time", device=self.device, threads=self.threads,
+                                      feeds=self.worker.inputs.write(feeds), warmup=warmup, iterations=iterations)
+        except WorkerCallError as exc:
+            raise _rejected("benchmark", feeds, exc) from None
         return [float(s) for s in answer["seconds"]]
 
     def process_rss_mb(self) -> float:
