@@ -24,7 +24,7 @@ from optkit.errors import DataError, ExportError, GateFailed, OptkitError, PassE
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.paths import require_regular
 from optkit.passes.base import PassContext, PassOutcome
-from optkit.recipe import Recipe, apply_overrides, load_recipe
+from optkit.recipe import FIDELITY_METRICS, Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.sandbox.client import SandboxMode, SourceWorker, WorkerSource, load_source
@@ -90,11 +90,13 @@ class ConvertResult:
 
     @property
     def rejections(self) -> list[str]:
-        """Why the run is not approved: each failed gate's name, and the missing evidence (no
-        accuracy gate evaluated; random inputs under ``strict``). Empty when approved."""
+        """Why the run is not approved: each failed gate's name, and the missing evidence (no gate
+        comparing the artifact with the source evaluated, see
+        :data:`~optkit.recipe.FIDELITY_METRICS`; random inputs under ``strict``). Empty when approved."""
         reasons = [g.name for g in self.failed_gates]
-        if not any(g.kind == "accuracy" and g.status != "skipped" for g in self.gates):
-            reasons.append("no accuracy gate was evaluated (every one was skipped)")
+        if not any(g.kind == "accuracy" and g.status != "skipped" and g.metric in FIDELITY_METRICS for g in self.gates):
+            reasons.append("no gate comparing the artifact with the source model was evaluated (every one was "
+                           "skipped, or none was in the recipe)")
         if self.strict and self.evidence == "random-inputs":
             reasons.append("validated on generated random inputs (--strict needs real data: pass --data)")
         return reasons

@@ -13,7 +13,7 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import Annotated, Any, Callable, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -178,6 +178,14 @@ AccuracyMetric = Literal[
 ]
 
 
+#: metrics that compare the artifact's outputs with the source model's on the same inputs; the
+#: others (``nonfinite_outputs``, ``accuracy_source``, ``accuracy_artifact``) describe one model alone,
+#: so a run is approved only if at least one gate on these was evaluated
+FIDELITY_METRICS = frozenset({"tag_agreement", "label_agreement", "entity_f1_drop", "cosine_min", "cosine_mean",
+                              "pooled_cosine_min", "pooled_cosine_mean", "max_abs_error", "max_rel_error",
+                              "accuracy_drop"}) & frozenset(get_args(AccuracyMetric))
+
+
 class AccuracyGate(StrictModel):
     """A threshold on one accuracy metric (see ``docs/recipes.md`` for each metric's definition).
 
@@ -327,6 +335,11 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
         raise RecipeError(f"{where}: validation.gates is empty: a recipe needs at least one accuracy gate, or "
                           "nothing would check that the artifact computes what the source model computes",
                           "keep the recipe's gates (change a threshold with --set validation.gates.0.min=...)")
+    if not any(g.metric in FIDELITY_METRICS for g in recipe.validation.gates):
+        metrics = ", ".join(g.metric for g in recipe.validation.gates)
+        raise RecipeError(f"{where}: validation.gates ({metrics}) has no gate that compares the artifact with the "
+                          "source model, so nothing would check that the artifact computes what the source computes",
+                          f"add one of {', '.join(sorted(FIDELITY_METRICS))}")
     return recipe
 
 

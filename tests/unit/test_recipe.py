@@ -102,3 +102,11 @@ def test_json_schema_names_passes():
     text = str(schema)
     for name in ("simplify", "fuse", "quantize-dynamic", "fp16"):
         assert name in text
+
+
+@pytest.mark.parametrize("gates", [[{"metric": "nonfinite_outputs", "max": 0}], [{"metric": "accuracy_source", "min": 0}]])
+def test_a_recipe_whose_gates_never_compare_artifact_and_source_is_refused(gates):
+    """Gates on one model alone (NaN count, the source's own accuracy) are no evidence that the
+    artifact computes what the source computes."""
+    with pytest.raises(RecipeError, match="no gate that compares the artifact with the source model"):
+        load_recipe("sklearn-fp32", {"validation.gates": gates})

@@ -142,22 +142,23 @@ def test_attestation_must_agree_with_the_manifest(copy):
     assert verify_artifact(copy).problems == ["attestation disagrees with the manifest: predicate"]
 
 
-@pytest.mark.parametrize("keep", ["none", "speed", "skipped"])
+@pytest.mark.parametrize("keep", ["none", "speed", "skipped", "standalone"])
 def test_strict_rejects_approval_without_an_evaluated_accuracy_gate(copy, keep):
     def edit(data):
         accuracy = [g for g in data["gates"] if g["kind"] == "accuracy"]
         speed = {**accuracy[0], "kind": "speed", "name": "speedup b1 cpu >= 1", "metric": "speedup"}
         skipped = [{**g, "status": "skipped", "value": None} for g in accuracy]
-        data["gates"] = {"none": [], "speed": [speed], "skipped": skipped}[keep]
+        standalone = [{**accuracy[0], "metric": "nonfinite_outputs", "name": "nonfinite_outputs <= 0"}]
+        data["gates"] = {"none": [], "speed": [speed], "skipped": skipped, "standalone": standalone}[keep]
 
     reseal(copy, edit)
     assert verify_artifact(copy).ok  # not strict: approval without an accuracy gate still passes
     problems = verify_artifact(copy, strict=True).problems
-    assert "no accuracy gate was evaluated (every accuracy gate skipped, or none in the recipe)" in problems
+    assert ("no gate comparing the artifact with the source was evaluated (every one skipped, or none in the "
+            "recipe)") in problems
     assert runner.invoke(app, ["verify", str(copy), "--strict"]).exit_code == 1
 
 
-@pytest.mark.skipif("evidence" not in Manifest.model_fields, reason="the manifest has no evidence field yet")
 def test_strict_rejects_random_input_evidence(copy):
     reseal(copy, lambda data: data.update(evidence="random-inputs"))
     assert verify_artifact(copy).ok

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from optkit.artifact.verify import read_manifest
 from optkit.errors import DataError, OutputError, SourceModelError
 from optkit.paths import require_regular
-from optkit.recipe import Recipe
+from optkit.recipe import FIDELITY_METRICS, Recipe
 from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sandbox.client import SandboxMode, SourceWorker, load_source
@@ -64,8 +64,9 @@ class RevalidateResult:
         problems = [f"gate {g.status} on {self.data}: {g.name} (measured "
                     f"{'nothing' if g.value is None else format(g.value, '.6g')}{'; ' + g.reason if g.reason else ''})"
                     for g in self.failed_gates]
-        if not any(g.status != "skipped" for g in self.gates):
-            problems.append(f"no accuracy gate could be evaluated on {self.data}: nothing was validated")
+        if not any(g.status != "skipped" and g.metric in FIDELITY_METRICS for g in self.gates):
+            problems.append(f"no gate comparing the artifact with the source could be evaluated on {self.data}: "
+                            "nothing was validated")
         return problems
 
     @property

@@ -26,6 +26,7 @@ from optkit.artifact.attestation import check_attestation
 from optkit.artifact.manifest import Manifest, digest_ok, sha256_file
 from optkit.artifact.signing import SIGNATURE, SignatureCheck, verify_signature
 from optkit.errors import OutputError
+from optkit.recipe import FIDELITY_METRICS
 
 MANIFEST = "manifest.json"
 
@@ -168,7 +169,9 @@ def _strict_problems(manifest: Manifest) -> list[str]:
     status = manifest.sandbox.get("status", "not recorded")
     if status != "confined":
         problems.append(f"the source model did not run confined when this artifact was made (sandbox: {status})")
-    evaluated = [g for g in manifest.gates if g.get("kind") == "accuracy" and g.get("status") != "skipped"]
+    evaluated = [g for g in manifest.gates if g.get("kind") == "accuracy" and g.get("status") != "skipped"
+                 and g.get("metric") in FIDELITY_METRICS]
     if not evaluated:
-        problems.append("no accuracy gate was evaluated (every accuracy gate skipped, or none in the recipe)")
+        problems.append("no gate comparing the artifact with the source was evaluated (every one skipped, or "
+                        "none in the recipe)")
     return problems
