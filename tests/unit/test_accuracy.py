@@ -107,3 +107,12 @@ def test_speed_gate_on_absent_device_is_skipped_not_faked():
 def test_speed_gate_on_unbenchmarked_shape_fails():
     [result] = evaluate_speed([SpeedGate(batch_size=32, min=1.0)], _speed(4.0, 1.0))
     assert result.status == "failed" and "batch_sizes" in result.reason
+
+
+def test_cosine_of_rows_that_are_zero_on_both_sides_is_one():
+    """An exact export of a ReLU model gives all-zero rows on both sides: identical, cosine 1."""
+    from optkit.validation.accuracy import row_cosine
+
+    s = np.array([[0.0, 0.0], [1.0, 2.0], [0.0, 0.0], [1.0, 0.0]])
+    a = np.array([[0.0, 0.0], [1.0, 2.0], [0.0, 1.0], [np.nan, 0.0]])
+    assert row_cosine(s, a).tolist() == [1.0, pytest.approx(1.0), 0.0, 0.0]

@@ -174,9 +174,20 @@ def _pooled_cosine(s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> np.
     weights = mask.astype(np.float64)[..., None]
     count = np.maximum(weights.sum(1), 1.0)
     ps, pa = (s.astype(np.float64) * weights).sum(1) / count, (a.astype(np.float64) * weights).sum(1) / count
+    return row_cosine(ps, pa)
+
+
+def row_cosine(s: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Cosine similarity of each row (last axis) of ``s`` and ``a`` (float64, shape ``s.shape[:-1]``).
+
+    Two all-zero rows are identical: cosine 1 (a ReLU output that is zero on both sides must not
+    fail a fidelity gate). One zero row against a non-zero one, or a non-finite value: cosine 0.
+    """
+    norms = np.linalg.norm(s, axis=-1) * np.linalg.norm(a, axis=-1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (ps * pa).sum(-1) / (np.linalg.norm(ps, axis=-1) * np.linalg.norm(pa, axis=-1))
-    return np.where(np.isfinite(cos), cos, 0.0)
+        cos = (s * a).sum(-1) / norms
+    both_zero = (np.abs(s).max(-1, initial=0.0) == 0) & (np.abs(a).max(-1, initial=0.0) == 0)
+    return np.where(both_zero, 1.0, np.where(np.isfinite(cos), cos, 0.0))
 
 
 def _compare_one(name: str, s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> OutputComparison:
@@ -188,9 +199,7 @@ def _compare_one(name: str, s: np.ndarray, a: np.ndarray, mask: np.ndarray | Non
     rows_s = s64.reshape(-1, s64.shape[-1]) if s64.ndim >= 2 else s64.reshape(-1, 1)
     rows_a = a64.reshape(rows_s.shape)
     diff = np.abs(rows_a - rows_s)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cos = (rows_a * rows_s).sum(-1) / (np.linalg.norm(rows_a, axis=-1) * np.linalg.norm(rows_s, axis=-1))
-    cos = np.where(np.isfinite(cos), cos, 0.0)
+    cos = row_cosine(rows_s, rows_a)
     agree = float(np.mean(rows_a.argmax(-1) == rows_s.argmax(-1))) if rows_s.shape[-1] > 1 else float("nan")
     finite = np.isfinite(diff)
     diff_f = np.where(finite, diff, np.inf)
