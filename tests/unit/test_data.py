@@ -234,3 +234,25 @@ def test_object_arrays_are_refused_without_unpickling(tmp_path):
     np.savez(path, x=np.array([{"a": 1}, None], dtype=object))
     with pytest.raises(DataError, match="object arrays"):
         load_validation_set(str(path), ModelInfo(input_names=["x"]), 10, 8)
+
+
+def test_float64_values_beyond_float32_range_are_a_data_error(tmp_path):
+    """1e300 is finite in float64 but Inf once the model casts it to float32: named as data, not
+    blamed on the exporter."""
+    path = tmp_path / "big.npz"
+    x = np.ones((4, 3))
+    x[3, 2] = 1e300
+    np.savez(path, X=x)
+    with pytest.raises(DataError, match="input 'X' holds 1 value\\(s\\) beyond float32's range"):
+        load_validation_set(str(path), ModelInfo(input_names=["X"]), 10, 8)
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".conll"])
+def test_a_line_too_long_to_be_an_example_is_a_data_error_read_with_a_bound(tmp_path, suffix):
+    from optkit.validation.data import MAX_LINE_CHARS, read_conll, read_text
+
+    path = tmp_path / f"one-line{suffix}"
+    path.write_text("word " * (MAX_LINE_CHARS // 2) + "\n")
+    reader = read_text if suffix == ".txt" else read_conll
+    with pytest.raises(DataError, match="line 1 is longer than 100,000 characters"):
+        reader(path, 10)

@@ -115,11 +115,26 @@ def load_validation_set(data: str | None, info: ModelInfo, max_samples: int, seq
     return vset
 
 
+#: longest line a data file may hold (characters): one example of text or one CoNLL token; a longer
+#: one is not a text example (a binary or minified file) and would cost memory and time to tokenize
+MAX_LINE_CHARS = 100_000
+
+
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of a UTF-8 text file, read lazily; DataError when unreadable."""
+    """``(line number, line)`` of a UTF-8 text file, read lazily, each line read with a bound.
+
+    Raises:
+        DataError: unreadable, not UTF-8, or a line longer than :data:`MAX_LINE_CHARS`.
+    """
     try:
         with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
+            number = 0
+            while line := handle.readline(MAX_LINE_CHARS + 1):
+                number += 1
+                if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
+                    raise DataError(f"{path} line {number} is longer than {MAX_LINE_CHARS:,} characters: not one "
+                                    "text example or CoNLL token", "pass one example per line (.txt) or "
+                                    "token<TAB>tag lines (.conll)")
                 yield number, line.rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
@@ -323,10 +338,12 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
 
 def check_finite(path: Path, name: str, array: np.ndarray) -> None:
     """Refuse NaN or infinite values in a floating-point input array (they make every comparison
-    meaningless: the source and the artifact both give NaN, and the gates would measure nothing).
+    meaningless: the source and the artifact both give NaN, and the gates would measure nothing),
+    and float64 values beyond float32's range (the models run in float32, where they become Inf).
 
     Raises:
-        DataError: ``input '<name>' holds <n> NaN/Inf values``, naming the file.
+        DataError: ``input '<name>' holds <n> NaN/Inf values`` or values beyond float32's range,
+            naming the file.
     """
     if array.dtype.kind not in "fc":
         return
@@ -334,6 +351,13 @@ def check_finite(path: Path, name: str, array: np.ndarray) -> None:
     if bad:
         raise DataError(f"input '{name}' holds {bad} NaN/Inf values ({path})",
                         "replace or drop the samples with NaN/Inf before validating")
+    limit = float(np.finfo(np.float32).max)
+    if array.dtype.itemsize > 4 and array.dtype.kind == "f":
+        huge = int(np.count_nonzero(np.abs(array) > limit))
+        if huge:
+            raise DataError(f"input '{name}' holds {huge} value(s) beyond float32's range (|x| > {limit:.3g}), "
+                            f"which become Inf in the model ({path})",
+                            "rescale or drop those samples before validating")
 
 
 def check_against_spec(path: Path, array: np.ndarray, spec: TensorSpec) -> None:
