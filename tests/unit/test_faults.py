@@ -64,6 +64,9 @@ def test_nested_output_on_a_read_only_mount_is_exit_2_one_line(tiny, tmp_path, m
                                            (["convert"], "Missing argument 'source'"),
                                            (["convert", "m.pt", "--max-samples", "many"], "'--max-samples'"),
                                            (["recipes", "show"], "Missing argument 'name'"),
+                                           (["convert", "m.pt", "--threads", "0"], "'--threads'"),
+                                           (["convert", "m.pt", "--max-samples", "0"], "'--max-samples'"),
+                                           (["convert", "m.pt", "--opset", "999"], "'--opset'"),
                                            (["frobnicate"], "No such command 'frobnicate'")])
 def test_usage_errors_are_one_line_exit_2(capsys, argv, problem):
     with pytest.raises(SystemExit) as exit_:

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Iterator, Optional
 
 import typer
-from rich.console import Console
 
 from optkit.cli.errors import guarded
-from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, parse_sets
+from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, parse_sets, stderr_console
 from optkit.cli.render import Progress, render_result
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
@@ -41,11 +40,11 @@ def convert_command(
     recipe: str = RecipeOpt,
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),
-    opset: Optional[int] = typer.Option(None, "--opset", help="override export.opset"),
+    opset: Optional[int] = typer.Option(None, "--opset", min=9, max=21, help="override export.opset (9-21)"),
     batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
     sequence_lengths: Optional[str] = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
-    threads: Optional[int] = typer.Option(None, "--threads", help="override benchmark.threads (both runners)"),
-    max_samples: Optional[int] = typer.Option(None, "--max-samples", help="override validation.max_samples"),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="override benchmark.threads (both runners)"),
+    max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="override validation.max_samples"),
     calibration_data: Optional[str] = typer.Option(None, "--calibration-data",
                                                    help="calibration data for quantize-static passes (.npz)"),
     search_budget: Optional[float] = typer.Option(None, "--search-budget", min=0.001,
@@ -73,7 +72,7 @@ def convert_command(
     Exit codes: 0 approved, 1 a gate failed, 2 bad input or usage, 3 internal error, 130/143/129 stopped by
     SIGINT/SIGTERM/SIGHUP.
     """
-    console = Console(stderr=True)
+    console = stderr_console()
 
     def run() -> int:
         from optkit.pipeline import convert

@@ -6,8 +6,16 @@ from typing import Any
 
 import typer
 import yaml
+from rich.console import Console
 
 from optkit.errors import RecipeError
+
+def stderr_console() -> Console:
+    """The console commands print progress and verdicts to: stderr (stdout stays for ``--json``),
+    with long lines kept whole (``soft_wrap``): in CI, where stderr is no terminal, rich would
+    otherwise wrap every message at 80 columns and split one-line errors and warnings."""
+    return Console(stderr=True, soft_wrap=True)
+
 
 RecipeOpt = typer.Option("fp32", "--recipe", "-r", help="built-in recipe name or path to a recipe .yaml")
 JsonOpt = typer.Option(False, "--json", help="print the result as JSON on stdout (progress goes to stderr)")

@@ -9,10 +9,9 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
 from optkit.cli.errors import guarded
-from optkit.cli.options import JsonOpt
+from optkit.cli.options import JsonOpt, stderr_console
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
 
@@ -45,7 +44,7 @@ def verify_command(
     Exit codes: 0 verified, 1 a file or gate does not check out, 2 bad input, 3 internal error, 130/143/129 stopped by
     SIGINT/SIGTERM/SIGHUP.
     """
-    console = Console(stderr=True)
+    console = stderr_console()
 
     def run() -> int:
         from optkit.artifact.verify import verify_artifact
