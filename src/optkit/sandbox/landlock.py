@@ -142,13 +142,14 @@ def default_paths(model_paths: Iterable[Path], scratch: Path) -> tuple[list[Path
     them), the optkit package itself (an editable install is not on ``sys.path``), the system
     folders ``/usr /lib /lib64 /bin /sbin /etc /sys /dev /opt`` that exist, ``/proc`` without other
     processes' folders (the worker keeps its own ``/proc/self``; its children see only the system
-    entries), and the model paths (for a file: the file and its folder, where Paddle params and
-    ONNX external data lie).
+    entries), and the model paths exactly as given (a file grants only itself, never its folder:
+    pass :func:`optkit.sandbox.read_paths.model_read_paths` of the model, which adds its companion
+    files and ONNX external data).
     Writable: ``scratch``, ``/dev/null``, ``/dev/zero`` and ``/dev/shm`` (multiprocessing, torch).
     Not the user's home (run the worker with ``HOME=scratch``) nor ``/tmp`` (``TMPDIR=scratch``).
 
     Args:
-        model_paths: the model files or folders the worker must read.
+        model_paths: the model files or folders the worker must read (each granted as is).
         scratch: the worker's private writable folder.
 
     Returns:
@@ -165,9 +166,7 @@ def default_paths(model_paths: Iterable[Path], scratch: Path) -> tuple[list[Path
     read += [Path(p) for p in ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/sys", "/dev", "/opt")
              if Path(p).exists()]
     read += _proc_entries()
-    for model in model_paths:
-        model = Path(model).resolve()
-        read += [model, model.parent] if model.is_file() else [model]
+    read += [Path(model).resolve() for model in model_paths]
     writable = [Path(scratch).resolve()] + [Path(p) for p in ("/dev/null", "/dev/zero", "/dev/shm") if Path(p).exists()]
     return list(dict.fromkeys(read)), list(dict.fromkeys(writable))
 

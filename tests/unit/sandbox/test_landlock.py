@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from optkit.sandbox.landlock import Confinement, abi_version, default_paths
+from optkit.sandbox.read_paths import model_read_paths
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 
@@ -212,9 +213,10 @@ import onnxruntime as ort
 session = ort.InferenceSession(args["models"][0], providers=["CPUExecutionProvider"])
 out["y"] = session.run(None, {"x": np.array([-1.0, 2.0], dtype=np.float32)})[0].tolist()
 """
-    got = run_child(code, tmp_path / "scratch", models=[model_dir / "m.onnx"])
+    got = run_child(code, tmp_path / "scratch", models=model_read_paths(model_dir / "m.onnx"))
     assert got["y"] == [0.0, 2.0]
-    assert str(model_dir) in got["confinement"]["read_only"]
+    assert str((model_dir / "m.onnx").resolve()) in got["confinement"]["read_only"]
+    assert str(model_dir.resolve()) not in got["confinement"]["read_only"]  # the file, not its folder
 
 
 @needs_landlock
@@ -246,7 +248,7 @@ def test_default_paths_leave_out_home_and_tmp(tmp_path):
     model.parent.mkdir()
     model.write_bytes(b"")
     read, write = default_paths([model], tmp_path / "scratch")
-    assert model.resolve() in read and model.parent.resolve() in read
+    assert model.resolve() in read and model.parent.resolve() not in read  # a file grants only itself
     assert Path.home().resolve() not in read and Path("/tmp") not in read and Path("/") not in read
     assert not any(p.name.isdigit() and p.parent == Path("/proc") for p in read)
     assert write[0] == (tmp_path / "scratch").resolve() and Path("/dev/null") in write
