@@ -30,6 +30,7 @@ from pathlib import Path
 
 from optkit.errors import SandboxUnavailable
 from optkit.sandbox import mounts, network
+from optkit.sandbox.seccomp import SocketFilter
 
 SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
 CREATE_RULESET_VERSION = 1 << 0
@@ -113,6 +114,10 @@ class Confinement:
         writable: the paths given every right.
         private_shm: ``/dev/shm`` is a private tmpfs of the worker (see :mod:`optkit.sandbox.mounts`),
             so what it writes there never reaches the host.
+        sockets: ``"blocked"`` when the seccomp filter of :mod:`optkit.sandbox.seccomp` is in force
+            (``socket(2)`` denied for every family, so no pathname unix socket such as
+            ``/var/run/docker.sock`` is reachable), ``"not-blocked"`` otherwise (no libseccomp, not
+            Linux, ``block_network=False``).
     """
 
     abi: int
@@ -122,6 +127,7 @@ class Confinement:
     read_only: tuple[str, ...]
     writable: tuple[str, ...]
     private_shm: bool = False
+    sockets: str = "not-blocked"
 
     def to_dict(self) -> dict:
         """A JSON-serialisable dict (tuples become lists)."""
@@ -136,13 +142,14 @@ def default_paths(model_paths: Iterable[Path], scratch: Path) -> tuple[list[Path
     them), the optkit package itself (an editable install is not on ``sys.path``), the system
     folders ``/usr /lib /lib64 /bin /sbin /etc /sys /dev /opt`` that exist, ``/proc`` without other
     processes' folders (the worker keeps its own ``/proc/self``; its children see only the system
-    entries), and the model paths (for a file: the file and its folder, where Paddle params and
-    ONNX external data lie).
+    entries), and the model paths exactly as given (a file grants only itself, never its folder:
+    pass :func:`optkit.sandbox.read_paths.model_read_paths` of the model, which adds its companion
+    files and ONNX external data).
     Writable: ``scratch``, ``/dev/null``, ``/dev/zero`` and ``/dev/shm`` (multiprocessing, torch).
     Not the user's home (run the worker with ``HOME=scratch``) nor ``/tmp`` (``TMPDIR=scratch``).
 
     Args:
-        model_paths: the model files or folders the worker must read.
+        model_paths: the model files or folders the worker must read (each granted as is).
         scratch: the worker's private writable folder.
 
     Returns:
@@ -159,9 +166,7 @@ def default_paths(model_paths: Iterable[Path], scratch: Path) -> tuple[list[Path
     read += [Path(p) for p in ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/sys", "/dev", "/opt")
              if Path(p).exists()]
     read += _proc_entries()
-    for model in model_paths:
-        model = Path(model).resolve()
-        read += [model, model.parent] if model.is_file() else [model]
+    read += [Path(model).resolve() for model in model_paths]
     writable = [Path(scratch).resolve()] + [Path(p) for p in ("/dev/null", "/dev/zero", "/dev/shm") if Path(p).exists()]
     return list(dict.fromkeys(read)), list(dict.fromkeys(writable))
 
@@ -237,7 +242,10 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
     (a file gets only file rights; missing paths are skipped); with ``block_network`` and ABI >= 4,
     TCP bind+connect handled with no rule (denied); ABI >= 6, abstract unix sockets and signals
     scoped to the domain. Landlock also denies ptrace attach (``/proc/PID/mem``) of processes
-    outside the domain, and mount changes.
+    outside the domain, and mount changes. Then, with ``block_network``, the seccomp filter of
+    :mod:`optkit.sandbox.seccomp` (best effort: ``socket(2)`` fails with ``EACCES`` for every
+    family, ``socketpair(2)`` stays for ``AF_UNIX`` streams, io_uring off); without libseccomp the
+    record says ``sockets="not-blocked"`` and pathname unix sockets stay reachable.
 
     Call it before any thread starts (before importing numpy/torch): ``landlock_restrict_self``
     confines only the calling thread (and its later children), so a process with several threads
@@ -246,7 +254,8 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
     Args:
         read_only: files/folders to read and execute.
         writable: files/folders with every right (create, write, delete beneath them).
-        block_network: deny TCP through Landlock and enter a new network namespace.
+        block_network: deny TCP through Landlock, enter a new network namespace and deny
+            socket creation through seccomp.
 
     Returns:
         the :class:`Confinement` applied.
@@ -265,6 +274,8 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
                                  "call confine() before importing numpy/torch or starting threads")
     netns = network.enter_new_netns() if block_network else False
     shm = mounts.private_dev_shm()  # before Landlock, which denies mount changes
+    # Built (libseccomp loaded) before Landlock; loaded after it, once the mandatory part holds.
+    sockets = SocketFilter() if block_network else None
     handled_net = NET_BIND_TCP | NET_CONNECT_TCP if block_network and abi >= 4 else 0
     scoped = SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
     attr = _RulesetAttr(handled_access_fs=_handled_fs(abi), handled_access_net=handled_net, scoped=scoped)
@@ -283,11 +294,12 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
     if result < 0:
         raise SandboxUnavailable(f"landlock_restrict_self failed: {os.strerror(-result)}",
                                  "report this as an optkit bug")
+    blocked = sockets is not None and sockets.load()
     tcp = "landlock-tcp" if handled_net else ""
     net = "+".join(part for part in (tcp, "netns" if netns else "") if part) or "none"
     scopes = ("abstract-unix-socket", "signal") if scoped else ()
     return Confinement(abi=abi, filesystem=True, network=net, scopes=scopes, read_only=ro, writable=rw,
-                       private_shm=shm)
+                       private_shm=shm, sockets="blocked" if blocked else "not-blocked")
 
 
 def die_with_parent() -> None:

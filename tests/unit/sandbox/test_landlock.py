@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from optkit.sandbox.landlock import Confinement, abi_version, default_paths
+from optkit.sandbox.read_paths import model_read_paths
 
 SRC = Path(__file__).resolve().parents[3] / "src"
 
@@ -147,7 +148,7 @@ def test_network_is_blocked_and_the_record_says_how(tmp_path, tcp_listener):
     assert got["tcp_before"] == ["ok", "connected"] and got["udp_before"][0] == "ok"  # the controls
     assert got["tcp_after"][0] != "ok"
     assert conf["network"] in ("landlock-tcp+netns", "landlock-tcp", "netns")
-    if "netns" in conf["network"]:
+    if "netns" in conf["network"] or conf["sockets"] == "blocked":
         assert got["udp_after"][0] != "ok"
     else:
         assert conf["network"] == "landlock-tcp" and got["udp_after"][0] == "ok"
@@ -162,13 +163,15 @@ def test_landlock_alone_blocks_tcp_but_not_udp(tmp_path, tcp_listener):
     if abi_version() < 4:
         pytest.skip("Landlock TCP rules need ABI 4 (Linux 6.7)")
     abstract = f"\0optkit-test-{uuid.uuid4().hex}"  # abstract sockets are per netns: keep the host's netns
-    code = "import optkit.sandbox.network as network\nnetwork.enter_new_netns = lambda: False\n" + NETWORK + """
+    code = ("import optkit.sandbox.network as network\nnetwork.enter_new_netns = lambda: False\n"
+            "import optkit.sandbox.seccomp as seccomp\nseccomp._bindings = lambda: None\n"  # no socket filter
+            + NETWORK + """
 def unix_connect():
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.connect(args["abstract"])
         return "connected"
 attempt("unix_after", unix_connect)
-"""
+""")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
         server.bind(abstract)
         server.listen(8)
@@ -176,6 +179,7 @@ attempt("unix_after", unix_connect)
             control.connect(abstract)  # the listener works unconfined
         got = run_child(code, tmp_path / "scratch", port=tcp_listener, udp_port=_udp_port(), abstract=abstract)
     assert got["confinement"]["network"] == "landlock-tcp"
+    assert got["confinement"]["sockets"] == "not-blocked"  # and confine() still worked without it
     if abi_version() >= 6:
         assert got["unix_after"][0] == "PermissionError"
     assert got["tcp_before"] == ["ok", "connected"]
@@ -187,7 +191,7 @@ attempt("unix_after", unix_connect)
 def test_block_network_false_leaves_the_network_alone(tmp_path, tcp_listener):
     got = run_child(NETWORK, tmp_path / "scratch", port=tcp_listener,
                     udp_port=_udp_port(), block_network=False)
-    assert got["confinement"]["network"] == "none"
+    assert got["confinement"]["network"] == "none" and got["confinement"]["sockets"] == "not-blocked"
     assert got["tcp_after"] == ["ok", "connected"]
 
 
@@ -209,9 +213,10 @@ import onnxruntime as ort
 session = ort.InferenceSession(args["models"][0], providers=["CPUExecutionProvider"])
 out["y"] = session.run(None, {"x": np.array([-1.0, 2.0], dtype=np.float32)})[0].tolist()
 """
-    got = run_child(code, tmp_path / "scratch", models=[model_dir / "m.onnx"])
+    got = run_child(code, tmp_path / "scratch", models=model_read_paths(model_dir / "m.onnx"))
     assert got["y"] == [0.0, 2.0]
-    assert str(model_dir) in got["confinement"]["read_only"]
+    assert str((model_dir / "m.onnx").resolve()) in got["confinement"]["read_only"]
+    assert str(model_dir.resolve()) not in got["confinement"]["read_only"]  # the file, not its folder
 
 
 @needs_landlock
@@ -243,7 +248,7 @@ def test_default_paths_leave_out_home_and_tmp(tmp_path):
     model.parent.mkdir()
     model.write_bytes(b"")
     read, write = default_paths([model], tmp_path / "scratch")
-    assert model.resolve() in read and model.parent.resolve() in read
+    assert model.resolve() in read and model.parent.resolve() not in read  # a file grants only itself
     assert Path.home().resolve() not in read and Path("/tmp") not in read and Path("/") not in read
     assert not any(p.name.isdigit() and p.parent == Path("/proc") for p in read)
     assert write[0] == (tmp_path / "scratch").resolve() and Path("/dev/null") in write
@@ -254,7 +259,10 @@ def test_confinement_to_dict_is_json_serialisable():
                        read_only=("/usr",), writable=("/scratch",))
     assert json.loads(json.dumps(conf.to_dict())) == {
         "abi": 7, "filesystem": True, "network": "landlock-tcp+netns", "scopes": ["abstract-unix-socket", "signal"],
-        "read_only": ["/usr"], "writable": ["/scratch"], "private_shm": False}
+        "read_only": ["/usr"], "writable": ["/scratch"], "private_shm": False, "sockets": "not-blocked"}
+    blocked = Confinement(abi=7, filesystem=True, network="netns", scopes=(), read_only=(), writable=(),
+                          private_shm=True, sockets="blocked")
+    assert json.loads(json.dumps(blocked.to_dict()))["sockets"] == "blocked"
 
 
 def test_die_with_parent_kills_the_child_when_its_parent_exits(tmp_path):
