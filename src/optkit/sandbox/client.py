@@ -83,7 +83,9 @@ class SourceWorker:
         self.log_path = workdir / "worker.log"
         self.inputs = ArrayFolder(self.scratch / "io", "in")
         self.outputs = ArrayFolder(self.scratch / "io", "out")
-        self.sandbox = self._start([p.resolve() for p in read_paths])
+        from optkit.sandbox.read_paths import model_read_paths  # here: it imports onnx, whose threads Landlock refuses
+
+        self.sandbox = self._start(list(dict.fromkeys(q for p in read_paths for q in model_read_paths(p))))
 
     # lifecycle -------------------------------------------------------------------------------
     def _start(self, read_paths: list[Path]) -> SandboxRecord:
