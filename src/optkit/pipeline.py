@@ -23,7 +23,7 @@ from optkit.artifact.signing import check_sign_key, sign_artifact
 from optkit.errors import DataError, ExportError, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.paths import require_regular
-from optkit.passes.base import PassContext, PassOutcome
+from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.results import ConvertResult, Event, StepRecord

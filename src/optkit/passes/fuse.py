@@ -13,7 +13,7 @@ from pathlib import Path
 
 from optkit.errors import PassError
 from optkit.onnx_io import weights_bytes
-from optkit.passes.base import PassContext, PassOutcome
+from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import FusePass
 
 ATTENTION_OPS = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention")

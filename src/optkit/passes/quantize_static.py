@@ -17,7 +17,7 @@ import numpy as np
 
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, op_counts
-from optkit.passes.base import PassContext, PassOutcome
+from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import QuantizeStaticPass
 from optkit.runners.base import Feeds
 
