@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from optkit import __version__, interrupts
+from optkit import interrupts
 from optkit.artifact.attestation import write_attestation
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
@@ -39,6 +39,7 @@ from optkit.validation.speed import (
     benchmark,
     size_on_disk_mb,
 )
+from optkit.version import __version__
 
 
 def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Path | None = None, *,
