@@ -12,11 +12,11 @@ tells it to assume float for such tensors.
 from __future__ import annotations
 
 import errno
-import logging
 from pathlib import Path
 
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, op_counts
+from optkit.quiet_logs import quiet_logs
 
 QUANTIZED_OP_PREFIXES = ("MatMulInteger", "DynamicQuantize", "QAttention", "ConvInteger", "QGemm",
                          "MatMulIntegerToFloat", "QEmbedLayerNormalization", "DynamicQuantizeLSTM")
@@ -25,6 +25,8 @@ QUANTIZED_OP_PREFIXES = ("MatMulInteger", "DynamicQuantize", "QAttention", "Conv
 def quantize(model_path: Path, out: Path, weight_type: str, per_channel: bool, reduce_range: bool,
              op_types: list[str] | None, nodes_to_exclude: list[str]) -> dict[str, int]:
     """Write the dynamically quantized ``model_path`` to ``out``.
+
+    The quantizer's advice (logged through the root logger) is silenced for the call only.
 
     Returns:
         ``{quantized op type: count}`` in the output (e.g. ``{"QAttention": 6, "MatMulInteger": 37}``).
@@ -36,18 +38,18 @@ def quantize(model_path: Path, out: Path, weight_type: str, per_channel: bool, r
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
     try:
-        quantize_dynamic(
-            str(model_path), str(out),
-            op_types_to_quantize=op_types,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            weight_type={"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[weight_type],
-            nodes_to_exclude=nodes_to_exclude or None,
-            use_external_data_format=model_path.with_suffix(".onnx.data").exists(),
-            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
-        )
+        with quiet_logs():  # the quantizer logs advice through the root logger
+            quantize_dynamic(
+                str(model_path), str(out),
+                op_types_to_quantize=op_types,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                weight_type={"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}[weight_type],
+                nodes_to_exclude=nodes_to_exclude or None,
+                use_external_data_format=model_path.with_suffix(".onnx.data").exists(),
+                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+            )
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise  # a full disk is reported as such by the CLI (exit 2), not as a quantizer problem
