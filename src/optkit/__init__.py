@@ -9,7 +9,7 @@ Python API::
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from optkit.version import __version__
 
 
 def convert(*args, **kwargs):

@@ -10,22 +10,23 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from optkit import __version__, interrupts
+from optkit import interrupts
 from optkit.artifact.attestation import write_attestation
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
 from optkit.artifact.signing import check_sign_key, sign_artifact
-from optkit.errors import DataError, ExportError, GateFailed, OptkitError, PassError, SourceModelError
+from optkit.errors import DataError, ExportError, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.paths import require_regular
-from optkit.passes.base import PassContext, PassOutcome
-from optkit.recipe import FIDELITY_METRICS, Recipe, apply_overrides, load_recipe
+from optkit.pass_context import PassContext, PassOutcome
+from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
+from optkit.results import ConvertResult, Event, StepRecord
 from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.sandbox.client import SandboxMode, SourceWorker, WorkerSource, load_source
 from optkit.search.evaluator import CandidateEvaluator
@@ -38,79 +39,7 @@ from optkit.validation.speed import (
     benchmark,
     size_on_disk_mb,
 )
-
-Event = Callable[[str, Any], None]
-
-
-@dataclass
-class StepRecord:
-    """One pipeline step (load, export, a pass, validation, benchmark) with its wall time (s)."""
-
-    name: str
-    seconds: float
-    details: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    skipped: str | None = None
-
-
-@dataclass
-class ConvertResult:
-    """Everything a conversion measured and decided.
-
-    Attributes:
-        approved: True when every gate passed (and, with ``strict``, none was skipped).
-        output_dir: the emitted artifact folder, or None when not approved.
-        gates: every gate's verdict (all are evaluated).
-        accuracy / speed: measured figures (speed is None if the run stopped before it).
-        manifest: the manifest as a dict (also written to ``manifest.json`` when approved).
-        evidence: ``"real-data"`` or ``"random-inputs"`` (validated on generated inputs; ``strict``
-            rejects it).
-        sandbox: how the source model was confined (``status`` ``confined`` / ``unavailable`` / ``off``).
-    """
-
-    approved: bool
-    strict: bool
-    recipe: Recipe
-    source: dict[str, Any]
-    data: dict[str, Any]
-    steps: list[StepRecord]
-    accuracy: AccuracyReport
-    speed: SpeedReport | None
-    gates: list[gate_eval.GateResult]
-    warnings: list[str]
-    output_dir: Path | None = None
-    manifest: dict[str, Any] = field(default_factory=dict)
-    evidence: str = "real-data"
-    sandbox: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed_gates(self) -> list[gate_eval.GateResult]:
-        """Gates that failed, plus skipped ones when ``strict``."""
-        return [g for g in self.gates if g.status == "failed" or (self.strict and g.status == "skipped")]
-
-    @property
-    def rejections(self) -> list[str]:
-        """Why the run is not approved: each failed gate's name, and the missing evidence (no gate
-        comparing the artifact with the source evaluated, see
-        :data:`~optkit.recipe.FIDELITY_METRICS`; random inputs under ``strict``). Empty when approved."""
-        reasons = [g.name for g in self.failed_gates]
-        if not any(g.kind == "accuracy" and g.status != "skipped" and g.metric in FIDELITY_METRICS for g in self.gates):
-            reasons.append("no gate comparing the artifact with the source model was evaluated (every one was "
-                           "skipped, or none was in the recipe)")
-        if self.strict and self.evidence == "random-inputs":
-            reasons.append("validated on generated random inputs (--strict needs real data: pass --data)")
-        return reasons
-
-    def raise_for_status(self) -> None:
-        """Raise :class:`~optkit.errors.GateFailed` unless approved."""
-        if not self.approved:
-            raise GateFailed(f"not approved: {'; '.join(self.rejections)}", "see the report's gate table",
-                             result=self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (the ``--json`` output)."""
-        return {"approved": self.approved, "output_dir": str(self.output_dir) if self.output_dir else None,
-                **self.manifest}
+from optkit.version import __version__
 
 
 def convert(source: str | Path, recipe: str | Recipe = "fp32", output: str | Path | None = None, *,
@@ -451,4 +380,4 @@ def _search_summary(step: StepRecord) -> dict[str, Any]:
             "elapsed_s": search["elapsed_s"]}
 
 
-__all__ = ["ConvertResult", "StepRecord", "convert"]
+__all__ = ["ConvertResult", "Event", "StepRecord", "convert"]

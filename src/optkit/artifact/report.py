@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from optkit.pipeline import ConvertResult
+    from optkit.results import ConvertResult
 
 STATUS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 

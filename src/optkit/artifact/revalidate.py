@@ -144,8 +144,9 @@ def _compare(folder: Path, data: str, worker: SourceWorker, framework, src_path:
         art_runner.activate()
     except Exception as exc:  # onnxruntime raises its own exception types
         return RevalidateResult(data, vset.size, None, [], strict, str(exc).splitlines()[0][:300])
-    src_runner = src.runner(threads)
-    src_out = concat_outputs(src_runner.infer_many(batches))
-    art_out = concat_outputs([art_runner.infer(b) for b in batches])
+    with art_runner:  # already active; released when both models have run (or one fails)
+        src_runner = src.runner(threads)
+        src_out = concat_outputs(src_runner.infer_many(batches))
+        art_out = concat_outputs([art_runner.infer(b) for b in batches])
     accuracy = compare(src_out, art_out, vset, src.info)
     return RevalidateResult(data, vset.size, accuracy, evaluate_accuracy(cfg.gates, accuracy), strict)

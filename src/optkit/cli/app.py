@@ -8,10 +8,10 @@ from typing import Sequence
 
 import typer
 
-from optkit import __version__
 from optkit.cli import recipes
 from optkit.cli.convert import convert_command
 from optkit.cli.verify import verify_command
+from optkit.version import __version__
 
 app = typer.Typer(name="optkit", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Convert a trained model to an approved ONNX artifact, validated against its source.")

@@ -16,7 +16,7 @@ import numpy as np
 
 from optkit.errors import ExportError, missing_dependency
 from optkit.onnx_io import save_onnx
-from optkit.passes.base import PassOutcome
+from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
 from optkit.runners.base import Feeds
 from optkit.sources.sklearn_source import SklearnSource

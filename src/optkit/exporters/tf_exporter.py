@@ -18,7 +18,7 @@ from pathlib import Path
 
 from optkit.errors import ExportError
 from optkit.onnx_io import load_onnx
-from optkit.passes.base import PassOutcome
+from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
 from optkit.runners.base import Feeds
 from optkit.sources.tf_source import SERVING, TFSource

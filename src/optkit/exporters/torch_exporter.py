@@ -20,7 +20,7 @@ import numpy as np
 
 from optkit.errors import ExportError
 from optkit.onnx_io import load_onnx, save_onnx
-from optkit.passes.base import PassOutcome
+from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
 from optkit.runners.base import Feeds
 from optkit.sources.torch_source import TorchSource

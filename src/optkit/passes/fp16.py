@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from optkit.onnx_io import load_onnx, name_nodes, op_counts, save_onnx
-from optkit.passes.base import PassContext, PassOutcome
+from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import Fp16Pass
 from optkit.search.fp16_guard import convert_guarded
 

@@ -8,12 +8,12 @@ fusion that brings most of the speed (e.g. exports with SDPA attention never mat
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from optkit.errors import PassError
 from optkit.onnx_io import weights_bytes
-from optkit.passes.base import PassContext, PassOutcome
+from optkit.pass_context import PassContext, PassOutcome
+from optkit.quiet_logs import quiet_logs
 from optkit.recipe import FusePass
 
 ATTENTION_OPS = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention")
@@ -35,14 +35,15 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
     ort_type = model_type if model_type in optimizer.MODEL_TYPES else "bert"
     heads = config.num_heads or info.num_heads
     hidden = config.hidden_size or info.hidden_size
-    logging.getLogger("onnxruntime.transformers").setLevel(logging.ERROR)
     try:
-        fused = optimizer.optimize_model(str(model_path), model_type=ort_type, num_heads=heads,
-                                         hidden_size=hidden, opt_level=config.opt_level, use_gpu=False)
+        with quiet_logs("onnxruntime.transformers"):
+            fused = optimizer.optimize_model(str(model_path), model_type=ort_type, num_heads=heads,
+                                             hidden_size=hidden, opt_level=config.opt_level, use_gpu=False)
     except Exception as exc:  # the optimizer raises assorted errors on unexpected graphs
         raise PassError(f"ORT transformer optimizer failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
                         "remove the fuse pass, or set fuse.model_type/num_heads/hidden_size") from exc
-    stats = {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}
+    with quiet_logs("onnxruntime.transformers"):  # it logs the statistics at INFO
+        stats = {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}
     details = {"model_type": ort_type, "num_heads": heads, "hidden_size": hidden, "fusions": stats}
     warnings = []
     attention = sum(stats.get(op, 0) for op in ATTENTION_OPS)
@@ -55,5 +56,6 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
         warnings.append(message)
     out = ctx.output_path("fuse")
     # save_model_to_file (not onnx.save) also adds the com.microsoft opset import the fused ops need
-    fused.save_model_to_file(str(out), use_external_data_format=weights_bytes(fused.model) > ctx.external_threshold_mb * 1e6)
+    with quiet_logs("onnxruntime.transformers"):
+        fused.save_model_to_file(str(out), use_external_data_format=weights_bytes(fused.model) > ctx.external_threshold_mb * 1e6)
     return PassOutcome(out, details, warnings)

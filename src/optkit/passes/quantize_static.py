@@ -10,14 +10,14 @@ validation inputs and says so, because accuracy figures are then optimistic.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, op_counts
-from optkit.passes.base import PassContext, PassOutcome
+from optkit.pass_context import PassContext, PassOutcome
+from optkit.quiet_logs import quiet_logs
 from optkit.recipe import QuantizeStaticPass
 from optkit.runners.base import Feeds
 
@@ -78,17 +78,17 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
     types = {i.name: ORT_DTYPES.get(i.type) for i in session.get_inputs()}
     out = ctx.output_path("quantize-static")
     qtype = {"qint8": QuantType.QInt8, "quint8": QuantType.QUInt8}
-    logging.getLogger().setLevel(logging.ERROR)
     try:
-        quantize_static(
-            str(pre), str(out), _reader(calib, types, 16),
-            quant_format={"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}[config.quant_format],
-            op_types_to_quantize=config.op_types, per_channel=config.per_channel,
-            activation_type=qtype[config.activation_type], weight_type=qtype[config.weight_type],
-            nodes_to_exclude=config.nodes_to_exclude or None,
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                              "percentile": CalibrationMethod.Percentile}[config.calibrate_method],
-        )
+        with quiet_logs():  # the quantizer logs advice through the root logger
+            quantize_static(
+                str(pre), str(out), _reader(calib, types, 16),
+                quant_format={"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}[config.quant_format],
+                op_types_to_quantize=config.op_types, per_channel=config.per_channel,
+                activation_type=qtype[config.activation_type], weight_type=qtype[config.weight_type],
+                nodes_to_exclude=config.nodes_to_exclude or None,
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                  "percentile": CalibrationMethod.Percentile}[config.calibrate_method],
+            )
     except Exception as exc:
         raise PassError(f"static quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
                         "try quantize-static.op_types: [Conv, MatMul] or exclude the failing node") from exc

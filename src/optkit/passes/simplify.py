@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from optkit.onnx_io import load_onnx, save_onnx
-from optkit.passes.base import PassContext, PassOutcome
+from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import SimplifyPass
 
 

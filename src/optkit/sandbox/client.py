@@ -23,7 +23,7 @@ import psutil
 from optkit import interrupts
 from optkit.errors import DataError, SourceModelError
 from optkit.io_spec import ModelInfo, info_from_dict
-from optkit.passes.base import PassOutcome
+from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
 from optkit.runners.base import Feeds, Runner
 from optkit.sandbox.arrays import ArrayFolder

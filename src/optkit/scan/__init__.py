@@ -58,7 +58,7 @@ def _scan_torch(path: Path, report: ScanReport, trust_remote_code: bool) -> None
 def _torch_kind(file: Path) -> str:
     """``torch_format.sniff``'s kind, or ``"pickle"`` for a file it does not recognise."""
     from optkit.errors import SourceModelError
-    from optkit.sources.torch_format import sniff
+    from optkit.formats.torch_format import sniff
 
     try:
         return sniff(file)
@@ -95,7 +95,7 @@ def _scan_sklearn(path: Path, report: ScanReport) -> None:
 
 def _scan_paddle(path: Path, report: ScanReport) -> None:
     from optkit.scan.paddle_ops import scan_paddle
-    from optkit.sources.paddle_source import program_files
+    from optkit.formats.paddle_format import program_files
 
     program = program_files(path)[0]
     report.checked.append(str(program))

@@ -3,6 +3,7 @@ outputs, same accuracy gates; plus its p50 latency at the recipe's gated shape."
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +76,11 @@ class CandidateEvaluator:
 
     def score(self, model_path: Path) -> Score:
         """Score ``model_path`` (an ``.onnx`` file). ONNX Runtime errors propagate to the caller."""
-        runner = OrtRunner(model_path, self.threads)
-        outputs = concat_outputs([runner.infer(b) for b in self.vset.batches(self.batch_size)])
-        accuracy = compare(self.reference, outputs, self.vset, self.info)
-        gates = evaluate_accuracy(self.gates, accuracy)
-        times = time_runner(runner, self.latency_feeds, self.warmup, self.iterations)
-        runner.deactivate()
+        with OrtRunner(model_path, self.threads) as runner:
+            outputs = concat_outputs([runner.infer(b) for b in self.vset.batches(self.batch_size)])
+            accuracy = compare(self.reference, outputs, self.vset, self.info)
+            gates = evaluate_accuracy(self.gates, accuracy)
+            times = time_runner(runner, self.latency_feeds, self.warmup, self.iterations)
         stats = LatencyStats.from_seconds(times, 1)
         margin = min((gate_margin(g) for g in gates), default=float("inf"))
         return Score(accuracy, gates, all(g.status != "failed" for g in gates), margin, stats.p50_ms, stats.min_ms)
@@ -91,13 +91,14 @@ class CandidateEvaluator:
         does not decide the ranking."""
         runners = [OrtRunner(path, self.threads) for path in model_paths]
         best = [float("inf")] * len(runners)
-        for number in range(rounds):
-            order = list(range(len(runners)))
-            order = order[number % len(order):] + order[:number % len(order)]
-            for index in order:
-                times = time_runner(runners[index], self.latency_feeds, self.warmup if number == 0 else 1,
-                                    self.iterations)
-                best[index] = min(best[index], min(times) * 1e3)
-        for runner in runners:
-            runner.deactivate()
+        with contextlib.ExitStack() as release:  # each session is created at its first timing, as before
+            for runner in runners:
+                release.callback(runner.deactivate)
+            for number in range(rounds):
+                order = list(range(len(runners)))
+                order = order[number % len(order):] + order[:number % len(order)]
+                for index in order:
+                    times = time_runner(runners[index], self.latency_feeds, self.warmup if number == 0 else 1,
+                                        self.iterations)
+                    best[index] = min(best[index], min(times) * 1e3)
         return best

@@ -23,7 +23,7 @@ import numpy as np
 import onnx
 
 from optkit.errors import PassError
-from optkit.passes.base import PassContext
+from optkit.pass_context import PassContext
 from optkit.recipe import Fp16Pass
 from optkit.search.probe import run_probe, with_outputs
 

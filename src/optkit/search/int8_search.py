@@ -32,10 +32,10 @@ from pathlib import Path
 from optkit import interrupts
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, name_nodes, save_onnx
-from optkit.passes.base import PassContext, PassOutcome
-from optkit.passes.quantize_dynamic import quantize
+from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import QuantizeDynamicPass
 from optkit.search.candidates import Candidate
+from optkit.search.ort_quantize import quantize
 from optkit.search.sensitivity import exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.speed import size_on_disk_mb
 

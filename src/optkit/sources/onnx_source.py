@@ -19,7 +19,7 @@ from optkit.io_spec import Dim, ModelInfo, TensorSpec
 from optkit.runners.base import Runner
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sources.base import SourceModel
-from optkit.sources.onnx_format import content_kind, looks_like_onnx, read_head
+from optkit.formats.onnx_format import content_kind, looks_like_onnx, read_head
 
 
 class OnnxSource(SourceModel):

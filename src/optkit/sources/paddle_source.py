@@ -17,29 +17,8 @@ from optkit.errors import SourceModelError, missing_dependency
 from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds, Runner
 from optkit.hashing import hash_path
+from optkit.formats.paddle_format import program_files
 from optkit.sources.base import SourceModel
-
-PROGRAM_SUFFIXES = (".pdmodel", ".json")
-
-
-def program_files(path: Path) -> tuple[Path, Path]:
-    """(program file, params file) for a ``.pdmodel``/``.json`` path or a folder holding one pair.
-
-    Raises:
-        SourceModelError: no program, or no ``.pdiparams`` beside it.
-    """
-    if path.is_dir():
-        programs = sorted(p for p in path.iterdir() if p.suffix in PROGRAM_SUFFIXES and p.with_suffix(".pdiparams").exists())
-        if len(programs) != 1:
-            raise SourceModelError(f"{path} must hold exactly one Paddle program with its .pdiparams",
-                                   "pass the .pdmodel or .json file itself")
-        path = programs[0]
-    params = path.with_suffix(".pdiparams")
-    if not params.is_file():
-        raise SourceModelError(f"{path} has no parameters file {params.name} beside it",
-                               "keep the files paddle.jit.save wrote together")
-    return path, params
-
 
 class PaddleSource(SourceModel):
     """A ``paddle.jit.save`` program with its parameters."""

@@ -20,7 +20,7 @@ from optkit.errors import SourceModelError, missing_dependency
 from optkit.io_spec import ModelInfo, default_dynamic_axes, token_input_specs
 from optkit.runners.base import Runner
 from optkit.sources.base import SourceModel
-from optkit.sources.torch_format import embedded_model_info, read_embedded, sniff
+from optkit.formats.torch_format import embedded_model_info, read_embedded, sniff
 
 HF_TASKS = {
     "ForTokenClassification": "token-classification",
