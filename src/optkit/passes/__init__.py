@@ -1,6 +1,6 @@
 """ONNX → ONNX passes. Each ``optkit.passes.<name>`` module holds one pass: its typed config (a
 pydantic model whose ``type`` literal is the pass name) and ``run(model_path, config, context) ->
-PassOutcome``. The pass modules import their heavy libraries (onnx, onnxruntime, onnxsim) inside
+PassOutcome``. The pass modules (and ``optkit.onnx_io``) import onnx, onnxruntime and onnxsim inside
 ``run``, so importing this catalog stays cheap.
 
 :data:`PASS_CLASSES` is the one list of passes: the recipe's ``passes`` union (:data:`PassConfig`),

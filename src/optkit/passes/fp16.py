@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from optkit.onnx_io import load_onnx, name_nodes, op_counts, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.strict import StrictModel
 
@@ -46,8 +47,6 @@ def run(model_path: Path, config: Fp16Pass, ctx: PassContext) -> PassOutcome:
         PassError: the converter fails, or the model cannot be run to check for overflow.
     """
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST
-
-    from optkit.onnx_io import load_onnx, name_nodes, op_counts, save_onnx
     from optkit.search.fp16_guard import convert_guarded
 
     model = load_onnx(model_path)

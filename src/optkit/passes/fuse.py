@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import Field
 
 from optkit.errors import PassError
+from optkit.onnx_io import weights_bytes
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.strict import StrictModel
 
@@ -45,8 +46,6 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
         PassError: the optimizer fails, or ``require_attention`` and no Attention was fused.
     """
     from onnxruntime.transformers import optimizer
-
-    from optkit.onnx_io import weights_bytes
 
     info = ctx.info
     model_type = info.model_type if config.model_type == "auto" else config.model_type

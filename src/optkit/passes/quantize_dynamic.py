@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field
 
 from optkit.errors import PassError
+from optkit.onnx_io import load_onnx, op_counts
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.strict import StrictModel
 
@@ -85,8 +86,6 @@ def quantize(model_path: Path, out: Path, weight_type: str, per_channel: bool, r
     """
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from optkit.onnx_io import load_onnx, op_counts
 
     logging.getLogger().setLevel(logging.ERROR)  # the quantizer logs advice through the root logger
     try:

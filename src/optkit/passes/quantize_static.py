@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 
 from optkit.errors import PassError
+from optkit.onnx_io import load_onnx, op_counts
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.strict import StrictModel
 
@@ -71,8 +72,6 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from optkit.onnx_io import load_onnx, op_counts
     from optkit.runners.ort_runner import ORT_DTYPES
 
     warnings = []

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
 from optkit.strict import StrictModel
 
@@ -33,8 +34,6 @@ class SimplifyPass(StrictModel):
 def run(model_path: Path, config: SimplifyPass, ctx: PassContext) -> PassOutcome:
     """Run ``onnxsim.simplify``; returns the simplified model or the unchanged input (``skipped``)."""
     import onnxsim
-
-    from optkit.onnx_io import load_onnx, save_onnx
 
     model = load_onnx(model_path)
     before = len(model.graph.node)
