@@ -4,10 +4,8 @@ serialized message at 2 GB; see onnx docs "External Data")."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import onnx
+import onnx
 
 
 def weights_bytes(model: onnx.ModelProto) -> int:
@@ -29,8 +27,6 @@ def save_onnx(model: onnx.ModelProto, path: Path, external_threshold_mb: float =
     Returns:
         The files written (the ``.onnx`` and, if used, its external data file).
     """
-    import onnx
-
     external = weights_bytes(model) > external_threshold_mb * 1e6
     data_name = path.name + ".data"
     if external:
@@ -43,8 +39,6 @@ def save_onnx(model: onnx.ModelProto, path: Path, external_threshold_mb: float =
 
 def load_onnx(path: Path) -> onnx.ModelProto:
     """Load a model and its external data (if any)."""
-    import onnx
-
     return onnx.load(str(path), load_external_data=True)
 
 

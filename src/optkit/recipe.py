@@ -19,7 +19,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from optkit.errors import RecipeError, UsageError
-from optkit.passes import (  # re-exported: ``from optkit.recipe import FusePass`` keeps working
+from optkit.pass_configs import (  # re-exported: ``from optkit.recipe import FusePass`` keeps working
     PASS_CONFIGS,
     PASS_TYPES,
     Fp16Pass,
@@ -61,8 +61,8 @@ class ExportConfig(StrictModel):
 
 
 # --------------------------------------------------------------------------- passes
-# Each pass's config lives beside its ``run`` in ``optkit/passes/<name>.py``; the catalog
-# (``optkit.passes``) derives the union, the names and the registry from one list.
+# Each pass's config is ``optkit/pass_configs/<name>.py`` (its run: ``optkit/passes/<name>.py``); the
+# catalog (``optkit.pass_configs``) derives the union, the names and the registry from one list.
 
 # --------------------------------------------------------------------------- gates
 AccuracyMetric = Literal[

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from optkit.errors import SourceModelError
-from optkit.passes import PASS_RUNNERS
+from optkit.pass_configs import PASS_RUNNERS
 
 
 @dataclass(frozen=True)
@@ -83,8 +83,8 @@ FRAMEWORKS: dict[str, Framework] = {
                          "optkit.exporters.sklearn_exporter:export"),
 }
 
-# Pass name → "module:run", derived from the pass catalog (each pass module's config class names
-# its pass; importing the catalog imports no onnx/onnxruntime).
+# Pass name → "optkit.passes.<module>:run", derived from the pass catalog (each config class names its
+# pass; the catalog imports no pass code, onnx or onnxruntime).
 PASSES: dict[str, str] = dict(PASS_RUNNERS)
 
 

@@ -12,39 +12,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+import numpy as np
 
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, op_counts
 from optkit.passes.base import PassContext, PassOutcome
-from optkit.strict import StrictModel
-
-if TYPE_CHECKING:
-    from optkit.runners.base import Feeds
-
-
-class QuantizeStaticPass(StrictModel):
-    """Static int8 quantization with calibration (``onnxruntime.quantization.quantize_static``)."""
-
-    type: Literal["quantize-static"] = Field(description="selects this pass: static int8 quantization")
-    calibration_data: str | None = Field(
-        None, description=".npz/.conll/.txt; null = validation data (warned); --calibration-data overrides")
-    calibration_samples: int = Field(200, ge=1, description="calibration examples used (the first ones)")
-    calibrate_method: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="how activation ranges are computed from the calibration data")
-    quant_format: Literal["qdq", "qoperator"] = Field(
-        "qdq", description="qdq: QuantizeLinear/DequantizeLinear around float ops; qoperator: quantized ops")
-    per_channel: bool = Field(True, description="one weight scale per output channel")
-    activation_type: Literal["quint8", "qint8"] = Field("quint8", description="int8 activation type")
-    weight_type: Literal["qint8", "quint8"] = Field("qint8", description="int8 weight type")
-    op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
-    nodes_to_exclude: list[str] = Field(default_factory=list, description="node names kept in float32")
+from optkit.recipe import QuantizeStaticPass
+from optkit.runners.base import Feeds
 
 
 def _reader(feeds: Feeds, input_types: dict[str, type], batch: int):
-    import numpy as np
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
@@ -72,6 +50,7 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
         quantize_static,
     )
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
     from optkit.runners.ort_runner import ORT_DTYPES
 
     warnings = []

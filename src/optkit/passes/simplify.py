@@ -7,28 +7,10 @@ simplification is an optimisation, never a reason to lose a working model.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
-from pydantic import Field
 
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.passes.base import PassContext, PassOutcome
-from optkit.strict import StrictModel
-
-
-class SimplifyPass(StrictModel):
-    """onnxsim (constant folding, shape inference, graph optimizers). If onnxsim fails, the model
-    is kept unchanged and the reason is recorded in the report."""
-
-    type: Literal["simplify"] = Field(description="selects this pass: onnxsim simplification")
-    perform_optimization: bool = Field(
-        True,
-        description="run onnxsim's graph optimizers; transformer recipes turn them off because "
-        "MatMul+Add→Gemm rewrites hide the patterns ORT's attention fusion matches",
-    )
-    skipped_optimizers: list[str] = Field(
-        default_factory=list, description="names of onnxoptimizer passes onnxsim skips "
-        "(e.g. fuse_matmul_add_bias_into_gemm); [] = run them all")
+from optkit.recipe import SimplifyPass
 
 
 def run(model_path: Path, config: SimplifyPass, ctx: PassContext) -> PassOutcome:
