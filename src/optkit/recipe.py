@@ -13,27 +13,35 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union, get_args
+from typing import Any, Callable, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from optkit.errors import RecipeError, UsageError
+from optkit.pass_configs import (  # re-exported: ``from optkit.recipe import FusePass`` keeps working
+    PASS_CONFIGS,
+    PASS_TYPES,
+    Fp16Pass,
+    FusePass,
+    Int8SearchSpace,
+    PassConfig,
+    QuantizeDynamicPass,
+    QuantizeStaticPass,
+    SimplifyPass,
+)
+from optkit.strict import StrictModel
 
 BUILTIN_PACKAGE = "optkit.builtin_recipes"
-
-
-class StrictModel(BaseModel):
-    """Base for every recipe section: unknown keys are errors, values are not coerced silently."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 # --------------------------------------------------------------------------- source & export
 class SourceConfig(StrictModel):
     """Which framework loads the source model. ``auto`` detects it from the file or folder."""
 
-    framework: Literal["auto", "torch", "tensorflow", "paddle", "sklearn", "onnx"] = "auto"
+    framework: Literal["auto", "torch", "tensorflow", "paddle", "sklearn", "onnx"] = Field(
+        "auto", description="framework that loads the source model; 'auto' = detected from the file or "
+        "folder; --framework overrides")
 
 
 class ExportConfig(StrictModel):
@@ -45,121 +53,16 @@ class ExportConfig(StrictModel):
     "succeeds with a warning" but computes something else never reaches the later passes.
     """
 
-    opset: int = Field(17, ge=9, le=21, description="ONNX opset version of the default domain")
-    dynamic_axes: bool = Field(True, description="export batch and sequence axes as dynamic")
-    check_atol: float = Field(1e-3, gt=0)
-    check_rtol: float = Field(1e-3, ge=0)
+    opset: int = Field(17, ge=9, le=21, description="ONNX opset version of the default domain; --opset overrides")
+    dynamic_axes: bool = Field(True, description="export batch (axis 0) and sequence (axis 1) axes as dynamic")
+    check_atol: float = Field(1e-3, gt=0, description="absolute tolerance of the post-export check "
+                              "(ONNX vs source on the first validation batch)")
+    check_rtol: float = Field(1e-3, ge=0, description="relative tolerance of the post-export check")
 
 
 # --------------------------------------------------------------------------- passes
-class SimplifyPass(StrictModel):
-    """onnxsim (constant folding, shape inference, graph optimizers). If onnxsim fails, the model
-    is kept unchanged and the reason is recorded in the report."""
-
-    type: Literal["simplify"]
-    perform_optimization: bool = Field(
-        True,
-        description="run onnxsim's graph optimizers; transformer recipes turn them off because "
-        "MatMul+Add→Gemm rewrites hide the patterns ORT's attention fusion matches",
-    )
-    skipped_optimizers: list[str] = Field(default_factory=list)
-
-
-class FusePass(StrictModel):
-    """ONNX Runtime transformer fusions (``onnxruntime.transformers.optimizer.optimize_model``).
-
-    ``model_type``, ``num_heads`` and ``hidden_size`` default to the source model's config.
-    """
-
-    type: Literal["fuse"]
-    model_type: str = Field("auto", description="'auto' (from the model config) or e.g. 'bert'")
-    num_heads: int = Field(0, ge=0, description="0 = from the model config")
-    hidden_size: int = Field(0, ge=0, description="0 = from the model config")
-    opt_level: int = Field(0, ge=0, le=99, description="ORT graph optimization level applied too")
-    require_attention: bool = Field(
-        False, description="fail (instead of warn) when a transformer gets 0 Attention fusions"
-    )
-
-
-class Int8SearchSpace(StrictModel):
-    """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
-
-    Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
-    ORT default op types. Only when none of them passes: stage 2 (``op_type_subsets``) leaves out
-    one quantizable op type at a time from the most accurate stage-1 setting, and stage 3
-    (``node_fallback``) keeps its most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates
-    hold. The fastest passing candidate wins.
-    """
-
-    weight_types: list[Literal["qint8", "quint8"]] = Field(default_factory=lambda: ["qint8", "quint8"], min_length=1)
-    per_channel: list[bool] = Field(default_factory=lambda: [True, False], min_length=1)
-    reduce_range: list[bool] = Field(default_factory=lambda: [False, True], min_length=1)
-    op_type_subsets: bool = Field(True, description="also try leaving out each quantizable op type")
-    node_fallback: bool = Field(True, description="keep the most sensitive nodes in fp32 when nothing passes")
-    allow_fp32: bool = Field(
-        False, description="accept a model with every node kept in fp32 when no int8 candidate passes")
-    sensitivity_samples: int = Field(16, ge=1, description="validation samples used to rank node sensitivity")
-    latency_tolerance: float = Field(
-        0.05, ge=0, le=1, description="candidates within this fraction of the fastest count as equally fast; "
-        "the earliest in search order wins (keeps the choice deterministic despite timing noise)")
-
-
-class QuantizeDynamicPass(StrictModel):
-    """Dynamic int8 quantization (``onnxruntime.quantization.quantize_dynamic``): weights are
-    quantized offline, activations at run time. Works on fused models (com.microsoft ops).
-
-    With ``search: accuracy-aware`` the settings below are ignored: optkit searches
-    ``search_space`` for the fastest candidate that meets the recipe's accuracy gates.
-    """
-
-    type: Literal["quantize-dynamic"]
-    weight_type: Literal["qint8", "quint8"] = "qint8"
-    per_channel: bool = Field(True, description="one scale per output channel (more accurate)")
-    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI overflow")
-    op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
-    nodes_to_exclude: list[str] = Field(default_factory=list)
-    search: Literal["off", "accuracy-aware"] = Field(
-        "off", description="'accuracy-aware': search settings and fp32 fallback nodes against the accuracy gates")
-    search_space: Int8SearchSpace = Field(default_factory=Int8SearchSpace)
-    search_budget_s: float = Field(900.0, gt=0, description="wall-time budget of the search, seconds")
-
-
-class QuantizeStaticPass(StrictModel):
-    """Static int8 quantization with calibration (``onnxruntime.quantization.quantize_static``)."""
-
-    type: Literal["quantize-static"]
-    calibration_data: str | None = Field(None, description=".npz/.conll/.txt; null = validation data (warned)")
-    calibration_samples: int = Field(200, ge=1)
-    calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
-    quant_format: Literal["qdq", "qoperator"] = "qdq"
-    per_channel: bool = True
-    activation_type: Literal["quint8", "qint8"] = "quint8"
-    weight_type: Literal["qint8", "quint8"] = "qint8"
-    op_types: list[str] | None = None
-    nodes_to_exclude: list[str] = Field(default_factory=list)
-
-
-class Fp16Pass(StrictModel):
-    """float32 → float16 conversion (``onnxruntime.transformers.float16``)."""
-
-    type: Literal["fp16"]
-    keep_io_types: bool = Field(True, description="keep float32 model inputs and outputs")
-    op_block_list: list[str] | None = Field(
-        None, description="op types kept in float32; null = onnxruntime's default list"
-    )
-    node_block_list: list[str] = Field(default_factory=list)
-    auto_block: bool = Field(
-        True, description="run the fp16 model on validation data; nodes that overflow fp16 (|x| > 65504) or "
-        "produce NaN/Inf are added to node_block_list and the conversion is retried")
-    max_block_rounds: int = Field(10, ge=1, description="conversion retries of auto_block")
-    search_budget_s: float = Field(900.0, gt=0, description="wall-time budget of auto_block, seconds")
-    check_samples: int = Field(64, ge=1, description="validation samples auto_block runs")
-
-
-PassConfig = Annotated[
-    Union[SimplifyPass, FusePass, QuantizeDynamicPass, QuantizeStaticPass, Fp16Pass], Field(discriminator="type")
-]
-PASS_TYPES = ("simplify", "fuse", "quantize-dynamic", "quantize-static", "fp16")
+# Each pass's config is ``optkit/pass_configs/<name>.py`` (its run: ``optkit/passes/<name>.py``); the
+# catalog (``optkit.pass_configs``) derives the union, the names and the registry from one list.
 
 # --------------------------------------------------------------------------- gates
 AccuracyMetric = Literal[
@@ -192,9 +95,9 @@ class AccuracyGate(StrictModel):
     Exactly one of ``min``/``max``: the gate passes when ``value >= min`` or ``value <= max``.
     """
 
-    metric: AccuracyMetric
-    min: float | None = None
-    max: float | None = None
+    metric: AccuracyMetric = Field(description="accuracy metric (definitions: docs/recipes.md, Accuracy metrics)")
+    min: float | None = Field(None, description="the gate passes when metric >= min (set min or max)")
+    max: float | None = Field(None, description="the gate passes when metric <= max (set min or max)")
 
     @model_validator(mode="after")
     def _one_bound(self) -> "AccuracyGate":
@@ -210,11 +113,13 @@ class SpeedGate(StrictModel):
     CPU-only machine) is reported ``skipped`` with the reason, never faked.
     """
 
-    metric: Literal["speedup"] = "speedup"
-    batch_size: int = Field(1, ge=1)
-    sequence_length: int | None = Field(None, ge=1, description="null = the first benchmarked")
-    min: float = Field(gt=0)
-    device: Literal["cpu", "cuda"] = "cpu"
+    metric: Literal["speedup"] = Field("speedup", description="source p50 latency / artifact p50 latency")
+    batch_size: int = Field(1, ge=1, description="batch size the speed-up is read at (one of benchmark.batch_sizes)")
+    sequence_length: int | None = Field(
+        None, ge=1, description="tokens; null = the first of benchmark.sequence_lengths")
+    min: float = Field(gt=0, description="minimum speed-up (×) for the gate to pass")
+    device: Literal["cpu", "cuda"] = Field(
+        "cpu", description="where the speed-up is measured; absent device = gate skipped (reported)")
 
 
 class ValidationConfig(StrictModel):
@@ -225,43 +130,52 @@ class ValidationConfig(StrictModel):
     says so in the report; gates that need labels are then skipped.
     """
 
-    data: str | None = None
-    max_samples: int = Field(512, ge=1)
-    batch_size: int = Field(32, ge=1)
+    data: str | None = Field(None, description=".conll/.txt/.npz validation data; null = random inputs "
+                             "(warned, label gates skipped); --data overrides")
+    max_samples: int = Field(512, ge=1, description="validation examples used (the first ones); "
+                             "--max-samples overrides")
+    batch_size: int = Field(32, ge=1, description="examples per validation batch")
     sequence_length: int = Field(128, ge=2, description="tokens; longer examples are truncated")
-    gates: list[AccuracyGate] = Field(default_factory=list)
+    gates: list[AccuracyGate] = Field(
+        default_factory=list, description="accuracy gates, all must pass; a recipe needs at least one")
 
 
 class BenchmarkConfig(StrictModel):
     """Side-by-side latency of source and artifact: same inputs, same threads, warm-up, medians."""
 
-    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8], min_length=1)
-    sequence_lengths: list[int] = Field(default_factory=lambda: [128], min_length=1)
-    warmup: int = Field(5, ge=0)
-    iterations: int = Field(20, ge=3)
-    threads: int = Field(2, ge=1, description="intra-op threads for both source and artifact")
-    gates: list[SpeedGate] = Field(default_factory=list)
+    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8], min_length=1,
+                                   description="batch sizes timed; --batch-sizes overrides")
+    sequence_lengths: list[int] = Field(default_factory=lambda: [128], min_length=1,
+                                        description="sequence lengths (tokens) timed; --sequence-lengths overrides")
+    warmup: int = Field(5, ge=0, description="untimed calls per shape and model before timing")
+    iterations: int = Field(20, ge=3, description="timed calls per shape and model; the median (p50, ms) is compared")
+    threads: int = Field(2, ge=1, description="intra-op threads for both source and artifact; --threads overrides")
+    gates: list[SpeedGate] = Field(default_factory=list, description="speed gates; none = speed is reported, not gated")
 
 
 class ArtifactConfig(StrictModel):
     """How the approved artifact is written."""
 
     external_data_threshold_mb: float = Field(
-        1800.0, gt=0, description="weights go to model.onnx.data above this size (protobuf: 2 GB)"
+        1800.0, gt=0, description="MB (10^6 bytes): weights go to model.onnx.data above this size "
+        "(protobuf caps a message at 2 GB)"
     )
 
 
 class Recipe(StrictModel):
     """A complete conversion: source → export → passes → validation → benchmark → artifact."""
 
-    name: str
-    description: str = ""
-    source: SourceConfig = Field(default_factory=SourceConfig)
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    passes: list[PassConfig] = Field(default_factory=list)
-    validation: ValidationConfig = Field(default_factory=ValidationConfig)
-    benchmark: BenchmarkConfig = Field(default_factory=BenchmarkConfig)
-    artifact: ArtifactConfig = Field(default_factory=ArtifactConfig)
+    name: str = Field(description="recipe name, recorded in the report and manifest")
+    description: str = Field("", description="free text, shown by `optkit recipes list`")
+    source: SourceConfig = Field(default_factory=SourceConfig, description="how the source model is loaded")
+    export: ExportConfig = Field(default_factory=ExportConfig, description="framework → ONNX export")
+    passes: list[PassConfig] = Field(
+        default_factory=list, description="ONNX → ONNX passes, run in order; each one's `type` picks the pass")
+    validation: ValidationConfig = Field(
+        default_factory=ValidationConfig, description="accuracy of the final model against the source framework")
+    benchmark: BenchmarkConfig = Field(
+        default_factory=BenchmarkConfig, description="latency of source and artifact side by side")
+    artifact: ArtifactConfig = Field(default_factory=ArtifactConfig, description="how the artifact is written")
 
     def sha256(self) -> str:
         """sha256 (hex) of the resolved recipe as canonical JSON (sorted keys)."""
@@ -424,12 +338,10 @@ def _line_of(node: Any, loc: tuple) -> int | None:
 
 def _fields_at(loc: tuple) -> list[str] | None:
     """Valid keys of the model that owns the last element of ``loc`` (None if unknown)."""
-    pass_models = {"simplify": SimplifyPass, "fuse": FusePass, "quantize-dynamic": QuantizeDynamicPass,
-                   "quantize-static": QuantizeStaticPass, "fp16": Fp16Pass}
     model: Any = Recipe
     for part in loc[:-1]:
-        if part in pass_models:
-            model = pass_models[part]
+        if part in PASS_CONFIGS:
+            model = PASS_CONFIGS[part]
         elif not isinstance(part, int):
             field = getattr(model, "model_fields", {}).get(part)
             model = _model_in(field.annotation) if field else None

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from optkit.errors import SourceModelError
+from optkit.pass_configs import PASS_RUNNERS
 
 
 @dataclass(frozen=True)
@@ -82,13 +83,9 @@ FRAMEWORKS: dict[str, Framework] = {
                          "optkit.exporters.sklearn_exporter:export"),
 }
 
-PASSES: dict[str, str] = {
-    "simplify": "optkit.passes.simplify:run",
-    "fuse": "optkit.passes.fuse:run",
-    "quantize-dynamic": "optkit.passes.quantize_dynamic:run",
-    "quantize-static": "optkit.passes.quantize_static:run",
-    "fp16": "optkit.passes.fp16:run",
-}
+# Pass name → "optkit.passes.<module>:run", derived from the pass catalog (each config class names its
+# pass; the catalog imports no pass code, onnx or onnxruntime).
+PASSES: dict[str, str] = dict(PASS_RUNNERS)
 
 
 def resolve(target: str) -> Callable[..., Any]:

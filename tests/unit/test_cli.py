@@ -118,3 +118,20 @@ def test_files_whose_extension_lies_exit_2_one_line(tmp_path):
         assert result.returncode == 2 and last.startswith("source model error: ") and message in last, result.stderr
         assert "Traceback" not in result.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_recipes_doc_prints_and_updates_the_field_tables(tmp_path):
+    from optkit.recipe_doc import BEGIN, END
+
+    printed = runner.invoke(app, ["recipes", "doc"])
+    assert printed.exit_code == 0 and "### `QuantizeDynamicPass`" in printed.output
+    page = tmp_path / "recipes.md"
+    page.write_text(f"# Recipes\n{BEGIN}\nstale\n{END}\nend\n")
+    updated = runner.invoke(app, ["recipes", "doc", "--update", str(page)])
+    assert updated.exit_code == 0
+    text = page.read_text()
+    assert "stale" not in text and "| `search_budget_s` |" in text and text.endswith(f"{END}\nend\n")
+    unmarked = tmp_path / "plain.md"
+    unmarked.write_text("# no markers\n")
+    refused = runner.invoke(app, ["recipes", "doc", "--update", str(unmarked)])
+    assert refused.exit_code == 2 and unmarked.read_text() == "# no markers\n"

@@ -1,8 +1,10 @@
-"""``optkit recipes list|show|schema``."""
+"""``optkit recipes list|show|schema|doc``."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -10,7 +12,7 @@ from rich.table import Table
 
 from optkit.cli.errors import guarded
 
-app = typer.Typer(help="Built-in recipes: list them, show one, or print the recipe JSON schema.",
+app = typer.Typer(help="Built-in recipes: list them, show one, or print the recipe JSON schema or field tables.",
                   no_args_is_help=True)
 
 
@@ -50,3 +52,27 @@ def schema_command() -> None:
     from optkit.recipe import Recipe
 
     typer.echo(json.dumps(Recipe.model_json_schema(), indent=2))
+
+
+@app.command("doc")
+def doc_command(update: Optional[Path] = typer.Option(
+        None, "--update", help="rewrite the generated block of this Markdown file (docs/recipes.md) "
+        "instead of printing")) -> None:
+    """Print the recipe field tables (Markdown, from the JSON schema), or update a docs file."""
+    from optkit.errors import UsageError
+    from optkit.recipe_doc import field_tables, replace_generated
+
+    def run() -> None:
+        tables = field_tables()
+        if update is None:
+            typer.echo(tables.rstrip())
+            return
+        try:
+            text = replace_generated(update.read_text(encoding="utf-8"), tables)
+        except ValueError as exc:
+            raise UsageError(f"cannot update {update}: {exc}",
+                             "pass a Markdown file with the generated-block markers") from exc
+        update.write_text(text, encoding="utf-8")  # an OSError is reported by guarded (exit 2)
+        typer.echo(f"updated {update}")
+
+    guarded(run)

@@ -1,0 +1,60 @@
+"""The recipe config of the ``quantize-dynamic`` pass (its ``run`` is :mod:`optkit.passes.quantize_dynamic`)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from optkit.strict import StrictModel
+
+
+class Int8SearchSpace(StrictModel):
+    """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
+
+    Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
+    ORT default op types. Only when none of them passes: stage 2 (``op_type_subsets``) leaves out
+    one quantizable op type at a time from the most accurate stage-1 setting, and stage 3
+    (``node_fallback``) keeps its most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates
+    hold. The fastest passing candidate wins.
+    """
+
+    weight_types: list[Literal["qint8", "quint8"]] = Field(
+        default_factory=lambda: ["qint8", "quint8"], min_length=1, description="stage 1: weight types tried")
+    per_channel: list[bool] = Field(
+        default_factory=lambda: [True, False], min_length=1, description="stage 1: per_channel settings tried")
+    reduce_range: list[bool] = Field(
+        default_factory=lambda: [False, True], min_length=1, description="stage 1: reduce_range settings tried")
+    op_type_subsets: bool = Field(True, description="also try leaving out each quantizable op type")
+    node_fallback: bool = Field(True, description="keep the most sensitive nodes in fp32 when nothing passes")
+    allow_fp32: bool = Field(
+        False, description="accept a model with every node kept in fp32 when no int8 candidate passes")
+    sensitivity_samples: int = Field(16, ge=1, description="validation samples used to rank node sensitivity")
+    latency_tolerance: float = Field(
+        0.05, ge=0, le=1, description="candidates within this fraction of the fastest count as equally fast; "
+        "the earliest in search order wins (keeps the choice deterministic despite timing noise)")
+
+
+class QuantizeDynamicPass(StrictModel):
+    """Dynamic int8 quantization (``onnxruntime.quantization.quantize_dynamic``): weights are
+    quantized offline, activations at run time. Works on fused models (com.microsoft ops).
+
+    With ``search: accuracy-aware`` the settings below are ignored: optkit searches
+    ``search_space`` for the fastest candidate that meets the recipe's accuracy gates.
+    """
+
+    type: Literal["quantize-dynamic"] = Field(description="selects this pass: dynamic int8 quantization")
+    weight_type: Literal["qint8", "quint8"] = Field("qint8", description="int8 weight type: signed or unsigned")
+    per_channel: bool = Field(True, description="one scale per output channel (more accurate)")
+    reduce_range: bool = Field(False, description="7-bit weights, for CPUs without VNNI overflow")
+    op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
+    nodes_to_exclude: list[str] = Field(default_factory=list, description="node names kept in float32")
+    search: Literal["off", "accuracy-aware"] = Field(
+        "off", description="'accuracy-aware': search settings and fp32 fallback nodes against the accuracy gates")
+    search_space: Int8SearchSpace = Field(
+        default_factory=Int8SearchSpace, description="what the search tries (only with search: accuracy-aware)")
+    search_budget_s: float = Field(
+        900.0, gt=0, description="wall-time budget of the search, seconds; --search-budget overrides")
+
+QUANTIZED_OP_PREFIXES = ("MatMulInteger", "DynamicQuantize", "QAttention", "ConvInteger", "QGemm",
+                         "MatMulIntegerToFloat", "QEmbedLayerNormalization", "DynamicQuantizeLSTM")
