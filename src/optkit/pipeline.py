@@ -33,6 +33,7 @@ from optkit.search.evaluator import CandidateEvaluator
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
 from optkit.validation.data import ValidationSet, load_validation_set
+from optkit.validation.outputs import check_close
 from optkit.validation.speed import (
     SpeedReport,
     activate_measured,
@@ -228,30 +229,17 @@ class _Run:
         return outcome.model_path, outcome
 
     def _check_export(self, outcome: PassOutcome, vset: ValidationSet, src_runner) -> None:
-        """Run the fresh export and the source on one real batch; outputs must be allclose."""
-        import numpy as np
-
+        """Run the fresh export and the source on one real batch; outputs, matched by name, must be
+        allclose (every failing output is named)."""
         batch = vset.batches(self.recipe.validation.batch_size)[0]
         try:
             onnx_out = OrtRunner(outcome.model_path, self.threads).infer(batch)
         except Exception as exc:
             raise ExportError(f"the exported model does not run in ONNX Runtime: {str(exc).splitlines()[0][:300]}",
                               "try another --opset") from exc
-        ref = src_runner.infer(batch)
         cfg = self.recipe.export
-        worst = 0.0
-        for (name, r), o in zip(ref.items(), onnx_out.values()):
-            if r.shape != o.shape:
-                raise ExportError(f"export output '{name}' has shape {o.shape}, the source gives {r.shape}",
-                                  "check dynamic axes / export settings")
-            if not np.issubdtype(r.dtype, np.floating):
-                continue  # labels are compared by validation (label_agreement), not by tolerance
-            err = np.abs(o.astype(np.float64) - r)
-            worst = max(worst, float(err.max()))
-            if not np.all(err <= cfg.check_atol + cfg.check_rtol * np.abs(r)):
-                raise ExportError(f"the exported model computes different outputs: max |onnx - source| = "
-                                  f"{err.max():.3g} on '{name}' (atol {cfg.check_atol:g}, rtol {cfg.check_rtol:g})",
-                                  "the exporter mistraced the model; try --opset or a torch.export (.pt2) source")
+        worst = check_close(src_runner.infer(batch), onnx_out, cfg.check_atol, cfg.check_rtol, ExportError,
+                            "the exporter mistraced the model; try --opset or a torch.export (.pt2) source")
         outcome.details["export_check_max_abs_error"] = worst
 
     def _pass(self, run_pass, path: Path, config, ctx: PassContext) -> tuple[Path, PassOutcome]:

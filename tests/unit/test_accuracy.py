@@ -116,3 +116,21 @@ def test_cosine_of_rows_that_are_zero_on_both_sides_is_one():
     s = np.array([[0.0, 0.0], [1.0, 2.0], [0.0, 0.0], [1.0, 0.0]])
     a = np.array([[0.0, 0.0], [1.0, 2.0], [0.0, 1.0], [np.nan, 0.0]])
     assert row_cosine(s, a).tolist() == [1.0, pytest.approx(1.0), 0.0, 0.0]
+
+
+def test_outputs_are_matched_by_name_and_every_failure_is_named():
+    from optkit.errors import ExportError
+    from optkit.validation.outputs import check_close, match_outputs
+
+    src = {"logits": np.zeros((2, 3)), "hidden": np.ones((2, 4)), "output_2": np.ones(2)}
+    art = {"hidden": np.ones((2, 4)), "logits": np.zeros((2, 3)), "18": np.ones(2)}
+    assert match_outputs(src, art, ExportError) == [("logits", "logits"), ("hidden", "hidden"), ("output_2", "18")]
+    with pytest.raises(ExportError, match="no output name is shared"):
+        match_outputs({"a": np.ones(1)}, {"b": np.ones(1)}, ExportError)
+    with pytest.raises(ExportError, match="outputs differ"):
+        match_outputs({"a": np.ones(1), "b": np.ones(1)}, {"a": np.ones(1)}, ExportError)
+    bad = {"hidden": np.ones((2, 4)) * 2, "logits": np.ones((2, 3)), "18": np.ones(2)}
+    with pytest.raises(ExportError) as err:
+        check_close(src, bad, 1e-4, 1e-4, ExportError, "fix")
+    assert "'logits' max |onnx - source| = 1" in err.value.message and "'hidden'" in err.value.message
+    assert check_close(src, art, 1e-4, 1e-4, ExportError, "fix") == 0.0

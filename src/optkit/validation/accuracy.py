@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from optkit.io_spec import ModelInfo
+from optkit.errors import PassError
 from optkit.runners.base import Feeds
 from optkit.validation.data import ValidationSet
 from optkit.validation.ner import decode_tags, entity_f1
+from optkit.validation.outputs import match_outputs
 
 
 @dataclass
@@ -74,8 +76,9 @@ def concat_outputs(batches: list[Feeds]) -> Feeds:
 
 
 def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo) -> AccuracyReport:
-    """Compare artifact outputs with source outputs (matched by position, both concatenated over
-    all validation samples) and compute task metrics.
+    """Compare artifact outputs with source outputs (matched by name, see
+    :func:`~optkit.validation.outputs.match_outputs`; both concatenated over all validation samples)
+    and compute task metrics.
 
     Args:
         source / artifact: ``{output name: array (N, ...)}``.
@@ -84,7 +87,7 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     """
     report = AccuracyReport(samples=vset.size)
     mask = vset.feeds.get("attention_mask")
-    pairs = list(zip(source.items(), artifact.values()))
+    pairs = [((name, source[name]), artifact[art]) for name, art in match_outputs(source, artifact, PassError)]
     for (name, s), a in pairs:
         if np.issubdtype(s.dtype, np.floating):
             report.outputs.append(_compare_one(name, s, a, mask))
@@ -98,7 +101,7 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     report.metrics["cosine_mean"] = float(np.mean([o.cosine_mean for o in outs]))
     report.metrics["nonfinite_outputs"] = float(sum(o.nonfinite for o in outs))
     primary = outs[0]
-    pooled = _pooled_cosine(next(iter(source.values())), next(iter(artifact.values())), mask)
+    pooled = _pooled_cosine(pairs[0][0][1], pairs[0][1], mask)
     if pooled is None:
         for metric in ("pooled_cosine_min", "pooled_cosine_mean"):
             report.unavailable[metric] = "needs a (batch, tokens, features) output and an attention_mask"
@@ -110,12 +113,12 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     elif info.task == "sequence-classification" or (len(primary.shape) == 2 and primary.shape[-1] > 1):
         report.metrics["label_agreement"] = primary.argmax_agreement
         report.unavailable["tag_agreement"] = "not a token-classification model"
-        src, art = next(iter(source.values())), next(iter(artifact.values()))
+        (_, src), art = pairs[0]
         _gold_accuracy(report, src.argmax(-1), art.argmax(-1), vset)
     else:
         for metric in ("tag_agreement", "label_agreement"):
             report.unavailable[metric] = f"task is {info.task or 'unknown'}, not classification"
-    _entity_f1(report, source, artifact, vset, info)
+    _entity_f1(report, pairs[0][0][1], pairs[0][1], vset, info)
     return report
 
 
@@ -148,8 +151,10 @@ def _gold_accuracy(report: AccuracyReport, src_labels: np.ndarray, art_labels: n
         report.metrics["accuracy_artifact"] = float(np.mean(np.asarray(art_labels).ravel() == gold))
 
 
-def _entity_f1(report: AccuracyReport, source: Feeds, artifact: Feeds, vset: ValidationSet,
+def _entity_f1(report: AccuracyReport, src_logits: np.ndarray, art_logits: np.ndarray, vset: ValidationSet,
                info: ModelInfo) -> None:
+    """Entity F1 (seqeval) of the source's and the artifact's primary output (logits) against the
+    gold tags, and the drop in points; unavailable without gold tags or label names."""
     reason = None
     if info.task != "token-classification":
         reason = "not a token-classification model"
@@ -161,7 +166,6 @@ def _entity_f1(report: AccuracyReport, source: Feeds, artifact: Feeds, vset: Val
         for metric in ("entity_f1_source", "entity_f1_artifact", "entity_f1_drop"):
             report.unavailable[metric] = reason
         return
-    src_logits, art_logits = next(iter(source.values())), next(iter(artifact.values()))
     f1_src = 100 * entity_f1(vset.gold_tags, decode_tags(src_logits, vset.word_starts, info.labels))
     f1_art = 100 * entity_f1(vset.gold_tags, decode_tags(art_logits, vset.word_starts, info.labels))
     report.metrics.update(entity_f1_source=f1_src, entity_f1_artifact=f1_art, entity_f1_drop=f1_src - f1_art)
