@@ -56,13 +56,28 @@ def _scan_torch(path: Path, report: ScanReport, trust_remote_code: bool) -> None
 
 
 def _torch_kind(file: Path) -> str:
-    """``torch_format.sniff``'s kind, or ``"pickle"`` for a file it does not recognise."""
+    """``torch_format.sniff``'s kind, or ``"pickle"`` for a file it does not recognise (the pickle
+    scan then decides whether it decodes).
+
+    Raises:
+        SourceModelError: the file is empty, or a zip archive that is truncated or corrupt.
+    """
     from optkit.errors import SourceModelError
+    from optkit.scan.pickles import corrupt
     from optkit.sources.torch_format import sniff
 
     try:
+        with file.open("rb") as handle:
+            head = handle.read(2)
+    except OSError as exc:
+        raise corrupt(str(file), str(exc)) from exc
+    if not head:
+        raise corrupt(str(file), "empty file")
+    try:
         return sniff(file)
-    except SourceModelError:
+    except SourceModelError as exc:
+        if head == b"PK":  # a zip that no longer reads (a truncated TorchScript or torch.export archive)
+            raise corrupt(str(file), exc.message) from exc
         return "pickle"
 
 

@@ -478,7 +478,9 @@ def pickle_imports(data: bytes, label: str) -> tuple[list[tuple[str, str, str]],
             found += [(m, n, "pickle opcodes") for m, n in stream.imports]
             problems += stream.problems
         if stream.error is not None:
-            if first and not stream.unsized_array:
+            # the first stream must decode (up to a joblib array of unknown size); so must a later one
+            # that starts like a pickle (legacy torch.save writes five, protocol 2, then raw storages)
+            if (first or data[start:start + 1] == b"\x80") and not stream.unsized_array:
                 raise corrupt(label, stream.error)
             # raw bytes (a joblib array of unknown size and what follows it, legacy torch storages,
             # anything after the first pickle): search them
@@ -523,6 +525,7 @@ def scan_pickle_bytes(data: bytes, label: str) -> list[Finding]:
     findings: list[Finding] = [Finding("pickle-global", p, label, "cannot check it", PICKLE_HINT) for p in problems]
     seen: set[tuple[str, str]] = set()
     for module, name, where in imports:
+        module, name = _py3_name(module, name)  # what the unpickler imports (protocols 0-2 write Python 2 names)
         if (module, name) in seen:
             continue
         seen.add((module, name))
@@ -533,6 +536,33 @@ def scan_pickle_bytes(data: bytes, label: str) -> list[Finding]:
     reported = {f.name for f in findings}
     findings += [f for f in _fickling_findings(data, label) if f.name not in reported]
     return findings
+
+
+MAX_DECOMPRESSED = 4 * 1024**3  # a decompression bomb stops here
+
+
+def _decompressed(data: bytes) -> bytes:
+    """``data``, decompressed when it starts like one of joblib's compressed files (``joblib.dump(...,
+    compress=...)``: zlib, gzip, bz2, xz, lzma; joblib recognises them by the same prefixes)."""
+    import bz2
+    import lzma
+    import zlib
+
+    if data[:1] == b"\x78":
+        engine = zlib.decompressobj()
+    elif data[:2] == b"\x1f\x8b":
+        engine = zlib.decompressobj(wbits=31)
+    elif data[:2] == b"BZ":
+        engine = bz2.BZ2Decompressor()
+    elif data[:5] == b"\xfd7zXZ" or data[:3] == b"]\x00\x00":
+        engine = lzma.LZMADecompressor()
+    else:
+        return data
+    out = engine.decompress(data, MAX_DECOMPRESSED)
+    if len(out) >= MAX_DECOMPRESSED:
+        raise SourceModelError(f"compressed pickle decompresses to more than {MAX_DECOMPRESSED} bytes",
+                               "save it uncompressed (joblib.dump(..., compress=0))")
+    return out
 
 
 def scan_pickle_file(path: Path) -> tuple[list[str], list[Finding]]:
@@ -552,7 +582,7 @@ def scan_pickle_file(path: Path) -> tuple[list[str], list[Finding]]:
                         checked.append(label)
                         findings += scan_pickle_bytes(archive.read(name), label)
             return checked, findings
-        return [str(path)], scan_pickle_bytes(path.read_bytes(), str(path))
+        return [str(path)], scan_pickle_bytes(_decompressed(path.read_bytes()), str(path))
     except SourceModelError:
         raise
     except Exception as exc:  # zipfile/zlib/OSError on a damaged archive
