@@ -96,10 +96,12 @@ DANGEROUS_MODULES = frozenset({
     "ensurepip", "distutils", "setuptools", "pip", "pydoc", "doctest", "unittest", "test", "this", "antigravity",
     "dill", "cloudpickle", "joblib", "yaml", "jinja2", "IPython", "_posixsubprocess", "_winapi", "winreg",
     "torch.hub", "torch._dynamo", "torch._inductor", "torch.utils.cpp_extension", "torch.utils.tensorboard",
-    "torch.utils.data", "torch.package", "torch.serialization", "torch.storage", "torch.multiprocessing",
+    "torch.utils.data", "torch.package", "torch.serialization", "torch.storage._load_from_bytes",
+    "torch.multiprocessing",
     "torch.distributed", "torch.jit", "torch.fx", "torch.export", "torch._export", "torch.compiler",
     "torch.profiler", "torch.autograd.profiler", "torch.library", "torch._ops", "torch.ops", "torch.classes",
     "torch._classes", "torch.testing", "torch.backends", "torch.onnx", "torch._C._dynamo",
+    "torch._C.CompilationUnit", "torch._C.ScriptModule", "torch._C.ScriptFunction", "torch._C.ScriptMethod",
     "numpy.testing", "numpy.distutils", "numpy.f2py", "numpy.ctypeslib", "numpy.lib.format", "numpy.lib.npyio",
     "numpy.lib._npyio_impl", "numpy.lib._datasource", "numpy.lib.utils", "numpy.lib._utils_impl", "numpy.memmap",
     "numpy.core.memmap", "numpy._core.memmap", "numpy.load", "numpy.save", "numpy.fromfile", "numpy.DataSource",
@@ -201,7 +203,8 @@ def check_import(module: str, name: str) -> str | None:
         return f"cannot check it ({why})"
     if inspect.isclass(obj):
         home = getattr(obj, "__module__", None) or ""
-        if _within(home, DANGEROUS_MODULES) or full in DANGEROUS_MODULES:
+        defined = f"{home}.{getattr(obj, '__qualname__', '')}"
+        if _within(home, DANGEROUS_MODULES) or _within(defined, DANGEROUS_MODULES):
             return f"a class from {home}"
         if _within(module, TRUSTED_PREFIXES):
             return None if _within(home, TRUSTED_PREFIXES) or _is_model_class(obj) else f"a class from {home}"

@@ -45,7 +45,8 @@ def test_partial_gadget_reports_os_system_too():
     ("sklearn.linear_model._logistic", "LogisticRegression"), ("sklearn.tree._tree", "Tree"),
     ("joblib.numpy_pickle", "NumpyArrayWrapper"), ("torch", "float32"), ("torch.nn.modules.linear", "Linear"),
     ("torch.nn.functional", "relu"), ("numpy", "log1p"),
-    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"), ("torch", "UntypedStorage"),
+    ("torch", "FloatStorage"), ("torch", "Size"), ("torch", "device"), ("torch.serialization", "_get_layout"),
 ])
 def test_allowed_imports(module, name):
     pytest.importorskip(module.split(".")[0] if module != "__builtin__" else "builtins")
@@ -63,6 +64,7 @@ def test_allowed_imports(module, name):
     ("torch.hub", "load"), ("torch", "load"), ("torch.storage", "_load_from_bytes"), ("torch", "from_file"),
     ("sklearn.datasets", "dump_svmlight_file"), ("sklearn.base", "BaseEstimator.__setstate__"),
     ("sklearn.base", "clone"), ("collections", "namedtuple"), ("copyreg", "add_extension"),
+    ("torch.jit", "CompilationUnit"), ("torch._C", "CompilationUnit"),
     ("numpy", "testing"),  # a module, not a class
     ("hostile_models", "_Reduce"),  # a class from an imported module, but no model class
     ("__main__", "Net"),  # not there
