@@ -8,8 +8,9 @@ more run code), so each import must be one of:
 
 * an **allowed function** (:data:`ALLOWED_FUNCTIONS`, or a ``torch._utils._rebuild_*`` function, or a
   Cython ``__pyx_unpickle_*`` reconstructor of a scikit-learn/numpy/scipy class): the reconstructors
-  that pickles of numpy, scikit-learn, torch and joblib objects need. Every other function or method
-  is refused, whatever module it is in;
+  that pickles of numpy, scikit-learn, torch and joblib objects need; besides, tensor math a model
+  keeps as an attribute (functions of ``torch.nn.functional``/``torch._C._nn``, numpy ufuncs). Every
+  other function or method is refused, whatever module it is in;
 * a **class** from a trusted package (:data:`TRUSTED_PREFIXES`: ``sklearn``, ``numpy``, ``scipy``,
   ``torch``, ``collections``, ``datetime``, ``decimal``, ``fractions``, ``uuid``, joblib's array
   wrappers) or a harmless builtin type (:data:`SAFE_BUILTINS`), whose own ``__module__`` is not
@@ -17,7 +18,10 @@ more run code), so each import must be one of:
 * a **class from any other module** only when that module is already imported (``sys.modules``: the
   scan never imports an unknown module, since importing runs it), is not dangerous, and the class is
   a subclass of ``torch.nn.Module`` or ``sklearn.base.BaseEstimator`` (a user's own network saved
-  with ``torch.save(model)``);
+  with ``torch.save(model)``; in the worker its module is normally not imported, so such a pickle is
+  refused: save a state_dict, TorchScript or torch.export instead). ``transformers`` is importable
+  like the trusted packages, but only its model and config classes (``nn.Module``,
+  ``PretrainedConfig``, ``GenerationConfig`` subclasses) are allowed;
 * a torch ``dtype``/``layout``/``memory_format``/``qscheme`` constant (``torch.float32``).
 
 Names in :data:`DANGEROUS_MODULES` (``os``, ``subprocess``, ``timeit``, ``functools``, ``operator``,
@@ -56,7 +60,8 @@ from optkit.scan.report import TRUST_MODEL_CODE, Finding
 
 PICKLE_ENTRY_SUFFIXES = (".pkl", ".pickle")
 PICKLE_HINT = (f"re-save the model without it (a .skops file, a state_dict, TorchScript or torch.export), or pass "
-               f"{TRUST_MODEL_CODE} --trust-pickle to load it anyway (dangerous: the pickle then runs whatever it holds)")
+               f"{TRUST_MODEL_CODE} --trust-pickle to load it anyway (dangerous: the pickle then runs whatever "
+               "it holds)")
 
 #: Functions a pickle may import: the reconstructors numpy, scikit-learn, torch and joblib objects need.
 ALLOWED_FUNCTIONS = frozenset({
@@ -77,7 +82,7 @@ TORCH_REBUILD_MODULE = "torch._utils"
 TRUSTED_PREFIXES = ("sklearn", "numpy", "scipy", "torch", "joblib.numpy_pickle", "collections", "datetime",
                     "decimal", "fractions", "uuid")
 #: Packages the scan may import to resolve a name (its submodules are imported if needed).
-IMPORTABLE_PREFIXES = ("sklearn", "numpy", "scipy", "torch", "joblib")
+IMPORTABLE_PREFIXES = ("sklearn", "numpy", "scipy", "torch", "joblib", "transformers")
 #: Builtin types a pickle may reference.
 SAFE_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytearray", "bytes", "complex", "slice",
                            "range", "object", "int", "float", "str", "bool"})
@@ -175,10 +180,15 @@ def _resolve(module: str, name: str) -> tuple[object | None, str]:
 
 
 def _is_model_class(obj: type) -> bool:
+    """A subclass of ``torch.nn.Module``, ``sklearn.base.BaseEstimator`` or (a pickled Hugging Face
+    model holds its config) ``transformers.PretrainedConfig``/``GenerationConfig``."""
     torch_nn = sys.modules.get("torch.nn")
     base = _module("sklearn.base") if "sklearn" in sys.modules else None
-    return ((torch_nn is not None and issubclass(obj, torch_nn.Module))
-            or (base is not None and issubclass(obj, base.BaseEstimator)))
+    bases = [getattr(torch_nn, "Module", None), getattr(base, "BaseEstimator", None)]
+    if "transformers" in sys.modules:
+        bases += [getattr(_module("transformers.configuration_utils"), "PretrainedConfig", None),
+                  getattr(_module("transformers.generation.configuration_utils"), "GenerationConfig", None)]
+    return any(inspect.isclass(b) and issubclass(obj, b) for b in bases)
 
 
 def _torch_constant(obj: object) -> bool:
@@ -209,11 +219,11 @@ def check_import(module: str, name: str) -> str | None:
         if _within(module, TRUSTED_PREFIXES):
             return None if _within(home, TRUSTED_PREFIXES) or _is_model_class(obj) else f"a class from {home}"
         if _is_model_class(obj):
-            return None  # a user's own nn.Module / estimator, its module already imported
+            return None  # a user's own nn.Module / estimator (its module already imported), a transformers model
         return "a class from an untrusted module (only torch.nn.Module / scikit-learn estimator subclasses are)"
     if module == TORCH_REBUILD_MODULE and name.startswith("_rebuild_") and callable(obj):
         return None
-    if module == "torch.nn.functional" and callable(obj) and _within(
+    if module in ("torch.nn.functional", "torch._C._nn") and callable(obj) and _within(
             getattr(obj, "__module__", None) or "torch._C", ("torch.nn.functional", "torch._C", "torch")) \
             and not _within(getattr(obj, "__module__", None) or "", DANGEROUS_MODULES):
         return None  # tensor math an nn.Module keeps as an attribute (TransformerEncoderLayer's activation)
@@ -367,7 +377,8 @@ class _Stream:
         elif name in ("GLOBAL", "INST"):
             module, _, qual = str(arg).partition(" ")
             self.imports.append((module, qual))
-            stack.append(_Global(module, qual) if name == "GLOBAL" else _Obj(_Global(module, qual), tuple(self._pop_mark())))
+            found = _Global(module, qual)
+            stack.append(found if name == "GLOBAL" else _Obj(found, tuple(self._pop_mark())))
         elif name == "STACK_GLOBAL":
             qual, module = self._pop(), self._pop()
             if isinstance(module, str) and isinstance(qual, str):
@@ -497,20 +508,22 @@ def pickle_imports(data: bytes, label: str) -> tuple[list[tuple[str, str, str]],
 def _fickling_findings(data: bytes, label: str) -> list[Finding]:
     """fickling's *likely overtly malicious* results (a second opinion); its errors are ignored,
     since the stream was already decoded by :mod:`pickletools`."""
+    import contextlib
+
+    sink = io.StringIO()  # fickling prints warnings on malformed streams: keep the worker's streams clean
     try:
         from fickling.analysis import Severity, check_safety
         from fickling.fickle import StackedPickle
 
-        findings = []
-        for pickled in StackedPickle.load(io.BytesIO(data), fail_on_decode_error=False):
-            for result in check_safety(pickled).results:
-                trigger = result.trigger or ""
-                if result.severity >= Severity.LIKELY_OVERTLY_MALICIOUS and not _fickling_benign(trigger):
-                    findings.append(Finding("pickle-global", trigger or str(result)[:80], label,
-                                            f"fickling {result.analysis_name}: {str(result)[:160]}", PICKLE_HINT))
-        return findings
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            results = [r for pickled in StackedPickle.load(io.BytesIO(data), fail_on_decode_error=False)
+                       for r in check_safety(pickled).results]
     except Exception:  # fickling's own limits (PERSID, joblib buffers, ...)
         return []
+    return [Finding("pickle-global", r.trigger or str(r)[:80], label, f"fickling {r.analysis_name}: {str(r)[:160]}",
+                    PICKLE_HINT)
+            for r in results
+            if r.severity >= Severity.LIKELY_OVERTLY_MALICIOUS and not _fickling_benign(r.trigger or "")]
 
 
 def _fickling_benign(trigger: str) -> bool:

@@ -47,6 +47,8 @@ def test_partial_gadget_reports_os_system_too():
     ("torch.nn.functional", "relu"), ("numpy", "log1p"),
     ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"), ("torch", "UntypedStorage"),
     ("torch", "FloatStorage"), ("torch", "Size"), ("torch", "device"), ("torch.serialization", "_get_layout"),
+    ("torch._C._nn", "gelu"), ("transformers.models.bert.configuration_bert", "BertConfig"),
+    ("transformers.models.bert.modeling_bert", "BertModel"),
 ])
 def test_allowed_imports(module, name):
     pytest.importorskip(module.split(".")[0] if module != "__builtin__" else "builtins")
@@ -68,6 +70,7 @@ def test_allowed_imports(module, name):
     ("numpy", "testing"),  # a module, not a class
     ("hostile_models", "_Reduce"),  # a class from an imported module, but no model class
     ("__main__", "Net"),  # not there
+    ("transformers", "Trainer"), ("transformers.pipelines", "pipeline"),
 ])
 def test_refused_imports(module, name):
     assert check_import(module, name) is not None
