@@ -35,10 +35,14 @@ The pickle opcodes are decoded with the standard library's :mod:`pickletools` an
 model that follows the strings ``STACK_GLOBAL`` consumes (through the memo too); a ``STACK_GLOBAL``
 whose names are computed is refused. fickling (https://github.com/trailofbits/fickling) is run as a
 second opinion (its *likely overtly malicious* results are findings too). joblib writes raw array
-buffers inside its pickle stream and legacy ``torch.save`` files end with raw storages: past the
-point the decoder stops, the bytes are searched for the byte forms of ``GLOBAL``/``INST``/
-``STACK_GLOBAL`` (same policy). A stream that does not decode (empty, truncated, not a pickle)
-raises :class:`~optkit.errors.SourceModelError` ("truncated or corrupt"), never a finding.
+buffers inside its pickle stream: they are skipped by the size the ``NumpyArrayWrapper``'s state gives
+(shape, dtype as numpy sizes it, alignment padding; object arrays are a nested pickle, decoded too),
+exactly as joblib reads them; an array whose size cannot be worked out is a finding (the rest of the
+stream cannot be checked). Bytes no unpickler reads (legacy ``torch.save`` storages after its five
+pickles, anything after the first pickle) are searched for the byte forms of ``GLOBAL``/``INST``/
+``STACK_GLOBAL`` (same policy). Compressed joblib files (zlib, gzip, bz2, xz, lzma) are decompressed
+first. A stream that does not decode (empty, truncated, not a pickle) raises
+:class:`~optkit.errors.SourceModelError` ("truncated or corrupt"), never a finding.
 
 The scan is defence in depth, not proof of safety: loading a pickle still needs ``--trust-pickle``
 and runs inside the confinement.
@@ -160,6 +164,16 @@ def _module(module: str) -> object | None:
         return None
 
 
+def _exists(top: str) -> bool:
+    """True when a top-level module of that name exists here (found, not imported)."""
+    import importlib.util
+
+    try:
+        return top in sys.builtin_module_names or importlib.util.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def _resolve(module: str, name: str) -> tuple[object | None, str]:
     """(the object, "") or (None, why): walks ``name``'s dots through classes only."""
     obj = _module(module)
@@ -200,8 +214,11 @@ def _torch_constant(obj: object) -> bool:
 
 def check_import(module: str, name: str) -> str | None:
     """Why the import ``module``/``name`` is refused, or None when the policy allows it."""
+    raw = module
     module, name = _py3_name(module, name)
     full = f"{module}.{name}"
+    if raw != module and _within(raw, DANGEROUS_MODULES) and _exists(raw.split(".")[0]):
+        return "a module that can run code or touch files (under its own name, protocols 3 and later)"
     if full in EXEMPT:
         return None
     if _within(module, DANGEROUS_MODULES) or _within(full, DANGEROUS_MODULES):
@@ -268,6 +285,30 @@ class _Obj:
 
     def __init__(self, func: object, args: object) -> None:
         self.func, self.args, self.state = func, args, _UNKNOWN
+
+
+def _literal(value: object) -> bool:
+    return isinstance(value, (int, float, str, bytes, type(None))) or (
+        isinstance(value, tuple) and all(_literal(v) for v in value))
+
+
+def _itemsize(dtype: _Obj) -> int:
+    """The item size numpy gives the pickled dtype ``numpy.dtype(args[0])`` + ``__setstate__(state)``
+    (numpy builds it from literals only; a structured dtype's size is its ``V<n>`` code, which must
+    match the state's)."""
+    import numpy
+
+    code, state = dtype.args[0], dtype.state
+    if not _literal(state):
+        if isinstance(state, tuple) and len(state) > 5 and code == f"V{state[5]}":
+            return int(state[5])  # structured: fields hold dtypes (no literals), the size is the code's
+        raise _Undecodable(f"joblib array dtype {code!r} with a state that is not literal")
+    try:
+        value = numpy.dtype(code)
+        value.__setstate__(state)
+        return int(value.itemsize)
+    except Exception as exc:
+        raise _Undecodable(f"joblib array of unknown dtype {code!r} ({exc})") from exc
 
 
 def _class_of(obj: _Obj) -> str | None:
@@ -388,8 +429,12 @@ class _Stream:
                 self.problems.append("STACK_GLOBAL of a computed name")
                 stack.append(_UNKNOWN)
         elif name in ("REDUCE", "NEWOBJ"):
-            args = self._pop()
-            stack.append(_Obj(self._pop(), args))
+            args, func = self._pop(), self._pop()
+            if (isinstance(func, _Global) and func.full == "_codecs.encode" and isinstance(args, tuple)
+                    and len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1")):
+                stack.append(args[0].encode("latin-1"))  # how protocols 0-2 write bytes
+            else:
+                stack.append(_Obj(func, args))
         elif name == "NEWOBJ_EX":
             self._pop()
             args = self._pop()
@@ -440,13 +485,7 @@ class _Stream:
             if nested.error is not None:
                 raise ValueError(f"object array pickle: {nested.error}")
             return nested.end
-        dstate = dtype.state
-        if isinstance(dstate, tuple) and len(dstate) > 5 and isinstance(dstate[5], int) and dstate[5] > 0:
-            itemsize = dstate[5]
-        elif match.group(2):
-            itemsize = int(match.group(2)) * (4 if match.group(1) == "U" else 1)
-        else:
-            raise _Undecodable(f"joblib array of unknown item size {dtype.args[0]!r}")
+        itemsize = _itemsize(dtype)
         count = 1
         for n in shape:
             count *= n
@@ -478,8 +517,8 @@ def pickle_imports(data: bytes, label: str) -> tuple[list[tuple[str, str, str]],
     """([(module, name, where)], [problems]) for the pickle stream(s) in ``data``.
 
     Raises:
-        SourceModelError: ``data`` is empty or its first stream does not decode (truncated, corrupt,
-            not a pickle), unless it breaks off at a joblib array buffer.
+        SourceModelError: ``data`` is empty, or its first stream (or a later one that starts with
+            ``PROTO``) does not decode: truncated, corrupt, not a pickle.
     """
     if not data:
         raise corrupt(label, "empty file")
@@ -494,11 +533,13 @@ def pickle_imports(data: bytes, label: str) -> tuple[list[tuple[str, str, str]],
         if stream.error is not None:
             # the first stream must decode (up to a joblib array of unknown size); so must a later one
             # that starts like a pickle (legacy torch.save writes five, protocol 2, then raw storages)
-            if (first or data[start:start + 1] == b"\x80") and not stream.unsized_array:
+            if stream.unsized_array:  # the real unpickler may go on where this decoder cannot follow
+                problems.append(f"the rest of the stream ({stream.error})")
+                break
+            if first or data[start:start + 1] == b"\x80":
                 raise corrupt(label, stream.error)
-            # raw bytes (a joblib array of unknown size and what follows it, legacy torch storages,
-            # anything after the first pickle): search them
-            rest = data[stream.end if first else start:]
+            # raw bytes no unpickler reads (legacy torch storages, anything after the first pickle): search them
+            rest = data[start:]
             found += [(m, n, "GLOBAL found in the raw bytes") for m, n in _raw_imports(rest)]
             break
         start, first = stream.end, False

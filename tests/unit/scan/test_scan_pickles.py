@@ -165,3 +165,35 @@ def test_cli_guard_exit_code_for_a_damaged_file(tmp_path, capsys):
         guarded(lambda: scan_source(path, "torch"))
     err = capsys.readouterr().err
     assert info.value.code != 3 and "internal error" not in err and "truncated or corrupt" in err
+
+
+def test_joblib_arrays_of_every_kind_are_skipped_exactly(tmp_path):
+    import joblib
+    import numpy as np
+
+    arrays = {"dt": np.array(["2020-01-01"], dtype="datetime64[ns]"), "u": np.array(["abc"]),
+              "rec": np.zeros(3, dtype=[("a", "f4"), ("b", "i8")]), "sub": np.zeros(2, dtype="(2,)f8"),
+              "obj": np.array([1, "x", None], dtype=object), "be": np.zeros((3, 4), dtype=">i2"),
+              "bool": np.ones(3, bool), "complex": np.ones(2, complex)}
+    for protocol in (0, 2, 4, 5):
+        path = tmp_path / f"arrays{protocol}.joblib"
+        joblib.dump({**arrays, "after": h._Reduce(len, ((),))}, path, protocol=protocol)
+        # the gadget after the arrays is seen by the opcode decoder, not a byte search
+        findings = scan_source_findings(path)
+        assert [(f.name, f.detail.split(":")[0]) for f in findings] == [
+            ("from builtins import len", "pickle opcodes")], protocol
+
+
+def scan_source_findings(path):
+    with pytest.raises(UnsafeModelError):
+        scan_source(path, "sklearn")
+    from optkit.scan.pickles import scan_pickle_file
+
+    return scan_pickle_file(path)[1]
+
+
+def test_a_joblib_array_of_unknown_size_is_refused():
+    # a NumpyArrayWrapper whose shape is a call result: the rest of the stream cannot be followed
+    data = b"(cjoblib.numpy_pickle\nNumpyArrayWrapper\no}(Vshape\n(c__builtin__\nint\n(I3\ntRtub\x00\x01."
+    findings = scan_pickle_bytes(data, "x.joblib")
+    assert [f.name for f in findings] == ["the rest of the stream (joblib array of unknown dtype or shape)"]
