@@ -225,6 +225,13 @@ def check_import(module: str, name: str) -> str | None:
         return "a module that can run code or touch files"
     if name.startswith("__") and not name.startswith("__pyx_unpickle_"):
         return "a dunder name"
+    try:
+        return _check_resolved(module, name, full)
+    except Exception as exc:  # a trusted module failing on import or attribute access, odd classes
+        return f"cannot check it ({type(exc).__name__})"
+
+
+def _check_resolved(module: str, name: str, full: str) -> str | None:
     obj, why = _resolve(module, name)
     if obj is None:
         return f"cannot check it ({why})"

@@ -197,3 +197,13 @@ def test_a_joblib_array_of_unknown_size_is_refused():
     data = b"(cjoblib.numpy_pickle\nNumpyArrayWrapper\no}(Vshape\n(c__builtin__\nint\n(I3\ntRtub\x00\x01."
     findings = scan_pickle_bytes(data, "x.joblib")
     assert [f.name for f in findings] == ["the rest of the stream (joblib array of unknown dtype or shape)"]
+
+
+def test_hf_trainer_state_files_are_not_scanned(tmp_path):
+    folder = h.hf_benign(tmp_path)
+    (folder / "training_args.bin").write_bytes(pickle.dumps(h._Reduce(len, ((),))))  # never loaded
+    report = scan_source(folder, "torch")
+    assert report.passed and any("training_args.bin" in n for n in report.notes)
+    (folder / "pytorch_model.bin").write_bytes(pickle.dumps(h._Reduce(len, ((),))))
+    with pytest.raises(UnsafeModelError, match="pytorch_model.bin"):
+        scan_source(folder, "torch")
