@@ -84,7 +84,7 @@ def _torch_kind(file: Path) -> str:
         return sniff(file)
     except SourceModelError as exc:
         if head == b"PK":  # a zip that no longer reads (a truncated TorchScript or torch.export archive)
-            raise corrupt(str(file), exc.message) from exc
+            raise corrupt(str(file), str(exc.__cause__ or exc.message)) from exc
         return "pickle"
 
 
