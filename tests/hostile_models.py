@@ -234,3 +234,137 @@ def hf_benign(folder: Path) -> Path:
     out = _hf_folder(folder, "hf_benign", {})
     (out / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 128}))
     return out
+
+
+# --- pickle gadgets outside any deny-list (issue: the scan must allow-list, not deny-list) -----
+
+class _Reduce:
+    """Unpickles to ``func(*args)``."""
+
+    def __init__(self, func, args: tuple) -> None:
+        self.func, self.args = func, args
+
+    def __reduce__(self):
+        return self.func, self.args
+
+
+def _touch_code(folder: Path) -> str:
+    return f"open({str(folder / 'pwned')!r}, 'w').close()"
+
+
+def _logistic_with(folder: Path, name: str, gadget: object) -> Path:
+    """A fitted LogisticRegression with an extra attribute holding ``gadget``, saved with joblib."""
+    import joblib
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    model = LogisticRegression(max_iter=500).fit(x, y)
+    model.extra_ = gadget
+    out = folder / f"{name}.joblib"
+    joblib.dump(model, out)
+    return out
+
+
+def joblib_timeit(folder: Path) -> Path:
+    """``timeit.timeit('pass', CODE)`` (runs CODE as its setup) in a LogisticRegression attribute."""
+    import timeit
+
+    return _logistic_with(folder, "timeit", _Reduce(timeit.timeit, ("pass", _touch_code(folder))))
+
+
+def joblib_runstring(folder: Path) -> Path:
+    """``numpy.testing._private.utils.runstring(CODE, {})`` (an ``exec``) in a LogisticRegression attribute."""
+    from numpy.testing._private.utils import runstring
+
+    return _logistic_with(folder, "runstring", _Reduce(runstring, (_touch_code(folder), {})))
+
+
+def pickle_popen_class(folder: Path) -> Path:
+    """A *class* gadget: ``subprocess.Popen(["touch", folder/pwned])``."""
+    out = folder / "popen.pkl"
+    out.write_bytes(pickle.dumps(_Reduce(subprocess.Popen, (["touch", str(folder / "pwned")],)), protocol=2))
+    return out
+
+
+def pickle_partial_os_system(folder: Path) -> Path:
+    """``functools.partial(os.system, "touch folder/pwned")()``."""
+    import functools
+
+    call = functools.partial(os.system, f"touch {folder / 'pwned'}")
+    out = folder / "partial.pkl"
+    out.write_bytes(pickle.dumps(_Reduce(call, ()), protocol=4))
+    return out
+
+
+_TINY_NET: type | None = None
+
+
+def __getattr__(name: str):
+    """``hostile_models.TinyNet`` (a torch.nn.Module subclass, made on first use so that importing
+    this module does not import torch): what unpickling ``torch_custom_module`` looks up."""
+    if name == "TinyNet":
+        return _tiny_net_class()
+    raise AttributeError(name)
+
+
+def _tiny_net_class() -> type:
+    global _TINY_NET
+    if _TINY_NET is None:
+        import torch
+
+        class TinyNet(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.fc = torch.nn.Linear(4, 2)
+
+            def forward(self, x):
+                return torch.relu(self.fc(x))
+
+        TinyNet.__module__, TinyNet.__qualname__ = __name__, "TinyNet"
+        _TINY_NET = TinyNet
+    return _TINY_NET
+
+
+def torch_custom_module(folder: Path) -> Path:
+    """``torch.save`` of a user's own ``nn.Module`` subclass (``hostile_models.TinyNet``): benign, and
+    its class comes from a module outside the trusted packages."""
+    import torch
+
+    out = folder / "custom_net.pt"
+    torch.save(_tiny_net_class()(), out)
+    return out
+
+
+def torchscript_truncated(folder: Path) -> Path:
+    """A TorchScript archive cut to half its size."""
+    import torch
+
+    out = folder / "truncated.pt"
+    torch.jit.save(torch.jit.trace(torch.nn.Linear(2, 2), torch.ones(1, 2)), out)
+    out.write_bytes(out.read_bytes()[: out.stat().st_size // 2])
+    return out
+
+
+def torch_save_truncated(folder: Path) -> Path:
+    """A legacy (non-zip) ``torch.save`` of a module, cut inside its pickle."""
+    import torch
+
+    out = folder / "truncated_legacy.pt"
+    torch.save(torch.nn.Linear(2, 2), out, _use_new_zipfile_serialization=False)
+    out.write_bytes(out.read_bytes()[:200])
+    return out
+
+
+def empty_pt(folder: Path) -> Path:
+    """An empty ``.pt`` file."""
+    out = folder / "empty.pt"
+    out.write_bytes(b"")
+    return out
+
+
+def corrupt_pt2(folder: Path) -> Path:
+    """A ``.pt2`` that is neither a zip nor a pickle (random bytes)."""
+    out = folder / "corrupt.pt2"
+    out.write_bytes(bytes(range(7, 256)) * 4)
+    return out

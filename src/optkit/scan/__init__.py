@@ -20,6 +20,8 @@ __all__ = ["Finding", "ScanReport", "SCANNER", "remote_code_files", "scan_source
 
 SCANNER = "optkit.scan"
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".pt", ".pth", ".bin", ".pt2", ".ts")
+# what transformers.Trainer writes next to a checkpoint; from_pretrained never reads them
+TRAINER_STATE_FILES = frozenset({"training_args.bin", "optimizer.pt", "scheduler.pt", "scaler.pt"})
 
 
 def _optkit_version() -> str:
@@ -44,6 +46,11 @@ def _scan_torch(path: Path, report: ScanReport, trust_remote_code: bool) -> None
             report.findings += scan_remote_code(path)
             report.checked.append(str(path))
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
+        unused = [p for p in files if p.name in TRAINER_STATE_FILES or p.name.startswith("rng_state")]
+        if unused:
+            report.notes.append("not scanned, transformers does not load them (Trainer state): "
+                                + ", ".join(str(p) for p in unused))
+            files = [p for p in files if p not in unused]
     for file in files:
         kind = _torch_kind(file)
         if kind in ("torchscript", "torch.export"):
@@ -56,13 +63,28 @@ def _scan_torch(path: Path, report: ScanReport, trust_remote_code: bool) -> None
 
 
 def _torch_kind(file: Path) -> str:
-    """``torch_format.sniff``'s kind, or ``"pickle"`` for a file it does not recognise."""
+    """``torch_format.sniff``'s kind, or ``"pickle"`` for a file it does not recognise (the pickle
+    scan then decides whether it decodes).
+
+    Raises:
+        SourceModelError: the file is empty, or a zip archive that is truncated or corrupt.
+    """
     from optkit.errors import SourceModelError
     from optkit.formats.torch_format import sniff
+    from optkit.scan.pickles import corrupt
 
     try:
+        with file.open("rb") as handle:
+            head = handle.read(2)
+    except OSError as exc:
+        raise corrupt(str(file), str(exc)) from exc
+    if not head:
+        raise corrupt(str(file), "empty file")
+    try:
         return sniff(file)
-    except SourceModelError:
+    except SourceModelError as exc:
+        if head == b"PK":  # a zip that no longer reads (a truncated TorchScript or torch.export archive)
+            raise corrupt(str(file), str(exc.__cause__ or exc.message)) from exc
         return "pickle"
 
 

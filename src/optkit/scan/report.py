@@ -21,12 +21,15 @@ class Finding:
         name: the op, type, global or file name that was refused (e.g. ``"WriteFile"``).
         file: the file it was found in.
         detail: where inside the file (function, block, analysis message), or ``""``.
+        hint: what the user can do about it, when the generic hint (skip the scan with
+            ``--trust-model-code``) would not work or is not the right advice; ``""`` for the generic one.
     """
 
     kind: str
     name: str
     file: str
     detail: str = ""
+    hint: str = ""
 
     def to_dict(self) -> dict[str, str]:
         """A JSON-ready dict of the four fields."""
@@ -80,4 +83,4 @@ class ScanReport:
         raise UnsafeModelError(
             f"{first.kind} '{first.name}' in {first.file}{where}{more}: loading or running it would run code "
             "or touch files",
-            f"pass {TRUST_MODEL_CODE} to skip the scan (dangerous: the model then runs whatever it holds)")
+            first.hint or f"pass {TRUST_MODEL_CODE} to skip the scan (dangerous: the model then runs whatever it holds)")

@@ -18,7 +18,12 @@ import inspect
 from pathlib import Path
 
 from optkit.errors import SourceModelError, missing_dependency
-from optkit.scan.report import Finding
+from optkit.scan.report import TRUST_MODEL_CODE, Finding
+
+# --trust-model-code alone skips the scan, but the loader still passes only trusted_skops_types to
+# skops.io.load; --trust-pickle makes it trust every type the file needs.
+SKOPS_HINT = ("optkit loads only scikit-learn classes from .skops files; re-save the model without it, or pass "
+              f"{TRUST_MODEL_CODE} --trust-pickle to load it anyway (dangerous: it then runs whatever it names)")
 
 
 def _resolve(name: str) -> object | None:
@@ -76,7 +81,7 @@ def scan_skops(path: Path) -> tuple[list[str], list[Finding]]:
             trusted.append(name)
         else:
             what = "a function or non-class object" if name.startswith("sklearn.") else "a type from outside scikit-learn"
-            findings.append(Finding("skops-type", name, str(path), what))
+            findings.append(Finding("skops-type", name, str(path), what, SKOPS_HINT))
     return trusted, findings
 
 

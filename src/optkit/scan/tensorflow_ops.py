@@ -53,6 +53,8 @@ DENIED_OPS = FILE_OPS | PYTHON_OPS
 PRINT_STREAMS = (b"stderr", b"stdout", b"log(info)", b"log(warning)", b"log(error)")
 SAFE_KERAS_MODULES = ("keras",)
 LAMBDA_LAYERS = frozenset({"Lambda", "TFOpLambda", "SlicingOpLambda"})
+# --trust-model-code would not help: the loader keeps Keras' safe_mode on, which refuses them too.
+LAMBDA_HINT = "optkit does not load Lambda layers (Keras safe_mode); rebuild the model without them"
 
 
 def _denied(node, where: str, file: str) -> Finding | None:
@@ -157,7 +159,7 @@ def scan_keras(path: Path) -> tuple[list[str], list[Finding]]:
         elif isinstance(item, dict):
             cls, module = item.get("class_name"), item.get("module")
             if cls in LAMBDA_LAYERS:
-                findings.append(Finding("keras-layer", str(cls), str(path), "config.json"))
+                findings.append(Finding("keras-layer", str(cls), str(path), "config.json", LAMBDA_HINT))
             elif isinstance(module, str) and module.split(".")[0] not in SAFE_KERAS_MODULES:
                 findings.append(Finding("keras-layer", f"{module}.{cls}", str(path),
                                         "config.json (custom object outside keras)"))

@@ -59,6 +59,8 @@ def test_trust_model_code_skips(models):
 
 def test_keras_lambda_refused_and_plain_keras_passes(models):
     lam = build_in_child("keras_with_lambda", models["folder"])
-    with pytest.raises(UnsafeModelError, match=r"'Lambda' in .*lambda\.keras"):
+    with pytest.raises(UnsafeModelError, match=r"'Lambda' in .*lambda\.keras") as info:
         scan_source(lam, "tensorflow")
+    # --trust-model-code would not help: Keras' safe_mode (kept on by the loader) refuses them too
+    assert info.value.hint == "optkit does not load Lambda layers (Keras safe_mode); rebuild the model without them"
     assert scan_source(models["folder"] / "model.keras", "tensorflow").passed
