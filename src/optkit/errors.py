@@ -17,6 +17,8 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+import os
+
 EXIT_APPROVED = 0
 EXIT_GATE_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -139,3 +141,8 @@ def missing_dependency(module: str, extra: str) -> DependencyError:
         f"the '{module}' package is not installed",
         f"pip install -c constraints.txt 'optkit[{extra}]'",
     )
+
+
+def debug_enabled() -> bool:
+    """True when ``OPTKIT_DEBUG`` is set to 1/true/yes (tracebacks and the worker's output shown)."""
+    return os.environ.get("OPTKIT_DEBUG", "").lower() in ("1", "true", "yes")

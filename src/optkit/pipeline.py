@@ -28,7 +28,8 @@ from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.results import ConvertResult, Event, StepRecord
 from optkit.runners.ort_runner import OrtRunner, available_devices
-from optkit.sandbox.client import SandboxMode, SourceWorker, WorkerSource, load_source
+from optkit.sandbox.client import SandboxMode, SourceWorker
+from optkit.sandbox.source import WorkerSource, load_source
 from optkit.search.evaluator import CandidateEvaluator
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs

@@ -21,7 +21,8 @@ from optkit.paths import require_regular
 from optkit.recipe import FIDELITY_METRICS, Recipe
 from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
-from optkit.sandbox.client import SandboxMode, SourceWorker, load_source
+from optkit.sandbox.client import SandboxMode, SourceWorker
+from optkit.sandbox.source import load_source
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
 from optkit.validation.data import load_validation_set
 from optkit.validation.gates import GateResult, evaluate_accuracy

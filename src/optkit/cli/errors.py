@@ -17,7 +17,7 @@ import traceback
 from typing import Callable, TypeVar
 
 from optkit import interrupts
-from optkit.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OptkitError
+from optkit.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OptkitError, debug_enabled
 
 T = TypeVar("T")
 EXIT_INTERRUPTED = 130  # SIGINT; SIGTERM 143, SIGHUP 129 (see optkit.interrupts.exit_code)
@@ -59,11 +59,6 @@ def os_error_line(exc: OSError) -> str | None:
         return None
     reason = exc.strerror or os.strerror(exc.errno)
     return " ".join(f"file system error: {reason}: {where} (hint: {hint})".split())
-
-
-def debug_enabled() -> bool:
-    """True when ``OPTKIT_DEBUG`` is set to 1/true/yes."""
-    return os.environ.get("OPTKIT_DEBUG", "").lower() in ("1", "true", "yes")
 
 
 def guarded(fn: Callable[[], T]) -> T:

@@ -134,7 +134,8 @@ class Confinement:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
 
-def default_paths(model_paths: Iterable[Path], scratch: Path) -> tuple[list[Path], list[Path]]:
+def default_paths(model_paths: Iterable[Path], scratch: Path,
+                  forbidden: Iterable[Path] | None = None) -> tuple[list[Path], list[Path]]:
     """The ``(read_only, writable)`` paths a worker running Python + ML frameworks needs.
 
     Read/execute: ``sys.prefix``, ``sys.base_prefix``, every existing ``sys.path`` entry (except
@@ -151,11 +152,16 @@ def default_paths(model_paths: Iterable[Path], scratch: Path) -> tuple[list[Path
     Args:
         model_paths: the model files or folders the worker must read (each granted as is).
         scratch: the worker's private writable folder.
+        forbidden: folders never granted through a ``sys.path`` entry (default: this process's home
+            and temp folder; the worker passes optkit's real ones, since its own ``HOME`` and
+            ``TMPDIR`` point into its scratch folder).
 
     Returns:
         two lists of absolute paths, each without duplicates. Never raises.
     """
-    forbidden = [Path.home().resolve(), Path(tempfile.gettempdir()).resolve(), Path("/")]
+    forbidden = [*(Path(p).resolve() for p in forbidden)] if forbidden is not None else [
+        Path.home().resolve(), Path(tempfile.gettempdir()).resolve()]
+    forbidden.append(Path("/"))
     read = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(__file__).resolve().parents[1]]
     for entry in sys.path:
         if not entry or entry == ".":

@@ -23,10 +23,7 @@ from optkit import errors
 #: worker reports becomes a :class:`WorkerCallError`
 RAISABLE = {cls.__name__: cls for cls in (
     errors.RecipeError, errors.SourceModelError, errors.DataError, errors.DependencyError, errors.ExportError,
-    errors.PassError, errors.OutputError)}
-for _name in ("UnsafeModelError", "SandboxUnavailable"):
-    if hasattr(errors, _name):
-        RAISABLE[_name] = getattr(errors, _name)
+    errors.PassError, errors.OutputError, errors.UnsafeModelError, errors.SandboxUnavailable)}
 
 
 class WorkerCallError(Exception):

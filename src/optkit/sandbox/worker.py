@@ -19,24 +19,25 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from optkit.errors import debug_enabled
 from optkit.sandbox.protocol import error_reply, receive, send
 
 
 class _Server:
     """Serves one loaded source model; each ``op_<name>`` method answers one request kind."""
 
-    def __init__(self, scratch: Path) -> None:
-        from optkit.sandbox.arrays import ArrayFolder  # numpy: only once confined
+    def __init__(self, scratch: Path, inputs: Path) -> None:
+        from optkit.sandbox.arrays import OutputFolder  # numpy: only once confined
 
-        self.scratch = scratch
-        self.arrays = ArrayFolder(scratch / "io", "out")
-        self.inputs = ArrayFolder(scratch / "io", "in")
+        self.scratch, self.input_folder = scratch, inputs
+        self.arrays = OutputFolder(scratch / "io")
         self.source: Any = None
         self.runners: dict[tuple[str, int], Any] = {}
 
@@ -56,6 +57,11 @@ class _Server:
                 "framework": self.source.framework, "versions": self.source.framework_versions(),
                 "load_seconds": time.perf_counter() - start, "scan": scan.to_dict()}
 
+    def _inputs(self, names: list[list[str]]) -> Any:
+        from optkit.sandbox.arrays import read_inputs
+
+        return read_inputs(self.input_folder, names)
+
     def _runner(self, device: str, threads: int) -> Any:
         key = (device, threads)
         if key not in self.runners:
@@ -72,20 +78,20 @@ class _Server:
 
     def op_infer(self, device: str, threads: int, batches: list[list[list[str]]]) -> dict[str, Any]:
         runner = self._runner(device, threads)
-        return {"outputs": [self.arrays.write(runner.infer(self.inputs.read(b))) for b in batches]}
+        return {"outputs": [self.arrays.write(runner.infer(self._inputs(b))) for b in batches]}
 
     def op_time(self, device: str, threads: int, feeds: list[list[str]], warmup: int, iterations: int) -> dict[str, Any]:
         runner = self._runner(device, threads)
-        return {"seconds": runner.time_calls(self.inputs.read(feeds), warmup, iterations)}
+        return {"seconds": runner.time_calls(self._inputs(feeds), warmup, iterations)}
 
     def op_export(self, example: list[list[str]], config: dict[str, Any], threshold_mb: float) -> dict[str, Any]:
         from optkit.recipe import ExportConfig
         from optkit.registry import FRAMEWORKS, resolve
 
-        out = self.scratch / "export" / "00-export.onnx"
+        out = self.scratch / "export" / "00-export.onnx"  # optkit takes it from exactly there
         out.parent.mkdir(parents=True, exist_ok=True)
         exporter = resolve(FRAMEWORKS[self.source.framework].exporter)
-        outcome = exporter(self.source, self.inputs.read(example), ExportConfig.model_validate(config), out,
+        outcome = exporter(self.source, self._inputs(example), ExportConfig.model_validate(config), out,
                            threshold_mb)
         return {"model_path": str(outcome.model_path), "details": outcome.details, "warnings": outcome.warnings,
                 "skipped": outcome.skipped}
@@ -97,11 +103,13 @@ class _Server:
 #: how a refused open/connect reads once a framework has re-raised it as its own error type (Paddle
 #: says only "Cannot open <path> to save variables"); inside the confinement every path the model
 #: may legitimately read is granted, so a failure to open is taken as a denial
-DENIALS = ("Permission denied", "Operation not permitted", "Network is unreachable", "Cannot open", "cannot open",
-           "Failed to open", "failed to open", "Unable to open", "unable to open")
+DENIALS = ("Permission denied", "Operation not permitted", "Network is unreachable")
+#: "Cannot open /some/path ..." (Paddle's words for a refused save): a denial only when the path lies
+#: outside the worker's scratch folder, so that a corrupt file's "cannot open" stays what it is
+OPEN_FAILED = re.compile(r"(?:[Cc]annot|[Uu]nable to|[Ff]ailed to) open (?:file )?['\"]?(/[^\s'\"]+)")
 
 
-def sandbox_denial(exc: BaseException) -> BaseException:
+def sandbox_denial(exc: BaseException, scratch: Path) -> BaseException:
     """``exc`` as the one-line SourceModelError it is when the confinement refused something the
     model (or its framework) tried: a ``PermissionError`` anywhere in its chain, or a framework
     error whose text says so (TensorFlow and Paddle re-raise OS errors as their own types).
@@ -112,7 +120,9 @@ def sandbox_denial(exc: BaseException) -> BaseException:
     while chain is not None and id(chain) not in seen:
         seen.add(id(chain))
         text = str(chain)
-        if isinstance(chain, PermissionError) or any(d in text for d in DENIALS):
+        opened = OPEN_FAILED.search(text)
+        outside = opened is not None and not Path(opened.group(1)).is_relative_to(scratch)
+        if isinstance(chain, PermissionError) or outside or any(d in text for d in DENIALS):
             first = (text.strip().splitlines() or [type(chain).__name__])[0][:200]
             return SourceModelError(
                 f"the sandbox stopped the source model: it tried to write, or reach, outside its scratch folder "
@@ -123,10 +133,10 @@ def sandbox_denial(exc: BaseException) -> BaseException:
     return exc
 
 
-def serve(read_fd: int, write_fd: int, scratch: Path, confinement: dict[str, Any]) -> int:
+def serve(read_fd: int, write_fd: int, scratch: Path, inputs: Path, confinement: dict[str, Any]) -> int:
     """Say hello, then answer requests until ``shutdown`` or end of input; returns the exit status."""
     requests, answers = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
-    server = _Server(scratch)
+    server = _Server(scratch, inputs)
     send(answers, {"ok": True, "pid": os.getpid(), "confinement": confinement})
     while True:
         request = receive(requests)
@@ -138,18 +148,19 @@ def serve(read_fd: int, write_fd: int, scratch: Path, confinement: dict[str, Any
                 raise ValueError("unknown worker request")
             reply = {"ok": True, **op(**request)}
         except BaseException as exc:  # every failure goes back to the parent as an answer
-            if os.environ.get("OPTKIT_DEBUG", "").lower() in ("1", "true", "yes"):
+            if debug_enabled():
                 import traceback
 
                 traceback.print_exc()
-            reply = error_reply(sandbox_denial(exc) if confinement.get("status") == "confined" else exc)
+            reply = error_reply(sandbox_denial(exc, scratch) if confinement.get("status") == "confined" else exc)
         send(answers, reply)
 
 
-def _confine(scratch: Path, read_paths: list[str]) -> dict[str, Any]:
+def _confine(scratch: Path, read_paths: list[str], forbidden: list[str]) -> dict[str, Any]:
     from optkit.sandbox.landlock import confine, default_paths
 
-    read_only, writable = default_paths([Path(p) for p in read_paths], scratch)
+    read_only, writable = default_paths([Path(p) for p in read_paths], scratch,
+                                        forbidden=[Path(p) for p in forbidden])
     return {"status": "confined", **confine(read_only, writable).to_dict()}
 
 
@@ -160,7 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write-fd", type=int, required=True)
     parser.add_argument("--scratch", type=Path, required=True)
     parser.add_argument("--confine", choices=["on", "off"], default="on")
+    parser.add_argument("--inputs", type=Path, required=True, help="the folder optkit writes input arrays to")
+    parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--read", default="[]", help="JSON list of paths the model may read")
+    parser.add_argument("--forbid", default="[]", help="JSON list: optkit's real home and temp folders, "
+                        "never granted through sys.path (HOME and TMPDIR point into scratch here)")
     args = parser.parse_args(argv)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # optkit handles these and kills the worker
         signal.signal(signum, signal.SIG_IGN)
@@ -169,12 +184,15 @@ def main(argv: list[str] | None = None) -> int:
         from optkit.sandbox.landlock import die_with_parent
 
         die_with_parent()
-        confinement = _confine(args.scratch, json.loads(args.read)) if args.confine == "on" else {"status": "off"}
+        if os.getppid() != args.parent_pid:  # optkit died before PR_SET_PDEATHSIG took hold
+            return 1
+        confinement = (_confine(args.scratch, json.loads(args.read), json.loads(args.forbid))
+                       if args.confine == "on" else {"status": "off"})
     except BaseException as exc:  # reported to the parent, which decides whether to go on
         with os.fdopen(args.write_fd, "w") as answers:
             send(answers, error_reply(exc))
         return 1
-    return serve(args.read_fd, args.write_fd, args.scratch, confinement)
+    return serve(args.read_fd, args.write_fd, args.scratch, args.inputs, confinement)
 
 
 if __name__ == "__main__":

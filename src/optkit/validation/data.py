@@ -191,6 +191,13 @@ def read_text(path: Path, max_lines: int | None = None) -> list[str]:
 
 
 def _tokenizer(info: ModelInfo):
+    """The model's tokenizer, loaded here (optkit's own, unconfined process) from data files only:
+    ``trust_remote_code=False`` (a tokenizer that needs its own Python code is refused, never run
+    here) and ``local_files_only``.
+
+    Raises:
+        DataError: no tokenizer, or one that cannot be loaded from its files.
+    """
     if not info.hf_dir:
         raise DataError("the source model carries no tokenizer, so text data cannot be encoded",
                         "pass --data inputs.npz with one array per model input")
@@ -198,7 +205,13 @@ def _tokenizer(info: ModelInfo):
         from transformers import AutoTokenizer
     except ImportError as exc:
         raise missing_dependency("transformers", "torch") from exc
-    return AutoTokenizer.from_pretrained(info.hf_dir)
+    try:
+        return AutoTokenizer.from_pretrained(info.hf_dir, trust_remote_code=False, local_files_only=True)
+    except Exception as exc:  # transformers raises OSError/ValueError/KeyError for unusable folders
+        raise DataError(f"cannot load the model's tokenizer from its files: {type(exc).__name__}: "
+                        f"{(str(exc).splitlines() or [''])[0][:200]}",
+                        "pass --data inputs.npz with one array per model input (a tokenizer that needs its "
+                        "own code is never run in optkit's process)") from exc
 
 
 def _encode(tokenizer, texts, info: ModelInfo, sequence_length: int, split_words: bool):

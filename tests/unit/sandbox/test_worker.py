@@ -14,8 +14,8 @@ import pytest
 from optkit.errors import DataError, SourceModelError
 from optkit.hashing import hash_path
 from optkit.registry import FRAMEWORKS
-from optkit.sandbox.arrays import ArrayFolder
-from optkit.sandbox.client import SourceWorker, load_source
+from optkit.sandbox.client import SourceWorker
+from optkit.sandbox.source import load_source
 from optkit.sandbox.landlock import abi_version
 from optkit.sandbox.protocol import WorkerCallError, raise_error
 
@@ -32,18 +32,40 @@ class _WriteOnLoad:
         return (eval, (f"open({self.target!r}, 'w').write('pwned')",))
 
 
-def test_array_folder_round_trip_and_refuses_objects_and_escapes(tmp_path):
-    folder = ArrayFolder(tmp_path, "in")
-    names = folder.write({"x": np.arange(6, dtype=np.int64).reshape(2, 3), "y/../z": np.ones(2, np.float32)})
+def test_arrays_cross_without_pickles_symlinks_or_fifos(tmp_path):
+    from optkit.sandbox.arrays import InputFolder, OutputFolder, read_inputs, read_outputs
+
+    inputs = InputFolder(tmp_path / "in")
+    names = inputs.write({"x": np.arange(6, dtype=np.int64).reshape(2, 3), "y/../z": np.ones(2, np.float32)})
     assert [n for n, _ in names] == ["x", "y/../z"] and all("/" not in f for _, f in names)
-    back = folder.read(names)
+    back = read_inputs(tmp_path / "in", names)
     assert back["x"].tolist() == [[0, 1, 2], [3, 4, 5]] and back["y/../z"].dtype == np.float32
-    assert not list(tmp_path.glob("*.npy")), "files are removed once read"
-    np.save(tmp_path / "in-9.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(ValueError):
-        folder.read([["obj", "in-9.npy"]])
-    with pytest.raises(ValueError):
-        folder.read([["up", "../in-9.npy"]])
+    inputs.clear()
+    assert not list((tmp_path / "in").glob("*.npy")), "input files are removed once answered"
+    scratch = tmp_path / "scratch"
+    out = OutputFolder(scratch / "io").write({"logits": np.ones((2, 2))})
+    assert read_outputs(scratch, out)["logits"].shape == (2, 2) and not list((scratch / "io").iterdir())
+    secret = tmp_path / "secret.npy"
+    np.save(secret, np.arange(3))
+    (scratch / "io" / "out-7.npy").symlink_to(secret)
+    os.mkfifo(scratch / "io" / "out-8.npy")
+    np.save(scratch / "io" / "out-9.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for file in ("out-7.npy", "out-8.npy", "out-9.npy", "../secret.npy"):
+        with pytest.raises(SourceModelError):
+            read_outputs(scratch, [["o", file]])
+    assert secret.exists(), "a planted symlink never makes optkit read or delete the user's file"
+
+
+def test_input_files_are_never_written_through_a_planted_symlink(tmp_path):
+    from optkit.sandbox.arrays import InputFolder
+
+    folder = InputFolder(tmp_path / "in")
+    victim = tmp_path / "bashrc"
+    victim.write_text("the user's")
+    (tmp_path / "in" / "in-0.npy").symlink_to(victim)
+    with pytest.raises(FileExistsError):
+        folder.write({"x": np.ones(2)})
+    assert victim.read_text() == "the user's"
 
 
 def test_worker_errors_keep_their_kind_or_become_worker_call_errors():
@@ -118,16 +140,28 @@ def test_cli_refuses_a_hostile_pickle_and_nothing_is_written(tmp_path):
 
 
 def test_files_the_worker_names_are_taken_only_if_they_are_its_own(tmp_path):
-    from optkit.sandbox.client import _take_file
+    from optkit.sandbox.arrays import copy_worker_file
 
     scratch, secret = tmp_path / "scratch", tmp_path / "secret.txt"
-    scratch.mkdir()
+    (scratch / "export").mkdir(parents=True)
     secret.write_text("the user's")
-    (scratch / "link.onnx").symlink_to(secret)
-    for named in (scratch / "link.onnx", secret, scratch / "missing.onnx"):
-        with pytest.raises(SourceModelError, match="not its own"):
-            _take_file(scratch, named, tmp_path / "taken.onnx")
+    (scratch / "export" / "link.onnx").symlink_to(secret)
+    (scratch / "dir").symlink_to(tmp_path)
+    for named in ("export/link.onnx", "../secret.txt", "dir/secret.txt", "export/missing.onnx", "/etc/passwd"):
+        with pytest.raises(SourceModelError):
+            copy_worker_file(scratch, named, tmp_path / "taken.onnx")
     assert secret.read_text() == "the user's" and not (tmp_path / "taken.onnx").exists()
-    (scratch / "model.onnx").write_bytes(b"onnx")
-    _take_file(scratch, scratch / "model.onnx", tmp_path / "taken.onnx")
-    assert (tmp_path / "taken.onnx").read_bytes() == b"onnx" and not (scratch / "model.onnx").exists()
+    (scratch / "export" / "model.onnx").write_bytes(b"onnx")
+    copy_worker_file(scratch, "export/model.onnx", tmp_path / "taken.onnx")
+    assert (tmp_path / "taken.onnx").read_bytes() == b"onnx" and not (scratch / "export" / "model.onnx").exists()
+
+
+def test_the_worker_gets_no_secrets_from_optkits_environment(tmp_path, monkeypatch):
+    from optkit.sandbox.client import worker_environment
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t")
+    monkeypatch.setenv("OPTKIT_SIGN_KEY_PASSWORD", "pw")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    env = worker_environment(tmp_path)
+    assert "AWS_SECRET_ACCESS_KEY" not in env and "OPTKIT_SIGN_KEY_PASSWORD" not in env
+    assert env["OMP_NUM_THREADS"] == "2" and env["HOME"] == str(tmp_path) and env["PYTHONSAFEPATH"] == "1"
