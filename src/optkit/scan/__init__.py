@@ -63,11 +63,11 @@ def _scan_torch(path: Path, report: ScanReport, trust_remote_code: bool) -> None
 
 
 def _torch_kind(file: Path) -> str:
-    """``torch_format.sniff``'s kind, or ``"pickle"`` for a file it does not recognise (the pickle
-    scan then decides whether it decodes).
+    """``torch_format.sniff``'s kind.
 
     Raises:
-        SourceModelError: the file is empty, or a zip archive that is truncated or corrupt.
+        SourceModelError: the file is empty, a zip archive that is truncated or corrupt, or neither
+            a zip nor a pickle (sniff's message).
     """
     from optkit.errors import SourceModelError
     from optkit.formats.torch_format import sniff
@@ -85,7 +85,7 @@ def _torch_kind(file: Path) -> str:
     except SourceModelError as exc:
         if head == b"PK":  # a zip that no longer reads (a truncated TorchScript or torch.export archive)
             raise corrupt(str(file), str(exc.__cause__ or exc.message)) from exc
-        return "pickle"
+        raise  # neither zip nor pickle: sniff says what it is (e.g. text named .pt)
 
 
 def _scan_tensorflow(path: Path, report: ScanReport) -> None:

@@ -136,9 +136,10 @@ def test_damaged_torch_files_are_source_model_errors(tmp_path, builder):
     if builder != "empty_pt" and builder != "corrupt_pt2":
         pytest.importorskip("torch")
     path = getattr(h, builder)(tmp_path)
-    with pytest.raises(SourceModelError, match=r"cannot scan .*: it looks truncated or corrupt \(") as info:
+    with pytest.raises(SourceModelError, match=r"cannot scan .*: it looks truncated or corrupt \(|is not a PyTorch "
+                       r"file \(no zip or pickle header\)") as info:
         scan_source(path, "torch")
-    assert info.value.hint == "export or save the model again" and "trust" not in info.value.hint
+    assert "trust" not in info.value.hint  # never "skip the scan" for a damaged file
 
 
 @pytest.mark.parametrize("data", [b"", b"\x80\x04\x95", b"\x80\x02cos\nsys", b"garbage that is no pickle",
