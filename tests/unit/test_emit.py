@@ -26,15 +26,17 @@ def test_output_that_is_a_file(tmp_path):
 
 
 def fake_artifact(folder, files=("model.onnx",), content="old"):
-    """A folder laid out like an optkit artifact: ``files`` plus a manifest.json that lists them."""
+    """A folder laid out like an optkit artifact: ``files`` plus a manifest.json that lists them with
+    their real sha256 (an artifact exactly as optkit wrote it)."""
     from optkit.artifact.manifest import FileEntry, Manifest
+    from optkit.hashing import sha256_file
 
     folder.mkdir(parents=True, exist_ok=True)
     for name in files:
         (folder / name).write_text(content)
     manifest = Manifest(approved=True, strict=False, recipe={}, source={}, artifact={}, environment={}, data={},
                         steps=[], accuracy={}, speed=None, gates=[], warnings=[],
-                        files={n: FileEntry(sha256="0" * 64, bytes=len(content)) for n in files})
+                        files={n: FileEntry(sha256=sha256_file(folder / n), bytes=len(content)) for n in files})
     (folder / "manifest.json").write_text(manifest.model_dump_json())
     return folder
 
