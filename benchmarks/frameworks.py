@@ -56,7 +56,7 @@ def main() -> None:
             metrics = m["accuracy"]["metrics"]
             shapes = {s["batch_size"]: s for s in m["speed"]["shapes"]}
             speed = [shapes[b] for b in (1, 32)]
-            fmt = lambda k, f="{:.4f}": f.format(metrics[k]) if k in metrics else "—"  # noqa: E731
+            fmt = lambda k, f="{:.4f}", metrics=metrics: f.format(metrics[k]) if k in metrics else "—"  # noqa: E731
             row = [label, recipe, str(m["data"]["samples"]), fmt("label_agreement"), str(len(m["accuracy"]["disagreements"])),
                    fmt("max_abs_error", "{:.1e}"), fmt("max_rel_error", "{:.1e}"), fmt("accuracy_source"),
                    fmt("accuracy_artifact")]

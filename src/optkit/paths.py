@@ -8,6 +8,7 @@ renamed into place, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -125,9 +126,7 @@ def write_atomic(path: str | Path, data: bytes, what: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
         raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}",
                           "choose a path in a writable folder with free space") from exc

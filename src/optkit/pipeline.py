@@ -10,9 +10,10 @@ import json
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optkit import interrupts
 from optkit.artifact.attestation import write_attestation
@@ -22,8 +23,8 @@ from optkit.artifact.manifest import Manifest, file_entries, seal
 from optkit.artifact.signing import check_sign_key, sign_artifact
 from optkit.errors import DataError, ExportError, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
-from optkit.paths import require_regular
 from optkit.pass_context import PassContext, PassOutcome
+from optkit.paths import require_regular
 from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.results import ConvertResult, Event, StepRecord

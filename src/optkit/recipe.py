@@ -11,25 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from optkit.errors import RecipeError, UsageError
-from optkit.pass_configs import (  # re-exported: ``from optkit.recipe import FusePass`` keeps working
+from optkit.pass_configs import (  # re-exported (``X as X``): ``from optkit.recipe import FusePass`` keeps working
     PASS_CONFIGS,
     PASS_TYPES,
-    Fp16Pass,
-    FusePass,
-    Int8SearchSpace,
     PassConfig,
-    QuantizeDynamicPass,
-    QuantizeStaticPass,
-    SimplifyPass,
 )
+from optkit.pass_configs import Fp16Pass as Fp16Pass
+from optkit.pass_configs import FusePass as FusePass
+from optkit.pass_configs import Int8SearchSpace as Int8SearchSpace
+from optkit.pass_configs import QuantizeDynamicPass as QuantizeDynamicPass
+from optkit.pass_configs import QuantizeStaticPass as QuantizeStaticPass
+from optkit.pass_configs import SimplifyPass as SimplifyPass
 from optkit.strict import StrictModel
 
 BUILTIN_PACKAGE = "optkit.builtin_recipes"
@@ -100,7 +101,7 @@ class AccuracyGate(StrictModel):
     max: float | None = Field(None, description="the gate passes when metric <= max (set min or max)")
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "AccuracyGate":
+    def _one_bound(self) -> AccuracyGate:
         if (self.min is None) == (self.max is None):
             raise ValueError("a gate needs exactly one of 'min' or 'max'")
         return self

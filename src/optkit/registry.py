@@ -4,8 +4,9 @@ framework it needs; importing TensorFlow and PaddlePaddle in one process can cra
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from optkit.errors import SourceModelError
 from optkit.pass_configs import PASS_RUNNERS

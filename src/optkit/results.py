@@ -7,9 +7,10 @@ Its own module, below :mod:`optkit.pipeline` and :mod:`optkit.artifact`, so that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optkit.errors import GateFailed
 from optkit.recipe import FIDELITY_METRICS, Recipe

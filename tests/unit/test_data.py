@@ -35,7 +35,7 @@ def test_conll_set_word_starts_and_gold(tiny, tmp_path):
     assert len(vset.gold_tags) == 10
     ids = vset.feeds["input_ids"]
     assert ids.dtype == np.int64 and ids.shape[0] == 10
-    for starts, tags in zip(vset.word_starts, vset.gold_tags):
+    for starts, tags in zip(vset.word_starts, vset.gold_tags, strict=True):
         assert len(starts) == len(tags) and starts == sorted(starts) and starts[0] == 1  # after [CLS]
 
 

@@ -71,11 +71,10 @@ def test_files_added_during_the_run_stop_the_swap(tmp_path):
     """The folder is checked again right before the swap: what the user put there meanwhile stays."""
     out = fake_artifact(tmp_path / "art")
     check_output(out, overwrite=True)
-    with pytest.raises(OutputError, match="not an optkit artifact"):
-        with staging(out) as tmp:
-            (tmp / "model.onnx").write_text("new")
-            (out / "notes.txt").write_text("mine")  # written while the run was going
-            publish(tmp, out, overwrite=True)
+    with pytest.raises(OutputError, match="not an optkit artifact"), staging(out) as tmp:
+        (tmp / "model.onnx").write_text("new")
+        (out / "notes.txt").write_text("mine")  # written while the run was going
+        publish(tmp, out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine" and (out / "model.onnx").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art"], "no staging or .old folder left"
 
@@ -147,9 +146,8 @@ def test_symlinked_output_to_user_content_is_refused(tmp_path):
     link.symlink_to(home, target_is_directory=True)
     with pytest.raises(OutputError, match="not an optkit artifact"):
         check_output(link, overwrite=True)
-    with pytest.raises(OutputError, match="not an optkit artifact"):  # and at the swap itself
-        with staging(link) as tmp:
-            publish(tmp, link, overwrite=True)
+    with pytest.raises(OutputError, match="not an optkit artifact"), staging(link) as tmp:  # and at the swap itself
+        publish(tmp, link, overwrite=True)
     assert (home / "photos.zip").read_text() == "precious" and link.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"]
 
@@ -182,19 +180,17 @@ def test_nested_output_on_a_read_only_file_system(tmp_path, monkeypatch):
 
 def test_failure_inside_staging_leaves_nothing(tmp_path):
     out = tmp_path / "art"
-    with pytest.raises(RuntimeError):
-        with staging(out) as tmp:
-            (tmp / "model.onnx").write_text("half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), staging(out) as tmp:
+        (tmp / "model.onnx").write_text("half")
+        raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_concurrent_writer_is_detected(tmp_path):
     out = tmp_path / "art"
-    with pytest.raises(OutputError, match="another run"):
-        with staging(out) as tmp:
-            out.mkdir()  # another run published first
-            publish(tmp, out, overwrite=False)
+    with pytest.raises(OutputError, match="another run"), staging(out) as tmp:
+        out.mkdir()  # another run published first
+        publish(tmp, out, overwrite=False)
     assert [p.name for p in tmp_path.iterdir()] == ["art"]
 
 
@@ -207,14 +203,12 @@ def test_oserror_while_staging_is_one_line_output_error(tmp_path):
 
     out = tmp_path / "art"
     with pytest.raises(OutputError, match=r"no space left to write the artifact .*art: No space left on device "
-                                          r"\(model.onnx\); nothing was written") as err:
-        with staging(out) as tmp:
-            (tmp / "model.onnx").write_bytes(b"half")
-            raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "model.onnx"))
+                                          r"\(model.onnx\); nothing was written") as err, staging(out) as tmp:
+        (tmp / "model.onnx").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "model.onnx"))
     assert "free disk space" in err.value.hint and _leftovers(tmp_path) == []
-    with pytest.raises(OutputError, match="cannot write the artifact .*Read-only file system"):
-        with staging(out):
-            raise OSError(errno.EROFS, "Read-only file system")
+    with pytest.raises(OutputError, match="cannot write the artifact .*Read-only file system"), staging(out):
+        raise OSError(errno.EROFS, "Read-only file system")
     assert _leftovers(tmp_path) == []
 
 

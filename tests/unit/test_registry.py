@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from optkit.errors import DependencyError, SourceModelError
-from optkit.registry import FRAMEWORKS, PASSES, detect_framework
 from optkit.recipe import PASS_TYPES
+from optkit.registry import FRAMEWORKS, PASSES, detect_framework
 
 
 @pytest.mark.parametrize("name,expected", [("m.pt", "torch"), ("m.pt2", "torch"), ("m.keras", "tensorflow"),

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny_quant_models import build
 
 import optkit
 from optkit.errors import PassError
 from optkit.recipe import parse_recipe
 from tests_support import FAST
+from tiny_quant_models import build
 
 INT8 = """
 name: search-test

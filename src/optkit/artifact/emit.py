@@ -17,9 +17,9 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from optkit.errors import OutputError
 from optkit.hashing import sha256_file

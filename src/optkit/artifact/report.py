@@ -25,7 +25,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def render_report(result: "ConvertResult") -> str:
+def render_report(result: ConvertResult) -> str:
     """Markdown report: verdict, source, data, steps, accuracy, speed, gates, warnings, environment."""
     verdict = "APPROVED" if result.approved else "NOT APPROVED"
     env = result.manifest.get("environment", {})
@@ -91,7 +91,7 @@ SEARCH_COLUMNS = ["#", "stage", "settings", "fp32 nodes", "gates (value)", "p50 
 SEARCH_CONSOLE_COLUMNS = ["#", "stage", "settings", "fp32", "gate values", "best ms", "verdict"]
 
 
-def search_tables(result: "ConvertResult") -> list[tuple[str, dict]]:
+def search_tables(result: ConvertResult) -> list[tuple[str, dict]]:
     """``(step name, details["search"])`` for every pass that ran a search."""
     return [(s.name, s.details["search"]) for s in result.steps if isinstance(s.details.get("search"), dict)]
 
@@ -115,7 +115,7 @@ def search_console_rows(search: dict) -> list[list[str]]:
              fmt(c.get("best_ms"), 2), c["verdict"]] for c in search["candidates"]]
 
 
-def _search_section(result: "ConvertResult") -> list[str]:
+def _search_section(result: ConvertResult) -> list[str]:
     lines: list[str] = []
     for step, search in search_tables(result):
         outcome = "met every accuracy gate" if search["met_gates"] else "**no candidate met the accuracy gates**"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 import typer
 
@@ -36,18 +36,19 @@ def stdout_to_stderr(enabled: bool) -> Iterator[None]:
 
 
 def convert_command(
-    source: Path = typer.Argument(..., help="model file or folder: .pt/.pt2/HF folder (PyTorch), .keras/SavedModel, .skops, Paddle .json/.pdmodel, .onnx"),
+    source: Path = typer.Argument(..., help="model file or folder: .pt/.pt2/HF folder (PyTorch), .keras/SavedModel, .skops, "
+                                "Paddle .json/.pdmodel, .onnx"),
     recipe: str = RecipeOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),
-    opset: Optional[int] = typer.Option(None, "--opset", min=9, max=21, help="override export.opset (9-21)"),
-    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
-    sequence_lengths: Optional[str] = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="override benchmark.threads (both runners)"),
-    max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="override validation.max_samples"),
-    calibration_data: Optional[str] = typer.Option(None, "--calibration-data",
+    output: Path | None = typer.Option(None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"),
+    data: str | None = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),
+    opset: int | None = typer.Option(None, "--opset", min=9, max=21, help="override export.opset (9-21)"),
+    batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
+    sequence_lengths: str | None = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="override benchmark.threads (both runners)"),
+    max_samples: int | None = typer.Option(None, "--max-samples", min=1, help="override validation.max_samples"),
+    calibration_data: str | None = typer.Option(None, "--calibration-data",
                                                    help="calibration data for quantize-static passes (.npz)"),
-    search_budget: Optional[float] = typer.Option(None, "--search-budget", min=0.001,
+    search_budget: float | None = typer.Option(None, "--search-budget", min=0.001,
                                                   help="seconds for accuracy-aware int8 searches and the fp16 "
                                                        "overflow check (sets search_budget_s on those passes)"),
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
@@ -63,8 +64,8 @@ def convert_command(
                                    "artifact or an empty folder)"),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
-    junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
-    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="PEM EC private key: sign the artifact (model.sig)"),
+    junit_xml: Path | None = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="PEM EC private key: sign the artifact (model.sig)"),
     sign_keyless: bool = typer.Option(False, "--sign-keyless", help="sign with Sigstore (online, OIDC identity)"),
 ) -> None:
     """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
@@ -76,7 +77,6 @@ def convert_command(
 
     def run() -> int:
         from optkit.pipeline import convert
-
         from optkit.recipe import flag_overrides, load_recipe, searches
 
         if junit_xml is not None:  # before any work: a report that cannot be written fails now

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from optkit import interrupts
 from optkit.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OptkitError, debug_enabled

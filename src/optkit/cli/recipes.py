@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -40,7 +39,7 @@ def show_command(name: str = typer.Argument(..., help="built-in recipe name or .
 
     def run() -> None:
         load_recipe(name)
-        text = builtin_text(name) if name in builtin_names() else open(name, encoding="utf-8").read()
+        text = builtin_text(name) if name in builtin_names() else Path(name).read_text(encoding="utf-8")
         typer.echo(text.rstrip())
 
     guarded(run)
@@ -55,7 +54,7 @@ def schema_command() -> None:
 
 
 @app.command("doc")
-def doc_command(update: Optional[Path] = typer.Option(
+def doc_command(update: Path | None = typer.Option(
         None, "--update", help="rewrite the generated block of this Markdown file (docs/recipes.md) "
         "instead of printing")) -> None:
     """Print the recipe field tables (Markdown, from the JSON schema), or update a docs file."""

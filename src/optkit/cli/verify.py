@@ -6,7 +6,6 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,9 +16,9 @@ from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
 def verify_command(
     artifact: Path = typer.Argument(..., help="artifact folder written by optkit convert"),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="re-run the accuracy gates against the source "
+    data: str | None = typer.Option(None, "--data", "-d", help="re-run the accuracy gates against the source "
                                        "model on this data (.conll, .txt or .npz)"),
-    source: Optional[Path] = typer.Option(None, "--source", help="the source model, if not at the manifest's "
+    source: Path | None = typer.Option(None, "--source", help="the source model, if not at the manifest's "
                                           "source.path (its sha256 must still match)"),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickled source (with --data)"),
     trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
@@ -28,11 +27,11 @@ def verify_command(
                                           help="DANGEROUS: skip the static scan of the source (with --data)"),
     require_sandbox: bool = typer.Option(False, "--require-sandbox",
                                          help="with --data: fail unless the source model can be confined"),
-    public_key: Optional[Path] = typer.Option(None, "--public-key", help="PEM EC public key: model.sig must be "
+    public_key: Path | None = typer.Option(None, "--public-key", help="PEM EC public key: model.sig must be "
                                               "a valid signature by its private key"),
-    identity: Optional[str] = typer.Option(None, "--identity", help="keyless: the Sigstore identity (e.g. an "
+    identity: str | None = typer.Option(None, "--identity", help="keyless: the Sigstore identity (e.g. an "
                                            "e-mail or workflow URL) that must have signed model.sig"),
-    oidc_issuer: Optional[str] = typer.Option(None, "--oidc-issuer", help="keyless: the OIDC issuer of --identity"),
+    oidc_issuer: str | None = typer.Option(None, "--oidc-issuer", help="keyless: the OIDC issuer of --identity"),
     strict: bool = typer.Option(False, "--strict", help="a skipped gate fails; so do random-input evidence and "
                                 "no accuracy gate evaluated"),
     as_json: bool = JsonOpt,

@@ -49,7 +49,7 @@ def export(source: PaddleSource, example: Feeds, config: ExportConfig, out_path:
 
 def _rename_outputs(model, names: list[str]) -> dict[str, str]:
     """Give graph outputs the predictor's output names (paddle2onnx may call them fetch_name_N)."""
-    mapping = {o.name: n for o, n in zip(model.graph.output, names) if o.name != n}
+    mapping = {o.name: n for o, n in zip(model.graph.output, names, strict=False) if o.name != n}
     for node in model.graph.node:
         node.output[:] = [mapping.get(o, o) for o in node.output]
         node.input[:] = [mapping.get(i, i) for i in node.input]

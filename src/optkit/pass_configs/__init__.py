@@ -36,7 +36,7 @@ PASS_CONFIGS: dict[str, type[StrictModel]] = {pass_name(cls): cls for cls in PAS
 PASS_TYPES: tuple[str, ...] = tuple(PASS_CONFIGS)
 PASS_RUNNERS: dict[str, str] = {name: f"optkit.passes.{cls.__module__.rsplit('.', 1)[-1]}:run"
                                 for name, cls in PASS_CONFIGS.items()}
-PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]
+PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]  # noqa: UP007 (a union of a runtime tuple has no X | Y spelling)
 
 __all__ = ["PASS_CLASSES", "PASS_CONFIGS", "PASS_RUNNERS", "PASS_TYPES", "PassConfig", "pass_name",
            "Fp16Pass", "FusePass", "Int8SearchSpace", "QuantizeDynamicPass", "QuantizeStaticPass", "SimplifyPass"]

@@ -67,7 +67,7 @@ class OrtRunner(Runner):
         """Inputs are cast to the model's declared input types (e.g. float64 data → float32)."""
         arrays = {n: np.ascontiguousarray(feeds[n], dtype=self.input_dtypes[n]) for n in self.input_names}
         outputs = self.session.run(None, arrays)
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, outputs, strict=False))
 
     def _deactivate(self) -> None:
         self.session = None

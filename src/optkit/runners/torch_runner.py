@@ -51,4 +51,4 @@ class TorchRunner(Runner):
             tensors = [out]
         names = self.output_names + [f"output_{i}" for i in range(len(self.output_names), len(tensors))]
         return {n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
-                for n, t in zip(names, tensors)}
+                for n, t in zip(names, tensors, strict=False)}

@@ -10,6 +10,7 @@ keeps of its work is taken by :mod:`optkit.sandbox.source` through :mod:`optkit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,7 +25,7 @@ from typing import Any, Literal
 from optkit import interrupts
 from optkit.errors import SandboxUnavailable, SourceModelError, debug_enabled
 from optkit.sandbox.arrays import InputFolder
-from optkit.sandbox.protocol import RAISABLE, raise_error, receive, send
+from optkit.sandbox.protocol import RAISABLE, raise_error, send
 
 SandboxMode = Literal["auto", "require", "off"]
 
@@ -135,7 +136,8 @@ class SourceWorker:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         forbidden = [str(Path.home().resolve()), str(Path(tempfile.gettempdir()).resolve())]
-        log = None if debug_enabled() else open(self.log_path, "ab")  # append-only: no rewriting it later
+        # append-only: no rewriting it later; closed in the finally below, once the worker has it
+        log = None if debug_enabled() else open(self.log_path, "ab")  # noqa: SIM115
         try:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "optkit.sandbox.worker", "--read-fd", str(to_worker_r),
@@ -160,11 +162,9 @@ class SourceWorker:
         proc = self._proc
         if proc is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             if proc.poll() is None:
                 send(self._requests, {"op": "shutdown"})
-        except (OSError, ValueError):
-            pass
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -172,10 +172,8 @@ class SourceWorker:
         finally:
             self._kill_session(proc)
             for stream in (self._requests, self._answers):
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
             self._proc = None
 
     def kill(self) -> None:
@@ -189,16 +187,12 @@ class SourceWorker:
     @staticmethod
     def _kill_session(proc: subprocess.Popen) -> None:
         """SIGKILL the worker's session (the worker and its children, e.g. paddle2onnx), then reap."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
-    def __enter__(self) -> "SourceWorker":
+    def __enter__(self) -> SourceWorker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -266,10 +260,8 @@ class SourceWorker:
             WorkerCallError: the worker raised another exception.
             SourceModelError: the worker died or answered nonsense.
         """
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):  # the worker is gone; _read reports how it ended
             send(self._requests, {"op": op, **arguments})
-        except (BrokenPipeError, ValueError):
-            pass  # the worker is gone; _read reports how it ended
         try:
             answer = self._read()
         finally:

@@ -5,9 +5,10 @@ checked before optkit uses it (see :mod:`optkit.sandbox.arrays`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optkit.errors import DataError, SourceModelError
 from optkit.io_spec import ModelInfo, info_from_dict
@@ -62,7 +63,7 @@ class WorkerSource:
         """The source's sha256, computed here (without loading it) by the framework's hasher."""
         return self.hasher(self.path)
 
-    def runner(self, threads: int, device: str = "cpu") -> "WorkerRunner":
+    def runner(self, threads: int, device: str = "cpu") -> WorkerRunner:
         """The reference runner, executing in the worker."""
         return WorkerRunner(self.worker, threads, device)
 

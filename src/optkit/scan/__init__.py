@@ -116,8 +116,8 @@ def _scan_sklearn(path: Path, report: ScanReport) -> None:
 
 
 def _scan_paddle(path: Path, report: ScanReport) -> None:
-    from optkit.scan.paddle_ops import scan_paddle
     from optkit.formats.paddle_format import program_files
+    from optkit.scan.paddle_ops import scan_paddle
 
     program = program_files(path)[0]
     report.checked.append(str(program))

@@ -50,6 +50,7 @@ and runs inside the confinement.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import io
@@ -415,11 +416,9 @@ class _Stream:
             items = self._pop_mark() if name != "SETITEM" else [*reversed([self._pop(), self._pop()])]
             target = {} if name == "DICT" else (stack[-1] if stack else None)
             if isinstance(target, dict):
-                for key, value in zip(items[::2], items[1::2]):
-                    try:
+                for key, value in zip(items[::2], items[1::2], strict=False):
+                    with contextlib.suppress(TypeError):  # an unhashable key (a list, a dict)
                         target[key] = value
-                    except TypeError:  # an unhashable key (a list, a dict)
-                        pass
             if name == "DICT":
                 stack.append(target)
         elif name in ("GLOBAL", "INST"):

@@ -39,7 +39,6 @@ from optkit.search.ort_quantize import quantize
 from optkit.search.sensitivity import exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.speed import size_on_disk_mb
 
-
 #: candidates closer than this (ms) always tie: sub-millisecond models time within timer and cache noise
 TIMER_FLOOR_MS = 0.05
 
@@ -203,7 +202,7 @@ class _Search:
         if passing:
             if len(passing) > 1:
                 self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
-                for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing])):
+                for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing]), strict=False):
                     cand.best_ms = min(cand.best_ms, best)
             fastest = min(c.best_ms for c in passing)
             slack = fastest * self.space.latency_tolerance + TIMER_FLOOR_MS

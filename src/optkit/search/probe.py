@@ -4,8 +4,8 @@ tensors are the ones the graph names (the method of Polygraphy's ``--onnx-output
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import onnx
@@ -46,4 +46,4 @@ def run_probe(model: onnx.ModelProto, path: Path, batches: list[Feeds], threads:
     names = [o.name for o in session.get_outputs()]
     for batch in batches:
         feeds = {n: np.ascontiguousarray(batch[n], dtype=ORT_DTYPES.get(inputs[n])) for n in inputs}
-        visit(dict(zip(names, session.run(None, feeds))))
+        visit(dict(zip(names, session.run(None, feeds), strict=False)))

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from optkit.errors import SourceModelError
+from optkit.formats.onnx_format import content_kind, looks_like_onnx, read_head
 from optkit.hashing import sha256_file
 from optkit.io_spec import Dim, ModelInfo, TensorSpec
 from optkit.runners.base import Runner
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sources.base import SourceModel
-from optkit.formats.onnx_format import content_kind, looks_like_onnx, read_head
 
 
 class OnnxSource(SourceModel):

@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from optkit.errors import SourceModelError, missing_dependency
+from optkit.formats.paddle_format import program_files
+from optkit.hashing import hash_path
 from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds, Runner
-from optkit.hashing import hash_path
-from optkit.formats.paddle_format import program_files
 from optkit.sources.base import SourceModel
+
 
 class PaddleSource(SourceModel):
     """A ``paddle.jit.save`` program with its parameters."""

@@ -1,5 +1,6 @@
-"""scikit-learn sources: ``.skops`` files (safe: only scikit-learn classes and the types skops itself trusts are loaded, never functions; see :mod:`optkit.scan`) and, only with
-``trust_pickle``, ``.joblib``/``.pkl`` pickles (unpickling runs code from the file).
+"""scikit-learn sources: ``.skops`` files (safe: only scikit-learn classes and the types skops itself
+trusts are loaded, never functions; see :mod:`optkit.scan`) and, only with ``trust_pickle``,
+``.joblib``/``.pkl`` pickles (unpickling runs code from the file).
 
 Outputs follow skl2onnx's names with ``zipmap`` off: classifiers ``label`` (int64, N) and
 ``probabilities`` (float, N × classes); regressors ``variable`` (float, N × 1).

@@ -124,6 +124,6 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     def call(feeds: dict) -> dict:
         out = predict(*[feeds[n] for n in inputs])
         out = out if isinstance(out, (list, tuple)) else [out]
-        return dict(zip(outputs, out))
+        return dict(zip(outputs, out, strict=False))
 
     return TFSource(path, info, "keras", model, call)

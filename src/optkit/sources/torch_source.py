@@ -12,15 +12,16 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from optkit.errors import SourceModelError, missing_dependency
+from optkit.formats.torch_format import embedded_model_info, read_embedded, sniff
 from optkit.io_spec import ModelInfo, default_dynamic_axes, token_input_specs
 from optkit.runners.base import Runner
 from optkit.sources.base import SourceModel
-from optkit.formats.torch_format import embedded_model_info, read_embedded, sniff
 
 HF_TASKS = {
     "ForTokenClassification": "token-classification",

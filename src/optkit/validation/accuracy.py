@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optkit.io_spec import ModelInfo
 from optkit.errors import PassError
+from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds
 from optkit.validation.data import ValidationSet
 from optkit.validation.ner import decode_tags, entity_f1

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import itertools
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from optkit.errors import DataError, missing_dependency
 from optkit.hashing import sha256_file
-from optkit.paths import require_regular
 from optkit.io_spec import ModelInfo, TensorSpec
+from optkit.paths import require_regular
 from optkit.runners.base import Feeds
 
 
@@ -269,7 +269,7 @@ class _Head:
         self.ndim = len(shape)
 
 
-def read_npz_heads(path: Path, max_rows: int) -> dict[str, "_Head"]:
+def read_npz_heads(path: Path, max_rows: int) -> dict[str, _Head]:
     """Read each array of an ``.npz`` lazily: its header, then only its first ``max_rows`` rows
     along axis 0 (the whole array when it is 0-d or stored in Fortran order).
 

@@ -35,7 +35,7 @@ def match_outputs(source: Feeds, artifact: Feeds, error: type[OptkitError]) -> l
     if len(rest_s) != len(rest_a):
         raise error(f"outputs differ: the source gives {rest_s or 'no more'} besides {shared}, the ONNX model "
                     f"{rest_a or 'no more'}", "export every output the source model returns")
-    pairs = dict(zip(rest_s, rest_a))
+    pairs = dict(zip(rest_s, rest_a, strict=True))
     return [(name, name if name in artifact else pairs[name]) for name in source]
 
 

@@ -4,9 +4,10 @@ Method (see docs/benchmarks.md): both runners get the same inputs (real validati
 truncated to each shape), the same intra-op thread count, ``warmup`` untimed runs each, then
 ``iterations`` timed runs each, in blocks (all source runs, then all artifact runs): interleaving
 them in one process lets one runtime's spinning worker threads (OpenMP, ORT's thread pool) steal
-the cores the other needs, which slowed a tiny TorchScript model ~50x in our measurements. Latency is wall time per call (``time.perf_counter``),
-reported as the median (p50) and 90th percentile (p90) in milliseconds; throughput = batch size /
-p50 in samples per second; speed-up = source p50 / artifact p50.
+the cores the other needs, which slowed a tiny TorchScript model ~50x in our measurements.
+Latency is wall time per call (``time.perf_counter``), reported as the median (p50) and 90th
+percentile (p90) in milliseconds; throughput = batch size / p50 in samples per second; speed-up =
+source p50 / artifact p50.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class LatencyStats:
     iterations: int
 
     @classmethod
-    def from_seconds(cls, seconds: list[float], batch_size: int) -> "LatencyStats":
+    def from_seconds(cls, seconds: list[float], batch_size: int) -> LatencyStats:
         """Summarise per-call wall times (seconds) for a batch of ``batch_size`` samples."""
         ms = np.asarray(seconds) * 1e3
         p50 = float(np.percentile(ms, 50))

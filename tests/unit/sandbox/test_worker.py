@@ -15,9 +15,9 @@ from optkit.errors import DataError, SourceModelError
 from optkit.hashing import hash_path
 from optkit.registry import FRAMEWORKS
 from optkit.sandbox.client import SourceWorker
-from optkit.sandbox.source import load_source
 from optkit.sandbox.landlock import abi_version
 from optkit.sandbox.protocol import WorkerCallError, raise_error
+from optkit.sandbox.source import load_source
 
 needs_landlock = pytest.mark.skipif(abi_version() == 0, reason="this kernel has no Landlock")
 
@@ -102,9 +102,9 @@ def test_a_model_that_writes_a_file_when_loaded_is_stopped(tmp_path):
     target.parent.mkdir()
     model = tmp_path / "model.pkl"
     model.write_bytes(pickle.dumps(_WriteOnLoad(str(target))))
-    with SourceWorker(tmp_path / "work", [model]) as worker:
-        with pytest.raises(SourceModelError, match="the sandbox stopped the source model"):
-            load_source(worker, FRAMEWORKS["sklearn"], model, threads=1, trust_pickle=True, trust_model_code=True)
+    with (SourceWorker(tmp_path / "work", [model]) as worker,
+          pytest.raises(SourceModelError, match="the sandbox stopped the source model")):
+        load_source(worker, FRAMEWORKS["sklearn"], model, threads=1, trust_pickle=True, trust_model_code=True)
     assert not target.exists()
     assert not (tmp_path / "pwned.txt").exists()
 

@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from hostile_models import (hf_auto_map, hf_benign, hf_custom_py, joblib_benign, joblib_os_system,
-                            pickle_os_system)
+from hostile_models import hf_auto_map, hf_benign, hf_custom_py, joblib_benign, joblib_os_system, pickle_os_system
 from optkit.errors import UnsafeModelError
 from optkit.scan import remote_code_files, scan_source
 

@@ -3,7 +3,6 @@ and damaged files are SourceModelError, never a finding or an internal error."""
 
 from __future__ import annotations
 
-import io
 import pickle
 import sys
 
@@ -92,12 +91,12 @@ def test_computed_stack_global_is_refused():
 
 def test_real_sklearn_models_pass_with_pickle_and_joblib_all_protocols(tmp_path):
     import joblib
+    import numpy as np
     from sklearn.datasets import load_iris
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-    import numpy as np
 
     x, y = load_iris(return_X_y=True)
     models = [LogisticRegression(max_iter=500).fit(x, y), RandomForestClassifier(3, random_state=0).fit(x, y),
