@@ -32,9 +32,21 @@ def fake_artifact(folder, files=("model.onnx",), content="old"):
     folder.mkdir(parents=True, exist_ok=True)
     for name in files:
         (folder / name).write_text(content)
-    manifest = Manifest(approved=True, strict=False, recipe={}, source={}, artifact={}, environment={}, data={},
-                        steps=[], accuracy={}, speed=None, gates=[], warnings=[],
-                        files={n: FileEntry(sha256="0" * 64, bytes=len(content)) for n in files})
+    manifest = Manifest(
+        approved=True,
+        strict=False,
+        recipe={},
+        source={},
+        artifact={},
+        environment={},
+        data={},
+        steps=[],
+        accuracy={},
+        speed=None,
+        gates=[],
+        warnings=[],
+        files={n: FileEntry(sha256="0" * 64, bytes=len(content)) for n in files},
+    )
     (folder / "manifest.json").write_text(manifest.model_dump_json())
     return folder
 
@@ -111,8 +123,10 @@ def test_cli_overwrite_on_the_source_models_folder_exits_2_and_keeps_everything(
     model = folder / "model.pt"
     model.write_bytes(tiny["pt"].read_bytes())
     (folder / "notes.md").write_text("my notes")
-    result = CliRunner().invoke(app, ["convert", str(model), "--recipe", "ner-int8", "--data", str(tiny["conll"]),
-                                      "-o", str(folder), "--overwrite"])
+    result = CliRunner().invoke(
+        app,
+        ["convert", str(model), "--recipe", "ner-int8", "--data", str(tiny["conll"]), "-o", str(folder), "--overwrite"],
+    )
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("output error: ") and "contains the input" in last and str(model) in last, last
@@ -202,8 +216,14 @@ def test_oserror_while_staging_is_one_line_output_error(tmp_path):
     import errno
 
     out = tmp_path / "art"
-    with pytest.raises(OutputError, match=r"no space left to write the artifact .*art: No space left on device "
-                                          r"\(model.onnx\); nothing was written") as err, staging(out) as tmp:
+    with (
+        pytest.raises(
+            OutputError,
+            match=r"no space left to write the artifact .*art: No space left on device "
+            r"\(model.onnx\); nothing was written",
+        ) as err,
+        staging(out) as tmp,
+    ):
         (tmp / "model.onnx").write_bytes(b"half")
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "model.onnx"))
     assert "free disk space" in err.value.hint and _leftovers(tmp_path) == []
@@ -249,8 +269,18 @@ def test_disk_full_while_writing_the_artifact(tiny, tmp_path, monkeypatch, faili
     monkeypatch.setattr(onnx, "save_model", save_model)
     monkeypatch.setattr(pathlib.Path, "write_text", write_text)
     out = tmp_path / "runs" / "art"
-    args = ["convert", str(tiny["pt"]), "--recipe", "ner-int8", "--data", str(tiny["conll"]), "-o", str(out),
-            "--set", "passes=[]"] + [f"--set={k}={v}" for k, v in FAST.items()]
+    args = [
+        "convert",
+        str(tiny["pt"]),
+        "--recipe",
+        "ner-int8",
+        "--data",
+        str(tiny["conll"]),
+        "-o",
+        str(out),
+        "--set",
+        "passes=[]",
+    ] + [f"--set={k}={v}" for k, v in FAST.items()]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
@@ -273,10 +303,24 @@ def test_overwrite_keeps_an_artifact_the_user_changed_or_nested_files_into(tmp_p
         (folder / "model.onnx").write_bytes(b"onnx")
         (folder / "report.md").write_text("# report\n")
         fields = {name: info.default for name, info in Manifest.model_fields.items() if not info.is_required()}
-        manifest = Manifest(**{**fields, "approved": True, "strict": False, "recipe": {}, "source": {},
-                               "artifact": {}, "environment": {}, "data": {}, "steps": [], "accuracy": {},
-                               "speed": None, "gates": [], "warnings": [],
-                               "files": file_entries(folder, ["model.onnx", "report.md"])})
+        manifest = Manifest(
+            **{
+                **fields,
+                "approved": True,
+                "strict": False,
+                "recipe": {},
+                "source": {},
+                "artifact": {},
+                "environment": {},
+                "data": {},
+                "steps": [],
+                "accuracy": {},
+                "speed": None,
+                "gates": [],
+                "warnings": [],
+                "files": file_entries(folder, ["model.onnx", "report.md"]),
+            }
+        )
         (folder / "manifest.json").write_text(seal(manifest))
         return folder
 

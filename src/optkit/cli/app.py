@@ -13,8 +13,13 @@ from optkit.cli.convert import convert_command
 from optkit.cli.verify import verify_command
 from optkit.version import __version__
 
-app = typer.Typer(name="optkit", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Convert a trained model to an approved ONNX artifact, validated against its source.")
+app = typer.Typer(
+    name="optkit",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Convert a trained model to an approved ONNX artifact, validated against its source.",
+)
 app.command("convert")(convert_command)
 app.command("verify")(verify_command)
 app.add_typer(recipes.app, name="recipes")

@@ -53,8 +53,10 @@ def os_error_line(exc: OSError) -> str | None:
     if exc.filename2:
         where = f"{exc.filename} → {exc.filename2}"
     if exc.errno in FULL_DISK:
-        return (f"output error: no space left on the device ({where}); nothing was written (hint: free disk "
-                "space, or point TMPDIR and -o at a larger disk)")
+        return (
+            f"output error: no space left on the device ({where}); nothing was written (hint: free disk "
+            "space, or point TMPDIR and -o at a larger disk)"
+        )
     hint = FS_HINTS.get(exc.errno)
     if hint is None:
         return None
@@ -98,6 +100,8 @@ def _internal(exc: Exception):
     if debug_enabled():
         traceback.print_exception(exc)
     first = (str(exc).splitlines() or [""])[0][:300]
-    print(f"internal error: {type(exc).__name__}: {first} (set OPTKIT_DEBUG=1 for the traceback, "
-          "and please report it)", file=sys.stderr)
+    print(
+        f"internal error: {type(exc).__name__}: {first} (set OPTKIT_DEBUG=1 for the traceback, and please report it)",
+        file=sys.stderr,
+    )
     raise SystemExit(EXIT_INTERNAL) from None

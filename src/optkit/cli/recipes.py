@@ -11,8 +11,9 @@ from rich.table import Table
 
 from optkit.cli.errors import guarded
 
-app = typer.Typer(help="Built-in recipes: list them, show one, or print the recipe JSON schema or field tables.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Built-in recipes: list them, show one, or print the recipe JSON schema or field tables.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -54,9 +55,11 @@ def schema_command() -> None:
 
 
 @app.command("doc")
-def doc_command(update: Path | None = typer.Option(
-        None, "--update", help="rewrite the generated block of this Markdown file (docs/recipes.md) "
-        "instead of printing")) -> None:
+def doc_command(
+    update: Path | None = typer.Option(
+        None, "--update", help="rewrite the generated block of this Markdown file (docs/recipes.md) instead of printing"
+    ),
+) -> None:
     """Print the recipe field tables (Markdown, from the JSON schema), or update a docs file."""
     from optkit.errors import UsageError
     from optkit.recipe_doc import field_tables, replace_generated
@@ -69,8 +72,9 @@ def doc_command(update: Path | None = typer.Option(
         try:
             text = replace_generated(update.read_text(encoding="utf-8"), tables)
         except ValueError as exc:
-            raise UsageError(f"cannot update {update}: {exc}",
-                             "pass a Markdown file with the generated-block markers") from exc
+            raise UsageError(
+                f"cannot update {update}: {exc}", "pass a Markdown file with the generated-block markers"
+            ) from exc
         update.write_text(text, encoding="utf-8")  # an OSError is reported by guarded (exit 2)
         typer.echo(f"updated {update}")
 

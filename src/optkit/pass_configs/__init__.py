@@ -22,8 +22,13 @@ from optkit.pass_configs.simplify import SimplifyPass
 from optkit.strict import StrictModel
 
 # In the order error messages, the schema and the docs list them.
-PASS_CLASSES: tuple[type[StrictModel], ...] = (SimplifyPass, FusePass, QuantizeDynamicPass, QuantizeStaticPass,
-                                               Fp16Pass)
+PASS_CLASSES: tuple[type[StrictModel], ...] = (
+    SimplifyPass,
+    FusePass,
+    QuantizeDynamicPass,
+    QuantizeStaticPass,
+    Fp16Pass,
+)
 
 
 def pass_name(config_class: type[StrictModel]) -> str:
@@ -34,9 +39,22 @@ def pass_name(config_class: type[StrictModel]) -> str:
 
 PASS_CONFIGS: dict[str, type[StrictModel]] = {pass_name(cls): cls for cls in PASS_CLASSES}
 PASS_TYPES: tuple[str, ...] = tuple(PASS_CONFIGS)
-PASS_RUNNERS: dict[str, str] = {name: f"optkit.passes.{cls.__module__.rsplit('.', 1)[-1]}:run"
-                                for name, cls in PASS_CONFIGS.items()}
+PASS_RUNNERS: dict[str, str] = {
+    name: f"optkit.passes.{cls.__module__.rsplit('.', 1)[-1]}:run" for name, cls in PASS_CONFIGS.items()
+}
 PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]  # noqa: UP007 (a union of a runtime tuple has no X | Y spelling)
 
-__all__ = ["PASS_CLASSES", "PASS_CONFIGS", "PASS_RUNNERS", "PASS_TYPES", "PassConfig", "pass_name",
-           "Fp16Pass", "FusePass", "Int8SearchSpace", "QuantizeDynamicPass", "QuantizeStaticPass", "SimplifyPass"]
+__all__ = [
+    "PASS_CLASSES",
+    "PASS_CONFIGS",
+    "PASS_RUNNERS",
+    "PASS_TYPES",
+    "PassConfig",
+    "pass_name",
+    "Fp16Pass",
+    "FusePass",
+    "Int8SearchSpace",
+    "QuantizeDynamicPass",
+    "QuantizeStaticPass",
+    "SimplifyPass",
+]

@@ -54,8 +54,10 @@ def search(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> P
             model has nothing to quantize, or no candidate could be built at all.
     """
     if ctx.evaluator is None or ctx.validation is None:
-        raise PassError("the accuracy-aware int8 search needs validation data and accuracy gates",
-                        "run the pass through optkit convert / optkit.convert")
+        raise PassError(
+            "the accuracy-aware int8 search needs validation data and accuracy gates",
+            "run the pass through optkit convert / optkit.convert",
+        )
     return _Search(model_path, config, ctx).run()
 
 
@@ -83,8 +85,10 @@ class _Search:
     # ------------------------------------------------------------------ driving
     def run(self) -> PassOutcome:
         if not self.nodes:
-            raise PassError("nothing to quantize: the model has no MatMul/Gemm/Conv/Attention with constant weights",
-                            "remove the quantize-dynamic pass from the recipe")
+            raise PassError(
+                "nothing to quantize: the model has no MatMul/Gemm/Conv/Attention with constant weights",
+                "remove the quantize-dynamic pass from the recipe",
+            )
         self._try(Candidate(0, "fp32 input"))
         for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
             self._try(Candidate(len(self.rows), "settings", wt, pc, rr))
@@ -94,8 +98,9 @@ class _Search:
         if self.space.op_type_subsets and base is not None and len(types) > 1 and not settled:
             for left_out in types:
                 kept = [t for t in types if t != left_out]
-                self._try(Candidate(len(self.rows), "op types", base.weight_type, base.per_channel,
-                                    base.reduce_range, kept))
+                self._try(
+                    Candidate(len(self.rows), "op types", base.weight_type, base.per_channel, base.reduce_range, kept)
+                )
         if not settled and self.space.node_fallback:
             self._fallback()
         return self._outcome()
@@ -115,9 +120,15 @@ class _Search:
         try:
             if cand.is_int8:
                 cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
-                cand.quantized_ops = quantize(self.path, cand.path, cand.weight_type, cand.per_channel,
-                                              bool(cand.reduce_range), cand.op_types,
-                                              exclusion_names(self.model, cand.fp32_nodes))
+                cand.quantized_ops = quantize(
+                    self.path,
+                    cand.path,
+                    cand.weight_type,
+                    cand.per_channel,
+                    bool(cand.reduce_range),
+                    cand.op_types,
+                    exclusion_names(self.model, cand.fp32_nodes),
+                )
             else:
                 cand.path = self.path
             score = self.ctx.evaluator.score(cand.path)
@@ -130,8 +141,12 @@ class _Search:
         else:
             cand.metrics = dict(score.accuracy.metrics)
             cand.gates = [{"name": g.name, "value": g.value, "status": g.status} for g in score.gates]
-            cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (score.passed, score.margin, score.latency_ms,
-                                                                      score.best_ms)
+            cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (
+                score.passed,
+                score.margin,
+                score.latency_ms,
+                score.best_ms,
+            )
             cand.size_mb = size_on_disk_mb(cand.path, cand.path.with_name(cand.path.name + ".data"))
             cand.verdict = "reference" if not cand.is_int8 else ("passed" if cand.passed else "failed")
         interrupts.check()  # a Ctrl-C that a native library turned into a candidate error ends the run
@@ -145,8 +160,10 @@ class _Search:
             return f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: error {cand.error}"
         gates = ", ".join(f"{g['name'].split()[0]} {g['value']:.4g}" for g in cand.gates if g["value"] is not None)
         verdict = "reference" if not cand.is_int8 else ("PASS" if cand.passed else "FAIL")
-        return (f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: {gates} → {verdict}, "
-                f"{cand.latency_ms:.2f} ms p50, {cand.best_ms:.2f} ms best ({cand.seconds:.0f} s)")
+        return (
+            f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: {gates} → {verdict}, "
+            f"{cand.latency_ms:.2f} ms p50, {cand.best_ms:.2f} ms best ({cand.seconds:.0f} s)"
+        )
 
     def _closest(self, stage: str | None = None) -> Candidate | None:
         """The scored int8 candidate with the largest gate margin (earliest wins ties)."""
@@ -160,14 +177,26 @@ class _Search:
             return
         nodes = quantizable_nodes(self.model, base.op_types)
         batches = self.ctx.validation.batches(self.space.sensitivity_samples)[:1]
-        self.ctx.progress(f"ranking {len(nodes)} node(s) by int8 sensitivity on {self.space.sensitivity_samples} "
-                          f"samples ({base.settings()})")
+        self.ctx.progress(
+            f"ranking {len(nodes)} node(s) by int8 sensitivity on {self.space.sensitivity_samples} "
+            f"samples ({base.settings()})"
+        )
         try:
-            self.ranking = rank_nodes(self.model, nodes, batches, self.ctx.workdir, self.ctx.threads,
-                                      base.weight_type, bool(base.per_channel), bool(base.reduce_range))
+            self.ranking = rank_nodes(
+                self.model,
+                nodes,
+                batches,
+                self.ctx.workdir,
+                self.ctx.threads,
+                base.weight_type,
+                bool(base.per_channel),
+                bool(base.reduce_range),
+            )
         except Exception as exc:
-            raise PassError(f"node sensitivity analysis failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                            "set search_space.node_fallback: false, or exclude nodes by hand") from exc
+            raise PassError(
+                f"node sensitivity analysis failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                "set search_space.node_fallback: false, or exclude nodes by hand",
+            ) from exc
         names = [s.name for s in self.ranking]
         limit = len(names) if self.space.allow_fp32 else len(names) - 1
         last_fail, first_pass, count = 0, None, 1
@@ -191,8 +220,17 @@ class _Search:
                 last_fail = middle
 
     def _fallback_candidate(self, base: Candidate, fp32_nodes: list[str]) -> Candidate | None:
-        return self._try(Candidate(len(self.rows), "fp32 fallback", base.weight_type, base.per_channel,
-                                   base.reduce_range, base.op_types, list(fp32_nodes)))
+        return self._try(
+            Candidate(
+                len(self.rows),
+                "fp32 fallback",
+                base.weight_type,
+                base.per_channel,
+                base.reduce_range,
+                base.op_types,
+                list(fp32_nodes),
+            )
+        )
 
     # ------------------------------------------------------------------ choice
     def _choose(self) -> tuple[Candidate, bool]:
@@ -211,8 +249,10 @@ class _Search:
         closest = self._closest()
         if closest is None:
             errors = "; ".join(f"{c.settings()}: {c.error}" for c in self.rows if c.error)
-            raise PassError(f"no int8 candidate could be built or run ({errors[:300]})",
-                            "check the quantize-dynamic search_space, or use quantize-static")
+            raise PassError(
+                f"no int8 candidate could be built or run ({errors[:300]})",
+                "check the quantize-dynamic search_space, or use quantize-static",
+            )
         return closest, False
 
     def _outcome(self) -> PassOutcome:
@@ -220,8 +260,10 @@ class _Search:
         chosen.verdict = "chosen"
         warnings = []
         if not chosen.is_int8:
-            warnings.append("no int8 candidate met the accuracy gates; search_space.allow_fp32 kept the model in "
-                            "float32 (not quantized)")
+            warnings.append(
+                "no int8 candidate met the accuracy gates; search_space.allow_fp32 kept the model in "
+                "float32 (not quantized)"
+            )
         elif not chosen.quantized_ops:
             warnings.append("the chosen candidate has no quantized node: this model has nothing int8 can speed up")
         if not met:
@@ -231,20 +273,36 @@ class _Search:
                 f"no int8 candidate met the accuracy gates after {len(self.rows) - 1} candidate(s)"
                 f"{' (search budget exhausted)' if self.exhausted else ''}; failing: {gate_text}. Try: a larger "
                 "--search-budget, search_space.allow_fp32: true, quantize-static with calibration data, "
-                "or a recipe whose gates match what int8 can hold")
+                "or a recipe whose gates match what int8 can hold"
+            )
         if self.exhausted:
-            warnings.append(f"search budget of {self.config.search_budget_s:g} s exhausted after "
-                            f"{len(self.rows) - 1} candidate(s)")
-        search = {"strategy": "accuracy-aware", "candidates": [c.row() for c in self.rows], "chosen": chosen.id,
-                  "met_gates": met, "fp32_nodes": chosen.fp32_nodes, "budget_s": self.config.search_budget_s,
-                  "budget_exhausted": self.exhausted, "elapsed_s": round(time.perf_counter() - self.start, 1),
-                  "latency_shape": _shape(self.ctx.evaluator.latency_feeds),
-                  "sensitivity": [{"node": s.name, "op_type": s.op_type, "error": s.error, "method": s.method}
-                                  for s in self.ranking[:30]]}
-        details = {"weight_type": chosen.weight_type, "per_channel": chosen.per_channel,
-                   "reduce_range": chosen.reduce_range, "op_types": chosen.op_types,
-                   "nodes_to_exclude": chosen.fp32_nodes, "quantized_ops": chosen.quantized_ops,
-                   "candidates": len(self.rows) - 1, "search": search}
+            warnings.append(
+                f"search budget of {self.config.search_budget_s:g} s exhausted after {len(self.rows) - 1} candidate(s)"
+            )
+        search = {
+            "strategy": "accuracy-aware",
+            "candidates": [c.row() for c in self.rows],
+            "chosen": chosen.id,
+            "met_gates": met,
+            "fp32_nodes": chosen.fp32_nodes,
+            "budget_s": self.config.search_budget_s,
+            "budget_exhausted": self.exhausted,
+            "elapsed_s": round(time.perf_counter() - self.start, 1),
+            "latency_shape": _shape(self.ctx.evaluator.latency_feeds),
+            "sensitivity": [
+                {"node": s.name, "op_type": s.op_type, "error": s.error, "method": s.method} for s in self.ranking[:30]
+            ],
+        }
+        details = {
+            "weight_type": chosen.weight_type,
+            "per_channel": chosen.per_channel,
+            "reduce_range": chosen.reduce_range,
+            "op_types": chosen.op_types,
+            "nodes_to_exclude": chosen.fp32_nodes,
+            "quantized_ops": chosen.quantized_ops,
+            "candidates": len(self.rows) - 1,
+            "search": search,
+        }
         for cand in self.rows:  # free disk: only the chosen model is needed from here on
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)

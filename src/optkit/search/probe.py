@@ -27,8 +27,13 @@ def with_outputs(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProt
     return probe
 
 
-def run_probe(model: onnx.ModelProto, path: Path, batches: list[Feeds], threads: int,
-              visit: Callable[[dict[str, np.ndarray]], None]) -> None:
+def run_probe(
+    model: onnx.ModelProto,
+    path: Path,
+    batches: list[Feeds],
+    threads: int,
+    visit: Callable[[dict[str, np.ndarray]], None],
+) -> None:
     """Save ``model`` to ``path`` and call ``visit({tensor name: array})`` once per batch.
 
     Raises:

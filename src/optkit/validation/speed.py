@@ -38,8 +38,9 @@ class LatencyStats:
         """Summarise per-call wall times (seconds) for a batch of ``batch_size`` samples."""
         ms = np.asarray(seconds) * 1e3
         p50 = float(np.percentile(ms, 50))
-        return cls(p50, float(np.percentile(ms, 90)), float(ms.mean()), float(ms.min()),
-                   batch_size / (p50 / 1e3), len(ms))
+        return cls(
+            p50, float(np.percentile(ms, 90)), float(ms.mean()), float(ms.min()), batch_size / (p50 / 1e3), len(ms)
+        )
 
 
 @dataclass
@@ -86,8 +87,10 @@ class SpeedReport:
     def find(self, device: str, batch_size: int, sequence_length: int | None) -> ShapeResult | None:
         """The result at a shape; ``sequence_length=None`` matches the first one measured."""
         for shape in self.shapes:
-            if shape.device == device and shape.batch_size == batch_size and (
-                sequence_length is None or shape.sequence_length == sequence_length
+            if (
+                shape.device == device
+                and shape.batch_size == batch_size
+                and (sequence_length is None or shape.sequence_length == sequence_length)
             ):
                 return shape
         return None
@@ -122,8 +125,16 @@ def time_runner(runner: Runner, feeds: Feeds, warmup: int, iterations: int) -> l
     return times
 
 
-def benchmark(source: Runner, artifact: Runner, vset: ValidationSet, batch_sizes: list[int],
-              sequence_lengths: list[int], warmup: int, iterations: int, on_shape=None) -> list[ShapeResult]:
+def benchmark(
+    source: Runner,
+    artifact: Runner,
+    vset: ValidationSet,
+    batch_sizes: list[int],
+    sequence_lengths: list[int],
+    warmup: int,
+    iterations: int,
+    on_shape=None,
+) -> list[ShapeResult]:
     """Time source and artifact on one device at every (batch size, sequence length).
 
     Args:
@@ -138,8 +149,9 @@ def benchmark(source: Runner, artifact: Runner, vset: ValidationSet, batch_sizes
             feeds = vset.shaped(batch, seq)
             src = time_runner(source, feeds, warmup, iterations)
             art = time_runner(artifact, feeds, warmup, iterations)
-            result = ShapeResult(source.device, batch, seq, LatencyStats.from_seconds(src, batch),
-                                 LatencyStats.from_seconds(art, batch))
+            result = ShapeResult(
+                source.device, batch, seq, LatencyStats.from_seconds(src, batch), LatencyStats.from_seconds(art, batch)
+            )
             results.append(result)
             if on_shape:
                 on_shape(result)
