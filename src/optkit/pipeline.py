@@ -6,6 +6,7 @@ The CLI is a thin layer over :func:`convert`; everything it shows comes from :cl
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import shutil
 import tempfile
@@ -250,9 +251,7 @@ class _Run:
                 lambda message: self.emit("progress", message),
             )
             run_pass = resolve(PASSES[pass_cfg.type])
-            model_path = self._step(
-                pass_cfg.type, lambda r=run_pass, p=model_path, c=pass_cfg, x=ctx: self._pass(r, p, c, x)
-            )
+            model_path = self._step(pass_cfg.type, functools.partial(self._pass, run_pass, model_path, pass_cfg, ctx))
         art_runner = OrtRunner(model_path, self.threads)
         try:
             self.art_rss = activate_measured(art_runner, vset.batches(cfg.batch_size)[0])
@@ -381,6 +380,8 @@ class _Run:
         return source.device_missing(device)
 
     def _finish(self, source, vset, model_path, art_runner, accuracy, speed, gates) -> ConvertResult:
+        worker = self.worker
+        assert worker is not None  # started by _load, before any step
         warnings = [w for s in self.steps for w in s.warnings]
         if not vset.is_real:
             warnings.append(f"validated on generated random inputs ({vset.origin}), not real data: pass --data")
@@ -410,7 +411,7 @@ class _Run:
             gates=gates,
             warnings=warnings,
             evidence="real-data" if vset.is_real else "random-inputs",
-            sandbox=self.worker.sandbox.to_dict(),
+            sandbox=worker.sandbox.to_dict(),
         )
         result.approved = not result.rejections
         model = load_onnx(model_path)  # once: the manifest and the emitted file both read it

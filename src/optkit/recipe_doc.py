@@ -83,8 +83,8 @@ def _cell(text: str) -> str:
 
 def _children(prop: dict[str, Any]) -> list[tuple[str, str]]:
     """``(model name, path suffix)`` of the models a property refers to, in schema order."""
-    if "$ref" in prop:
-        return [(_ref(prop), "")]
+    if (ref := _ref(prop)) is not None:  # "$ref" in prop
+        return [(ref, "")]
     if "items" in prop:
         return [(m, "[]" + s) for m, s in _children(prop["items"])]
     found = []

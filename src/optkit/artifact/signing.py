@@ -172,11 +172,13 @@ def sign_artifact(folder: Path, key: Path | None = None, *, keyless: bool = Fals
                 "keyless signing needs network access and an OIDC identity; or use --sign-key",
             ) from None
     else:
+        assert key is not None  # not keyless: checked above
         password = os.environ.get(PASSWORD_ENV)
         # model-signing annotates the password as str but hands it to cryptography, which needs bytes
-        config.use_elliptic_key_signer(private_key=Path(key), password=password.encode() if password else None).sign(
-            folder, folder / SIGNATURE
-        )
+        config.use_elliptic_key_signer(
+            private_key=Path(key),
+            password=password.encode() if password else None,  # type: ignore[arg-type]
+        ).sign(folder, folder / SIGNATURE)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != SIGNATURE)
     return SignatureRecord(folder / SIGNATURE, "keyless" if keyless else "key", files)
 
@@ -218,6 +220,7 @@ def verify_signature(
         if public_key is not None:
             config.use_elliptic_key_verifier(public_key=public_key)
         else:
+            assert identity is not None and oidc_issuer is not None  # _check_verify_options: both or neither
             config.use_sigstore_verifier(identity=identity, oidc_issuer=oidc_issuer)
         config.verify(folder, signature)
     except Exception as exc:  # any failure to verify means not verified: bad bundle, key, digest, file

@@ -121,13 +121,13 @@ def verify_artifact(
 def _file_problems(folder: Path, manifest: Manifest) -> list[str]:
     """Listed files that are missing, changed, symlinks or outside the folder; entries not listed."""
     problems = []
-    listed_dirs = set()
+    listed_dirs: set[str] = set()
     for name, entry in manifest.files.items():
-        rel = PurePosixPath(name)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
             problems.append(f"manifest lists a path outside the artifact: {name}")
             continue
-        listed_dirs.update(str(p) for p in rel.parents if str(p) != ".")
+        listed_dirs.update(str(p) for p in path.parents if str(p) != ".")
         file = folder / name
         try:
             info = os.lstat(file)

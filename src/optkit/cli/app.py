@@ -60,7 +60,7 @@ def main(args: Sequence[str] | None = None) -> None:
         code = app(args=args, prog_name="optkit", standalone_mode=False)
     except typer.TyperException as exc:  # click's UsageError, BadParameter, NoSuchOption, FileError, ...
         if _no_args(exc):  # no command: the help, as before
-            typer.echo(exc.ctx.get_help())
+            typer.echo(exc.ctx.get_help())  # type: ignore[attr-defined]  # NoArgsIsHelpError has one
         else:
             print(usage_line(exc), file=sys.stderr)
         code = exc.exit_code

@@ -57,9 +57,9 @@ def os_error_line(exc: OSError) -> str | None:
             f"output error: no space left on the device ({where}); nothing was written (hint: free disk "
             "space, or point TMPDIR and -o at a larger disk)"
         )
-    hint = FS_HINTS.get(exc.errno)
-    if hint is None:
+    if exc.errno is None or exc.errno not in FS_HINTS:
         return None
+    hint = FS_HINTS[exc.errno]
     reason = exc.strerror or os.strerror(exc.errno)
     return " ".join(f"file system error: {reason}: {where} (hint: {hint})".split())
 

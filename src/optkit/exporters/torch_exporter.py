@@ -60,6 +60,7 @@ def export(
                     verbose=False,
                     optimize=True,
                 )
+                assert program is not None  # dynamo=True returns an ONNXProgram
                 model = program.model_proto
                 exporter = "torch.onnx (dynamo)"
             else:
@@ -67,7 +68,7 @@ def export(
                 torch.onnx.export(
                     source.module,
                     args,
-                    buffer,
+                    buffer,  # type: ignore[arg-type, unused-ignore]  # the TorchScript exporter takes a file object
                     dynamo=False,
                     opset_version=config.opset,
                     input_names=info.input_names,

@@ -10,7 +10,7 @@ the valid pass names (:data:`PASS_TYPES`, used in error messages and docs) and t
 
 from __future__ import annotations
 
-from typing import Annotated, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Union, get_args
 
 from pydantic import Field
 
@@ -42,7 +42,12 @@ PASS_TYPES: tuple[str, ...] = tuple(PASS_CONFIGS)
 PASS_RUNNERS: dict[str, str] = {
     name: f"optkit.passes.{cls.__module__.rsplit('.', 1)[-1]}:run" for name, cls in PASS_CONFIGS.items()
 }
-PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]  # noqa: UP007 (a union of a runtime tuple has no X | Y spelling)
+if TYPE_CHECKING:  # mypy cannot unpack a runtime tuple: the same classes as PASS_CLASSES, spelled out
+    PassConfig = Annotated[
+        SimplifyPass | FusePass | QuantizeDynamicPass | QuantizeStaticPass | Fp16Pass, Field(discriminator="type")
+    ]
+else:
+    PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]  # noqa: UP007 (Union of a runtime tuple)
 
 __all__ = [
     "PASS_CLASSES",

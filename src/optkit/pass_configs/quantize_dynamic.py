@@ -9,6 +9,10 @@ from pydantic import Field
 from optkit.strict import StrictModel
 
 
+def _weight_types() -> list[Literal["qint8", "quint8"]]:
+    return ["qint8", "quint8"]
+
+
 class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
 
@@ -20,7 +24,7 @@ class Int8SearchSpace(StrictModel):
     """
 
     weight_types: list[Literal["qint8", "quint8"]] = Field(
-        default_factory=lambda: ["qint8", "quint8"], min_length=1, description="stage 1: weight types tried"
+        default_factory=_weight_types, min_length=1, description="stage 1: weight types tried"
     )
     per_channel: list[bool] = Field(
         default_factory=lambda: [True, False], min_length=1, description="stage 1: per_channel settings tried"

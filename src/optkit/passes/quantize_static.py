@@ -22,7 +22,7 @@ from optkit.recipe import QuantizeStaticPass
 from optkit.runners.base import Feeds
 
 
-def _reader(feeds: Feeds, input_types: dict[str, type], batch: int):
+def _reader(feeds: Feeds, input_types: dict[str, type | None], batch: int):
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class OrtRunner(Runner):
     def __init__(self, model_path: Path, threads: int, device: str = "cpu") -> None:
         super().__init__(threads, device)
         self.model_path = model_path
-        self.session = None
+        self.session: Any = None  # an onnxruntime.InferenceSession while active
 
     @property
     def provider(self) -> str:

@@ -146,7 +146,8 @@ class SourceWorker:
         self._proc = self._spawn(read_paths, confine)
         hello = self._read()
         if not hello.get("ok"):
-            raise_error(hello.get("error") if isinstance(hello.get("error"), dict) else {})
+            error = hello.get("error")
+            raise_error(error if isinstance(error, dict) else {})
         if confine == "off":
             return SandboxRecord(
                 "off" if self.mode == "off" else "unavailable",
@@ -322,7 +323,9 @@ class SourceWorker:
         finally:
             self.inputs.clear()
         if not answer.get("ok"):
-            error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+            error = answer.get("error")
+            if not isinstance(error, dict):
+                error = {}
             if op == "load" and error.get("type") not in RAISABLE:
                 raise SourceModelError(
                     f"cannot load {arguments.get('path')}: {error.get('type')}: {str(error.get('message'))[:200]}",

@@ -139,7 +139,8 @@ def sandbox_denial(exc: BaseException, scratch: Path) -> BaseException:
     Other exceptions are returned unchanged."""
     from optkit.errors import SourceModelError
 
-    chain, seen = exc, set()
+    chain: BaseException | None = exc
+    seen: set[int] = set()
     while chain is not None and id(chain) not in seen:
         seen.add(id(chain))
         text = str(chain)

@@ -66,7 +66,7 @@ def scan_pdmodel(path: Path) -> list[Finding]:
     """
     from paddle.base.proto import framework_pb2
 
-    program = framework_pb2.ProgramDesc()
+    program = framework_pb2.ProgramDesc()  # type: ignore[attr-defined, unused-ignore]  # generated protobuf
     try:
         program.ParseFromString(path.read_bytes())
     except Exception as exc:  # protobuf DecodeError, OSError

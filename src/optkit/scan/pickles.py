@@ -530,7 +530,7 @@ def _itemsize(dtype: _Obj) -> int:
     match the state's)."""
     import numpy
 
-    code, state = dtype.args[0], dtype.state
+    code, state = dtype.args[0], dtype.state  # type: ignore[index]  # the caller checked that args is a tuple
     if not _literal(state):
         if isinstance(state, tuple) and len(state) > 5 and code == f"V{state[5]}":
             return int(state[5])  # structured: fields hold dtypes (no literals), the size is the code's
@@ -580,7 +580,8 @@ class _Stream:
         handle.seek(start)
         try:
             for op, arg, pos in pickletools.genops(handle):
-                self.end = pos
+                if pos is not None:  # always, for a BytesIO
+                    self.end = pos
                 skip_to = self._step(op.name, op, arg, handle.tell())
                 if skip_to is not None:
                     if skip_to > len(data):
@@ -655,10 +656,10 @@ class _Stream:
             found = _Global(module, qual)
             stack.append(found if name == "GLOBAL" else _Obj(found, tuple(self._pop_mark())))
         elif name == "STACK_GLOBAL":
-            qual, module = self._pop(), self._pop()
-            if isinstance(module, str) and isinstance(qual, str):
-                self.imports.append((module, qual))
-                stack.append(_Global(module, qual))
+            top, below = self._pop(), self._pop()
+            if isinstance(below, str) and isinstance(top, str):
+                self.imports.append((below, top))
+                stack.append(_Global(below, top))
             else:
                 self.problems.append("STACK_GLOBAL of a computed name")
                 stack.append(_UNKNOWN)
@@ -820,7 +821,7 @@ def _fickling_findings(data: bytes, label: str) -> list[Finding]:
 
 def _fickling_benign(trigger: str) -> bool:
     match = re.fullmatch(r"from (\S+) import (\S+)", trigger)
-    return bool(match) and check_import(match.group(1), match.group(2)) is None
+    return match is not None and check_import(match.group(1), match.group(2)) is None
 
 
 def scan_pickle_bytes(data: bytes, label: str) -> list[Finding]:
@@ -857,6 +858,7 @@ def _decompressed(data: bytes) -> bytes:
     import lzma
     import zlib
 
+    engine: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
     if data[:1] == b"\x78":
         engine = zlib.decompressobj()
     elif data[:2] == b"\x1f\x8b":

@@ -119,12 +119,13 @@ class _Search:
         self.rows.append(cand)
         try:
             if cand.is_int8:
+                assert cand.weight_type is not None  # is_int8
                 cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
                 cand.quantized_ops = quantize(
                     self.path,
                     cand.path,
                     cand.weight_type,
-                    cand.per_channel,
+                    bool(cand.per_channel),
                     bool(cand.reduce_range),
                     cand.op_types,
                     exclusion_names(self.model, cand.fp32_nodes),
@@ -175,6 +176,7 @@ class _Search:
         base = self._closest(stage="settings")
         if base is None or not self._budget_left():
             return
+        assert base.weight_type is not None  # a "settings" candidate is int8
         nodes = quantizable_nodes(self.model, base.op_types)
         batches = self.ctx.validation.batches(self.space.sensitivity_samples)[:1]
         self.ctx.progress(
@@ -242,9 +244,9 @@ class _Search:
                 self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
                 for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing]), strict=False):
                     cand.best_ms = min(cand.best_ms, best)
-            fastest = min(c.best_ms for c in passing)
+            fastest = min(_best_ms(c) for c in passing)
             slack = fastest * self.space.latency_tolerance + TIMER_FLOOR_MS
-            tied = [c for c in passing if c.best_ms <= fastest + slack]
+            tied = [c for c in passing if _best_ms(c) <= fastest + slack]
             return min(tied, key=lambda c: c.id), True
         closest = self._closest()
         if closest is None:
@@ -307,7 +309,14 @@ class _Search:
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)
                 cand.path.with_name(cand.path.name + ".data").unlink(missing_ok=True)
+        assert chosen.path is not None  # every candidate that can be chosen was written
         return PassOutcome(chosen.path, details, warnings)
+
+
+def _best_ms(cand: Candidate) -> float:
+    """The fastest call of a scored candidate (every passing one was scored)."""
+    assert cand.best_ms is not None
+    return cand.best_ms
 
 
 def _shape(feeds: dict) -> str:

@@ -126,7 +126,10 @@ def rank_nodes(
                 wq = fake_quant_weight(w, weight_type, node.op_type == "LSTM" and per_channel, reduce_range, axis=0)
             ranked.append(
                 NodeSensitivity(
-                    node.name, node.op_type, float(np.linalg.norm(wq - w) / max(np.linalg.norm(w), 1e-30)), "weight"
+                    node.name,
+                    node.op_type,
+                    float(np.linalg.norm(wq - w) / max(float(np.linalg.norm(w)), 1e-30)),
+                    "weight",
                 )
             )
     return sorted(ranked, key=lambda s: (-s.error, s.name))

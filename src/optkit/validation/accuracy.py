@@ -175,6 +175,7 @@ def _entity_f1(
         for metric in ("entity_f1_source", "entity_f1_artifact", "entity_f1_drop"):
             report.unavailable[metric] = reason
         return
+    assert vset.gold_tags is not None and vset.word_starts is not None and info.labels is not None
     f1_src = 100 * entity_f1(vset.gold_tags, decode_tags(src_logits, vset.word_starts, info.labels))
     f1_art = 100 * entity_f1(vset.gold_tags, decode_tags(art_logits, vset.word_starts, info.labels))
     report.metrics.update(entity_f1_source=f1_src, entity_f1_artifact=f1_art, entity_f1_drop=f1_src - f1_art)

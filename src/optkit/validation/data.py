@@ -320,7 +320,7 @@ def _read_head(handle, max_rows: int) -> _Head:
     elif version == (2, 0):
         shape, fortran, dtype = fmt.read_array_header_2_0(handle)
     else:  # 3.0 (UTF-8 field names): no public reader
-        shape, fortran, dtype = fmt._read_array_header(handle, version)
+        shape, fortran, dtype = fmt._read_array_header(handle, version)  # type: ignore[attr-defined]
     if dtype.hasobject:
         raise ValueError("object arrays are not supported (they would be unpickled)")
     if not shape or fortran:
@@ -405,7 +405,7 @@ def check_finite(path: Path, name: str, array: np.ndarray) -> None:
             )
 
 
-def check_against_spec(path: Path, array: np.ndarray, spec: TensorSpec) -> None:
+def check_against_spec(path: Path, array: np.ndarray | _Head, spec: TensorSpec) -> None:
     """Check one data array against the model input it feeds.
 
     The rank must match, every fixed size after the sample axis 0 must match, and the values must

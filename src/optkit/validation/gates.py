@@ -43,6 +43,7 @@ def evaluate_accuracy(gates: list[AccuracyGate], report: AccuracyReport) -> list
     results = []
     for gate in gates:
         op, threshold = (">=", gate.min) if gate.min is not None else ("<=", gate.max)
+        assert threshold is not None  # an accuracy gate has min or max (AccuracyGate checks it)
         name = f"{gate.metric} {op} {threshold:g}"
         value = report.metrics.get(gate.metric)
         if value is None:
