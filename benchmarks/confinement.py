@@ -36,8 +36,21 @@ def run_once(model: Path, data: Path, recipe: str, out: Path, confined: bool) ->
         env.pop("OPTKIT_SANDBOX", None)
     else:
         env["OPTKIT_SANDBOX"] = "off"
-    command = [sys.executable, "-m", "optkit.cli.app", "convert", str(model), "--recipe", recipe, "--data", str(data),
-               "-o", str(out), "--overwrite", "--json"]
+    command = [
+        sys.executable,
+        "-m",
+        "optkit.cli.app",
+        "convert",
+        str(model),
+        "--recipe",
+        recipe,
+        "--data",
+        str(data),
+        "-o",
+        str(out),
+        "--overwrite",
+        "--json",
+    ]
     start = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
@@ -62,8 +75,14 @@ def main() -> None:
                 wall = run_once(args.model, args.data, args.recipe, Path(tmp) / "out", confined)
                 times[confined].append(wall)
                 print(f"round {index + 1}: {'confined' if confined else 'off'} {wall:.1f} s", flush=True)
-            rows.append([str(index + 1), f"{times[True][-1]:.1f}", f"{times[False][-1]:.1f}",
-                         f"{times[True][-1] / times[False][-1]:.3f}"])
+            rows.append(
+                [
+                    str(index + 1),
+                    f"{times[True][-1]:.1f}",
+                    f"{times[False][-1]:.1f}",
+                    f"{times[True][-1] / times[False][-1]:.3f}",
+                ]
+            )
     on, off = statistics.median(times[True]), statistics.median(times[False])
     rows.append(["median", f"{on:.1f}", f"{off:.1f}", f"{on / off:.3f}"])
     print_table(["round", f"confined {args.recipe} (s)", "sandbox off (s)", "confined / off"], rows)

@@ -27,19 +27,25 @@ SAMPLE = ROOT / "sample_models" / "minilm-embeddings"
 def fixed(common: dict, name: str, **settings):
     """transformer-int8 with the search off and the given quantize_dynamic settings."""
     recipe = load_recipe("transformer-int8", common)
-    recipe.passes = [p.model_copy(update={"search": "off", **settings}) if isinstance(p, QuantizeDynamicPass) else p
-                     for p in recipe.passes]
+    recipe.passes = [
+        p.model_copy(update={"search": "off", **settings}) if isinstance(p, QuantizeDynamicPass) else p
+        for p in recipe.passes
+    ]
     recipe.name = name
     return recipe
 
 
 def variants(iterations: int, threads: int):
     common = {"benchmark.iterations": iterations, "benchmark.threads": threads, "benchmark.batch_sizes": [1, 8]}
-    return [("fp32 (export+simplify+fuse)", load_recipe("fp32", {**common, "validation.gates": [
-                {"metric": "pooled_cosine_min", "min": 0.99}]})),
-            ("int8 per-tensor QInt8 (common default)", fixed(common, "int8-per-tensor", per_channel=False)),
-            ("int8 per-channel QInt8", fixed(common, "int8-per-channel", per_channel=True)),
-            ("transformer-int8 (accuracy-aware search)", load_recipe("transformer-int8", common))]
+    return [
+        (
+            "fp32 (export+simplify+fuse)",
+            load_recipe("fp32", {**common, "validation.gates": [{"metric": "pooled_cosine_min", "min": 0.99}]}),
+        ),
+        ("int8 per-tensor QInt8 (common default)", fixed(common, "int8-per-tensor", per_channel=False)),
+        ("int8 per-channel QInt8", fixed(common, "int8-per-channel", per_channel=True)),
+        ("transformer-int8 (accuracy-aware search)", load_recipe("transformer-int8", common)),
+    ]
 
 
 def main() -> None:
@@ -52,13 +58,35 @@ def main() -> None:
 
     def row(label, result, out, wall):
         m = result.accuracy.metrics
-        return [label, f"{m['pooled_cosine_mean']:.4f}", f"{m['pooled_cosine_min']:.4f}", *speed_cells(result),
-                int8_settings(result), "approved" if result.approved else "rejected", f"{wall:.0f}"]
+        return [
+            label,
+            f"{m['pooled_cosine_mean']:.4f}",
+            f"{m['pooled_cosine_min']:.4f}",
+            *speed_cells(result),
+            int8_settings(result),
+            "approved" if result.approved else "rejected",
+            f"{wall:.0f}",
+        ]
 
     rows = convert_each(args.model, args.data, variants(args.iterations, args.threads), row)
-    print_table(["artifact", "pooled cosine mean", "pooled cosine min", "PyTorch p50 1×128 (ms)",
-                 "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
-                 "speed-up 8×128", "int8 settings", "verdict", "convert wall (s)"], rows)
+    print_table(
+        [
+            "artifact",
+            "pooled cosine mean",
+            "pooled cosine min",
+            "PyTorch p50 1×128 (ms)",
+            "artifact p50 1×128 (ms)",
+            "speed-up 1×128",
+            "PyTorch p50 8×128 (ms)",
+            "artifact p50 8×128 (ms)",
+            "speed-up 8×128",
+            "int8 settings",
+            "verdict",
+            "convert wall (s)",
+        ],
+        rows,
+    )
+
 
 if __name__ == "__main__":
     main()

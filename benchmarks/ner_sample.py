@@ -26,8 +26,10 @@ def fixed(common: dict, name: str, **settings):
     """ner-int8 with the search off and the given quantize_dynamic settings (what a user without
     the search would pick by hand)."""
     recipe = load_recipe("ner-int8", common)
-    recipe.passes = [p.model_copy(update={"search": "off", **settings}) if isinstance(p, QuantizeDynamicPass) else p
-                     for p in recipe.passes]
+    recipe.passes = [
+        p.model_copy(update={"search": "off", **settings}) if isinstance(p, QuantizeDynamicPass) else p
+        for p in recipe.passes
+    ]
     recipe.name = name
     return recipe
 
@@ -42,12 +44,14 @@ def variants(iterations: int, threads: int):
     """(label, Recipe) pairs: the built-ins, hand-picked int8 settings, and the strict-gate search."""
     common = {"benchmark.iterations": iterations, "benchmark.threads": threads, "benchmark.batch_sizes": [1, 8]}
     strict = {**common, "validation.gates.1.min": 0.997}
-    return [("fp32 (export+simplify+fuse)", load_recipe("fp32", common)),
-            ("int8 per-tensor QInt8 (common default)", fixed(common, "ner-int8-per-tensor", per_channel=False)),
-            ("int8 per-channel QInt8", fixed(common, "ner-int8-per-channel", per_channel=True)),
-            ("ner-int8 (search, tag agreement ≥ 0.99)", load_recipe("ner-int8", common)),
-            ("ner-int8 strict (search, tag agreement ≥ 0.997)", renamed(load_recipe("ner-int8", strict), "strict")),
-            ("ner-fp16 (keep_io_types)", load_recipe("ner-fp16", common))]
+    return [
+        ("fp32 (export+simplify+fuse)", load_recipe("fp32", common)),
+        ("int8 per-tensor QInt8 (common default)", fixed(common, "ner-int8-per-tensor", per_channel=False)),
+        ("int8 per-channel QInt8", fixed(common, "ner-int8-per-channel", per_channel=True)),
+        ("ner-int8 (search, tag agreement ≥ 0.99)", load_recipe("ner-int8", common)),
+        ("ner-int8 strict (search, tag agreement ≥ 0.997)", renamed(load_recipe("ner-int8", strict), "strict")),
+        ("ner-fp16 (keep_io_types)", load_recipe("ner-fp16", common)),
+    ]
 
 
 def main() -> None:
@@ -61,14 +65,41 @@ def main() -> None:
     def row(label, result, out, wall):
         m = result.accuracy.metrics
         size = (out / "model.onnx").stat().st_size / 1e6 if result.approved else float("nan")
-        return [label, f"{m['entity_f1_source']:.2f}", f"{m['entity_f1_artifact']:.2f}", f"{m['entity_f1_drop']:+.2f}",
-                f"{m['tag_agreement']:.4f}", *speed_cells(result), f"{size:.1f}", int8_settings(result),
-                "approved" if result.approved else "rejected", f"{wall:.0f}"]
+        return [
+            label,
+            f"{m['entity_f1_source']:.2f}",
+            f"{m['entity_f1_artifact']:.2f}",
+            f"{m['entity_f1_drop']:+.2f}",
+            f"{m['tag_agreement']:.4f}",
+            *speed_cells(result),
+            f"{size:.1f}",
+            int8_settings(result),
+            "approved" if result.approved else "rejected",
+            f"{wall:.0f}",
+        ]
 
     rows = convert_each(args.model, args.data, variants(args.iterations, args.threads), row)
-    print_table(["artifact", "F1 PyTorch", "F1 artifact", "F1 drop (pts)", "tag agreement", "PyTorch p50 1×128 (ms)",
-                 "artifact p50 1×128 (ms)", "speed-up 1×128", "PyTorch p50 8×128 (ms)", "artifact p50 8×128 (ms)",
-                 "speed-up 8×128", "model MB", "int8 settings", "verdict", "convert wall (s)"], rows)
+    print_table(
+        [
+            "artifact",
+            "F1 PyTorch",
+            "F1 artifact",
+            "F1 drop (pts)",
+            "tag agreement",
+            "PyTorch p50 1×128 (ms)",
+            "artifact p50 1×128 (ms)",
+            "speed-up 1×128",
+            "PyTorch p50 8×128 (ms)",
+            "artifact p50 8×128 (ms)",
+            "speed-up 8×128",
+            "model MB",
+            "int8 settings",
+            "verdict",
+            "convert wall (s)",
+        ],
+        rows,
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -11,8 +11,9 @@ from typing import Any
 import optkit
 
 
-def convert_each(model: Path, data: Path, variants: list[tuple[str, Any]],
-                 row: Callable[[str, Any, Path, float], list[str]]) -> list[list[str]]:
+def convert_each(
+    model: Path, data: Path, variants: list[tuple[str, Any]], row: Callable[[str, Any, Path, float], list[str]]
+) -> list[list[str]]:
     """Convert ``model`` once per ``(label, Recipe)`` into a temporary folder and return
     ``row(label, result, artifact folder, wall seconds)`` for each, printing progress."""
     rows = []

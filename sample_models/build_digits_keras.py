@@ -65,9 +65,14 @@ def main() -> None:
     model.export(str(tmp / "savedmodel"), verbose=False)
     np.savez(tmp / "test.npz", X=x_test, y=y_test)
     np.savez(tmp / "calibration.npz", X=x_train[:200])
-    info = {"script_sha256": script_sha256(SCRIPT), "seed": SEED, "test_accuracy": round(accuracy, 4),
-            "splits": {"train": len(x_train), "test": len(x_test)}, "seconds": round(time.perf_counter() - start, 1),
-            "versions": {"tensorflow": tf.__version__, "keras": keras.__version__}}
+    info = {
+        "script_sha256": script_sha256(SCRIPT),
+        "seed": SEED,
+        "test_accuracy": round(accuracy, 4),
+        "splits": {"train": len(x_train), "test": len(x_test)},
+        "seconds": round(time.perf_counter() - start, 1),
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__},
+    }
     publish(tmp, OUT, info)
     print(f"digits-keras: test accuracy {accuracy:.4f}, built in {info['seconds']} s ({OUT})")
 

@@ -59,7 +59,7 @@ def train_and_save(out: Path, legacy: bool) -> float:
     for _ in range(30):
         perm = order.permutation(len(x_train))
         for i in range(0, len(perm), 32):
-            idx = paddle.to_tensor(perm[i:i + 32])
+            idx = paddle.to_tensor(perm[i : i + 32])
             loss = paddle.nn.functional.cross_entropy(model(xs[idx]), ys[idx], use_softmax=False)  # probabilities in
             loss.backward()
             optimizer.step()
@@ -93,13 +93,22 @@ def main() -> None:
     for name in ("model.json", "model.pdiparams"):
         (tmp / "pir" / name).rename(tmp / name)
     shutil.rmtree(tmp / "pir")
-    subprocess.run([sys.executable, str(SCRIPT), "--legacy-into", str(tmp / "legacy")], check=True,
-                   env={**os.environ, "FLAGS_enable_pir_api": "0"}, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(SCRIPT), "--legacy-into", str(tmp / "legacy")],
+        check=True,
+        env={**os.environ, "FLAGS_enable_pir_api": "0"},
+        stdout=subprocess.DEVNULL,
+    )
     import paddle
 
-    info = {"script_sha256": script_sha256(SCRIPT), "seed": SEED, "test_accuracy": round(accuracy, 4),
-            "formats": sorted(p.name for p in tmp.rglob("model.*")), "seconds": round(time.perf_counter() - start, 1),
-            "versions": {"paddlepaddle": paddle.__version__}}
+    info = {
+        "script_sha256": script_sha256(SCRIPT),
+        "seed": SEED,
+        "test_accuracy": round(accuracy, 4),
+        "formats": sorted(p.name for p in tmp.rglob("model.*")),
+        "seconds": round(time.perf_counter() - start, 1),
+        "versions": {"paddlepaddle": paddle.__version__},
+    }
     publish(tmp, OUT, info)
     print(f"digits-paddle: test accuracy {accuracy:.4f}, built in {info['seconds']} s ({OUT})")
 

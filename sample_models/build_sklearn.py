@@ -52,8 +52,11 @@ def datasets():
     from sklearn.model_selection import train_test_split
 
     out = {}
-    for name, loader, stratify in (("breast-cancer", load_breast_cancer, True), ("wine", load_wine, True),
-                                   ("diabetes", load_diabetes, False)):
+    for name, loader, stratify in (
+        ("breast-cancer", load_breast_cancer, True),
+        ("wine", load_wine, True),
+        ("diabetes", load_diabetes, False),
+    ):
         x, y = loader(return_X_y=True)
         out[name] = train_test_split(x, y, test_size=0.25, random_state=SEED, stratify=y if stratify else None)
     return out
@@ -81,8 +84,12 @@ def main() -> None:
         scores[stem] = round(float(model.score(x_test, y_test)), 4)
         sio.dump(model, tmp / f"{stem}.skops")
         print(f"{stem}: held-out score {scores[stem]}")
-    stamp = {"script_sha256": script_sha256(SCRIPT), "seed": SEED, "scores": scores,
-             "seconds": round(time.perf_counter() - start, 1)}
+    stamp = {
+        "script_sha256": script_sha256(SCRIPT),
+        "seed": SEED,
+        "scores": scores,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     publish(tmp, OUT, stamp)
     print(f"built {OUT} in {stamp['seconds']} s")
 

@@ -22,8 +22,10 @@ def build_in_child(builder: str, folder: Path) -> Path:
     Raises:
         RuntimeError: the child failed (its stderr tail in the message).
     """
-    code = (f"import sys; sys.path[:0] = [{str(HERE)!r}]; import hostile_models as h; "
-            f"print(h.{builder}(__import__('pathlib').Path({str(folder)!r})))")
+    code = (
+        f"import sys; sys.path[:0] = [{str(HERE)!r}]; import hostile_models as h; "
+        f"print(h.{builder}(__import__('pathlib').Path({str(folder)!r})))"
+    )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     if done.returncode != 0:
@@ -32,6 +34,7 @@ def build_in_child(builder: str, folder: Path) -> Path:
 
 
 # --- TensorFlow (child process) ---------------------------------------------------------------
+
 
 def savedmodel_writing_file(folder: Path) -> Path:
     """A SavedModel whose serving signature calls ``tf.io.write_file`` (``WriteFile`` op) on every call;
@@ -78,8 +81,9 @@ def keras_with_lambda(folder: Path) -> Path:
 
 # --- Paddle (child process) -------------------------------------------------------------------
 
+
 def _linear(folder: Path, name: str, pir: bool) -> Path:
-    os.environ["FLAGS_enable_pir_api"] = "1" if pir else "0"
+    os.environ["FLAGS_enable_pir_api"] = "1" if pir else "0"  # noqa: SIM112 (Paddle's own spelling of the flag)
     import paddle
 
     paddle.seed(0)
@@ -130,15 +134,23 @@ def paddle_pir_with_save(folder: Path) -> Path:
     program = json.loads(path.read_text())
     ops = program["program"]["regions"][0]["blocks"][0]["ops"]
     fetch = next(i for i, op in enumerate(ops) if op["#"].endswith(".fetch"))
-    save = {"#": "1.save_combine", "I": list(ops[fetch]["I"]), "O": [],
-            "A": [{"AT": {"#": "0.a_str", "D": str(folder / "written_by_model.bin")}, "N": "file_path"},
-                  {"AT": {"#": "0.a_bool", "D": True}, "N": "overwrite"}], "OA": []}
+    save = {
+        "#": "1.save_combine",
+        "I": list(ops[fetch]["I"]),
+        "O": [],
+        "A": [
+            {"AT": {"#": "0.a_str", "D": str(folder / "written_by_model.bin")}, "N": "file_path"},
+            {"AT": {"#": "0.a_bool", "D": True}, "N": "overwrite"},
+        ],
+        "OA": [],
+    }
     ops.insert(fetch, save)
     path.write_text(json.dumps(program))
     return path
 
 
 # --- scikit-learn, pickles, Hugging Face folders (any process) --------------------------------
+
 
 def skops_dump_svmlight(folder: Path) -> Path:
     """A ``.skops`` pipeline whose FunctionTransformer calls ``sklearn.datasets.dump_svmlight_file``."""
@@ -237,6 +249,7 @@ def hf_benign(folder: Path) -> Path:
 
 
 # --- pickle gadgets outside any deny-list (issue: the scan must allow-list, not deny-list) -----
+
 
 class _Reduce:
     """Unpickles to ``func(*args)``."""

@@ -9,9 +9,44 @@ from pathlib import Path
 
 import torch
 
-WORDS = ["john", "mary", "paris", "london", "lives", "in", "works", "at", "the", "city", "and", "visited",
-         "berlin", "anna", "likes", "rome", "today", "he", "she", "went", "to", "big", "small", "river",
-         "a", "new", "old", "home", "from", "with", "friend", "train", "car", "walked", "saw", "nice"]
+WORDS = [
+    "john",
+    "mary",
+    "paris",
+    "london",
+    "lives",
+    "in",
+    "works",
+    "at",
+    "the",
+    "city",
+    "and",
+    "visited",
+    "berlin",
+    "anna",
+    "likes",
+    "rome",
+    "today",
+    "he",
+    "she",
+    "went",
+    "to",
+    "big",
+    "small",
+    "river",
+    "a",
+    "new",
+    "old",
+    "home",
+    "from",
+    "with",
+    "friend",
+    "train",
+    "car",
+    "walked",
+    "saw",
+    "nice",
+]
 LABELS = ["O", "B-LOC", "I-LOC", "B-PER", "I-PER"]
 PEOPLE, PLACES = {"john", "mary", "anna"}, {"paris", "london", "berlin", "rome"}
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
@@ -54,10 +89,18 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> dict[str, Path]:
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
-    config = BertConfig(vocab_size=len(WORDS) + 5, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=40, num_labels=len(LABELS),
-                        id2label=dict(enumerate(LABELS)), label2id={tag: i for i, tag in enumerate(LABELS)},
-                        architectures=["BertForTokenClassification"])
+    config = BertConfig(
+        vocab_size=len(WORDS) + 5,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=40,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={tag: i for i, tag in enumerate(LABELS)},
+        architectures=["BertForTokenClassification"],
+    )
     model = BertForTokenClassification(config).eval()
     model.config._attn_implementation = "eager"
     hf = folder / "hf"
@@ -66,8 +109,11 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> dict[str, Path]:
 
     wrapper = TokenLogits(model).eval()
     example = (torch.randint(5, 20, (2, 8)), torch.ones(2, 8, dtype=torch.long), torch.zeros(2, 8, dtype=torch.long))
-    extra = {"optkit/model_info.json": json.dumps({"task": "token-classification", "input_names": INPUTS,
-                                                   "output_names": ["logits"]})}
+    extra = {
+        "optkit/model_info.json": json.dumps(
+            {"task": "token-classification", "input_names": INPUTS, "output_names": ["logits"]}
+        )
+    }
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         extra[f"optkit/hf/{name}"] = (hf / name).read_text()
     with torch.no_grad():
@@ -79,8 +125,14 @@ def build_tiny_bert(folder: Path, seed: int = 0) -> dict[str, Path]:
     torch.save(wrapper, str(folder / "pickled.pt"))
     torch.save(wrapper.state_dict(), str(folder / "state_dict.pt"))
     conll = write_conll(folder / "test.conll", 40)
-    return {"hf": hf, "pt": folder / "model.pt", "pt2": folder / "model.pt2", "conll": conll,
-            "pickle": folder / "pickled.pt", "state_dict": folder / "state_dict.pt"}
+    return {
+        "hf": hf,
+        "pt": folder / "model.pt",
+        "pt2": folder / "model.pt2",
+        "conll": conll,
+        "pickle": folder / "pickled.pt",
+        "state_dict": folder / "state_dict.pt",
+    }
 
 
 def build_tiny_sklearn(folder: Path) -> dict[str, Path]:
@@ -100,8 +152,12 @@ def build_tiny_sklearn(folder: Path) -> dict[str, Path]:
     x, y = load_wine(return_X_y=True)
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x[1::2], y[1::2])
     sio.dump(model, folder / "model.skops")
-    onx = to_onnx(model, x[:1].astype(np.float32), options={id(model.steps[-1][1]): {"zipmap": False}},
-                  target_opset={"": 17, "ai.onnx.ml": 3})
+    onx = to_onnx(
+        model,
+        x[:1].astype(np.float32),
+        options={id(model.steps[-1][1]): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
     onnx.save_model(onx, str(folder / "model.onnx"))
     np.savez(folder / "test.npz", X=x[::2], y=y[::2])
     return {"skops": folder / "model.skops", "onnx": folder / "model.onnx", "npz": folder / "test.npz"}

@@ -88,6 +88,8 @@ def info_from_dict(data: dict) -> ModelInfo:
     """
     data = dict(data)
     data["dynamic_axes"] = {t: {int(a): str(n) for a, n in axes.items()} for t, axes in data["dynamic_axes"].items()}
-    data["input_specs"] = {k: TensorSpec(v["name"], v["dtype"], tuple(v["shape"])) for k, v in data["input_specs"].items()}
+    data["input_specs"] = {
+        k: TensorSpec(v["name"], v["dtype"], tuple(v["shape"])) for k, v in data["input_specs"].items()
+    }
     fields = {f.name for f in dataclasses.fields(ModelInfo)}
     return ModelInfo(**{k: v for k, v in data.items() if k in fields})

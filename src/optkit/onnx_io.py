@@ -16,7 +16,8 @@ def weights_bytes(model: onnx.ModelProto) -> int:
             total += len(tensor.raw_data)
         else:
             total += 4 * (len(tensor.float_data) + len(tensor.int32_data)) + 8 * (
-                len(tensor.int64_data) + len(tensor.double_data))
+                len(tensor.int64_data) + len(tensor.double_data)
+            )
     return total
 
 
@@ -30,8 +31,14 @@ def save_onnx(model: onnx.ModelProto, path: Path, external_threshold_mb: float =
     external = weights_bytes(model) > external_threshold_mb * 1e6
     data_name = path.name + ".data"
     if external:
-        onnx.save_model(model, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=data_name, size_threshold=1024)
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=True,
+            all_tensors_to_one_file=True,
+            location=data_name,
+            size_threshold=1024,
+        )
         return [path, path.parent / data_name]
     onnx.save_model(model, str(path))
     return [path]

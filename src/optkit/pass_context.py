@@ -6,9 +6,10 @@ can take a pass's context without importing the passes package.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optkit.io_spec import ModelInfo
 

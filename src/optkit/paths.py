@@ -8,6 +8,7 @@ renamed into place, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import tempfile
@@ -15,8 +16,13 @@ from pathlib import Path
 
 from optkit.errors import OptkitError, OutputError
 
-_KINDS = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder"))
+_KINDS = (
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a folder"),
+)
 
 
 def file_kind(mode: int) -> str:
@@ -50,13 +56,17 @@ def require_regular(path: str | Path, what: str, error_cls: type[OptkitError], a
     except FileNotFoundError:
         raise error_cls(f"{what} not found: {path}", "check the path") from None
     except OSError as exc:  # ENOTDIR, EACCES, ELOOP, ENAMETOOLONG
-        raise error_cls(f"{what} {path} cannot be reached: {exc.strerror or exc}",
-                        "check the path and the permissions of its folders") from None
+        raise error_cls(
+            f"{what} {path} cannot be reached: {exc.strerror or exc}",
+            "check the path and the permissions of its folders",
+        ) from None
     if stat.S_ISREG(mode) or (allow_dir and stat.S_ISDIR(mode)):
         return path
     expected = "a regular file or folder" if allow_dir else "a regular file"
-    raise error_cls(f"{what} {path} is not {expected} (it is {file_kind(mode)})",
-                    "pass a file (not a pipe, device or socket); save a stream to a file first")
+    raise error_cls(
+        f"{what} {path} is not {expected} (it is {file_kind(mode)})",
+        "pass a file (not a pipe, device or socket); save a stream to a file first",
+    )
 
 
 def check_writable_file(path: str | Path, flag: str) -> Path:
@@ -85,13 +95,15 @@ def check_writable_file(path: str | Path, flag: str) -> Path:
     except OSError as exc:
         raise OutputError(f"{flag} {path} cannot be written: {exc.strerror or exc}", hint) from None
     if mode is not None and not stat.S_ISREG(mode):
-        raise OutputError(f"{flag} {path} is {file_kind(mode)}, not a file",
-                          "pass a file path, e.g. reports/optkit.xml")
+        raise OutputError(
+            f"{flag} {path} is {file_kind(mode)}, not a file", "pass a file path, e.g. reports/optkit.xml"
+        )
     parent = path.parent
     if not parent.is_dir():
         what = "does not exist" if not parent.exists() else "is not a folder"
-        raise OutputError(f"{flag} {path} cannot be written: folder {parent} {what}",
-                          f"create the folder first, or {hint}")
+        raise OutputError(
+            f"{flag} {path} cannot be written: folder {parent} {what}", f"create the folder first, or {hint}"
+        )
     try:
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=parent)
     except OSError as exc:
@@ -125,9 +137,8 @@ def write_atomic(path: str | Path, data: bytes, what: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         if tmp is not None:
-            try:
+            with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            except OSError:
-                pass
-        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}",
-                          "choose a path in a writable folder with free space") from exc
+        raise OutputError(
+            f"cannot write {what} {path}: {exc.strerror or exc}", "choose a path in a writable folder with free space"
+        ) from exc

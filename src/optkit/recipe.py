@@ -11,25 +11,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Literal, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from optkit.errors import RecipeError, UsageError
-from optkit.pass_configs import (  # re-exported: ``from optkit.recipe import FusePass`` keeps working
+from optkit.pass_configs import (  # re-exported (``X as X``): ``from optkit.recipe import FusePass`` keeps working
     PASS_CONFIGS,
     PASS_TYPES,
-    Fp16Pass,
-    FusePass,
-    Int8SearchSpace,
     PassConfig,
-    QuantizeDynamicPass,
-    QuantizeStaticPass,
-    SimplifyPass,
 )
+from optkit.pass_configs import Fp16Pass as Fp16Pass
+from optkit.pass_configs import FusePass as FusePass
+from optkit.pass_configs import Int8SearchSpace as Int8SearchSpace
+from optkit.pass_configs import QuantizeDynamicPass as QuantizeDynamicPass
+from optkit.pass_configs import QuantizeStaticPass as QuantizeStaticPass
+from optkit.pass_configs import SimplifyPass as SimplifyPass
 from optkit.strict import StrictModel
 
 BUILTIN_PACKAGE = "optkit.builtin_recipes"
@@ -40,8 +41,10 @@ class SourceConfig(StrictModel):
     """Which framework loads the source model. ``auto`` detects it from the file or folder."""
 
     framework: Literal["auto", "torch", "tensorflow", "paddle", "sklearn", "onnx"] = Field(
-        "auto", description="framework that loads the source model; 'auto' = detected from the file or "
-        "folder; --framework overrides")
+        "auto",
+        description="framework that loads the source model; 'auto' = detected from the file or "
+        "folder; --framework overrides",
+    )
 
 
 class ExportConfig(StrictModel):
@@ -55,8 +58,11 @@ class ExportConfig(StrictModel):
 
     opset: int = Field(17, ge=9, le=21, description="ONNX opset version of the default domain; --opset overrides")
     dynamic_axes: bool = Field(True, description="export batch (axis 0) and sequence (axis 1) axes as dynamic")
-    check_atol: float = Field(1e-3, gt=0, description="absolute tolerance of the post-export check "
-                              "(ONNX vs source on the first validation batch)")
+    check_atol: float = Field(
+        1e-3,
+        gt=0,
+        description="absolute tolerance of the post-export check (ONNX vs source on the first validation batch)",
+    )
     check_rtol: float = Field(1e-3, ge=0, description="relative tolerance of the post-export check")
 
 
@@ -84,9 +90,20 @@ AccuracyMetric = Literal[
 #: metrics that compare the artifact's outputs with the source model's on the same inputs; the
 #: others (``nonfinite_outputs``, ``accuracy_source``, ``accuracy_artifact``) describe one model alone,
 #: so a run is approved only if at least one gate on these was evaluated
-FIDELITY_METRICS = frozenset({"tag_agreement", "label_agreement", "entity_f1_drop", "cosine_min", "cosine_mean",
-                              "pooled_cosine_min", "pooled_cosine_mean", "max_abs_error", "max_rel_error",
-                              "accuracy_drop"}) & frozenset(get_args(AccuracyMetric))
+FIDELITY_METRICS = frozenset(
+    {
+        "tag_agreement",
+        "label_agreement",
+        "entity_f1_drop",
+        "cosine_min",
+        "cosine_mean",
+        "pooled_cosine_min",
+        "pooled_cosine_mean",
+        "max_abs_error",
+        "max_rel_error",
+        "accuracy_drop",
+    }
+) & frozenset(get_args(AccuracyMetric))
 
 
 class AccuracyGate(StrictModel):
@@ -100,7 +117,7 @@ class AccuracyGate(StrictModel):
     max: float | None = Field(None, description="the gate passes when metric <= max (set min or max)")
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "AccuracyGate":
+    def _one_bound(self) -> AccuracyGate:
         if (self.min is None) == (self.max is None):
             raise ValueError("a gate needs exactly one of 'min' or 'max'")
         return self
@@ -116,10 +133,12 @@ class SpeedGate(StrictModel):
     metric: Literal["speedup"] = Field("speedup", description="source p50 latency / artifact p50 latency")
     batch_size: int = Field(1, ge=1, description="batch size the speed-up is read at (one of benchmark.batch_sizes)")
     sequence_length: int | None = Field(
-        None, ge=1, description="tokens; null = the first of benchmark.sequence_lengths")
+        None, ge=1, description="tokens; null = the first of benchmark.sequence_lengths"
+    )
     min: float = Field(gt=0, description="minimum speed-up (×) for the gate to pass")
     device: Literal["cpu", "cuda"] = Field(
-        "cpu", description="where the speed-up is measured; absent device = gate skipped (reported)")
+        "cpu", description="where the speed-up is measured; absent device = gate skipped (reported)"
+    )
 
 
 class ValidationConfig(StrictModel):
@@ -130,23 +149,32 @@ class ValidationConfig(StrictModel):
     says so in the report; gates that need labels are then skipped.
     """
 
-    data: str | None = Field(None, description=".conll/.txt/.npz validation data; null = random inputs "
-                             "(warned, label gates skipped); --data overrides")
-    max_samples: int = Field(512, ge=1, description="validation examples used (the first ones); "
-                             "--max-samples overrides")
+    data: str | None = Field(
+        None,
+        description=".conll/.txt/.npz validation data; null = random inputs "
+        "(warned, label gates skipped); --data overrides",
+    )
+    max_samples: int = Field(
+        512, ge=1, description="validation examples used (the first ones); --max-samples overrides"
+    )
     batch_size: int = Field(32, ge=1, description="examples per validation batch")
     sequence_length: int = Field(128, ge=2, description="tokens; longer examples are truncated")
     gates: list[AccuracyGate] = Field(
-        default_factory=list, description="accuracy gates, all must pass; a recipe needs at least one")
+        default_factory=list, description="accuracy gates, all must pass; a recipe needs at least one"
+    )
 
 
 class BenchmarkConfig(StrictModel):
     """Side-by-side latency of source and artifact: same inputs, same threads, warm-up, medians."""
 
-    batch_sizes: list[int] = Field(default_factory=lambda: [1, 8], min_length=1,
-                                   description="batch sizes timed; --batch-sizes overrides")
-    sequence_lengths: list[int] = Field(default_factory=lambda: [128], min_length=1,
-                                        description="sequence lengths (tokens) timed; --sequence-lengths overrides")
+    batch_sizes: list[int] = Field(
+        default_factory=lambda: [1, 8], min_length=1, description="batch sizes timed; --batch-sizes overrides"
+    )
+    sequence_lengths: list[int] = Field(
+        default_factory=lambda: [128],
+        min_length=1,
+        description="sequence lengths (tokens) timed; --sequence-lengths overrides",
+    )
     warmup: int = Field(5, ge=0, description="untimed calls per shape and model before timing")
     iterations: int = Field(20, ge=3, description="timed calls per shape and model; the median (p50, ms) is compared")
     threads: int = Field(2, ge=1, description="intra-op threads for both source and artifact; --threads overrides")
@@ -157,8 +185,9 @@ class ArtifactConfig(StrictModel):
     """How the approved artifact is written."""
 
     external_data_threshold_mb: float = Field(
-        1800.0, gt=0, description="MB (10^6 bytes): weights go to model.onnx.data above this size "
-        "(protobuf caps a message at 2 GB)"
+        1800.0,
+        gt=0,
+        description="MB (10^6 bytes): weights go to model.onnx.data above this size (protobuf caps a message at 2 GB)",
     )
 
 
@@ -170,11 +199,14 @@ class Recipe(StrictModel):
     source: SourceConfig = Field(default_factory=SourceConfig, description="how the source model is loaded")
     export: ExportConfig = Field(default_factory=ExportConfig, description="framework → ONNX export")
     passes: list[PassConfig] = Field(
-        default_factory=list, description="ONNX → ONNX passes, run in order; each one's `type` picks the pass")
+        default_factory=list, description="ONNX → ONNX passes, run in order; each one's `type` picks the pass"
+    )
     validation: ValidationConfig = Field(
-        default_factory=ValidationConfig, description="accuracy of the final model against the source framework")
+        default_factory=ValidationConfig, description="accuracy of the final model against the source framework"
+    )
     benchmark: BenchmarkConfig = Field(
-        default_factory=BenchmarkConfig, description="latency of source and artifact side by side")
+        default_factory=BenchmarkConfig, description="latency of source and artifact side by side"
+    )
     artifact: ArtifactConfig = Field(default_factory=ArtifactConfig, description="how the artifact is written")
 
     def sha256(self) -> str:
@@ -237,8 +269,10 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RecipeError(f"{where}{line}: invalid YAML: {problem}", "fix the YAML syntax") from exc
     if not isinstance(data, dict):
-        raise RecipeError(f"{where}: a recipe must be a YAML mapping, got {type(data).__name__}",
-                          "start from `optkit recipes show fp32`")
+        raise RecipeError(
+            f"{where}: a recipe must be a YAML mapping, got {type(data).__name__}",
+            "start from `optkit recipes show fp32`",
+        )
     for key, value in (overrides or {}).items():
         _set_dotted(data, key, value, where)
     try:
@@ -246,14 +280,18 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
     except ValidationError as exc:
         raise RecipeError(_describe(exc, where, node), _hint(exc)) from exc
     if not recipe.validation.gates:
-        raise RecipeError(f"{where}: validation.gates is empty: a recipe needs at least one accuracy gate, or "
-                          "nothing would check that the artifact computes what the source model computes",
-                          "keep the recipe's gates (change a threshold with --set validation.gates.0.min=...)")
+        raise RecipeError(
+            f"{where}: validation.gates is empty: a recipe needs at least one accuracy gate, or "
+            "nothing would check that the artifact computes what the source model computes",
+            "keep the recipe's gates (change a threshold with --set validation.gates.0.min=...)",
+        )
     if not any(g.metric in FIDELITY_METRICS for g in recipe.validation.gates):
         metrics = ", ".join(g.metric for g in recipe.validation.gates)
-        raise RecipeError(f"{where}: validation.gates ({metrics}) has no gate that compares the artifact with the "
-                          "source model, so nothing would check that the artifact computes what the source computes",
-                          f"add one of {', '.join(sorted(FIDELITY_METRICS))}")
+        raise RecipeError(
+            f"{where}: validation.gates ({metrics}) has no gate that compares the artifact with the "
+            "source model, so nothing would check that the artifact computes what the source computes",
+            f"add one of {', '.join(sorted(FIDELITY_METRICS))}",
+        )
     return recipe
 
 
@@ -274,8 +312,10 @@ def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
         else:
             target = None
         if not isinstance(target, (dict, list)):
-            raise RecipeError(f"override '{key}': '{part}' is not a section or list index in {where}",
-                              "override keys look like validation.max_samples or passes.1.per_channel")
+            raise RecipeError(
+                f"override '{key}': '{part}' is not a section or list index in {where}",
+                "override keys look like validation.max_samples or passes.1.per_channel",
+            )
     last = parts[-1]
     if isinstance(target, list):
         if not (last.isdigit() and int(last) < len(target)):
@@ -289,11 +329,13 @@ def searches(config: Any) -> bool:
     """True for a pass that runs a time-bounded search (``search_budget_s`` applies): a
     ``quantize-dynamic`` pass with ``search: accuracy-aware``, or an ``fp16`` pass with ``auto_block``."""
     return (config.type == "quantize-dynamic" and config.search == "accuracy-aware") or (
-        config.type == "fp16" and config.auto_block)
+        config.type == "fp16" and config.auto_block
+    )
 
 
-def flag_overrides(recipe: Recipe, flag: str, key: str, value: Any, applies: Callable[[Any], bool],
-                   needs: str) -> dict[str, Any]:
+def flag_overrides(
+    recipe: Recipe, flag: str, key: str, value: Any, applies: Callable[[Any], bool], needs: str
+) -> dict[str, Any]:
     """``{"passes.<i>.<key>": value}`` for every pass of ``recipe`` that ``applies`` accepts: what a
     command-line flag such as ``--calibration-data`` sets.
 
@@ -311,8 +353,10 @@ def flag_overrides(recipe: Recipe, flag: str, key: str, value: Any, applies: Cal
     found = {f"passes.{i}.{key}": value for i, config in enumerate(recipe.passes) if applies(config)}
     if not found:
         passes = ", ".join(c.type for c in recipe.passes) or "none"
-        raise UsageError(f"{flag} has no effect: recipe '{recipe.name}' has no {needs} (its passes: {passes})",
-                         f"drop {flag}, or choose a recipe with {needs}")
+        raise UsageError(
+            f"{flag} has no effect: recipe '{recipe.name}' has no {needs} (its passes: {passes})",
+            f"drop {flag}, or choose a recipe with {needs}",
+        )
     return found
 
 

@@ -15,8 +15,13 @@ from pydantic.json_schema import GenerateJsonSchema
 BEGIN = "<!-- generated: recipe fields -->"
 END = "<!-- end generated -->"
 _TYPES = {"string": "str", "integer": "int", "number": "float", "boolean": "bool", "null": "null", "object": "mapping"}
-_BOUNDS = (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"),
-           ("minItems", "length ≥"))
+_BOUNDS = (
+    ("minimum", "≥"),
+    ("exclusiveMinimum", ">"),
+    ("maximum", "≤"),
+    ("exclusiveMaximum", "<"),
+    ("minItems", "length ≥"),
+)
 
 
 class _FactoryDefaults(GenerateJsonSchema):
@@ -78,8 +83,8 @@ def _cell(text: str) -> str:
 
 def _children(prop: dict[str, Any]) -> list[tuple[str, str]]:
     """``(model name, path suffix)`` of the models a property refers to, in schema order."""
-    if "$ref" in prop:
-        return [(_ref(prop), "")]
+    if (ref := _ref(prop)) is not None:  # "$ref" in prop
+        return [(ref, "")]
     if "items" in prop:
         return [(m, "[]" + s) for m, s in _children(prop["items"])]
     found = []
@@ -97,8 +102,9 @@ def field_tables(schema: dict[str, Any] | None = None) -> str:
     return "\n".join(parts)
 
 
-def _section(name: str, model: dict[str, Any], path: str, defs: dict[str, Any], seen: set[str],
-             parts: list[str]) -> None:
+def _section(
+    name: str, model: dict[str, Any], path: str, defs: dict[str, Any], seen: set[str], parts: list[str]
+) -> None:
     """Append the table of ``model`` (reached at dotted ``path``), then those of the models it uses."""
     seen.add(name)
     props, required = model.get("properties", {}), model.get("required", [])
@@ -106,8 +112,10 @@ def _section(name: str, model: dict[str, Any], path: str, defs: dict[str, Any], 
     where = f"`{path}`, `type: {const}`" if const else (f"`{path}`" if path else "top level")
     parts += [f"### `{name}` ({where})", "", "| field | type | default | description |", "|---|---|---|---|"]
     for key, prop in props.items():
-        parts.append(f"| `{key}` | {_cell(_type(prop))} | {_cell(_default(key, prop, required))} | "
-                     f"{_cell(prop.get('description', ''))} |")
+        parts.append(
+            f"| `{key}` | {_cell(_type(prop))} | {_cell(_default(key, prop, required))} | "
+            f"{_cell(prop.get('description', ''))} |"
+        )
     parts.append("")
     base = f"{path.removesuffix('[]')}[type={const}]" if const else path
     for key, prop in props.items():

@@ -4,8 +4,9 @@ framework it needs; importing TensorFlow and PaddlePaddle in one process can cra
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from optkit.errors import SourceModelError
 from optkit.pass_configs import PASS_RUNNERS
@@ -47,7 +48,12 @@ def _claims_onnx(path: Any) -> bool:
 def _claims_torch(path: Any) -> bool:
     """By extension, or by content: a zip archive laid out as TorchScript / torch.export / torch.save."""
     if (path.is_dir() and (path / "config.json").is_file()) or path.suffix.lower() in (
-            ".pt", ".pt2", ".pth", ".ts", ".bin"):
+        ".pt",
+        ".pt2",
+        ".pth",
+        ".ts",
+        ".bin",
+    ):
         return True
     from optkit.sources.torch_format import is_torch_archive
 
@@ -71,16 +77,35 @@ def _claims_paddle(path: Any) -> bool:
 # Checked in this order: content-based claims (ONNX, then PyTorch archives) come first, so that a
 # file whose extension lies (an ONNX model named .pt, a TorchScript named .onnx) is still recognised.
 FRAMEWORKS: dict[str, Framework] = {
-    "onnx": Framework("onnx", "onnx", _claims_onnx, "optkit.sources.onnx_source:load",
-                      "optkit.exporters.onnx_exporter:export", "optkit.sources.onnx_source:source_sha256"),
-    "torch": Framework("torch", "torch", _claims_torch, "optkit.sources.torch_source:load",
-                       "optkit.exporters.torch_exporter:export"),
-    "tensorflow": Framework("tensorflow", "tf", _claims_tf, "optkit.sources.tf_source:load",
-                            "optkit.exporters.tf_exporter:export"),
-    "paddle": Framework("paddle", "paddle", _claims_paddle, "optkit.sources.paddle_source:load",
-                        "optkit.exporters.paddle_exporter:export", "optkit.sources.paddle_source:source_sha256"),
-    "sklearn": Framework("sklearn", "sklearn", _claims_sklearn, "optkit.sources.sklearn_source:load",
-                         "optkit.exporters.sklearn_exporter:export"),
+    "onnx": Framework(
+        "onnx",
+        "onnx",
+        _claims_onnx,
+        "optkit.sources.onnx_source:load",
+        "optkit.exporters.onnx_exporter:export",
+        "optkit.sources.onnx_source:source_sha256",
+    ),
+    "torch": Framework(
+        "torch", "torch", _claims_torch, "optkit.sources.torch_source:load", "optkit.exporters.torch_exporter:export"
+    ),
+    "tensorflow": Framework(
+        "tensorflow", "tf", _claims_tf, "optkit.sources.tf_source:load", "optkit.exporters.tf_exporter:export"
+    ),
+    "paddle": Framework(
+        "paddle",
+        "paddle",
+        _claims_paddle,
+        "optkit.sources.paddle_source:load",
+        "optkit.exporters.paddle_exporter:export",
+        "optkit.sources.paddle_source:source_sha256",
+    ),
+    "sklearn": Framework(
+        "sklearn",
+        "sklearn",
+        _claims_sklearn,
+        "optkit.sources.sklearn_source:load",
+        "optkit.exporters.sklearn_exporter:export",
+    ),
 }
 
 # Pass name → "optkit.passes.<module>:run", derived from the pass catalog (each config class names its

@@ -7,9 +7,10 @@ Its own module, below :mod:`optkit.pipeline` and :mod:`optkit.artifact`, so that
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optkit.errors import GateFailed
 from optkit.recipe import FIDELITY_METRICS, Recipe
@@ -74,8 +75,10 @@ class ConvertResult:
         :data:`~optkit.recipe.FIDELITY_METRICS`; random inputs under ``strict``). Empty when approved."""
         reasons = [g.name for g in self.failed_gates]
         if not any(g.kind == "accuracy" and g.status != "skipped" and g.metric in FIDELITY_METRICS for g in self.gates):
-            reasons.append("no gate comparing the artifact with the source model was evaluated (every one was "
-                           "skipped, or none was in the recipe)")
+            reasons.append(
+                "no gate comparing the artifact with the source model was evaluated (every one was "
+                "skipped, or none was in the recipe)"
+            )
         if self.strict and self.evidence == "random-inputs":
             reasons.append("validated on generated random inputs (--strict needs real data: pass --data)")
         return reasons
@@ -83,13 +86,15 @@ class ConvertResult:
     def raise_for_status(self) -> None:
         """Raise :class:`~optkit.errors.GateFailed` unless approved."""
         if not self.approved:
-            raise GateFailed(f"not approved: {'; '.join(self.rejections)}", "see the report's gate table",
-                             result=self)
+            raise GateFailed(f"not approved: {'; '.join(self.rejections)}", "see the report's gate table", result=self)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``--json`` output)."""
-        return {"approved": self.approved, "output_dir": str(self.output_dir) if self.output_dir else None,
-                **self.manifest}
+        return {
+            "approved": self.approved,
+            "output_dir": str(self.output_dir) if self.output_dir else None,
+            **self.manifest,
+        }
 
 
 __all__ = ["ConvertResult", "Event", "StepRecord"]

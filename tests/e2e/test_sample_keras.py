@@ -24,9 +24,26 @@ def sample() -> Path:
 @pytest.mark.parametrize("source", ["model.keras", "savedmodel"])
 def test_keras_cnn_int8_approved_and_faster_at_1_and_32(sample, tmp_path, source):
     out = tmp_path / "cnn"
-    done = subprocess.run([sys.executable, "-m", "optkit.cli.app", "convert", str(sample / source), "--recipe", "cnn-int8",
-                           "--data", str(sample / "test.npz"), "--calibration-data", str(sample / "calibration.npz"),
-                           "-o", str(out)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optkit.cli.app",
+            "convert",
+            str(sample / source),
+            "--recipe",
+            "cnn-int8",
+            "--data",
+            str(sample / "test.npz"),
+            "--calibration-data",
+            str(sample / "calibration.npz"),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["framework"] == "tensorflow"

@@ -28,15 +28,25 @@ def sample() -> Path:
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "optkit.cli.app", *args], capture_output=True, text=True,
-                          timeout=900, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "optkit.cli.app", *args], capture_output=True, text=True, timeout=900, cwd=ROOT
+    )
 
 
 @pytest.fixture(scope="session")
 def int8_run(sample, tmp_path_factory):
     out = tmp_path_factory.mktemp("e2e") / "ner-int8"
-    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-int8",
-                   "--data", str(sample / "data" / "test.conll"), "-o", str(out), "--json")
+    done = run_cli(
+        "convert",
+        str(sample / "model.pt"),
+        "--recipe",
+        "ner-int8",
+        "--data",
+        str(sample / "data" / "test.conll"),
+        "-o",
+        str(out),
+        "--json",
+    )
     return done, out
 
 
@@ -65,10 +75,25 @@ def test_strict_tag_gate_is_met_by_the_search_or_explained(sample, tmp_path):
     """Tag agreement >= 0.997 (per-channel int8 alone gives ~0.994 here): the search must find a
     passing int8 model with nodes or op types in float32, or fail with exit 1 and say why."""
     out = tmp_path / "strict"
-    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-int8", "--data",
-                   str(sample / "data" / "test.conll"), "-o", str(out), "--json", "--batch-sizes", "1",
-                   "--set", "validation.gates.1.min=0.997", "--set", "passes.2.search_space.weight_types=[qint8]",
-                   "--set", "benchmark.gates=[]")
+    done = run_cli(
+        "convert",
+        str(sample / "model.pt"),
+        "--recipe",
+        "ner-int8",
+        "--data",
+        str(sample / "data" / "test.conll"),
+        "-o",
+        str(out),
+        "--json",
+        "--batch-sizes",
+        "1",
+        "--set",
+        "validation.gates.1.min=0.997",
+        "--set",
+        "passes.2.search_space.weight_types=[qint8]",
+        "--set",
+        "benchmark.gates=[]",
+    )
     result = json.loads(done.stdout)
     search = next(s for s in result["steps"] if s["name"] == "quantize-dynamic")["details"]["search"]
     chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
@@ -83,8 +108,16 @@ def test_strict_tag_gate_is_met_by_the_search_or_explained(sample, tmp_path):
 
 def test_ner_fp16_approved_with_cuda_speed_gate_skipped_on_cpu(sample, tmp_path):
     out = tmp_path / "ner-fp16"
-    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-fp16",
-                   "--data", str(sample / "data" / "test.conll"), "-o", str(out))
+    done = run_cli(
+        "convert",
+        str(sample / "model.pt"),
+        "--recipe",
+        "ner-fp16",
+        "--data",
+        str(sample / "data" / "test.conll"),
+        "-o",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     gates = {g["metric"]: g for g in manifest["gates"]}
@@ -97,12 +130,31 @@ def test_ner_fp16_approved_with_cuda_speed_gate_skipped_on_cpu(sample, tmp_path)
 
 def test_strict_fails_on_skipped_cuda_gate(sample, tmp_path):
     out = tmp_path / "strict"
-    done = run_cli("convert", str(sample / "model.pt"), "--recipe", "ner-fp16", "--strict",
-                   "--data", str(sample / "data" / "test.conll"), "-o", str(out),
-                   "--batch-sizes", "1", "--set", "validation.max_samples=32", "--set", "benchmark.iterations=3")
-    skipped_here = "CUDAExecutionProvider" not in subprocess.run(
-        [sys.executable, "-c", "import onnxruntime as o; print(o.get_available_providers())"],
-        capture_output=True, text=True).stdout
+    done = run_cli(
+        "convert",
+        str(sample / "model.pt"),
+        "--recipe",
+        "ner-fp16",
+        "--strict",
+        "--data",
+        str(sample / "data" / "test.conll"),
+        "-o",
+        str(out),
+        "--batch-sizes",
+        "1",
+        "--set",
+        "validation.max_samples=32",
+        "--set",
+        "benchmark.iterations=3",
+    )
+    skipped_here = (
+        "CUDAExecutionProvider"
+        not in subprocess.run(
+            [sys.executable, "-c", "import onnxruntime as o; print(o.get_available_providers())"],
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
     if skipped_here:
         assert done.returncode == 1 and "FAILED" in done.stderr and not out.exists()
     else:

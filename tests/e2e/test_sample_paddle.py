@@ -25,8 +25,12 @@ pytestmark = pytest.mark.e2e
 def sample() -> Path:
     if importlib.util.find_spec("paddle2onnx") is None:  # find_spec does not import paddle into this process
         pytest.skip("paddle2onnx is not installed")
-    subprocess.run([sys.executable, str(ROOT / "sample_models" / "build_digits_paddle.py")], check=True, timeout=900,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, str(ROOT / "sample_models" / "build_digits_paddle.py")],
+        check=True,
+        timeout=900,
+        stdout=subprocess.DEVNULL,
+    )
     return SAMPLE
 
 
@@ -37,8 +41,19 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("program", ["model.json", "legacy/model.pdmodel"])
 def test_paddle_cnn_int8_approved(sample, tmp_path, program):
     out = tmp_path / "cnn"
-    done = cli("convert", str(sample / program), "--recipe", "cnn-int8", "--data", str(sample / "test.npz"),
-               "--calibration-data", str(sample / "calibration.npz"), "-o", str(out), "--json")
+    done = cli(
+        "convert",
+        str(sample / program),
+        "--recipe",
+        "cnn-int8",
+        "--data",
+        str(sample / "test.npz"),
+        "--calibration-data",
+        str(sample / "calibration.npz"),
+        "-o",
+        str(out),
+        "--json",
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads(done.stdout)  # native Paddle logging must not leak into the JSON on stdout
     assert payload["approved"] and payload["source"]["framework"] == "paddle"

@@ -14,11 +14,13 @@ SAMPLES = ROOT / "sample_models" / "sklearn"
 
 pytestmark = pytest.mark.e2e
 
-CASES = [("logreg-breast-cancer", "breast-cancer", "sklearn-fp32", 1.0),
-         ("svm-wine", "wine", "sklearn-fp32", 1.0),
-         ("rf-wine", "wine", "sklearn-fp32", 0.995),
-         ("hgb-breast-cancer", "breast-cancer", "sklearn-fp32", 0.995),
-         ("gbr-diabetes", "diabetes", "sklearn-regressor-fp32", None)]
+CASES = [
+    ("logreg-breast-cancer", "breast-cancer", "sklearn-fp32", 1.0),
+    ("svm-wine", "wine", "sklearn-fp32", 1.0),
+    ("rf-wine", "wine", "sklearn-fp32", 0.995),
+    ("hgb-breast-cancer", "breast-cancer", "sklearn-fp32", 0.995),
+    ("gbr-diabetes", "diabetes", "sklearn-regressor-fp32", None),
+]
 
 
 @pytest.fixture(scope="module")
@@ -30,16 +32,33 @@ def samples() -> Path:
 @pytest.mark.parametrize("model,dataset,recipe,min_agreement", CASES)
 def test_sklearn_sample_is_approved(samples, tmp_path, model, dataset, recipe, min_agreement):
     out = tmp_path / model
-    done = subprocess.run([sys.executable, "-m", "optkit.cli.app", "convert", str(samples / f"{model}.skops"),
-                           "--recipe", recipe, "--data", str(samples / f"{dataset}-test.npz"), "-o", str(out)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optkit.cli.app",
+            "convert",
+            str(samples / f"{model}.skops"),
+            "--recipe",
+            recipe,
+            "--data",
+            str(samples / f"{dataset}-test.npz"),
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["framework"] == "sklearn" and manifest["data"]["real"]
     metrics = manifest["accuracy"]["metrics"]
     if min_agreement is not None:
         assert metrics["label_agreement"] >= min_agreement
-        assert len(manifest["accuracy"]["disagreements"]) == round((1 - metrics["label_agreement"]) * manifest["data"]["samples"])
+        assert len(manifest["accuracy"]["disagreements"]) == round(
+            (1 - metrics["label_agreement"]) * manifest["data"]["samples"]
+        )
     else:
         assert metrics["max_rel_error"] <= 1e-4
     assert {g["metric"]: g["status"] for g in manifest["gates"]}["speedup"] == "passed"

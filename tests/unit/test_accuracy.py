@@ -22,8 +22,7 @@ def _vset(mask, gold=None, starts=None):
 def test_identical_outputs_are_perfect():
     logits = np.random.default_rng(0).normal(size=(2, 4, 3)).astype(np.float32)
     mask = np.array([[1, 1, 1, 0], [1, 1, 0, 0]])
-    report = compare({"logits": logits}, {"logits": logits.copy()}, _vset(mask),
-                     ModelInfo(task="token-classification"))
+    report = compare({"logits": logits}, {"logits": logits.copy()}, _vset(mask), ModelInfo(task="token-classification"))
     assert report.metrics["max_abs_error"] == 0 and report.metrics["tag_agreement"] == 1.0
     assert report.metrics["cosine_min"] == pytest.approx(1.0)
 
@@ -65,8 +64,9 @@ def test_entity_f1_drop_in_points():
 
 def test_entity_f1_unavailable_without_gold():
     logits = np.ones((1, 2, 3), np.float32)
-    report = compare({"l": logits}, {"l": logits}, _vset(np.ones((1, 2), int)),
-                     ModelInfo(task="token-classification", labels=LABELS))
+    report = compare(
+        {"l": logits}, {"l": logits}, _vset(np.ones((1, 2), int)), ModelInfo(task="token-classification", labels=LABELS)
+    )
     assert "entity_f1_drop" not in report.metrics and "gold" in report.unavailable["entity_f1_drop"]
     gates = evaluate_accuracy([AccuracyGate(metric="entity_f1_drop", max=1.0)], report)
     assert gates[0].status == "skipped" and "gold" in gates[0].reason
@@ -74,10 +74,12 @@ def test_entity_f1_unavailable_without_gold():
 
 def test_accuracy_gates_pass_fail():
     logits = np.eye(3, dtype=np.float32)[None]
-    report = compare({"l": logits}, {"l": logits + 0.01}, _vset(np.ones((1, 3), int)),
-                     ModelInfo(task="token-classification"))
-    results = evaluate_accuracy([AccuracyGate(metric="max_abs_error", max=0.001),
-                                 AccuracyGate(metric="tag_agreement", min=0.99)], report)
+    report = compare(
+        {"l": logits}, {"l": logits + 0.01}, _vset(np.ones((1, 3), int)), ModelInfo(task="token-classification")
+    )
+    results = evaluate_accuracy(
+        [AccuracyGate(metric="max_abs_error", max=0.001), AccuracyGate(metric="tag_agreement", min=0.99)], report
+    )
     assert [r.status for r in results] == ["failed", "passed"]
     assert results[0].value == pytest.approx(0.01, rel=1e-3)
 

@@ -12,15 +12,26 @@ from typer.testing import CliRunner
 from optkit.cli.app import app
 
 runner = CliRunner()
-FAST_FLAGS = ["--batch-sizes", "1", "--sequence-lengths", "16", "--set", "benchmark.iterations=3",
-              "--set", "benchmark.warmup=1", "--set", "benchmark.gates=[]"]
+FAST_FLAGS = [
+    "--batch-sizes",
+    "1",
+    "--sequence-lengths",
+    "16",
+    "--set",
+    "benchmark.iterations=3",
+    "--set",
+    "benchmark.warmup=1",
+    "--set",
+    "benchmark.gates=[]",
+]
 
 
 def optkit(*args, env=None):
     """Run the installed console script in a subprocess (what users and CI run)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "optkit.cli.app", *args], capture_output=True, text=True,
-                          env=full_env, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "optkit.cli.app", *args], capture_output=True, text=True, env=full_env, timeout=600
+    )
 
 
 def test_recipes_list_and_show():
@@ -86,17 +97,38 @@ def test_internal_error_exit_3_traceback_only_with_debug(tiny, tmp_path, monkeyp
 
 
 def test_convert_json_and_exit_codes(tiny, tmp_path):
-    ok = optkit("convert", str(tiny["pt"]), "--recipe", "ner-int8", "--data", str(tiny["conll"]),
-                "-o", str(tmp_path / "ok"), "--json", *FAST_FLAGS)
+    ok = optkit(
+        "convert",
+        str(tiny["pt"]),
+        "--recipe",
+        "ner-int8",
+        "--data",
+        str(tiny["conll"]),
+        "-o",
+        str(tmp_path / "ok"),
+        "--json",
+        *FAST_FLAGS,
+    )
     assert ok.returncode == 0, ok.stderr
     payload = json.loads(ok.stdout)
     assert payload["approved"] is True and payload["output_dir"] == str(tmp_path / "ok")
     assert "PASSED" in ok.stderr
     again = optkit("convert", str(tiny["pt"]), "--recipe", "ner-int8", "-o", str(tmp_path / "ok"))
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    failed = optkit("convert", str(tiny["pt"]), "--recipe", "ner-int8", "--data", str(tiny["conll"]),
-                    "-o", str(tmp_path / "bad"), "--json", *FAST_FLAGS,
-                    "--set", "validation.gates=[{metric: max_abs_error, max: 0}]")
+    failed = optkit(
+        "convert",
+        str(tiny["pt"]),
+        "--recipe",
+        "ner-int8",
+        "--data",
+        str(tiny["conll"]),
+        "-o",
+        str(tmp_path / "bad"),
+        "--json",
+        *FAST_FLAGS,
+        "--set",
+        "validation.gates=[{metric: max_abs_error, max: 0}]",
+    )
     assert failed.returncode == 1 and json.loads(failed.stdout)["approved"] is False
     assert "FAILED" in failed.stderr and not (tmp_path / "bad").exists()
 
@@ -111,8 +143,11 @@ def test_files_whose_extension_lies_exit_2_one_line(tmp_path):
         archive.writestr("notes.txt", "not a model")
     text_as_onnx = tmp_path / "text.onnx"
     text_as_onnx.write_text("just some notes")
-    for path, message in ((text_as_pt, "not a PyTorch file"), (zip_as_pt, "zip file but not a PyTorch archive"),
-                          (text_as_onnx, "not an ONNX model (its content is text)")):
+    for path, message in (
+        (text_as_pt, "not a PyTorch file"),
+        (zip_as_pt, "zip file but not a PyTorch archive"),
+        (text_as_onnx, "not an ONNX model (its content is text)"),
+    ):
         result = optkit("convert", str(path), "-o", str(tmp_path / "o"))
         last = result.stderr.strip().splitlines()[-1]
         assert result.returncode == 2 and last.startswith("source model error: ") and message in last, result.stderr

@@ -35,7 +35,7 @@ def test_conll_set_word_starts_and_gold(tiny, tmp_path):
     assert len(vset.gold_tags) == 10
     ids = vset.feeds["input_ids"]
     assert ids.dtype == np.int64 and ids.shape[0] == 10
-    for starts, tags in zip(vset.word_starts, vset.gold_tags):
+    for starts, tags in zip(vset.word_starts, vset.gold_tags, strict=True):
         assert len(starts) == len(tags) and starts == sorted(starts) and starts[0] == 1  # after [CLS]
 
 
@@ -109,11 +109,19 @@ def test_npz_matching_the_model_loads(tiny, tmp_path):
     assert vset.size == 3 and list(vset.feeds) == ["input_ids", "attention_mask", "token_type_ids"]
 
 
-@pytest.mark.parametrize("bad,problem", [
-    (np.full((3, 6), 7.5, np.float32), r"float32 values cannot be cast to int64 without loss"),
-    (np.full((3,), 7, np.int64), (r"has shape \(3,\) int64, but the model input 'input_ids' expects "
-                                  r"shape \(batch, sequence\) int64 \(rank 2\)")),
-])
+@pytest.mark.parametrize(
+    "bad,problem",
+    [
+        (np.full((3, 6), 7.5, np.float32), r"float32 values cannot be cast to int64 without loss"),
+        (
+            np.full((3,), 7, np.int64),
+            (
+                r"has shape \(3,\) int64, but the model input 'input_ids' expects "
+                r"shape \(batch, sequence\) int64 \(rank 2\)"
+            ),
+        ),
+    ],
+)
 def test_npz_array_of_wrong_dtype_or_rank_names_input_and_expectation(tiny, tmp_path, bad, problem):
     with pytest.raises(DataError, match=problem) as err:
         load_validation_set(_token_npz(tmp_path / "bad.npz", input_ids=bad), _info(tiny, tmp_path), 10, 32)
@@ -190,8 +198,12 @@ def test_readers_stream_and_stop_at_max_samples(tiny, tmp_path, kind):
     assert path.stat().st_size >= BIG * 0.95
     work = tmp_path / "work"
     work.mkdir()
-    done = subprocess.run([sys.executable, "-c", PEAK_CHILD, kind, str(path), str(tiny["pt"]), str(work)],
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_CHILD, kind, str(path), str(tiny["pt"]), str(work)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     assert figures["size"] == 512

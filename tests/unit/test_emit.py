@@ -34,9 +34,21 @@ def fake_artifact(folder, files=("model.onnx",), content="old"):
     folder.mkdir(parents=True, exist_ok=True)
     for name in files:
         (folder / name).write_text(content)
-    manifest = Manifest(approved=True, strict=False, recipe={}, source={}, artifact={}, environment={}, data={},
-                        steps=[], accuracy={}, speed=None, gates=[], warnings=[],
-                        files={n: FileEntry(sha256=sha256_file(folder / n), bytes=len(content)) for n in files})
+    manifest = Manifest(
+        approved=True,
+        strict=False,
+        recipe={},
+        source={},
+        artifact={},
+        environment={},
+        data={},
+        steps=[],
+        accuracy={},
+        speed=None,
+        gates=[],
+        warnings=[],
+        files={n: FileEntry(sha256=sha256_file(folder / n), bytes=len(content)) for n in files},
+    )
     (folder / "manifest.json").write_text(manifest.model_dump_json())
     return folder
 
@@ -73,11 +85,10 @@ def test_files_added_during_the_run_stop_the_swap(tmp_path):
     """The folder is checked again right before the swap: what the user put there meanwhile stays."""
     out = fake_artifact(tmp_path / "art")
     check_output(out, overwrite=True)
-    with pytest.raises(OutputError, match="not an optkit artifact"):
-        with staging(out) as tmp:
-            (tmp / "model.onnx").write_text("new")
-            (out / "notes.txt").write_text("mine")  # written while the run was going
-            publish(tmp, out, overwrite=True)
+    with pytest.raises(OutputError, match="not an optkit artifact"), staging(out) as tmp:
+        (tmp / "model.onnx").write_text("new")
+        (out / "notes.txt").write_text("mine")  # written while the run was going
+        publish(tmp, out, overwrite=True)
     assert (out / "notes.txt").read_text() == "mine" and (out / "model.onnx").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["art"], "no staging or .old folder left"
 
@@ -114,8 +125,10 @@ def test_cli_overwrite_on_the_source_models_folder_exits_2_and_keeps_everything(
     model = folder / "model.pt"
     model.write_bytes(tiny["pt"].read_bytes())
     (folder / "notes.md").write_text("my notes")
-    result = CliRunner().invoke(app, ["convert", str(model), "--recipe", "ner-int8", "--data", str(tiny["conll"]),
-                                      "-o", str(folder), "--overwrite"])
+    result = CliRunner().invoke(
+        app,
+        ["convert", str(model), "--recipe", "ner-int8", "--data", str(tiny["conll"]), "-o", str(folder), "--overwrite"],
+    )
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("output error: ") and "contains the input" in last and str(model) in last, last
@@ -149,9 +162,8 @@ def test_symlinked_output_to_user_content_is_refused(tmp_path):
     link.symlink_to(home, target_is_directory=True)
     with pytest.raises(OutputError, match="not an optkit artifact"):
         check_output(link, overwrite=True)
-    with pytest.raises(OutputError, match="not an optkit artifact"):  # and at the swap itself
-        with staging(link) as tmp:
-            publish(tmp, link, overwrite=True)
+    with pytest.raises(OutputError, match="not an optkit artifact"), staging(link) as tmp:  # and at the swap itself
+        publish(tmp, link, overwrite=True)
     assert (home / "photos.zip").read_text() == "precious" and link.is_symlink()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"]
 
@@ -184,19 +196,17 @@ def test_nested_output_on_a_read_only_file_system(tmp_path, monkeypatch):
 
 def test_failure_inside_staging_leaves_nothing(tmp_path):
     out = tmp_path / "art"
-    with pytest.raises(RuntimeError):
-        with staging(out) as tmp:
-            (tmp / "model.onnx").write_text("half")
-            raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError), staging(out) as tmp:
+        (tmp / "model.onnx").write_text("half")
+        raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_concurrent_writer_is_detected(tmp_path):
     out = tmp_path / "art"
-    with pytest.raises(OutputError, match="another run"):
-        with staging(out) as tmp:
-            out.mkdir()  # another run published first
-            publish(tmp, out, overwrite=False)
+    with pytest.raises(OutputError, match="another run"), staging(out) as tmp:
+        out.mkdir()  # another run published first
+        publish(tmp, out, overwrite=False)
     assert [p.name for p in tmp_path.iterdir()] == ["art"]
 
 
@@ -208,15 +218,19 @@ def test_oserror_while_staging_is_one_line_output_error(tmp_path):
     import errno
 
     out = tmp_path / "art"
-    with pytest.raises(OutputError, match=r"no space left to write the artifact .*art: No space left on device "
-                                          r"\(model.onnx\); nothing was written") as err:
-        with staging(out) as tmp:
-            (tmp / "model.onnx").write_bytes(b"half")
-            raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "model.onnx"))
+    with (
+        pytest.raises(
+            OutputError,
+            match=r"no space left to write the artifact .*art: No space left on device "
+            r"\(model.onnx\); nothing was written",
+        ) as err,
+        staging(out) as tmp,
+    ):
+        (tmp / "model.onnx").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp / "model.onnx"))
     assert "free disk space" in err.value.hint and _leftovers(tmp_path) == []
-    with pytest.raises(OutputError, match="cannot write the artifact .*Read-only file system"):
-        with staging(out):
-            raise OSError(errno.EROFS, "Read-only file system")
+    with pytest.raises(OutputError, match="cannot write the artifact .*Read-only file system"), staging(out):
+        raise OSError(errno.EROFS, "Read-only file system")
     assert _leftovers(tmp_path) == []
 
 
@@ -257,8 +271,18 @@ def test_disk_full_while_writing_the_artifact(tiny, tmp_path, monkeypatch, faili
     monkeypatch.setattr(onnx, "save_model", save_model)
     monkeypatch.setattr(pathlib.Path, "write_text", write_text)
     out = tmp_path / "runs" / "art"
-    args = ["convert", str(tiny["pt"]), "--recipe", "ner-int8", "--data", str(tiny["conll"]), "-o", str(out),
-            "--set", "passes=[]"] + [f"--set={k}={v}" for k, v in FAST.items()]
+    args = [
+        "convert",
+        str(tiny["pt"]),
+        "--recipe",
+        "ner-int8",
+        "--data",
+        str(tiny["conll"]),
+        "-o",
+        str(out),
+        "--set",
+        "passes=[]",
+    ] + [f"--set={k}={v}" for k, v in FAST.items()]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
@@ -281,10 +305,24 @@ def test_overwrite_keeps_an_artifact_the_user_changed_or_nested_files_into(tmp_p
         (folder / "model.onnx").write_bytes(b"onnx")
         (folder / "report.md").write_text("# report\n")
         fields = {name: info.default for name, info in Manifest.model_fields.items() if not info.is_required()}
-        manifest = Manifest(**{**fields, "approved": True, "strict": False, "recipe": {}, "source": {},
-                               "artifact": {}, "environment": {}, "data": {}, "steps": [], "accuracy": {},
-                               "speed": None, "gates": [], "warnings": [],
-                               "files": file_entries(folder, ["model.onnx", "report.md"])})
+        manifest = Manifest(
+            **{
+                **fields,
+                "approved": True,
+                "strict": False,
+                "recipe": {},
+                "source": {},
+                "artifact": {},
+                "environment": {},
+                "data": {},
+                "steps": [],
+                "accuracy": {},
+                "speed": None,
+                "gates": [],
+                "warnings": [],
+                "files": file_entries(folder, ["model.onnx", "report.md"]),
+            }
+        )
         (folder / "manifest.json").write_text(seal(manifest))
         return folder
 

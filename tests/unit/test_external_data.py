@@ -21,8 +21,18 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def external(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("ext") / "art"
-    args = ["convert", str(tiny["pt"]), "--recipe", "ner-int8", "--data", str(tiny["conll"]), "-o", str(out),
-            "--set", "artifact.external_data_threshold_mb=0.001"] + [f"--set={k}={v}" for k, v in FAST.items()]
+    args = [
+        "convert",
+        str(tiny["pt"]),
+        "--recipe",
+        "ner-int8",
+        "--data",
+        str(tiny["conll"]),
+        "-o",
+        str(out),
+        "--set",
+        "artifact.external_data_threshold_mb=0.001",
+    ] + [f"--set={k}={v}" for k, v in FAST.items()]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return out
@@ -58,4 +68,9 @@ def test_external_data_artifact_revalidates(external, tiny):
 def test_python_api_writes_the_same_files(tiny, tmp_path):
     overrides = {**FAST, "artifact.external_data_threshold_mb": 0.001, "passes": []}
     result = optkit.convert(tiny["pt"], "fp32", tmp_path / "o", data=str(tiny["conll"]), overrides=overrides)
-    assert result.approved and sorted(result.manifest["files"]) == ["attestation.intoto.json", "model.onnx", "model.onnx.data", "report.md"]
+    assert result.approved and sorted(result.manifest["files"]) == [
+        "attestation.intoto.json",
+        "model.onnx",
+        "model.onnx.data",
+        "report.md",
+    ]

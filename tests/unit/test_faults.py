@@ -20,13 +20,22 @@ runner = CliRunner()
 def raising(exc):
     def fn():
         raise exc
+
     return fn
 
 
-@pytest.mark.parametrize("code, fix", [(errno.EACCES, "permissions"), (errno.EROFS, "read-only"),
-                                       (errno.EPERM, "permissions"), (errno.ENOENT, "exist"),
-                                       (errno.ENOTDIR, "not a folder"), (errno.EISDIR, "is a folder"),
-                                       (errno.ENOSPC, "free disk space")])
+@pytest.mark.parametrize(
+    "code, fix",
+    [
+        (errno.EACCES, "permissions"),
+        (errno.EROFS, "read-only"),
+        (errno.EPERM, "permissions"),
+        (errno.ENOENT, "exist"),
+        (errno.ENOTDIR, "not a folder"),
+        (errno.EISDIR, "is a folder"),
+        (errno.ENOSPC, "free disk space"),
+    ],
+)
 def test_a_plain_file_system_oserror_is_exit_2_naming_the_path(capsys, code, fix):
     import os
 
@@ -60,14 +69,19 @@ def test_nested_output_on_a_read_only_mount_is_exit_2_one_line(tiny, tmp_path, m
     assert "Traceback" not in result.output and not mount.exists()
 
 
-@pytest.mark.parametrize("argv, problem", [(["convert", "m.pt", "--bogus"], "No such option: --bogus"),
-                                           (["convert"], "Missing argument 'source'"),
-                                           (["convert", "m.pt", "--max-samples", "many"], "'--max-samples'"),
-                                           (["recipes", "show"], "Missing argument 'name'"),
-                                           (["convert", "m.pt", "--threads", "0"], "'--threads'"),
-                                           (["convert", "m.pt", "--max-samples", "0"], "'--max-samples'"),
-                                           (["convert", "m.pt", "--opset", "999"], "'--opset'"),
-                                           (["frobnicate"], "No such command 'frobnicate'")])
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["convert", "m.pt", "--bogus"], "No such option: --bogus"),
+        (["convert"], "Missing argument 'source'"),
+        (["convert", "m.pt", "--max-samples", "many"], "'--max-samples'"),
+        (["recipes", "show"], "Missing argument 'name'"),
+        (["convert", "m.pt", "--threads", "0"], "'--threads'"),
+        (["convert", "m.pt", "--max-samples", "0"], "'--max-samples'"),
+        (["convert", "m.pt", "--opset", "999"], "'--opset'"),
+        (["frobnicate"], "No such command 'frobnicate'"),
+    ],
+)
 def test_usage_errors_are_one_line_exit_2(capsys, argv, problem):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
@@ -94,8 +108,11 @@ def test_help_still_works(capsys):
 def test_unwritable_junit_path_stops_before_the_run(tiny, tmp_path, monkeypatch, where):
     reports = tmp_path / "reports"
     reports.mkdir()
-    target = {"a folder": reports, "under a missing folder": tmp_path / "nope" / "gates.xml",
-              "read-only folder": reports / "gates.xml"}[where]
+    target = {
+        "a folder": reports,
+        "under a missing folder": tmp_path / "nope" / "gates.xml",
+        "read-only folder": reports / "gates.xml",
+    }[where]
     if where == "read-only folder":  # root ignores mode bits: the file system refuses instead
         real = tempfile.mkstemp
 
@@ -106,8 +123,21 @@ def test_unwritable_junit_path_stops_before_the_run(tiny, tmp_path, monkeypatch,
 
         monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
     out = tmp_path / "out"
-    result = runner.invoke(app, ["convert", str(tiny["pt"]), "--recipe", "fp32", "--data", str(tiny["conll"]),
-                                 "-o", str(out), "--junit-xml", str(target)])
+    result = runner.invoke(
+        app,
+        [
+            "convert",
+            str(tiny["pt"]),
+            "--recipe",
+            "fp32",
+            "--data",
+            str(tiny["conll"]),
+            "-o",
+            str(out),
+            "--junit-xml",
+            str(target),
+        ],
+    )
     assert result.exit_code == 2, result.output
     lines = result.output.strip().splitlines()
     assert lines[-1].startswith("output error: --junit-xml ") and str(target) in lines[-1]
@@ -121,8 +151,15 @@ def test_junit_writer_is_atomic_and_raises_output_error(tmp_path, monkeypatch):
     from optkit.artifact.junit import write_junit
     from optkit.validation.gates import GateResult
 
-    gate = GateResult(name="tag_agreement", kind="accuracy", metric="tag_agreement", op=">=", threshold=0.99,
-                      value=1.0, status="passed")
+    gate = GateResult(
+        name="tag_agreement",
+        kind="accuracy",
+        metric="tag_agreement",
+        op=">=",
+        threshold=0.99,
+        value=1.0,
+        status="passed",
+    )
     path = tmp_path / "gates.xml"
     path.write_text("previous report")
 
@@ -141,11 +178,18 @@ def test_junit_writer_is_atomic_and_raises_output_error(tmp_path, monkeypatch):
 
 
 # --------------------------------------------------------------------------- flags the recipe ignores
-@pytest.mark.parametrize("flag, value, recipe", [("--calibration-data", "calib.npz", "ner-int8"),
-                                                 ("--search-budget", "30", "fp32"),
-                                                 ("--search-budget", "30", "cnn-int8")])
+@pytest.mark.parametrize(
+    "flag, value, recipe",
+    [
+        ("--calibration-data", "calib.npz", "ner-int8"),
+        ("--search-budget", "30", "fp32"),
+        ("--search-budget", "30", "cnn-int8"),
+    ],
+)
 def test_a_flag_without_a_pass_to_take_it_is_a_usage_error(tiny, tmp_path, flag, value, recipe):
-    result = runner.invoke(app, ["convert", str(tiny["pt"]), "--recipe", recipe, flag, value, "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["convert", str(tiny["pt"]), "--recipe", recipe, flag, value, "-o", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith(f"usage error: {flag} has no effect: recipe '{recipe}'"), last
@@ -155,18 +199,21 @@ def test_a_flag_without_a_pass_to_take_it_is_a_usage_error(tiny, tmp_path, flag,
 def test_flags_go_to_the_passes_that_take_them_after_set():
     ner = load_recipe("ner-int8")
     assert flag_overrides(ner, "--search-budget", "search_budget_s", 5.0, searches, "a search") == {
-        "passes.2.search_budget_s": 5.0}
+        "passes.2.search_budget_s": 5.0
+    }
     off = load_recipe("ner-int8", {"passes.2.search": "off"})  # a --set that turns the search off
     with pytest.raises(UsageError, match="--search-budget has no effect"):
         flag_overrides(off, "--search-budget", "search_budget_s", 5.0, searches, "a search")
     fp16 = load_recipe("ner-fp16")
     assert list(flag_overrides(fp16, "--search-budget", "search_budget_s", 5.0, searches, "a search")) == [
-        f"passes.{i}.search_budget_s" for i, p in enumerate(fp16.passes) if p.type == "fp16"]
+        f"passes.{i}.search_budget_s" for i, p in enumerate(fp16.passes) if p.type == "fp16"
+    ]
 
 
 def test_a_recipe_left_without_accuracy_gates_is_refused(tiny, tmp_path):
     with pytest.raises(RecipeError, match="validation.gates is empty"):
         load_recipe("fp32", {"validation.gates": []})
-    result = runner.invoke(app, ["convert", str(tiny["pt"]), "--recipe", "fp32", "--set", "validation.gates=[]",
-                                 "-o", str(tmp_path / "o")])
+    result = runner.invoke(
+        app, ["convert", str(tiny["pt"]), "--recipe", "fp32", "--set", "validation.gates=[]", "-o", str(tmp_path / "o")]
+    )
     assert result.exit_code == 2 and "recipe error:" in result.output.strip().splitlines()[-1]

@@ -12,8 +12,18 @@ import pytest
 
 # A benchmark this long never ends on its own within the test: the run is surely still inside the
 # pipeline when SIGINT arrives, whichever step's start line we wait for (no sleeps, no timing).
-ENDLESS = ["--batch-sizes", "1", "--sequence-lengths", "16", "--set", "benchmark.warmup=1",
-           "--set", "benchmark.iterations=10000000", "--set", "benchmark.gates=[]"]
+ENDLESS = [
+    "--batch-sizes",
+    "1",
+    "--sequence-lengths",
+    "16",
+    "--set",
+    "benchmark.warmup=1",
+    "--set",
+    "benchmark.iterations=10000000",
+    "--set",
+    "benchmark.gates=[]",
+]
 
 
 def _stop_mid_run(tiny, tmp_path, step, signum):
@@ -22,9 +32,26 @@ def _stop_mid_run(tiny, tmp_path, step, signum):
     tmpdir.mkdir()
     out = tmp_path / "runs" / "art"
     env = {**os.environ, "TMPDIR": str(tmpdir), "PYTHONUNBUFFERED": "1", "COLUMNS": "200"}
-    proc = subprocess.Popen([sys.executable, "-m", "optkit.cli.app", "convert", str(tiny["pt"]), "--recipe", "ner-int8",
-                             "--data", str(tiny["conll"]), "-o", str(out), *ENDLESS],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "optkit.cli.app",
+            "convert",
+            str(tiny["pt"]),
+            "--recipe",
+            "ner-int8",
+            "--data",
+            str(tiny["conll"]),
+            "-o",
+            str(out),
+            *ENDLESS,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     seen = []
     try:
         for line in proc.stderr:
@@ -56,8 +83,10 @@ def test_ctrl_c_exits_130_and_leaves_nothing(tiny, tmp_path, step):
     assert not out.parent.exists() or list(out.parent.iterdir()) == [], "no output and no staging folder"
 
 
-@pytest.mark.parametrize("signum, step", [(signal.SIGTERM, "export"), (signal.SIGTERM, "benchmark speed"),
-                                          (signal.SIGHUP, "benchmark speed")])
+@pytest.mark.parametrize(
+    "signum, step",
+    [(signal.SIGTERM, "export"), (signal.SIGTERM, "benchmark speed"), (signal.SIGHUP, "benchmark speed")],
+)
 def test_sigterm_and_sighup_are_handled_like_ctrl_c(tiny, tmp_path, signum, step):
     """CI runners, `timeout` and `docker stop` send SIGTERM; a closed terminal sends SIGHUP."""
     code, everything, rest, tmpdir, out = _stop_mid_run(tiny, tmp_path, step, signum)

@@ -13,15 +13,23 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LINT = ("import sys; from importlinter.cli import lint_imports; "
-        "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))")
+LINT = (
+    "import sys; from importlinter.cli import lint_imports; "
+    "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True, no_logo=True))"
+)
 
 
 def _lint(src: Path, config: Path) -> subprocess.CompletedProcess:
     """``lint-imports`` with ``config`` on the optkit package found in ``src``."""
     pytest.importorskip("importlinter")
-    return subprocess.run([sys.executable, "-c", LINT], cwd=config.parent, capture_output=True, text=True,
-                          env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"}, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", LINT],
+        cwd=config.parent,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
+        timeout=120,
+    )
 
 
 def test_layers_and_no_circles_hold():
@@ -36,8 +44,9 @@ def test_a_lazy_upward_import_breaks_the_contract(tmp_path):
     import search) must fail: the contract is not vacuous."""
     import shutil
 
-    shutil.copytree(ROOT / "src" / "optkit", tmp_path / "src" / "optkit",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.yaml"))
+    shutil.copytree(
+        ROOT / "src" / "optkit", tmp_path / "src" / "optkit", ignore=shutil.ignore_patterns("__pycache__", "*.yaml")
+    )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
     with open(tmp_path / "src" / "optkit" / "search" / "ort_quantize.py", "a") as f:
         f.write("\n\ndef _upward():\n    from optkit.passes import quantize_dynamic\n")

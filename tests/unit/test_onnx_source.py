@@ -34,15 +34,22 @@ def bert_onnx(tiny, tmp_path_factory):
     feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
     export(source, feeds, ExportConfig(), folder / "inline.onnx")
     model = onnx.load(str(folder / "inline.onnx"))
-    onnx.save_model(model, str(folder / "bert.onnx"), save_as_external_data=True, all_tensors_to_one_file=True,
-                    location="bert.onnx.data", size_threshold=0)
+    onnx.save_model(
+        model,
+        str(folder / "bert.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="bert.onnx.data",
+        size_threshold=0,
+    )
     np.savez(folder / "tokens.npz", **feeds)
     return folder
 
 
 def test_skl2onnx_model_converts_as_onnx_source(tiny_sklearn, tmp_path):
-    result = optkit.convert(tiny_sklearn["onnx"], "sklearn-fp32", tmp_path / "o", data=str(tiny_sklearn["npz"]),
-                            overrides=FAST)
+    result = optkit.convert(
+        tiny_sklearn["onnx"], "sklearn-fp32", tmp_path / "o", data=str(tiny_sklearn["npz"]), overrides=FAST
+    )
     assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
     assert result.source["framework"] == "onnx" and result.source["kind"] == "onnx"
     assert result.source["sha256"] == sha256_file(tiny_sklearn["onnx"])
@@ -69,8 +76,9 @@ def test_external_data_source_converts_and_is_hashed_with_its_data(bert_onnx, tm
     before = source.sha256()
     assert before not in (sha256_file(folder / "bert.onnx"), sha256_file(folder / "bert.onnx.data"))
     assert onnx_source.source_sha256(folder / "bert.onnx") == before
-    result = optkit.convert(folder / "bert.onnx", "fp32", tmp_path / "o", data=str(folder / "tokens.npz"),
-                            overrides=FAST)
+    result = optkit.convert(
+        folder / "bert.onnx", "fp32", tmp_path / "o", data=str(folder / "tokens.npz"), overrides=FAST
+    )
     assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
     assert result.source["sha256"] == before and result.accuracy.metrics["max_abs_error"] < 1e-4
     data = bytearray((folder / "bert.onnx.data").read_bytes())
@@ -89,19 +97,34 @@ def test_missing_external_data_is_named(bert_onnx, tmp_path):
 def test_truncated_onnx_is_one_line_exit_2(tiny_sklearn, tmp_path, keep):
     data = tiny_sklearn["onnx"].read_bytes()
     broken = tmp_path / "model.onnx"
-    broken.write_bytes(data[:int(len(data) * keep)])
+    broken.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(SourceModelError, match="truncated or corrupt|not a valid ONNX model"):
         onnx_source.load(broken, tmp_path)
-    cli = runner.invoke(app, ["convert", str(broken), "--recipe", "sklearn-fp32", "--data", str(tiny_sklearn["npz"]),
-                              "-o", str(tmp_path / "o")])
+    cli = runner.invoke(
+        app,
+        [
+            "convert",
+            str(broken),
+            "--recipe",
+            "sklearn-fp32",
+            "--data",
+            str(tiny_sklearn["npz"]),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
     assert cli.exit_code == 2 and cli.output.strip().splitlines()[-1].startswith("source model error: ")
     assert "Traceback" not in cli.output and not (tmp_path / "o").exists()
 
 
 def test_graph_that_fails_the_checker(tmp_path):
     node = helper.make_node("Relu", ["nowhere"], ["y"])
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     path = tmp_path / "bad.onnx"
     onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     with pytest.raises(SourceModelError, match="not a valid ONNX model"):
@@ -152,8 +175,9 @@ def test_onnx_runtime_refusing_the_source_is_a_source_model_error(tmp_path, prob
     source = onnx_source.load(path, tmp_path)  # onnx.checker passes
     with pytest.raises(SourceModelError, match="ONNX Runtime cannot load the source model"):
         source.runner(1)
-    result = runner.invoke(app, ["convert", str(path), "--recipe", "fp32", "--data", str(data),
-                                 "-o", str(tmp_path / "out")])
+    result = runner.invoke(
+        app, ["convert", str(path), "--recipe", "fp32", "--data", str(data), "-o", str(tmp_path / "out")]
+    )
     assert result.exit_code == 2, result.output
     last = result.output.strip().splitlines()[-1]
     assert last.startswith("source model error: ONNX Runtime cannot load the source model"), last

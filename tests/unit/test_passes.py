@@ -14,9 +14,11 @@ from optkit.recipe import ExportConfig, Fp16Pass, FusePass, QuantizeDynamicPass,
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sources import torch_source
 
-FEEDS = {"input_ids": np.array([[2, 7, 8, 9, 3], [2, 10, 11, 3, 0]], np.int64),
-         "attention_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], np.int64),
-         "token_type_ids": np.zeros((2, 5), np.int64)}
+FEEDS = {
+    "input_ids": np.array([[2, 7, 8, 9, 3], [2, 10, 11, 3, 0]], np.int64),
+    "attention_mask": np.array([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]], np.int64),
+    "token_type_ids": np.zeros((2, 5), np.int64),
+}
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,9 @@ def test_export_matches_source_with_dynamic_axes(exported):
 
 def test_simplify_keeps_outputs(exported):
     source, path, reference, work = exported
-    out = simplify.run(path, SimplifyPass(type="simplify", perform_optimization=False), PassContext(work, source.info, 1))
+    out = simplify.run(
+        path, SimplifyPass(type="simplify", perform_optimization=False), PassContext(work, source.info, 1)
+    )
     assert out.skipped is None and out.details["nodes_after"] <= out.details["nodes_before"]
     np.testing.assert_allclose(_logits(out.model_path), reference, atol=1e-4)
 
@@ -82,8 +86,11 @@ def test_fuse_require_attention_raises(exported):
 
     source, path, _, work = exported
     with pytest.raises(PassError, match="0 Attention"):
-        fuse.run(path, FusePass(type="fuse", num_heads=3, hidden_size=30, require_attention=True),
-                 PassContext(work, source.info, 4))
+        fuse.run(
+            path,
+            FusePass(type="fuse", num_heads=3, hidden_size=30, require_attention=True),
+            PassContext(work, source.info, 4),
+        )
 
 
 @pytest.mark.parametrize("per_channel", [True, False])

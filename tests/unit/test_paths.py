@@ -50,10 +50,17 @@ def test_cli_refuses_fifo_or_device_as_data_and_model_without_blocking(tiny, tmp
     """A FIFO nobody writes to would block open() for ever: the child is killed by the timeout then."""
     path, what = special(tmp_path, kind)
     env = {**os.environ, "COLUMNS": "200"}
-    for args, prefix in (([str(tiny["pt"]), "--data", str(path)], "data error: validation data"),
-                         ([str(path)], "source model error: source model")):
-        done = subprocess.run([sys.executable, "-m", "optkit.cli.app", "convert", *args, "--recipe", "fp32",
-                               "-o", str(tmp_path / "o")], capture_output=True, text=True, env=env, timeout=300)
+    for args, prefix in (
+        ([str(tiny["pt"]), "--data", str(path)], "data error: validation data"),
+        ([str(path)], "source model error: source model"),
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "optkit.cli.app", "convert", *args, "--recipe", "fp32", "-o", str(tmp_path / "o")],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         last = done.stderr.strip().splitlines()[-1]
         assert done.returncode == 2, done.stderr
         assert last.startswith(prefix) and f"it is {what}" in last, last

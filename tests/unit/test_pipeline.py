@@ -15,15 +15,20 @@ from tests_support import FAST, NER_INT8_FIXED
 @pytest.fixture(scope="module")
 def approved(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "ner-int8"
-    return optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]),
-                          overrides={**FAST, **NER_INT8_FIXED}), out
+    return optkit.convert(
+        tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides={**FAST, **NER_INT8_FIXED}
+    ), out
 
 
 def test_approved_artifact_has_model_manifest_report(approved):
     result, out = approved
     assert result.approved and result.output_dir == out
-    assert sorted(p.name for p in out.iterdir()) == ["attestation.intoto.json", "manifest.json", "model.onnx",
-                                                       "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "attestation.intoto.json",
+        "manifest.json",
+        "model.onnx",
+        "report.md",
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["approved"] is True
     for name, entry in manifest["files"].items():
@@ -73,8 +78,9 @@ def test_absent_cuda_speed_gate_is_skipped_and_strict_fails(tiny, tmp_path):
     speed = [g for g in lax.gates if g.kind == "speed"]
     assert [g.status for g in speed] == ["skipped"] and "CUDA" in speed[0].reason
     assert lax.approved
-    strict = optkit.convert(tiny["pt"], "ner-fp16", tmp_path / "b", data=str(tiny["conll"]), overrides=overrides,
-                            strict=True)
+    strict = optkit.convert(
+        tiny["pt"], "ner-fp16", tmp_path / "b", data=str(tiny["conll"]), overrides=overrides, strict=True
+    )
     assert not strict.approved and not (tmp_path / "b").exists()
 
 
@@ -105,6 +111,7 @@ def test_existing_output_is_refused_before_work(tiny, tmp_path):
 
 def test_same_source_and_recipe_give_a_byte_identical_model(tiny, tmp_path, approved):
     _, first = approved
-    again = optkit.convert(tiny["pt"], "ner-int8", tmp_path / "again", data=str(tiny["conll"]),
-                           overrides={**FAST, **NER_INT8_FIXED})
+    again = optkit.convert(
+        tiny["pt"], "ner-int8", tmp_path / "again", data=str(tiny["conll"]), overrides={**FAST, **NER_INT8_FIXED}
+    )
     assert sha256_file(again.output_dir / "model.onnx") == sha256_file(first / "model.onnx")

@@ -45,17 +45,22 @@ def user_logging():
 def _matmul_model(path):
     """``y = x @ w`` (8 -> 4), a constant weight: something both quantizers rewrite."""
     w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])],
+        [w],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     return path
 
 
 def _ctx(tmp_path):
     feeds = {"x": np.random.default_rng(1).standard_normal((16, 8)).astype(np.float32)}
-    return PassContext(tmp_path, ModelInfo(input_names=["x"], output_names=["y"]), 0,
-                       validation=SimpleNamespace(feeds=feeds))
+    return PassContext(
+        tmp_path, ModelInfo(input_names=["x"], output_names=["y"]), 0, validation=SimpleNamespace(feeds=feeds)
+    )
 
 
 @pytest.mark.parametrize("which", ["quantize-dynamic", "quantize-static"])

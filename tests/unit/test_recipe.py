@@ -104,7 +104,9 @@ def test_json_schema_names_passes():
         assert name in text
 
 
-@pytest.mark.parametrize("gates", [[{"metric": "nonfinite_outputs", "max": 0}], [{"metric": "accuracy_source", "min": 0}]])
+@pytest.mark.parametrize(
+    "gates", [[{"metric": "nonfinite_outputs", "max": 0}], [{"metric": "accuracy_source", "min": 0}]]
+)
 def test_a_recipe_whose_gates_never_compare_artifact_and_source_is_refused(gates):
     """Gates on one model alone (NaN count, the source's own accuracy) are no evidence that the
     artifact computes what the source computes."""

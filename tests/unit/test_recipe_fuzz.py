@@ -9,11 +9,34 @@ from hypothesis import strategies as st
 from optkit.errors import RecipeError
 from optkit.recipe import PASS_TYPES, Recipe, parse_recipe
 
-KEYS = ["name", "description", "source", "export", "passes", "validation", "benchmark", "artifact", "type", "opset",
-        "gates", "metric", "min", "max", "per_channel", "batch_sizes", "framework", *PASS_TYPES]
-scalars = st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
-values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                      | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5), max_leaves=25)
+KEYS = [
+    "name",
+    "description",
+    "source",
+    "export",
+    "passes",
+    "validation",
+    "benchmark",
+    "artifact",
+    "type",
+    "opset",
+    "gates",
+    "metric",
+    "min",
+    "max",
+    "per_channel",
+    "batch_sizes",
+    "framework",
+    *PASS_TYPES,
+]
+scalars = st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=True) | st.text(max_size=12)
+values = st.recursive(
+    scalars,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5)
+    ),
+    max_leaves=25,
+)
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 

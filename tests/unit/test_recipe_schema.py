@@ -20,8 +20,12 @@ DOCS = Path(__file__).resolve().parents[2] / "docs" / "recipes.md"
 def _undescribed(schema: dict) -> list[str]:
     """``Model.field`` for every property (of the root and every ``$defs`` model) without a description."""
     models = {"Recipe": schema, **schema.get("$defs", {})}
-    return [f"{name}.{key}" for name, model in models.items()
-            for key, prop in model.get("properties", {}).items() if not prop.get("description", "").strip()]
+    return [
+        f"{name}.{key}"
+        for name, model in models.items()
+        for key, prop in model.get("properties", {}).items()
+        if not prop.get("description", "").strip()
+    ]
 
 
 def test_every_recipe_field_has_a_description():
@@ -39,8 +43,9 @@ def test_the_walk_finds_a_missing_description():
 def test_docs_field_tables_are_up_to_date():
     text = DOCS.read_text(encoding="utf-8")
     assert text.count(BEGIN) == 1 and text.count(END) == 1
-    assert replace_generated(text, field_tables()) == text, \
+    assert replace_generated(text, field_tables()) == text, (
         "docs/recipes.md is stale: run `optkit recipes doc --update docs/recipes.md`"
+    )
 
 
 def test_tables_cover_every_field_with_its_default():
@@ -70,8 +75,14 @@ def test_pass_names_come_from_the_pass_modules():
         assert registry.PASSES[name] == f"{module.__name__}:run"
         assert registry.resolve(registry.PASSES[name]) is module.run  # the run beside the config's name
         assert getattr(recipe, config_class.__name__) is config_class  # re-exported by optkit.recipe
-        assert type(parse_recipe(f"name: x\npasses: [{{type: {name}}}]\nvalidation: {{gates: "
-                                 "[{metric: cosine_min, min: 0.9}]}\n").passes[0]) is config_class
+        assert (
+            type(
+                parse_recipe(
+                    f"name: x\npasses: [{{type: {name}}}]\nvalidation: {{gates: [{{metric: cosine_min, min: 0.9}}]}}\n"
+                ).passes[0]
+            )
+            is config_class
+        )
 
 
 def _python(code: str) -> subprocess.CompletedProcess:
@@ -79,16 +90,27 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 def test_importing_the_recipe_imports_no_model_library():
-    result = _python("import sys, optkit.recipe, optkit.registry\n"
-                     "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxsim', 'torch', 'numpy', 'optkit.passes') "
-                     "if m in sys.modules))")
+    result = _python(
+        "import sys, optkit.recipe, optkit.registry\n"
+        "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxsim', 'torch', 'numpy', 'optkit.passes') "
+        "if m in sys.modules))"
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("module", ["optkit.pass_configs", "optkit.passes.fp16", "optkit.search.fp16_guard",
-                                    "optkit.search.int8_search", "optkit.passes.base", "optkit.registry",
-                                    "optkit.pipeline"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "optkit.pass_configs",
+        "optkit.passes.fp16",
+        "optkit.search.fp16_guard",
+        "optkit.search.int8_search",
+        "optkit.passes.base",
+        "optkit.registry",
+        "optkit.pipeline",
+    ],
+)
 def test_no_import_cycle_whichever_module_comes_first(module):
     result = _python(f"import {module}")
     assert result.returncode == 0, result.stderr

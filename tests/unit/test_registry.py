@@ -7,13 +7,22 @@ import sys
 import pytest
 
 from optkit.errors import DependencyError, SourceModelError
-from optkit.registry import FRAMEWORKS, PASSES, detect_framework
 from optkit.recipe import PASS_TYPES
+from optkit.registry import FRAMEWORKS, PASSES, detect_framework
 
 
-@pytest.mark.parametrize("name,expected", [("m.pt", "torch"), ("m.pt2", "torch"), ("m.keras", "tensorflow"),
-                                           ("m.skops", "sklearn"), ("m.joblib", "sklearn"), ("m.pdmodel", "paddle"),
-                                           ("m.onnx", "onnx")])
+@pytest.mark.parametrize(
+    "name,expected",
+    [
+        ("m.pt", "torch"),
+        ("m.pt2", "torch"),
+        ("m.keras", "tensorflow"),
+        ("m.skops", "sklearn"),
+        ("m.joblib", "sklearn"),
+        ("m.pdmodel", "paddle"),
+        ("m.onnx", "onnx"),
+    ],
+)
 def test_detect_by_file(tmp_path, name, expected):
     path = tmp_path / name
     path.write_bytes(b"x")

@@ -12,8 +12,16 @@ import pytest
 
 from optkit.hashing import sha256_file
 
-FAST_FLAGS = ["--batch-sizes", "1", "--set", "benchmark.iterations=3", "--set", "benchmark.warmup=1",
-              "--set", "benchmark.gates=[]"]
+FAST_FLAGS = [
+    "--batch-sizes",
+    "1",
+    "--set",
+    "benchmark.iterations=3",
+    "--set",
+    "benchmark.warmup=1",
+    "--set",
+    "benchmark.gates=[]",
+]
 
 
 @pytest.mark.parametrize("key", ["skops", "onnx"])
@@ -21,10 +29,26 @@ def test_scikit_learn_and_onnx_sources_give_byte_identical_models(tiny_sklearn, 
     hashes = []
     for seed in ("1", "2"):
         out = tmp_path / f"seed{seed}"
-        done = subprocess.run([sys.executable, "-m", "optkit.cli.app", "convert", str(tiny_sklearn[key]),
-                               "--recipe", "sklearn-fp32", "--data", str(tiny_sklearn["npz"]), "-o", str(out),
-                               *FAST_FLAGS], capture_output=True, text=True, timeout=600,
-                              env={**os.environ, "PYTHONHASHSEED": seed})
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "optkit.cli.app",
+                "convert",
+                str(tiny_sklearn[key]),
+                "--recipe",
+                "sklearn-fp32",
+                "--data",
+                str(tiny_sklearn["npz"]),
+                "-o",
+                str(out),
+                *FAST_FLAGS,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         hashes.append(sha256_file(out / "model.onnx"))
     assert hashes[0] == hashes[1]

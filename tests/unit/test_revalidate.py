@@ -26,8 +26,9 @@ def sk_artifact(tiny_sklearn, tmp_path_factory):
     source = folder / "model.skops"
     shutil.copy(tiny_sklearn["skops"], source)
     out = folder / "art"
-    result = optkit.convert(source, "sklearn-fp32", out, data=str(tiny_sklearn["npz"]),
-                            overrides={**FAST, "validation.gates": GATES})
+    result = optkit.convert(
+        source, "sklearn-fp32", out, data=str(tiny_sklearn["npz"]), overrides={**FAST, "validation.gates": GATES}
+    )
     assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
     return out, source
 

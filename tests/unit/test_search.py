@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from tiny_quant_models import build
 
 import optkit
 from optkit.errors import PassError
 from optkit.recipe import parse_recipe
 from tests_support import FAST
+from tiny_quant_models import build
 
 INT8 = """
 name: search-test
@@ -83,8 +83,9 @@ def test_search_is_in_manifest_report_and_console_json(rescued):
 
 def test_search_is_deterministic(outlier, rescued, tmp_path):
     first, _ = rescued
-    again = optkit.convert(outlier["pt"], parse_recipe(INT8), tmp_path / "again", data=str(outlier["npz"]),
-                           overrides=FAST)
+    again = optkit.convert(
+        outlier["pt"], parse_recipe(INT8), tmp_path / "again", data=str(outlier["npz"]), overrides=FAST
+    )
     a, b = _search(first), _search(again)
     assert [c["settings"] for c in a["candidates"]] == [c["settings"] for c in b["candidates"]]
     assert [c["metrics"] for c in a["candidates"]] == [c["metrics"] for c in b["candidates"]]
@@ -93,8 +94,11 @@ def test_search_is_deterministic(outlier, rescued, tmp_path):
 
 def test_nothing_passes_fails_with_the_closest_candidate_and_writes_nothing(outlier, tmp_path):
     out = tmp_path / "never"
-    overrides = {**FAST, "validation.gates": [{"metric": "max_abs_error", "max": 0.0}],
-                 "passes.0.search_space.node_fallback": False}
+    overrides = {
+        **FAST,
+        "validation.gates": [{"metric": "max_abs_error", "max": 0.0}],
+        "passes.0.search_space.node_fallback": False,
+    }
     result = optkit.convert(outlier["pt"], parse_recipe(INT8), out, data=str(outlier["npz"]), overrides=overrides)
     assert not result.approved and not out.exists()
     assert not _search(result)["met_gates"]
@@ -104,16 +108,18 @@ def test_nothing_passes_fails_with_the_closest_candidate_and_writes_nothing(outl
 
 def test_budget_stops_after_the_first_int8_candidate(outlier, tmp_path):
     overrides = {**FAST, "passes.0.search_budget_s": 0.001}
-    result = optkit.convert(outlier["pt"], parse_recipe(INT8), tmp_path / "budget", data=str(outlier["npz"]),
-                            overrides=overrides)
+    result = optkit.convert(
+        outlier["pt"], parse_recipe(INT8), tmp_path / "budget", data=str(outlier["npz"]), overrides=overrides
+    )
     search = _search(result)
     assert search["budget_exhausted"] and len(search["candidates"]) == 2  # fp32 reference + one int8
     assert any("budget" in w for w in result.warnings)
 
 
 def test_fp16_overflow_is_blocked_automatically(overflow, tmp_path):
-    result = optkit.convert(overflow["pt"], parse_recipe(FP16), tmp_path / "fp16", data=str(overflow["npz"]),
-                            overrides=FAST)
+    result = optkit.convert(
+        overflow["pt"], parse_recipe(FP16), tmp_path / "fp16", data=str(overflow["npz"]), overrides=FAST
+    )
     step = next(s for s in result.steps if s.name == "fp16")
     assert step.details["auto_blocked"], "the overflowing MatMul must be kept in fp32"
     assert any("MatMul" in n for n in step.details["auto_blocked"])
@@ -124,8 +130,9 @@ def test_fp16_overflow_is_blocked_automatically(overflow, tmp_path):
 def test_fp16_overflow_without_auto_block_is_an_error_naming_the_node(overflow, tmp_path):
     overrides = {**FAST, "passes.0.auto_block": False}
     with pytest.raises(PassError, match=r"fp16 overflows to Inf/NaN at /MatMul\b"):
-        optkit.convert(overflow["pt"], parse_recipe(FP16), tmp_path / "raw", data=str(overflow["npz"]),
-                       overrides=overrides)
+        optkit.convert(
+            overflow["pt"], parse_recipe(FP16), tmp_path / "raw", data=str(overflow["npz"]), overrides=overrides
+        )
     assert not (tmp_path / "raw").exists()
 
 
@@ -134,12 +141,18 @@ def test_round_trip_casts_between_fp32_nodes_are_removed():
 
     from optkit.search.fp16_guard import drop_round_trips
 
-    nodes = [helper.make_node("Relu", ["x"], ["a"], name="producer"),
-             helper.make_node("Cast", ["a"], ["a16"], to=TensorProto.FLOAT16, name="a_cast_to_fp16_node"),
-             helper.make_node("Cast", ["a16"], ["a32"], to=TensorProto.FLOAT, name="a_cast_to_fp32_node"),
-             helper.make_node("Neg", ["a32"], ["y"], name="consumer")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    nodes = [
+        helper.make_node("Relu", ["x"], ["a"], name="producer"),
+        helper.make_node("Cast", ["a"], ["a16"], to=TensorProto.FLOAT16, name="a_cast_to_fp16_node"),
+        helper.make_node("Cast", ["a16"], ["a32"], to=TensorProto.FLOAT, name="a_cast_to_fp32_node"),
+        helper.make_node("Neg", ["a32"], ["y"], name="consumer"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(graph)
     assert drop_round_trips(model) == 1
     assert [n.name for n in model.graph.node] == ["producer", "consumer"]
@@ -154,9 +167,23 @@ def test_cli_search_budget_and_candidate_table(outlier, tmp_path):
     recipe = tmp_path / "search.yaml"
     recipe.write_text(INT8)
     sets = [a for k, v in FAST.items() for a in ("--set", f"{k}={json.dumps(v)}")]
-    done = CliRunner().invoke(app, ["convert", str(outlier["pt"]), "--recipe", str(recipe), "--data",
-                                    str(outlier["npz"]), "-o", str(tmp_path / "out"), "--search-budget", "0.001",
-                                    "--json", *sets])
+    done = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            str(outlier["pt"]),
+            "--recipe",
+            str(recipe),
+            "--data",
+            str(outlier["npz"]),
+            "-o",
+            str(tmp_path / "out"),
+            "--search-budget",
+            "0.001",
+            "--json",
+            *sets,
+        ],
+    )
     result = json.loads(done.stdout)
     search = next(s for s in result["steps"] if s["name"] == "quantize-dynamic")["details"]["search"]
     assert search["budget_s"] == 0.001 and search["budget_exhausted"]
@@ -207,8 +234,19 @@ def test_disk_full_in_a_pass_is_one_line_exit_2(overflow, tmp_path, monkeypatch)
     monkeypatch.setattr(fp16_pass, "save_onnx", full)
     recipe = tmp_path / "fp16.yaml"
     recipe.write_text(FP16)
-    done = CliRunner().invoke(app, ["convert", str(overflow["pt"]), "--recipe", str(recipe), "--data",
-                                    str(overflow["npz"]), "-o", str(tmp_path / "out")])
+    done = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            str(overflow["pt"]),
+            "--recipe",
+            str(recipe),
+            "--data",
+            str(overflow["npz"]),
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
     assert done.exit_code == 2, done.output
     last = done.stderr.strip().splitlines()[-1]  # progress lines come first; the error is one line
     assert last.startswith("output error: no space left on the device") and "hint:" in last
@@ -221,11 +259,17 @@ def test_only_the_converters_own_cast_pairs_are_removed():
 
     from optkit.search.fp16_guard import drop_round_trips
 
-    nodes = [helper.make_node("Cast", ["ids"], ["f"], to=TensorProto.FLOAT16, name="user_cast"),
-             helper.make_node("Cast", ["f"], ["f32"], to=TensorProto.FLOAT, name="f_cast_to_fp32_node"),
-             helper.make_node("Neg", ["f32"], ["y"], name="consumer")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("ids", TensorProto.INT64, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    nodes = [
+        helper.make_node("Cast", ["ids"], ["f"], to=TensorProto.FLOAT16, name="user_cast"),
+        helper.make_node("Cast", ["f"], ["f32"], to=TensorProto.FLOAT, name="f_cast_to_fp32_node"),
+        helper.make_node("Neg", ["f32"], ["y"], name="consumer"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = helper.make_model(graph)
     assert drop_round_trips(model) == 0  # an int64 source must not be wired into a float op
     assert len(model.graph.node) == 3
@@ -242,15 +286,23 @@ def test_gemm_is_kept_in_fp32_under_both_names_and_constant_lhs_matmul_is_not_ra
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), n) for n in ("w", "b2", "w0")]
     inits.append(numpy_helper.from_array(np.zeros(8, np.float32), "bias"))
-    nodes = [helper.make_node("Gemm", ["x", "w", "bias"], ["h"], name="dense", transB=1),
-             helper.make_node("MatMul", ["w0", "h"], ["y"], name="lhs_const")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 8])], inits)
+    nodes = [
+        helper.make_node("Gemm", ["x", "w", "bias"], ["h"], name="dense", transB=1),
+        helper.make_node("MatMul", ["w0", "h"], ["y"], name="lhs_const"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [8, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [8, 8])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert [n.name for n in quantizable_nodes(model, None)] == ["dense"]
     assert exclusion_names(model, ["dense"]) == ["dense", "dense_MatMul"]
     save_onnx(model, tmp_path / "m.onnx")
     assert quantize(tmp_path / "m.onnx", tmp_path / "q.onnx", "qint8", True, False, None, []).get("MatMulInteger")
-    kept = quantize(tmp_path / "m.onnx", tmp_path / "k.onnx", "qint8", True, False, None,
-                    exclusion_names(model, ["dense"]))
+    kept = quantize(
+        tmp_path / "m.onnx", tmp_path / "k.onnx", "qint8", True, False, None, exclusion_names(model, ["dense"])
+    )
     assert not kept.get("MatMulInteger") and not kept.get("MatMulIntegerToFloat")

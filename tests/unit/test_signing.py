@@ -20,17 +20,29 @@ from optkit.artifact.verify import verify_artifact
 from optkit.cli.app import app
 
 runner = CliRunner()
-FAST_FLAGS = ["--batch-sizes", "1", "--sequence-lengths", "16", "--set", "benchmark.iterations=3",
-              "--set", "benchmark.warmup=1", "--set", "benchmark.gates=[]"]
+FAST_FLAGS = [
+    "--batch-sizes",
+    "1",
+    "--sequence-lengths",
+    "16",
+    "--set",
+    "benchmark.iterations=3",
+    "--set",
+    "benchmark.warmup=1",
+    "--set",
+    "benchmark.gates=[]",
+]
 
 
 def _write_pair(folder: Path, name: str) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     private, public = folder / f"{name}.pem", folder / f"{name}.pub"
-    private.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.NoEncryption()))
-    public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
-                                                     serialization.PublicFormat.SubjectPublicKeyInfo))
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     return private, public
 
 
@@ -46,8 +58,22 @@ def keys(tmp_path_factory):
 def signed(tiny, keys, tmp_path_factory):
     """The CLI end to end: optkit convert --sign-key."""
     out = tmp_path_factory.mktemp("signed") / "art"
-    done = runner.invoke(app, ["convert", str(tiny["pt"]), "--recipe", "ner-int8", "--data", str(tiny["conll"]),
-                               "-o", str(out), "--sign-key", str(keys["private"]), *FAST_FLAGS])
+    done = runner.invoke(
+        app,
+        [
+            "convert",
+            str(tiny["pt"]),
+            "--recipe",
+            "ner-int8",
+            "--data",
+            str(tiny["conll"]),
+            "-o",
+            str(out),
+            "--sign-key",
+            str(keys["private"]),
+            *FAST_FLAGS,
+        ],
+    )
     assert done.exit_code == 0, done.output
     return out
 
@@ -92,8 +118,9 @@ def test_attestation_is_an_in_toto_statement_of_the_approval(copy):
     manifest = json.loads((copy / "manifest.json").read_text())
     statement = json.loads((copy / ATTESTATION).read_text())
     assert statement["_type"] == STATEMENT_TYPE and statement["predicateType"] == PREDICATE_TYPE
-    assert statement["subject"] == [{"name": n, "digest": {"sha256": manifest["files"][n]["sha256"]}}
-                                    for n in ("model.onnx", "report.md")]
+    assert statement["subject"] == [
+        {"name": n, "digest": {"sha256": manifest["files"][n]["sha256"]}} for n in ("model.onnx", "report.md")
+    ]
     predicate = statement["predicate"]
     assert predicate["approved"] is True and predicate["source"]["sha256"] == manifest["source"]["sha256"]
     assert predicate["recipe"] == {"name": "ner-int8", "sha256": manifest["recipe"]["sha256"]}
@@ -162,7 +189,7 @@ def test_unsigned_artifact_passes_by_hash_but_not_strict_with_a_key(copy, keys):
     assert result.ok and result.signature.status == "unsigned"
     cli = runner.invoke(app, ["verify", str(copy), "--json"])
     assert cli.exit_code == 0
-    payload = json.loads(cli.stdout[cli.stdout.index("{"):])
+    payload = json.loads(cli.stdout[cli.stdout.index("{") :])
     assert payload["signature"]["status"] == "unsigned"
     strict = runner.invoke(app, ["verify", str(copy), "--strict", "--public-key", str(keys["public"])])
     assert strict.exit_code == 1 and "unsigned" in strict.output
@@ -171,7 +198,7 @@ def test_unsigned_artifact_passes_by_hash_but_not_strict_with_a_key(copy, keys):
 def test_json_reports_a_valid_signature(copy, keys):
     cli = runner.invoke(app, ["verify", str(copy), "--json", "--public-key", str(keys["public"])])
     assert cli.exit_code == 0, cli.output
-    payload = json.loads(cli.stdout[cli.stdout.index("{"):])
+    payload = json.loads(cli.stdout[cli.stdout.index("{") :])
     assert payload["ok"] and payload["signature"] == {"status": "valid", "reason": ""}
     assert "signature: valid" in cli.output
 
@@ -185,12 +212,19 @@ def _last_line_exit_2(done, *words):
 
 def test_bad_signing_key_exit_2_one_line_before_converting(tiny, keys, tmp_path):
     rsa_key = tmp_path / "rsa.pem"
-    rsa_key.write_bytes(rsa.generate_private_key(65537, 2048).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
-    for key, words in ((tmp_path / "missing.pem", ["missing.pem", "openssl"]), (keys["public"], ["signing.pub"]),
-                       (rsa_key, ["rsa.pem", "elliptic-curve"])):
-        done = runner.invoke(app, ["convert", str(tiny["pt"]), "--recipe", "ner-int8", "-o", str(tmp_path / "o"),
-                                   "--sign-key", str(key)])
+    rsa_key.write_bytes(
+        rsa.generate_private_key(65537, 2048).private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    for key, words in (
+        (tmp_path / "missing.pem", ["missing.pem", "openssl"]),
+        (keys["public"], ["signing.pub"]),
+        (rsa_key, ["rsa.pem", "elliptic-curve"]),
+    ):
+        done = runner.invoke(
+            app, ["convert", str(tiny["pt"]), "--recipe", "ner-int8", "-o", str(tmp_path / "o"), "--sign-key", str(key)]
+        )
         _last_line_exit_2(done, *words)
         assert "load source" not in done.output and not (tmp_path / "o").exists()
     with pytest.raises(SigningError, match="both"):
@@ -199,9 +233,13 @@ def test_bad_signing_key_exit_2_one_line_before_converting(tiny, keys, tmp_path)
 
 def test_encrypted_key_needs_its_password(tmp_path, monkeypatch):
     key = tmp_path / "enc.pem"
-    key.write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.BestAvailableEncryption(b"s3cret")))
+    key.write_bytes(
+        ec.generate_private_key(ec.SECP256R1()).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"s3cret"),
+        )
+    )
     monkeypatch.delenv("OPTKIT_SIGN_KEY_PASSWORD", raising=False)
     with pytest.raises(SigningError, match="OPTKIT_SIGN_KEY_PASSWORD"):
         check_sign_key(key)
@@ -213,8 +251,9 @@ def test_encrypted_key_needs_its_password(tmp_path, monkeypatch):
 
 def test_bad_verify_options_exit_2_one_line(copy, keys):
     _last_line_exit_2(runner.invoke(app, ["verify", str(copy), "--public-key", str(keys["private"])]), "signing.pem")
-    _last_line_exit_2(runner.invoke(app, ["verify", str(copy), "--public-key", str(keys["dir"] / "nope.pub")]),
-                      "nope.pub")
+    _last_line_exit_2(
+        runner.invoke(app, ["verify", str(copy), "--public-key", str(keys["dir"] / "nope.pub")]), "nope.pub"
+    )
     _last_line_exit_2(runner.invoke(app, ["verify", str(copy), "--identity", "me@example.com"]), "--oidc-issuer")
 
 

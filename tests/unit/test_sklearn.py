@@ -26,9 +26,11 @@ def wine(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("sk")
     x, y = load_wine(return_X_y=True)
-    models = {"logreg": make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y),
-              "rf": RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y),
-              "linreg": LinearRegression().fit(x, y.astype(float))}
+    models = {
+        "logreg": make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y),
+        "rf": RandomForestClassifier(n_estimators=10, random_state=0).fit(x, y),
+        "linreg": LinearRegression().fit(x, y.astype(float)),
+    }
     paths = {}
     for name, model in models.items():
         paths[name] = folder / f"{name}.skops"
@@ -49,8 +51,9 @@ def test_classifiers_convert_with_full_label_agreement(wine, tmp_path, name):
 
 
 def test_regressor_uses_relative_error(wine, tmp_path):
-    result = optkit.convert(wine["linreg"], "sklearn-regressor-fp32", tmp_path / "r", data=str(wine["data"]),
-                            overrides=FAST)
+    result = optkit.convert(
+        wine["linreg"], "sklearn-regressor-fp32", tmp_path / "r", data=str(wine["data"]), overrides=FAST
+    )
     assert result.approved and result.accuracy.metrics["max_rel_error"] < 1e-4
 
 

@@ -23,7 +23,7 @@ def _images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     labels = rng.integers(0, 3, n)
     images = 0.2 * rng.random((n, 8, 8, 1), dtype=np.float32)
     for i, label in enumerate(labels):
-        images[i, 3 * label:3 * label + 2] += 0.8
+        images[i, 3 * label : 3 * label + 2] += 0.8
     return images, labels
 
 
@@ -47,7 +47,9 @@ def cnn(tmp_path_factory):
 
 def test_keras_cnn_int8_with_calibration(cnn, tmp_path):
     overrides = {**FAST, "passes.1.calibration_data": str(cnn / "calib.npz")}
-    result = optkit.convert(cnn / "m.keras", "cnn-int8", tmp_path / "o", data=str(cnn / "test.npz"), overrides=overrides)
+    result = optkit.convert(
+        cnn / "m.keras", "cnn-int8", tmp_path / "o", data=str(cnn / "test.npz"), overrides=overrides
+    )
     assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
     assert result.source["framework"] == "tensorflow" and result.source["kind"] == "keras"
     steps = {s.name: s for s in result.steps}

@@ -102,7 +102,7 @@ def test_malicious_pickle_never_runs_without_trust(tmp_path, writer):
 def test_truncated_torch_export_program_is_clear_error(tiny, tmp_path, keep):
     data = tiny["pt2"].read_bytes()
     broken = tmp_path / "broken.pt2"
-    broken.write_bytes(data[:int(len(data) * keep)])
+    broken.write_bytes(data[: int(len(data) * keep)])
     with pytest.raises(SourceModelError, match="truncated or corrupt"):
         torch_source.load(broken, tmp_path)
 
@@ -141,10 +141,22 @@ def test_damaged_pt2_is_one_line_without_torchs_traceback(tiny, tmp_path, member
 
     broken = tmp_path / "model.pt2"
     _damage(tiny["pt2"], broken, member, how)
-    base = [sys.executable, "-m", "optkit.cli.app", "convert", str(broken), "--recipe", "fp32",
-            "--data", str(tiny["conll"]), "-o", str(tmp_path / "o")]
-    quiet = subprocess.run(base, capture_output=True, text=True, timeout=300,
-                           env={**os.environ, "OPTKIT_DEBUG": "0", "COLUMNS": "200"})
+    base = [
+        sys.executable,
+        "-m",
+        "optkit.cli.app",
+        "convert",
+        str(broken),
+        "--recipe",
+        "fp32",
+        "--data",
+        str(tiny["conll"]),
+        "-o",
+        str(tmp_path / "o"),
+    ]
+    quiet = subprocess.run(
+        base, capture_output=True, text=True, timeout=300, env={**os.environ, "OPTKIT_DEBUG": "0", "COLUMNS": "200"}
+    )
     lines = quiet.stderr.strip().splitlines()
     assert quiet.returncode == 2, quiet.stderr
     assert lines[-1].startswith(f"source model error: cannot load {broken} as torch.export: "), lines[-1]
@@ -152,6 +164,7 @@ def test_damaged_pt2_is_one_line_without_torchs_traceback(tiny, tmp_path, member
     assert [line for line in lines if not line.startswith(("optkit convert", "…"))] == lines[-1:]
     if how == "truncated":
         assert "RuntimeError: setStorage" in lines[-1], "the logged cause, not 'check the warnings above'"
-        loud = subprocess.run(base, capture_output=True, text=True, timeout=300,
-                              env={**os.environ, "OPTKIT_DEBUG": "1", "COLUMNS": "200"})
+        loud = subprocess.run(
+            base, capture_output=True, text=True, timeout=300, env={**os.environ, "OPTKIT_DEBUG": "1", "COLUMNS": "200"}
+        )
         assert loud.returncode == 2 and "Traceback" in loud.stderr

@@ -75,11 +75,36 @@ def test_not_an_artifact(tmp_path):
 
 def test_junit_has_one_case_per_gate(tiny, tmp_path):
     junit = tmp_path / "gates.xml"
-    overrides = ["--set", "benchmark.iterations=3", "--set", "benchmark.warmup=1", "--batch-sizes", "1",
-                 "--sequence-lengths", "16", "--set", "benchmark.gates=[{batch_size: 1, min: 1.0, device: cuda}]",
-                 "--set", "validation.gates=[{metric: max_abs_error, max: 0}, {metric: tag_agreement, min: 0.5}]"]
-    done = runner.invoke(app, ["convert", str(tiny["pt"]), "--recipe", "ner-int8", "--data", str(tiny["conll"]),
-                               "-o", str(tmp_path / "o"), "--junit-xml", str(junit), *overrides])
+    overrides = [
+        "--set",
+        "benchmark.iterations=3",
+        "--set",
+        "benchmark.warmup=1",
+        "--batch-sizes",
+        "1",
+        "--sequence-lengths",
+        "16",
+        "--set",
+        "benchmark.gates=[{batch_size: 1, min: 1.0, device: cuda}]",
+        "--set",
+        "validation.gates=[{metric: max_abs_error, max: 0}, {metric: tag_agreement, min: 0.5}]",
+    ]
+    done = runner.invoke(
+        app,
+        [
+            "convert",
+            str(tiny["pt"]),
+            "--recipe",
+            "ner-int8",
+            "--data",
+            str(tiny["conll"]),
+            "-o",
+            str(tmp_path / "o"),
+            "--junit-xml",
+            str(junit),
+            *overrides,
+        ],
+    )
     assert done.exit_code == 1
     suite = ET.parse(junit).getroot()
     cases = {c.get("name"): c for c in suite.iter("testcase")}
@@ -124,10 +149,12 @@ def test_extra_symlink_and_folders_are_reported(copy):
     result = runner.invoke(app, ["verify", str(copy)])
     assert result.exit_code == 1
     problems = verify_artifact(copy).problems
-    assert sorted(problems) == ["extra file not in the manifest: sub/notes.txt",
-                                "extra folder not in the manifest: empty",
-                                "extra folder not in the manifest: sub",
-                                "symlink in the artifact: link.onnx (an artifact holds regular files only)"]
+    assert sorted(problems) == [
+        "extra file not in the manifest: sub/notes.txt",
+        "extra folder not in the manifest: empty",
+        "extra folder not in the manifest: sub",
+        "symlink in the artifact: link.onnx (an artifact holds regular files only)",
+    ]
 
 
 def test_attestation_must_agree_with_the_manifest(copy):
@@ -154,8 +181,9 @@ def test_strict_rejects_approval_without_an_evaluated_accuracy_gate(copy, keep):
     reseal(copy, edit)
     assert verify_artifact(copy).ok  # not strict: approval without an accuracy gate still passes
     problems = verify_artifact(copy, strict=True).problems
-    assert ("no gate comparing the artifact with the source was evaluated (every one skipped, or none in the "
-            "recipe)") in problems
+    assert (
+        "no gate comparing the artifact with the source was evaluated (every one skipped, or none in the recipe)"
+    ) in problems
     assert runner.invoke(app, ["verify", str(copy), "--strict"]).exit_code == 1
 
 

@@ -44,12 +44,18 @@ def build_statement(manifest: Manifest) -> dict[str, Any]:
     source, recipe = fields["source"], fields["recipe"]
     return {
         "_type": STATEMENT_TYPE,
-        "subject": [{"name": name, "digest": {"sha256": entry["sha256"]}}
-                    for name, entry in sorted(fields["files"].items()) if name != ATTESTATION],
+        "subject": [
+            {"name": name, "digest": {"sha256": entry["sha256"]}}
+            for name, entry in sorted(fields["files"].items())
+            if name != ATTESTATION
+        ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "source": {"path": source.get("path"), "framework": source.get("framework"),
-                       "sha256": source.get("sha256")},
+            "source": {
+                "path": source.get("path"),
+                "framework": source.get("framework"),
+                "sha256": source.get("sha256"),
+            },
             "recipe": {"name": recipe.get("name"), "sha256": recipe.get("sha256")},
             "optkit_version": fields["artifact"].get("optkit_version"),
             "framework_versions": source.get("versions", {}),
@@ -95,5 +101,6 @@ def check_attestation(folder: Path, manifest: Manifest) -> list[str]:
     if not isinstance(statement, dict):
         return [f"invalid attestation: {ATTESTATION} is not an in-toto statement"]
     expected = build_statement(manifest)
-    return [f"attestation disagrees with the manifest: {key}" for key in expected
-            if statement.get(key) != expected[key]]
+    return [
+        f"attestation disagrees with the manifest: {key}" for key in expected if statement.get(key) != expected[key]
+    ]

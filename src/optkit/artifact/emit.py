@@ -17,9 +17,9 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from optkit.errors import OutputError
 from optkit.hashing import sha256_file
@@ -66,8 +66,12 @@ def not_replaceable(folder: Path) -> str | None:
     odd = [name for name in entries if name != MANIFEST and not _regular(folder / name)]
     if odd:
         return f"holds entries that are not plain files optkit wrote (folders or links: {_some(odd)})"
-    changed = [name for name, entry in manifest.files.items() if name in entries and
-               ((folder / name).stat().st_size != entry.bytes or sha256_file(folder / name) != entry.sha256)]
+    changed = [
+        name
+        for name, entry in manifest.files.items()
+        if name in entries
+        and ((folder / name).stat().st_size != entry.bytes or sha256_file(folder / name) != entry.sha256)
+    ]
     if changed:
         return f"holds files changed since optkit wrote them ({_some(sorted(changed))}): they are yours now"
     return None
@@ -111,8 +115,10 @@ def check_output(output: Path, overwrite: bool, protect: Iterable[str | Path | N
         kept = resolve_output(item)
         if _inside(kept, real):
             what = "is" if kept == real else "contains"
-            raise OutputError(f"output folder {output} {what} the input {item}; writing the artifact there "
-                              "would replace it", "choose an -o folder outside the model and data folders")
+            raise OutputError(
+                f"output folder {output} {what} the input {item}; writing the artifact there would replace it",
+                "choose an -o folder outside the model and data folders",
+            )
     if real.exists() and not real.is_dir():
         raise OutputError(f"output path {output} is a file", "choose a folder path with -o")
     if real.exists() and not overwrite:
@@ -120,14 +126,18 @@ def check_output(output: Path, overwrite: bool, protect: Iterable[str | Path | N
     if real.exists():
         why = not_replaceable(real)
         if why:
-            raise OutputError(f"--overwrite refused: output folder {output} {why}",
-                              "--overwrite replaces only an optkit artifact or an empty folder; choose another -o")
+            raise OutputError(
+                f"--overwrite refused: output folder {output} {why}",
+                "--overwrite replaces only an optkit artifact or an empty folder; choose another -o",
+            )
     parent = real.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the output folder {parent}: {exc.strerror or exc}",
-                          "choose an -o folder on a writable file system") from None
+        raise OutputError(
+            f"cannot create the output folder {parent}: {exc.strerror or exc}",
+            "choose an -o folder on a writable file system",
+        ) from None
     if not os.access(parent, os.W_OK):
         raise OutputError(f"cannot write to {parent}", "choose a writable -o folder")
 
@@ -167,10 +177,14 @@ def write_error(output: Path, exc: OSError) -> OutputError:
     reason = exc.strerror or str(exc) or type(exc).__name__
     where = f" ({Path(exc.filename).name})" if exc.filename else ""
     if exc.errno in FULL_DISK:
-        return OutputError(f"no space left to write the artifact {output}: {reason}{where}; nothing was written",
-                           "free disk space on that file system, or choose another -o")
-    return OutputError(f"cannot write the artifact {output}: {reason}{where}; nothing was written",
-                       "check that the -o folder's file system is writable and has free space")
+        return OutputError(
+            f"no space left to write the artifact {output}: {reason}{where}; nothing was written",
+            "free disk space on that file system, or choose another -o",
+        )
+    return OutputError(
+        f"cannot write the artifact {output}: {reason}{where}; nothing was written",
+        "check that the -o folder's file system is writable and has free space",
+    )
 
 
 def publish(tmp: Path, output: Path, overwrite: bool) -> None:
@@ -193,11 +207,14 @@ def publish(tmp: Path, output: Path, overwrite: bool) -> None:
         if not overwrite or why or not real.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
             if not overwrite:
-                raise OutputError(f"output folder {output} was created by another run meanwhile",
-                                  "pass --overwrite or choose another -o")
-            raise OutputError(f"--overwrite refused: output folder {output} {why or 'is not a folder'}; nothing "
-                              "was written", "--overwrite replaces only an optkit artifact or an empty folder; "
-                              "choose another -o")
+                raise OutputError(
+                    f"output folder {output} was created by another run meanwhile",
+                    "pass --overwrite or choose another -o",
+                )
+            raise OutputError(
+                f"--overwrite refused: output folder {output} {why or 'is not a folder'}; nothing was written",
+                "--overwrite replaces only an optkit artifact or an empty folder; choose another -o",
+            )
         old = real.parent / f".{real.name}.old-{os.getpid()}"
         os.rename(real, old)
     try:
@@ -206,7 +223,9 @@ def publish(tmp: Path, output: Path, overwrite: bool) -> None:
         if old is not None:
             os.rename(old, real)
         shutil.rmtree(tmp, ignore_errors=True)
-        raise OutputError(f"cannot move the artifact into {output}: {exc}",
-                          "another run may be writing the same folder; choose another -o") from exc
+        raise OutputError(
+            f"cannot move the artifact into {output}: {exc}",
+            "another run may be writing the same folder; choose another -o",
+        ) from exc
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

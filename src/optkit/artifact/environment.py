@@ -9,10 +9,31 @@ import sys
 from functools import lru_cache
 from importlib import metadata
 
-CPU_FLAGS = ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx512_bf16", "avx512_fp16",
-             "avx_vnni", "amx_int8", "amx_bf16")
-PACKAGES = ("optkit", "numpy", "onnx", "onnxruntime", "onnxruntime-gpu", "onnxsim", "torch", "transformers",
-            "pydantic", "seqeval")
+CPU_FLAGS = (
+    "avx2",
+    "fma",
+    "f16c",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "avx_vnni",
+    "amx_int8",
+    "amx_bf16",
+)
+PACKAGES = (
+    "optkit",
+    "numpy",
+    "onnx",
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxsim",
+    "torch",
+    "transformers",
+    "pydantic",
+    "seqeval",
+)
 
 
 def package_versions() -> dict[str, str]:
@@ -50,5 +71,9 @@ def cpu_info() -> dict:
 
 def environment() -> dict:
     """Python, platform, package versions and CPU facts."""
-    return {"python": sys.version.split()[0], "platform": platform.platform(),
-            "packages": package_versions(), "cpu": cpu_info()}
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "cpu": cpu_info(),
+    }

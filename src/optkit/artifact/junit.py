@@ -32,12 +32,20 @@ def junit_xml(suite: str, gates: list[GateResult], strict: bool) -> bytes:
     ``strict`` reports skipped gates as failures."""
     failures = sum(g.status == "failed" or (strict and g.status == "skipped") for g in gates)
     skipped = sum(g.status == "skipped" and not strict for g in gates)
-    root = ET.Element("testsuite", name=f"optkit {suite}", tests=str(len(gates)), failures=str(failures),
-                      skipped=str(skipped), errors="0")
+    root = ET.Element(
+        "testsuite",
+        name=f"optkit {suite}",
+        tests=str(len(gates)),
+        failures=str(failures),
+        skipped=str(skipped),
+        errors="0",
+    )
     for gate in gates:
         case = ET.SubElement(root, "testcase", classname=f"optkit.{suite}.{gate.kind}", name=gate.name)
         value = "not measured" if gate.value is None else f"{gate.value:.6g}"
-        detail = f"measured {value}, required {gate.op} {gate.threshold:g}" + (f"; {gate.reason}" if gate.reason else "")
+        detail = f"measured {value}, required {gate.op} {gate.threshold:g}" + (
+            f"; {gate.reason}" if gate.reason else ""
+        )
         if gate.status == "failed" or (strict and gate.status == "skipped"):
             ET.SubElement(case, "failure", message=detail)
         elif gate.status == "skipped":

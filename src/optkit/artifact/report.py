@@ -25,54 +25,102 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return lines + [""]
 
 
-def render_report(result: "ConvertResult") -> str:
+def render_report(result: ConvertResult) -> str:
     """Markdown report: verdict, source, data, steps, accuracy, speed, gates, warnings, environment."""
     verdict = "APPROVED" if result.approved else "NOT APPROVED"
     env = result.manifest.get("environment", {})
-    lines = [f"# optkit report: {verdict}", "",
-             f"- source: `{result.source['path']}` ({result.source['framework']}, {result.source['kind']}, "
-             f"task {result.source.get('task') or 'unknown'})",
-             f"- recipe: `{result.recipe.name}` (sha256 {result.recipe.sha256()[:12]}) — {result.recipe.description}",
-             f"- validation data: {result.data['kind']} `{result.data['origin']}`, {result.data['samples']} samples"
-             + ("" if result.data["real"] else " — **generated random inputs (last resort), not real data**"),
-             f"- strict mode: {'on' if result.strict else 'off'}",
-             f"- evidence: {result.evidence}; source model sandbox: {result.sandbox.get('status', 'unknown')}", ""]
+    lines = [
+        f"# optkit report: {verdict}",
+        "",
+        f"- source: `{result.source['path']}` ({result.source['framework']}, {result.source['kind']}, "
+        f"task {result.source.get('task') or 'unknown'})",
+        f"- recipe: `{result.recipe.name}` (sha256 {result.recipe.sha256()[:12]}) — {result.recipe.description}",
+        f"- validation data: {result.data['kind']} `{result.data['origin']}`, {result.data['samples']} samples"
+        + ("" if result.data["real"] else " — **generated random inputs (last resort), not real data**"),
+        f"- strict mode: {'on' if result.strict else 'off'}",
+        f"- evidence: {result.evidence}; source model sandbox: {result.sandbox.get('status', 'unknown')}",
+        "",
+    ]
     if not result.approved:
         lines += ["Not approved: " + "; ".join(result.rejections), ""]
     lines += ["## Gates", ""]
-    lines += _table(["gate", "measured", "verdict", "note"],
-                    [[g.name, fmt(g.value), STATUS[g.status], g.reason] for g in result.gates])
+    lines += _table(
+        ["gate", "measured", "verdict", "note"],
+        [[g.name, fmt(g.value), STATUS[g.status], g.reason] for g in result.gates],
+    )
     lines += ["## Steps", ""]
-    lines += _table(["step", "seconds", "details"],
-                    [[s.name, f"{s.seconds:.1f}", _details(s)] for s in result.steps])
+    lines += _table(["step", "seconds", "details"], [[s.name, f"{s.seconds:.1f}", _details(s)] for s in result.steps])
     lines += _search_section(result)
     acc = result.accuracy
     lines += [f"## Accuracy vs source ({acc.samples} samples)", ""]
     lines += _table(["metric", "value"], [[k, fmt(v)] for k, v in acc.metrics.items()])
     if acc.unavailable:
         lines += ["Not computed: " + "; ".join(f"{k} ({v})" for k, v in acc.unavailable.items()), ""]
-    lines += _table(["output", "shape", "max abs err", "mean abs err", "cosine min", "argmax agreement"],
-                    [[o.name, "×".join(map(str, o.shape)), fmt(o.max_abs_error), fmt(o.mean_abs_error),
-                      fmt(o.cosine_min), fmt(o.argmax_agreement)] for o in acc.outputs])
+    lines += _table(
+        ["output", "shape", "max abs err", "mean abs err", "cosine min", "argmax agreement"],
+        [
+            [
+                o.name,
+                "×".join(map(str, o.shape)),
+                fmt(o.max_abs_error),
+                fmt(o.mean_abs_error),
+                fmt(o.cosine_min),
+                fmt(o.argmax_agreement),
+            ]
+            for o in acc.outputs
+        ],
+    )
     if acc.disagreements:
         lines += [f"### {len(acc.disagreements)} label disagreement(s) with the source", ""]
-        lines += _table(["sample", "source label", "artifact label", "max probability diff"],
-                        [[str(d["sample"]), str(d["source"]), str(d["artifact"]), fmt(d["max_probability_diff"])]
-                         for d in acc.disagreements[:50]])
+        lines += _table(
+            ["sample", "source label", "artifact label", "max probability diff"],
+            [
+                [str(d["sample"]), str(d["source"]), str(d["artifact"]), fmt(d["max_probability_diff"])]
+                for d in acc.disagreements[:50]
+            ],
+        )
     if result.speed:
         sp = result.speed
-        lines += [f"## Speed vs source (same run, {sp.threads} threads, {sp.warmup} warm-up, "
-                  f"{sp.iterations} timed runs each, latency in ms)", ""]
-        lines += _table(["device", "batch", "seq", "source p50", "source p90", "artifact p50", "artifact p90",
-                         "artifact samples/s", "speed-up"],
-                        [[s.device, str(s.batch_size), str(s.sequence_length or "—"), f"{s.source.p50_ms:.2f}",
-                          f"{s.source.p90_ms:.2f}", f"{s.artifact.p50_ms:.2f}", f"{s.artifact.p90_ms:.2f}",
-                          f"{s.artifact.throughput:.1f}", f"{s.speedup:.2f}×"] for s in sp.shapes])
-        lines += [f"Size on disk: source {sp.size_mb.get('source', 0):.1f} MB, artifact "
-                  f"{sp.size_mb.get('artifact', 0):.1f} MB. "
-                  f"Load time: source {sp.load_seconds.get('source', 0):.2f} s, artifact "
-                  f"{sp.load_seconds.get('artifact', 0):.2f} s. RSS growth at load + first batch: source "
-                  f"{sp.rss_growth_mb.get('source', 0):.0f} MB, artifact {sp.rss_growth_mb.get('artifact', 0):.0f} MB.", ""]
+        lines += [
+            f"## Speed vs source (same run, {sp.threads} threads, {sp.warmup} warm-up, "
+            f"{sp.iterations} timed runs each, latency in ms)",
+            "",
+        ]
+        lines += _table(
+            [
+                "device",
+                "batch",
+                "seq",
+                "source p50",
+                "source p90",
+                "artifact p50",
+                "artifact p90",
+                "artifact samples/s",
+                "speed-up",
+            ],
+            [
+                [
+                    s.device,
+                    str(s.batch_size),
+                    str(s.sequence_length or "—"),
+                    f"{s.source.p50_ms:.2f}",
+                    f"{s.source.p90_ms:.2f}",
+                    f"{s.artifact.p50_ms:.2f}",
+                    f"{s.artifact.p90_ms:.2f}",
+                    f"{s.artifact.throughput:.1f}",
+                    f"{s.speedup:.2f}×",
+                ]
+                for s in sp.shapes
+            ],
+        )
+        lines += [
+            f"Size on disk: source {sp.size_mb.get('source', 0):.1f} MB, artifact "
+            f"{sp.size_mb.get('artifact', 0):.1f} MB. "
+            f"Load time: source {sp.load_seconds.get('source', 0):.2f} s, artifact "
+            f"{sp.load_seconds.get('artifact', 0):.2f} s. RSS growth at load + first batch: source "
+            f"{sp.rss_growth_mb.get('source', 0):.0f} MB, artifact {sp.rss_growth_mb.get('artifact', 0):.0f} MB.",
+            "",
+        ]
         for device, reason in sp.skipped_devices.items():
             lines += [f"- {device}: not measured — {reason}"]
         lines += [""]
@@ -81,9 +129,14 @@ def render_report(result: "ConvertResult") -> str:
     cpu = env.get("cpu", {})
     flags = ", ".join(f for f, on in cpu.get("flags", {}).items() if on)
     pkgs = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
-    lines += ["## Environment", "", f"- python {env.get('python')}, {env.get('platform')}",
-              f"- CPU: {cpu.get('model')} ({cpu.get('logical_cores')} logical cores); flags: {flags}",
-              f"- packages: {pkgs}", ""]
+    lines += [
+        "## Environment",
+        "",
+        f"- python {env.get('python')}, {env.get('platform')}",
+        f"- CPU: {cpu.get('model')} ({cpu.get('logical_cores')} logical cores); flags: {flags}",
+        f"- packages: {pkgs}",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -91,7 +144,7 @@ SEARCH_COLUMNS = ["#", "stage", "settings", "fp32 nodes", "gates (value)", "p50 
 SEARCH_CONSOLE_COLUMNS = ["#", "stage", "settings", "fp32", "gate values", "best ms", "verdict"]
 
 
-def search_tables(result: "ConvertResult") -> list[tuple[str, dict]]:
+def search_tables(result: ConvertResult) -> list[tuple[str, dict]]:
     """``(step name, details["search"])`` for every pass that ran a search."""
     return [(s.name, s.details["search"]) for s in result.steps if isinstance(s.details.get("search"), dict)]
 
@@ -101,37 +154,63 @@ def search_rows(search: dict) -> list[list[str]]:
     rows = []
     for c in search["candidates"]:
         gates = "; ".join(f"{g['name'].split()[0]} {fmt(g['value'])} {STATUS[g['status']]}" for g in c["gates"])
-        rows.append([str(c["id"]), c["stage"], c["settings"], str(len(c["fp32_nodes"])),
-                     c["error"] or gates, fmt(c["latency_ms"], 2), fmt(c.get("best_ms"), 2), fmt(c["size_mb"], 1),
-                     c["verdict"]])
+        rows.append(
+            [
+                str(c["id"]),
+                c["stage"],
+                c["settings"],
+                str(len(c["fp32_nodes"])),
+                c["error"] or gates,
+                fmt(c["latency_ms"], 2),
+                fmt(c.get("best_ms"), 2),
+                fmt(c["size_mb"], 1),
+                c["verdict"],
+            ]
+        )
     return rows
 
 
 def search_console_rows(search: dict) -> list[list[str]]:
     """Narrow rows for a terminal: gate values in the recipe's gate order, ✓ passed / ✗ failed."""
     mark = {"passed": "✓", "failed": "✗", "skipped": "-"}
-    return [[str(c["id"]), c["stage"], c["settings"], str(len(c["fp32_nodes"])),
-             c["error"][:40] if c["error"] else " ".join(f"{fmt(g['value'])}{mark[g['status']]}" for g in c["gates"]),
-             fmt(c.get("best_ms"), 2), c["verdict"]] for c in search["candidates"]]
+    return [
+        [
+            str(c["id"]),
+            c["stage"],
+            c["settings"],
+            str(len(c["fp32_nodes"])),
+            c["error"][:40] if c["error"] else " ".join(f"{fmt(g['value'])}{mark[g['status']]}" for g in c["gates"]),
+            fmt(c.get("best_ms"), 2),
+            c["verdict"],
+        ]
+        for c in search["candidates"]
+    ]
 
 
-def _search_section(result: "ConvertResult") -> list[str]:
+def _search_section(result: ConvertResult) -> list[str]:
     lines: list[str] = []
     for step, search in search_tables(result):
         outcome = "met every accuracy gate" if search["met_gates"] else "**no candidate met the accuracy gates**"
-        lines += [f"## Search: {step}", "",
-                  f"{len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s (budget "
-                  f"{search['budget_s']:g} s{', exhausted' if search['budget_exhausted'] else ''}); latency is the "
-                  f"p50 at {search['latency_shape']}; the chosen candidate ({search['chosen']}) {outcome}. Among "
-                  "passing candidates the fastest wins; near-ties go to the earliest.", ""]
-        lines += _table(SEARCH_COLUMNS, [[f"**{x}**" if r[-1] == "chosen" else x for x in r]
-                                         for r in search_rows(search)])
+        lines += [
+            f"## Search: {step}",
+            "",
+            f"{len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s (budget "
+            f"{search['budget_s']:g} s{', exhausted' if search['budget_exhausted'] else ''}); latency is the "
+            f"p50 at {search['latency_shape']}; the chosen candidate ({search['chosen']}) {outcome}. Among "
+            "passing candidates the fastest wins; near-ties go to the earliest.",
+            "",
+        ]
+        lines += _table(
+            SEARCH_COLUMNS, [[f"**{x}**" if r[-1] == "chosen" else x for x in r] for r in search_rows(search)]
+        )
         if search["fp32_nodes"]:
             lines += ["Nodes kept in float32: " + ", ".join(f"`{n}`" for n in search["fp32_nodes"]), ""]
         if search.get("sensitivity"):
             lines += ["Most sensitive nodes (relative int8 error of the node's output):", ""]
-            lines += _table(["node", "op", "error", "method"],
-                            [[s["node"], s["op_type"], fmt(s["error"]), s["method"]] for s in search["sensitivity"][:10]])
+            lines += _table(
+                ["node", "op", "error", "method"],
+                [[s["node"], s["op_type"], fmt(s["error"]), s["method"]] for s in search["sensitivity"][:10]],
+            )
     return lines
 
 

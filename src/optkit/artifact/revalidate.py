@@ -62,12 +62,16 @@ class RevalidateResult:
         no accuracy gate that could be evaluated on this data (no evidence)."""
         if self.model_error:
             return [f"{MODEL} does not run in ONNX Runtime: {self.model_error}"]
-        problems = [f"gate {g.status} on {self.data}: {g.name} (measured "
-                    f"{'nothing' if g.value is None else format(g.value, '.6g')}{'; ' + g.reason if g.reason else ''})"
-                    for g in self.failed_gates]
+        problems = [
+            f"gate {g.status} on {self.data}: {g.name} (measured "
+            f"{'nothing' if g.value is None else format(g.value, '.6g')}{'; ' + g.reason if g.reason else ''})"
+            for g in self.failed_gates
+        ]
         if not any(g.status != "skipped" and g.metric in FIDELITY_METRICS for g in self.gates):
-            problems.append(f"no gate comparing the artifact with the source could be evaluated on {self.data}: "
-                            "nothing was validated")
+            problems.append(
+                f"no gate comparing the artifact with the source could be evaluated on {self.data}: "
+                "nothing was validated"
+            )
         return problems
 
     @property
@@ -76,9 +80,18 @@ class RevalidateResult:
         return not self.problems
 
 
-def revalidate(folder: Path, data: str, *, source: Path | None = None, trust_pickle: bool = False,
-               trust_remote_code: bool = False, trust_model_code: bool = False, sandbox: SandboxMode = "auto",
-               strict: bool = False, threads: int | None = None) -> RevalidateResult:
+def revalidate(
+    folder: Path,
+    data: str,
+    *,
+    source: Path | None = None,
+    trust_pickle: bool = False,
+    trust_remote_code: bool = False,
+    trust_model_code: bool = False,
+    sandbox: SandboxMode = "auto",
+    strict: bool = False,
+    threads: int | None = None,
+) -> RevalidateResult:
     """Validate the artifact in ``folder`` against its source model again, on ``data``.
 
     Args:
@@ -107,37 +120,72 @@ def revalidate(folder: Path, data: str, *, source: Path | None = None, trust_pic
     try:
         recipe = Recipe.model_validate(manifest.recipe["resolved"])
     except (KeyError, TypeError, ValidationError) as exc:
-        raise OutputError(f"{folder}/manifest.json holds no valid resolved recipe ({str(exc).splitlines()[0][:120]})",
-                          "the artifact was written by another optkit version; convert again") from exc
+        raise OutputError(
+            f"{folder}/manifest.json holds no valid resolved recipe ({str(exc).splitlines()[0][:120]})",
+            "the artifact was written by another optkit version; convert again",
+        ) from exc
     src_path = Path(source) if source is not None else Path(str(manifest.source.get("path", "")))
     if not str(src_path) or not src_path.exists():
-        raise SourceModelError(f"source model not found: {src_path} (named in {folder}/manifest.json)",
-                               "run from the folder convert ran in, or pass --source PATH")
+        raise SourceModelError(
+            f"source model not found: {src_path} (named in {folder}/manifest.json)",
+            "run from the folder convert ran in, or pass --source PATH",
+        )
     require_regular(src_path, "source model", SourceModelError, allow_dir=True)
     require_regular(data, "validation data", DataError)
     framework = detect_framework(src_path, manifest.source.get("framework", "auto"))
     expected = manifest.source.get("sha256")
     actual = resolve(framework.hasher)(src_path)
     if actual != expected:
-        raise SourceModelError(f"source model {src_path} is not the one the artifact was made from: sha256 "
-                               f"{actual[:12]}… differs from the manifest's {str(expected)[:12]}…",
-                               "pass the exact source model the artifact was converted from (--source PATH)")
+        raise SourceModelError(
+            f"source model {src_path} is not the one the artifact was made from: sha256 "
+            f"{actual[:12]}… differs from the manifest's {str(expected)[:12]}…",
+            "pass the exact source model the artifact was converted from (--source PATH)",
+        )
     threads = threads or recipe.benchmark.threads
     cfg = recipe.validation
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
     try:
         with SourceWorker(workdir, [src_path], "require" if strict else sandbox) as worker:
-            return _compare(folder, data, worker, framework, src_path, cfg, threads, strict, trust_pickle,
-                            trust_remote_code, trust_model_code)
+            return _compare(
+                folder,
+                data,
+                worker,
+                framework,
+                src_path,
+                cfg,
+                threads,
+                strict,
+                trust_pickle,
+                trust_remote_code,
+                trust_model_code,
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _compare(folder: Path, data: str, worker: SourceWorker, framework, src_path: Path, cfg, threads: int,
-             strict: bool, trust_pickle: bool, trust_remote_code: bool, trust_model_code: bool) -> RevalidateResult:
+def _compare(
+    folder: Path,
+    data: str,
+    worker: SourceWorker,
+    framework,
+    src_path: Path,
+    cfg,
+    threads: int,
+    strict: bool,
+    trust_pickle: bool,
+    trust_remote_code: bool,
+    trust_model_code: bool,
+) -> RevalidateResult:
     """Load the source in ``worker``, run both models on ``data`` and evaluate the accuracy gates."""
-    src = load_source(worker, framework, src_path, threads, trust_pickle=trust_pickle,
-                      trust_remote_code=trust_remote_code, trust_model_code=trust_model_code)
+    src = load_source(
+        worker,
+        framework,
+        src_path,
+        threads,
+        trust_pickle=trust_pickle,
+        trust_remote_code=trust_remote_code,
+        trust_model_code=trust_model_code,
+    )
     vset = load_validation_set(data, src.info, cfg.max_samples, cfg.sequence_length)
     batches = vset.batches(cfg.batch_size)
     art_runner = OrtRunner(folder / MODEL, threads)

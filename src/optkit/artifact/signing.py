@@ -29,8 +29,10 @@ from optkit.errors import OptkitError
 SIGNATURE = "model.sig"
 PASSWORD_ENV = "OPTKIT_SIGN_KEY_PASSWORD"
 SUPPORTED_CURVES = ("secp256r1", "secp384r1", "secp521r1")  # what model-signing accepts
-KEYGEN_HINT = ("make one with: openssl ecparam -name prime256v1 -genkey -noout -out signing-key.pem && "
-               "openssl ec -in signing-key.pem -pubout -out signing-key.pub")
+KEYGEN_HINT = (
+    "make one with: openssl ecparam -name prime256v1 -genkey -noout -out signing-key.pem && "
+    "openssl ec -in signing-key.pem -pubout -out signing-key.pub"
+)
 
 
 class SigningError(OptkitError):
@@ -74,8 +76,11 @@ def _hashing_config():
     ``model.sig`` (not even ``.git*`` files, which model-signing skips by default)."""
     from model_signing import hashing
 
-    return hashing.Config().use_file_serialization(hashing_algorithm="sha256").set_ignored_paths(
-        paths=[SIGNATURE], ignore_git_paths=False)
+    return (
+        hashing.Config()
+        .use_file_serialization(hashing_algorithm="sha256")
+        .set_ignored_paths(paths=[SIGNATURE], ignore_git_paths=False)
+    )
 
 
 def _key_bytes(key: Path, what: str) -> bytes:
@@ -84,8 +89,9 @@ def _key_bytes(key: Path, what: str) -> bytes:
     try:
         return key.read_bytes()
     except OSError as exc:
-        raise SigningError(f"cannot read the {what} {key}: {exc.strerror or exc}",
-                           "check the file's permissions") from None
+        raise SigningError(
+            f"cannot read the {what} {key}: {exc.strerror or exc}", "check the file's permissions"
+        ) from None
 
 
 def _check_curve(public_key, key: Path, what: str) -> None:
@@ -116,11 +122,14 @@ def check_sign_key(key: str | Path | None, keyless: bool = False) -> None:
     try:
         private = serialization.load_pem_private_key(data, password.encode() if password else None)
     except TypeError:
-        raise SigningError(f"the signing key {key} is encrypted and {PASSWORD_ENV} is not set (or is set "
-                           "for an unencrypted key)", f"export {PASSWORD_ENV} with the key's password") from None
+        raise SigningError(
+            f"the signing key {key} is encrypted and {PASSWORD_ENV} is not set (or is set for an unencrypted key)",
+            f"export {PASSWORD_ENV} with the key's password",
+        ) from None
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise SigningError(f"the signing key {key} is not a PEM private key ({str(exc).splitlines()[0][:80]})",
-                           KEYGEN_HINT) from None
+        raise SigningError(
+            f"the signing key {key} is not a PEM private key ({str(exc).splitlines()[0][:80]})", KEYGEN_HINT
+        ) from None
     _check_curve(private.public_key(), key, "signing key")
 
 
@@ -157,20 +166,26 @@ def sign_artifact(folder: Path, key: Path | None = None, *, keyless: bool = Fals
         except Exception as exc:  # sigstore: network (an OSError too), OIDC, Fulcio/Rekor errors of many types
             if isinstance(exc, OSError) and exc.filename:
                 raise  # writing model.sig failed: the caller's staging block reports it
-            raise SigningError(f"keyless signing with Sigstore failed: {type(exc).__name__}: "
-                               f"{(str(exc).splitlines() or [''])[0][:120]}",
-                               "keyless signing needs network access and an OIDC identity; or use --sign-key") from None
+            raise SigningError(
+                f"keyless signing with Sigstore failed: {type(exc).__name__}: "
+                f"{(str(exc).splitlines() or [''])[0][:120]}",
+                "keyless signing needs network access and an OIDC identity; or use --sign-key",
+            ) from None
     else:
+        assert key is not None  # not keyless: checked above
         password = os.environ.get(PASSWORD_ENV)
         # model-signing annotates the password as str but hands it to cryptography, which needs bytes
-        config.use_elliptic_key_signer(private_key=Path(key), password=password.encode() if password else None
-                                       ).sign(folder, folder / SIGNATURE)
+        config.use_elliptic_key_signer(
+            private_key=Path(key),
+            password=password.encode() if password else None,  # type: ignore[arg-type]
+        ).sign(folder, folder / SIGNATURE)
     files = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != SIGNATURE)
     return SignatureRecord(folder / SIGNATURE, "keyless" if keyless else "key", files)
 
 
-def verify_signature(folder: Path, public_key: Path | None = None, identity: str | None = None,
-                     oidc_issuer: str | None = None) -> SignatureCheck:
+def verify_signature(
+    folder: Path, public_key: Path | None = None, identity: str | None = None, oidc_issuer: str | None = None
+) -> SignatureCheck:
     """Check ``folder/model.sig`` against every file of ``folder``.
 
     With ``public_key`` (PEM) the signature must have been made by its private key; with
@@ -205,6 +220,7 @@ def verify_signature(folder: Path, public_key: Path | None = None, identity: str
         if public_key is not None:
             config.use_elliptic_key_verifier(public_key=public_key)
         else:
+            assert identity is not None and oidc_issuer is not None  # _check_verify_options: both or neither
             config.use_sigstore_verifier(identity=identity, oidc_issuer=oidc_issuer)
         config.verify(folder, signature)
     except Exception as exc:  # any failure to verify means not verified: bad bundle, key, digest, file
@@ -225,11 +241,15 @@ def _reason(exc: Exception) -> str:
 
 def _check_verify_options(public_key: Path | None, identity: str | None, oidc_issuer: str | None) -> Path | None:
     if public_key is not None and (identity is not None or oidc_issuer is not None):
-        raise SigningError("--public-key and --identity/--oidc-issuer were both given",
-                           "check a key-based signature with --public-key, a keyless one with --identity")
+        raise SigningError(
+            "--public-key and --identity/--oidc-issuer were both given",
+            "check a key-based signature with --public-key, a keyless one with --identity",
+        )
     if (identity is None) != (oidc_issuer is None):
-        raise SigningError("--identity and --oidc-issuer go together",
-                           "e.g. --identity you@example.com --oidc-issuer https://github.com/login/oauth")
+        raise SigningError(
+            "--identity and --oidc-issuer go together",
+            "e.g. --identity you@example.com --oidc-issuer https://github.com/login/oauth",
+        )
     if public_key is None:
         return None
     from cryptography.exceptions import UnsupportedAlgorithm
@@ -240,7 +260,9 @@ def _check_verify_options(public_key: Path | None, identity: str | None, oidc_is
     try:
         loaded = serialization.load_pem_public_key(data)
     except (ValueError, UnsupportedAlgorithm):
-        raise SigningError(f"the public key {public_key} is not a PEM public key", "derive it from the "
-                           "signing key: openssl ec -in signing-key.pem -pubout -out signing-key.pub") from None
+        raise SigningError(
+            f"the public key {public_key} is not a PEM public key",
+            "derive it from the signing key: openssl ec -in signing-key.pem -pubout -out signing-key.pub",
+        ) from None
     _check_curve(loaded, public_key, "public key")
     return public_key

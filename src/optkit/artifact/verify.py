@@ -64,13 +64,20 @@ def read_manifest(folder: Path) -> tuple[Manifest, str]:
         text = path.read_text()
         manifest = Manifest.model_validate(json.loads(text))
     except (json.JSONDecodeError, UnicodeDecodeError, ValidationError) as exc:
-        raise OutputError(f"{path} is not a valid optkit manifest ({str(exc).splitlines()[0][:120]})",
-                          "the manifest was edited or truncated; convert again") from exc
+        raise OutputError(
+            f"{path} is not a valid optkit manifest ({str(exc).splitlines()[0][:120]})",
+            "the manifest was edited or truncated; convert again",
+        ) from exc
     return manifest, text
 
 
-def verify_artifact(folder: Path, strict: bool = False, public_key: Path | None = None,
-                    identity: str | None = None, oidc_issuer: str | None = None) -> VerifyResult:
+def verify_artifact(
+    folder: Path,
+    strict: bool = False,
+    public_key: Path | None = None,
+    identity: str | None = None,
+    oidc_issuer: str | None = None,
+) -> VerifyResult:
     """Verify ``folder`` against its ``manifest.json`` and, when given a key or an identity, its
     signature.
 
@@ -114,13 +121,13 @@ def verify_artifact(folder: Path, strict: bool = False, public_key: Path | None 
 def _file_problems(folder: Path, manifest: Manifest) -> list[str]:
     """Listed files that are missing, changed, symlinks or outside the folder; entries not listed."""
     problems = []
-    listed_dirs = set()
+    listed_dirs: set[str] = set()
     for name, entry in manifest.files.items():
-        rel = PurePosixPath(name)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        path = PurePosixPath(name)
+        if path.is_absolute() or ".." in path.parts or not path.parts:
             problems.append(f"manifest lists a path outside the artifact: {name}")
             continue
-        listed_dirs.update(str(p) for p in rel.parents if str(p) != ".")
+        listed_dirs.update(str(p) for p in path.parents if str(p) != ".")
         file = folder / name
         try:
             info = os.lstat(file)
@@ -154,8 +161,15 @@ def _entries(folder: Path) -> list[tuple[str, str]]:
         for name in sorted(dirs + files):
             path = Path(root) / name
             mode = os.lstat(path).st_mode
-            kind = ("symlink" if stat.S_ISLNK(mode) else "folder" if stat.S_ISDIR(mode)
-                    else "file" if stat.S_ISREG(mode) else "other")
+            kind = (
+                "symlink"
+                if stat.S_ISLNK(mode)
+                else "folder"
+                if stat.S_ISDIR(mode)
+                else "file"
+                if stat.S_ISREG(mode)
+                else "other"
+            )
             found.append((path.relative_to(folder).as_posix(), kind))
     return sorted(found)
 
@@ -169,9 +183,13 @@ def _strict_problems(manifest: Manifest) -> list[str]:
     status = manifest.sandbox.get("status", "not recorded")
     if status != "confined":
         problems.append(f"the source model did not run confined when this artifact was made (sandbox: {status})")
-    evaluated = [g for g in manifest.gates if g.get("kind") == "accuracy" and g.get("status") != "skipped"
-                 and g.get("metric") in FIDELITY_METRICS]
+    evaluated = [
+        g
+        for g in manifest.gates
+        if g.get("kind") == "accuracy" and g.get("status") != "skipped" and g.get("metric") in FIDELITY_METRICS
+    ]
     if not evaluated:
-        problems.append("no gate comparing the artifact with the source was evaluated (every one skipped, or "
-                        "none in the recipe)")
+        problems.append(
+            "no gate comparing the artifact with the source was evaluated (every one skipped, or none in the recipe)"
+        )
     return problems

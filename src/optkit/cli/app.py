@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 import typer
 
@@ -13,8 +13,13 @@ from optkit.cli.convert import convert_command
 from optkit.cli.verify import verify_command
 from optkit.version import __version__
 
-app = typer.Typer(name="optkit", add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
-                  help="Convert a trained model to an approved ONNX artifact, validated against its source.")
+app = typer.Typer(
+    name="optkit",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    no_args_is_help=True,
+    help="Convert a trained model to an approved ONNX artifact, validated against its source.",
+)
 app.command("convert")(convert_command)
 app.command("verify")(verify_command)
 app.add_typer(recipes.app, name="recipes")
@@ -55,7 +60,7 @@ def main(args: Sequence[str] | None = None) -> None:
         code = app(args=args, prog_name="optkit", standalone_mode=False)
     except typer.TyperException as exc:  # click's UsageError, BadParameter, NoSuchOption, FileError, ...
         if _no_args(exc):  # no command: the help, as before
-            typer.echo(exc.ctx.get_help())
+            typer.echo(exc.ctx.get_help())  # type: ignore[attr-defined]  # NoArgsIsHelpError has one
         else:
             print(usage_line(exc), file=sys.stderr)
         code = exc.exit_code

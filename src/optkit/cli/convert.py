@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional
 
 import typer
 
@@ -36,35 +36,52 @@ def stdout_to_stderr(enabled: bool) -> Iterator[None]:
 
 
 def convert_command(
-    source: Path = typer.Argument(..., help="model file or folder: .pt/.pt2/HF folder (PyTorch), .keras/SavedModel, .skops, Paddle .json/.pdmodel, .onnx"),
+    source: Path = typer.Argument(
+        ...,
+        help="model file or folder: .pt/.pt2/HF folder (PyTorch), .keras/SavedModel, .skops, "
+        "Paddle .json/.pdmodel, .onnx",
+    ),
     recipe: str = RecipeOpt,
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),
-    opset: Optional[int] = typer.Option(None, "--opset", min=9, max=21, help="override export.opset (9-21)"),
-    batch_sizes: Optional[str] = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
-    sequence_lengths: Optional[str] = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="override benchmark.threads (both runners)"),
-    max_samples: Optional[int] = typer.Option(None, "--max-samples", min=1, help="override validation.max_samples"),
-    calibration_data: Optional[str] = typer.Option(None, "--calibration-data",
-                                                   help="calibration data for quantize-static passes (.npz)"),
-    search_budget: Optional[float] = typer.Option(None, "--search-budget", min=0.001,
-                                                  help="seconds for accuracy-aware int8 searches and the fp16 "
-                                                       "overflow check (sets search_budget_s on those passes)"),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"
+    ),
+    data: str | None = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),
+    opset: int | None = typer.Option(None, "--opset", min=9, max=21, help="override export.opset (9-21)"),
+    batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
+    sequence_lengths: str | None = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="override benchmark.threads (both runners)"),
+    max_samples: int | None = typer.Option(None, "--max-samples", min=1, help="override validation.max_samples"),
+    calibration_data: str | None = typer.Option(
+        None, "--calibration-data", help="calibration data for quantize-static passes (.npz)"
+    ),
+    search_budget: float | None = typer.Option(
+        None,
+        "--search-budget",
+        min=0.001,
+        help="seconds for accuracy-aware int8 searches and the fp16 "
+        "overflow check (sets search_budget_s on those passes)",
+    ),
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
     framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file, confined)"),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
-                                           help="let a Hugging Face folder's own code (auto_map) run, confined"),
-    trust_model_code: bool = typer.Option(False, "--trust-model-code",
-                                          help="DANGEROUS: skip the static scan of the model file (never the sandbox)"),
-    require_sandbox: bool = typer.Option(False, "--require-sandbox",
-                                         help="fail unless the source model can be confined (Landlock); --strict implies it"),
-    overwrite: bool = typer.Option(False, "--overwrite", help="replace an existing output folder (only an optkit "
-                                   "artifact or an empty folder)"),
+    trust_pickle: bool = typer.Option(
+        False, "--trust-pickle", help="allow loading pickles (runs code from the file, confined)"
+    ),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="let a Hugging Face folder's own code (auto_map) run, confined"
+    ),
+    trust_model_code: bool = typer.Option(
+        False, "--trust-model-code", help="DANGEROUS: skip the static scan of the model file (never the sandbox)"
+    ),
+    require_sandbox: bool = typer.Option(
+        False, "--require-sandbox", help="fail unless the source model can be confined (Landlock); --strict implies it"
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="replace an existing output folder (only an optkit artifact or an empty folder)"
+    ),
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
-    junit_xml: Optional[Path] = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
-    sign_key: Optional[Path] = typer.Option(None, "--sign-key", help="PEM EC private key: sign the artifact (model.sig)"),
+    junit_xml: Path | None = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
+    sign_key: Path | None = typer.Option(None, "--sign-key", help="PEM EC private key: sign the artifact (model.sig)"),
     sign_keyless: bool = typer.Option(False, "--sign-keyless", help="sign with Sigstore (online, OIDC identity)"),
 ) -> None:
     """Convert a model with a recipe, validate it against its source framework, emit the approved artifact.
@@ -76,7 +93,6 @@ def convert_command(
 
     def run() -> int:
         from optkit.pipeline import convert
-
         from optkit.recipe import flag_overrides, load_recipe, searches
 
         if junit_xml is not None:  # before any work: a report that cannot be written fails now
@@ -87,21 +103,40 @@ def convert_command(
         chosen = load_recipe(recipe, overrides)  # with --set applied: the passes the flags go to
         flags = {}
         if calibration_data is not None:
-            flags.update(flag_overrides(chosen, "--calibration-data", "calibration_data", calibration_data,
-                                        lambda c: c.type == "quantize-static", "quantize-static pass"))
+            flags.update(
+                flag_overrides(
+                    chosen,
+                    "--calibration-data",
+                    "calibration_data",
+                    calibration_data,
+                    lambda c: c.type == "quantize-static",
+                    "quantize-static pass",
+                )
+            )
         if search_budget is not None:
-            flags.update(flag_overrides(chosen, "--search-budget", "search_budget_s", search_budget, searches,
-                                        "pass that searches (quantize-dynamic with search: accuracy-aware, "
-                                        "or fp16 with auto_block)"))
+            flags.update(
+                flag_overrides(
+                    chosen,
+                    "--search-budget",
+                    "search_budget_s",
+                    search_budget,
+                    searches,
+                    "pass that searches (quantize-dynamic with search: accuracy-aware, or fp16 with auto_block)",
+                )
+            )
         for key, value in flags.items():  # after the --set values, unless one names the same key
             overrides.setdefault(key, value)
-        for key, value in (("export.opset", opset), ("benchmark.threads", threads),
-                           ("validation.max_samples", max_samples),
-                           ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),
-                           ("benchmark.sequence_lengths", parse_int_list(sequence_lengths, "--sequence-lengths"))):
+        for key, value in (
+            ("export.opset", opset),
+            ("benchmark.threads", threads),
+            ("validation.max_samples", max_samples),
+            ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),
+            ("benchmark.sequence_lengths", parse_int_list(sequence_lengths, "--sequence-lengths")),
+        ):
             if value is not None:
                 overrides[key] = value
         console.print(f"[bold]optkit convert[/bold] {source} --recipe {recipe}", highlight=False)
+
         def write_outputs(result) -> None:  # before the artifact is published: a failure publishes nothing
             if junit_xml is not None:
                 from optkit.artifact.junit import write_junit
@@ -109,11 +144,24 @@ def convert_command(
                 write_junit(junit_xml, result.recipe.name, result.gates, result.strict)
 
         with stdout_to_stderr(as_json):
-            result = convert(source, recipe, output, data=data, overrides=overrides, framework=framework,
-                             trust_pickle=trust_pickle, trust_remote_code=trust_remote_code,
-                             trust_model_code=trust_model_code, sandbox="require" if require_sandbox else "auto",
-                             overwrite=overwrite, strict=strict, on_event=Progress(console),
-                             before_publish=write_outputs, sign_key=sign_key, sign_keyless=sign_keyless)
+            result = convert(
+                source,
+                recipe,
+                output,
+                data=data,
+                overrides=overrides,
+                framework=framework,
+                trust_pickle=trust_pickle,
+                trust_remote_code=trust_remote_code,
+                trust_model_code=trust_model_code,
+                sandbox="require" if require_sandbox else "auto",
+                overwrite=overwrite,
+                strict=strict,
+                on_event=Progress(console),
+                before_publish=write_outputs,
+                sign_key=sign_key,
+                sign_keyless=sign_keyless,
+            )
         render_result(console, result)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -14,7 +14,8 @@ import os
 import signal
 import sys
 import traceback
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from optkit import interrupts
 from optkit.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, OptkitError, debug_enabled
@@ -52,11 +53,13 @@ def os_error_line(exc: OSError) -> str | None:
     if exc.filename2:
         where = f"{exc.filename} → {exc.filename2}"
     if exc.errno in FULL_DISK:
-        return (f"output error: no space left on the device ({where}); nothing was written (hint: free disk "
-                "space, or point TMPDIR and -o at a larger disk)")
-    hint = FS_HINTS.get(exc.errno)
-    if hint is None:
+        return (
+            f"output error: no space left on the device ({where}); nothing was written (hint: free disk "
+            "space, or point TMPDIR and -o at a larger disk)"
+        )
+    if exc.errno is None or exc.errno not in FS_HINTS:
         return None
+    hint = FS_HINTS[exc.errno]
     reason = exc.strerror or os.strerror(exc.errno)
     return " ".join(f"file system error: {reason}: {where} (hint: {hint})".split())
 
@@ -97,6 +100,8 @@ def _internal(exc: Exception):
     if debug_enabled():
         traceback.print_exception(exc)
     first = (str(exc).splitlines() or [""])[0][:300]
-    print(f"internal error: {type(exc).__name__}: {first} (set OPTKIT_DEBUG=1 for the traceback, "
-          "and please report it)", file=sys.stderr)
+    print(
+        f"internal error: {type(exc).__name__}: {first} (set OPTKIT_DEBUG=1 for the traceback, and please report it)",
+        file=sys.stderr,
+    )
     raise SystemExit(EXIT_INTERNAL) from None

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from optkit.errors import RecipeError
 
+
 def stderr_console() -> Console:
     """The console commands print progress and verdicts to: stderr (stdout stays for ``--json``),
     with long lines kept whole (``soft_wrap``): in CI, where stderr is no terminal, rich would

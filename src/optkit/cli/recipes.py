@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -12,8 +11,9 @@ from rich.table import Table
 
 from optkit.cli.errors import guarded
 
-app = typer.Typer(help="Built-in recipes: list them, show one, or print the recipe JSON schema or field tables.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Built-in recipes: list them, show one, or print the recipe JSON schema or field tables.", no_args_is_help=True
+)
 
 
 @app.command("list")
@@ -40,7 +40,7 @@ def show_command(name: str = typer.Argument(..., help="built-in recipe name or .
 
     def run() -> None:
         load_recipe(name)
-        text = builtin_text(name) if name in builtin_names() else open(name, encoding="utf-8").read()
+        text = builtin_text(name) if name in builtin_names() else Path(name).read_text(encoding="utf-8")
         typer.echo(text.rstrip())
 
     guarded(run)
@@ -55,9 +55,11 @@ def schema_command() -> None:
 
 
 @app.command("doc")
-def doc_command(update: Optional[Path] = typer.Option(
-        None, "--update", help="rewrite the generated block of this Markdown file (docs/recipes.md) "
-        "instead of printing")) -> None:
+def doc_command(
+    update: Path | None = typer.Option(
+        None, "--update", help="rewrite the generated block of this Markdown file (docs/recipes.md) instead of printing"
+    ),
+) -> None:
     """Print the recipe field tables (Markdown, from the JSON schema), or update a docs file."""
     from optkit.errors import UsageError
     from optkit.recipe_doc import field_tables, replace_generated
@@ -70,8 +72,9 @@ def doc_command(update: Optional[Path] = typer.Option(
         try:
             text = replace_generated(update.read_text(encoding="utf-8"), tables)
         except ValueError as exc:
-            raise UsageError(f"cannot update {update}: {exc}",
-                             "pass a Markdown file with the generated-block markers") from exc
+            raise UsageError(
+                f"cannot update {update}: {exc}", "pass a Markdown file with the generated-block markers"
+            ) from exc
         update.write_text(text, encoding="utf-8")  # an OSError is reported by guarded (exit 2)
         typer.echo(f"updated {update}")
 

@@ -23,17 +23,21 @@ class Progress:
             self.console.print(f"[dim]…[/dim] {payload}", highlight=False)
         elif kind == "step_done":
             note = f" [yellow](skipped: {payload.skipped})[/yellow]" if payload.skipped else ""
-            self.console.print(f"[green]✓[/green] {payload.name} [dim]{payload.seconds:.1f} s[/dim]{note}",
-                               highlight=False)
+            self.console.print(
+                f"[green]✓[/green] {payload.name} [dim]{payload.seconds:.1f} s[/dim]{note}", highlight=False
+            )
             for warning in payload.warnings:
                 if warning != payload.skipped:
                     self.console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
         elif kind == "progress":
             self.console.print(f"  [dim]{payload}[/dim]", highlight=False)
         elif kind == "shape":
-            self.console.print(f"  {payload.device} batch {payload.batch_size} × seq {payload.sequence_length}: "
-                               f"source {payload.source.p50_ms:.2f} ms, artifact {payload.artifact.p50_ms:.2f} ms "
-                               f"(p50) → {payload.speedup:.2f}×", highlight=False)
+            self.console.print(
+                f"  {payload.device} batch {payload.batch_size} × seq {payload.sequence_length}: "
+                f"source {payload.source.p50_ms:.2f} ms, artifact {payload.artifact.p50_ms:.2f} ms "
+                f"(p50) → {payload.speedup:.2f}×",
+                highlight=False,
+            )
 
 
 def render_result(console: Console, result) -> None:
@@ -43,14 +47,22 @@ def render_result(console: Console, result) -> None:
         for col in ("device", "batch", "seq", "source", "artifact", "speed-up"):
             speed.add_column(col)
         for s in result.speed.shapes:
-            speed.add_row(s.device, str(s.batch_size), str(s.sequence_length or "—"),
-                          f"{s.source.p50_ms:.2f} / {s.source.p90_ms:.2f}",
-                          f"{s.artifact.p50_ms:.2f} / {s.artifact.p90_ms:.2f}", f"{s.speedup:.2f}×")
+            speed.add_row(
+                s.device,
+                str(s.batch_size),
+                str(s.sequence_length or "—"),
+                f"{s.source.p50_ms:.2f} / {s.source.p90_ms:.2f}",
+                f"{s.artifact.p50_ms:.2f} / {s.artifact.p90_ms:.2f}",
+                f"{s.speedup:.2f}×",
+            )
         console.print(speed)
     for step, search in search_tables(result):
         gates = ", ".join(g["name"] for g in search["candidates"][0]["gates"])
-        found = Table(title=f"{step}: {len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s, "
-                            f"fastest call at {search['latency_shape']}", caption=f"gate values in order: {gates}")
+        found = Table(
+            title=f"{step}: {len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s, "
+            f"fastest call at {search['latency_shape']}",
+            caption=f"gate values in order: {gates}",
+        )
         for col in SEARCH_CONSOLE_COLUMNS:
             found.add_column(col)
         for row in search_console_rows(search):

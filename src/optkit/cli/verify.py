@@ -6,7 +6,6 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -17,24 +16,37 @@ from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
 def verify_command(
     artifact: Path = typer.Argument(..., help="artifact folder written by optkit convert"),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="re-run the accuracy gates against the source "
-                                       "model on this data (.conll, .txt or .npz)"),
-    source: Optional[Path] = typer.Option(None, "--source", help="the source model, if not at the manifest's "
-                                          "source.path (its sha256 must still match)"),
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        "-d",
+        help="re-run the accuracy gates against the source model on this data (.conll, .txt or .npz)",
+    ),
+    source: Path | None = typer.Option(
+        None, "--source", help="the source model, if not at the manifest's source.path (its sha256 must still match)"
+    ),
     trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickled source (with --data)"),
-    trust_remote_code: bool = typer.Option(False, "--trust-remote-code",
-                                           help="let a Hugging Face source's own code run, confined (with --data)"),
-    trust_model_code: bool = typer.Option(False, "--trust-model-code",
-                                          help="DANGEROUS: skip the static scan of the source (with --data)"),
-    require_sandbox: bool = typer.Option(False, "--require-sandbox",
-                                         help="with --data: fail unless the source model can be confined"),
-    public_key: Optional[Path] = typer.Option(None, "--public-key", help="PEM EC public key: model.sig must be "
-                                              "a valid signature by its private key"),
-    identity: Optional[str] = typer.Option(None, "--identity", help="keyless: the Sigstore identity (e.g. an "
-                                           "e-mail or workflow URL) that must have signed model.sig"),
-    oidc_issuer: Optional[str] = typer.Option(None, "--oidc-issuer", help="keyless: the OIDC issuer of --identity"),
-    strict: bool = typer.Option(False, "--strict", help="a skipped gate fails; so do random-input evidence and "
-                                "no accuracy gate evaluated"),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="let a Hugging Face source's own code run, confined (with --data)"
+    ),
+    trust_model_code: bool = typer.Option(
+        False, "--trust-model-code", help="DANGEROUS: skip the static scan of the source (with --data)"
+    ),
+    require_sandbox: bool = typer.Option(
+        False, "--require-sandbox", help="with --data: fail unless the source model can be confined"
+    ),
+    public_key: Path | None = typer.Option(
+        None, "--public-key", help="PEM EC public key: model.sig must be a valid signature by its private key"
+    ),
+    identity: str | None = typer.Option(
+        None,
+        "--identity",
+        help="keyless: the Sigstore identity (e.g. an e-mail or workflow URL) that must have signed model.sig",
+    ),
+    oidc_issuer: str | None = typer.Option(None, "--oidc-issuer", help="keyless: the OIDC issuer of --identity"),
+    strict: bool = typer.Option(
+        False, "--strict", help="a skipped gate fails; so do random-input evidence and no accuracy gate evaluated"
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Re-hash every artifact file against manifest.json and check that it was approved; with
@@ -49,24 +61,40 @@ def verify_command(
     def run() -> int:
         from optkit.artifact.verify import verify_artifact
 
-        result = verify_artifact(artifact, strict=strict, public_key=public_key, identity=identity,
-                                 oidc_issuer=oidc_issuer)
+        result = verify_artifact(
+            artifact, strict=strict, public_key=public_key, identity=identity, oidc_issuer=oidc_issuer
+        )
         problems = list(result.problems)
         sig = result.signature
-        console.print(f"signature: {sig.status}" + (f" ({sig.reason})" if sig.status == "unchecked" else ""), highlight=False)
-        payload: dict = {"checked_files": result.checked_files,
-                         "signature": {"status": sig.status, "reason": sig.reason}}
+        console.print(
+            f"signature: {sig.status}" + (f" ({sig.reason})" if sig.status == "unchecked" else ""), highlight=False
+        )
+        payload: dict = {
+            "checked_files": result.checked_files,
+            "signature": {"status": sig.status, "reason": sig.reason},
+        }
         if data is not None:
             from optkit.artifact.revalidate import revalidate
 
             console.print(f"… validating {artifact} against its source model on {data}", highlight=False)
-            again = revalidate(artifact, data, source=source, trust_pickle=trust_pickle,
-                               trust_remote_code=trust_remote_code, trust_model_code=trust_model_code,
-                               sandbox="require" if require_sandbox else "auto", strict=strict)
+            again = revalidate(
+                artifact,
+                data,
+                source=source,
+                trust_pickle=trust_pickle,
+                trust_remote_code=trust_remote_code,
+                trust_model_code=trust_model_code,
+                sandbox="require" if require_sandbox else "auto",
+                strict=strict,
+            )
             problems += again.problems
-            payload["revalidation"] = {"ok": again.ok, "data": again.data, "samples": again.samples,
-                                       "metrics": again.accuracy.metrics if again.accuracy else {},
-                                       "gates": [dataclasses.asdict(g) for g in again.gates]}
+            payload["revalidation"] = {
+                "ok": again.ok,
+                "data": again.data,
+                "samples": again.samples,
+                "metrics": again.accuracy.metrics if again.accuracy else {},
+                "gates": [dataclasses.asdict(g) for g in again.gates],
+            }
         for problem in problems:
             console.print(f"[red]✗[/red] {problem}", highlight=False)
         if as_json:
@@ -74,8 +102,11 @@ def verify_command(
         if not problems:
             checked = f" and its accuracy gates hold on {data}" if data is not None else ""
             signed = ", unsigned" if sig.status == "unsigned" else f", signature {sig.status}"
-            console.print(f"[bold green]PASSED[/bold green] {artifact}: {len(result.checked_files)} files match "
-                          f"the manifest, approved{signed}{checked}", highlight=False)
+            console.print(
+                f"[bold green]PASSED[/bold green] {artifact}: {len(result.checked_files)} files match "
+                f"the manifest, approved{signed}{checked}",
+                highlight=False,
+            )
             return EXIT_APPROVED
         console.print(f"[bold red]FAILED[/bold red] {artifact}: {len(problems)} problem(s)", highlight=False)
         return EXIT_GATE_FAILED

@@ -18,8 +18,9 @@ from optkit.runners.base import Feeds
 from optkit.sources.onnx_source import OnnxSource
 
 
-def export(source: OnnxSource, example: Feeds, config: ExportConfig, out_path: Path,
-           external_threshold_mb: float = 1800.0) -> PassOutcome:
+def export(
+    source: OnnxSource, example: Feeds, config: ExportConfig, out_path: Path, external_threshold_mb: float = 1800.0
+) -> PassOutcome:
     """Copy ``source`` to ``out_path`` (weights inline, or in ``<name>.data`` above the threshold).
 
     Args:
@@ -39,11 +40,18 @@ def export(source: OnnxSource, example: Feeds, config: ExportConfig, out_path: P
     try:
         onnx.checker.check_model(str(out_path))
     except Exception as exc:  # onnx.checker.ValidationError
-        raise ExportError(f"the copy of {source.path} does not pass onnx.checker: {str(exc).strip().splitlines()[0][:300]}",
-                          "check the source model with onnx.checker.check_model") from exc
-    details = {"exporter": "copy (ONNX source)", "opset": source.opsets, "source_kind": source.kind,
-               "source_external_data": source.external_files, "external_data": len(written) > 1,
-               "nodes": len(model.graph.node)}
+        raise ExportError(
+            f"the copy of {source.path} does not pass onnx.checker: {str(exc).strip().splitlines()[0][:300]}",
+            "check the source model with onnx.checker.check_model",
+        ) from exc
+    details = {
+        "exporter": "copy (ONNX source)",
+        "opset": source.opsets,
+        "source_kind": source.kind,
+        "source_external_data": source.external_files,
+        "external_data": len(written) > 1,
+        "nodes": len(model.graph.node),
+    }
     if source.opsets.get("ai.onnx") not in (None, config.opset):
         details["opset_note"] = f"model opset {source.opsets['ai.onnx']} kept; export.opset {config.opset} not applied"
     return PassOutcome(out_path, details)

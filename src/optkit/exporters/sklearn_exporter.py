@@ -22,8 +22,9 @@ from optkit.runners.base import Feeds
 from optkit.sources.sklearn_source import SklearnSource
 
 
-def export(source: SklearnSource, example: Feeds, config: ExportConfig, out_path: Path,
-           external_threshold_mb: float = 1800.0) -> PassOutcome:
+def export(
+    source: SklearnSource, example: Feeds, config: ExportConfig, out_path: Path, external_threshold_mb: float = 1800.0
+) -> PassOutcome:
     """Convert with ``skl2onnx.to_onnx`` at opset ``config.opset`` (ai.onnx.ml opset 3).
 
     Raises:
@@ -38,10 +39,19 @@ def export(source: SklearnSource, example: Feeds, config: ExportConfig, out_path
     try:
         model = to_onnx(source.model, x[:1], options=options, target_opset={"": config.opset, "ai.onnx.ml": 3})
     except Exception as exc:  # skl2onnx raises RuntimeError/MissingShapeCalculator/... per estimator
-        raise ExportError(f"skl2onnx cannot convert {type(source.final).__name__}: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
-                          "see skl2onnx's supported_converters(); convert a supported estimator") from exc
+        raise ExportError(
+            f"skl2onnx cannot convert {type(source.final).__name__}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+            "see skl2onnx's supported_converters(); convert a supported estimator",
+        ) from exc
     save_onnx(model, out_path, external_threshold_mb)
-    details = {"exporter": "skl2onnx", "opset": config.opset, "source_kind": source.kind, "input_dtype": "float32",
-               "estimator": type(source.final).__name__, "tree_model": source.has_trees, "nodes": len(model.graph.node)}
+    details = {
+        "exporter": "skl2onnx",
+        "opset": config.opset,
+        "source_kind": source.kind,
+        "input_dtype": "float32",
+        "estimator": type(source.final).__name__,
+        "tree_model": source.has_trees,
+        "nodes": len(model.graph.node),
+    }
     return PassOutcome(out_path, details)

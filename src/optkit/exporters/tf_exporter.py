@@ -24,8 +24,9 @@ from optkit.runners.base import Feeds
 from optkit.sources.tf_source import SERVING, TFSource
 
 
-def export(source: TFSource, example: Feeds, config: ExportConfig, out_path: Path,
-           external_threshold_mb: float = 1800.0) -> PassOutcome:
+def export(
+    source: TFSource, example: Feeds, config: ExportConfig, out_path: Path, external_threshold_mb: float = 1800.0
+) -> PassOutcome:
     """Convert to ONNX at ``config.opset``.
 
     Raises:
@@ -37,19 +38,38 @@ def export(source: TFSource, example: Feeds, config: ExportConfig, out_path: Pat
         try:
             source.model.export(str(saved), verbose=False)
         except Exception as exc:
-            raise ExportError(f"Keras could not export a SavedModel: {str(exc).splitlines()[0][:300]}",
-                              "check that the model can be called on its inputs") from exc
+            raise ExportError(
+                f"Keras could not export a SavedModel: {str(exc).splitlines()[0][:300]}",
+                "check that the model can be called on its inputs",
+            ) from exc
     info = source.info
-    arguments = ["--saved-model", str(saved), "--output", str(out_path), "--opset", str(config.opset),
-                 "--signature_def", SERVING, "--rename-inputs", ",".join(info.input_names),
-                 "--rename-outputs", ",".join(info.output_names)]
+    arguments = [
+        "--saved-model",
+        str(saved),
+        "--output",
+        str(out_path),
+        "--opset",
+        str(config.opset),
+        "--signature_def",
+        SERVING,
+        "--rename-inputs",
+        ",".join(info.input_names),
+        "--rename-outputs",
+        ",".join(info.output_names),
+    ]
     failure = _run_tf2onnx(arguments)
     if failure is not None or not out_path.exists():
-        raise ExportError(f"tf2onnx failed: {(failure or 'no model written')[:300]}",
-                          "try another --opset; see tf2onnx's supported ops")
+        raise ExportError(
+            f"tf2onnx failed: {(failure or 'no model written')[:300]}",
+            "try another --opset; see tf2onnx's supported ops",
+        )
     model = load_onnx(out_path)
-    details = {"exporter": "tf2onnx (SavedModel)", "opset": config.opset, "source_kind": source.kind,
-               "nodes": len(model.graph.node)}
+    details = {
+        "exporter": "tf2onnx (SavedModel)",
+        "opset": config.opset,
+        "source_kind": source.kind,
+        "nodes": len(model.graph.node),
+    }
     return PassOutcome(out_path, details)
 
 

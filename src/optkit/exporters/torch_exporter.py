@@ -26,8 +26,9 @@ from optkit.runners.base import Feeds
 from optkit.sources.torch_source import TorchSource
 
 
-def export(source: TorchSource, example: Feeds, config: ExportConfig, out_path: Path,
-           external_threshold_mb: float = 1800.0) -> PassOutcome:
+def export(
+    source: TorchSource, example: Feeds, config: ExportConfig, out_path: Path, external_threshold_mb: float = 1800.0
+) -> PassOutcome:
     """Export ``source`` to ``out_path``.
 
     Args:
@@ -49,29 +50,52 @@ def export(source: TorchSource, example: Feeds, config: ExportConfig, out_path: 
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(sink):
             warnings.simplefilter("always")
             if source.kind == "torch.export":
-                program = torch.onnx.export(source.program, args=(), dynamo=True, opset_version=config.opset,
-                                            input_names=info.input_names, output_names=info.output_names,
-                                            verbose=False, optimize=True)
+                program = torch.onnx.export(
+                    source.program,
+                    args=(),
+                    dynamo=True,
+                    opset_version=config.opset,
+                    input_names=info.input_names,
+                    output_names=info.output_names,
+                    verbose=False,
+                    optimize=True,
+                )
+                assert program is not None  # dynamo=True returns an ONNXProgram
                 model = program.model_proto
                 exporter = "torch.onnx (dynamo)"
             else:
                 buffer = io.BytesIO()
-                torch.onnx.export(source.module, args, buffer, dynamo=False, opset_version=config.opset,
-                                  input_names=info.input_names, output_names=info.output_names,
-                                  dynamic_axes=info.dynamic_axes if config.dynamic_axes else None,
-                                  do_constant_folding=True)
+                torch.onnx.export(
+                    source.module,
+                    args,
+                    buffer,  # type: ignore[arg-type, unused-ignore]  # the TorchScript exporter takes a file object
+                    dynamo=False,
+                    opset_version=config.opset,
+                    input_names=info.input_names,
+                    output_names=info.output_names,
+                    dynamic_axes=info.dynamic_axes if config.dynamic_axes else None,
+                    do_constant_folding=True,
+                )
                 import onnx
 
                 model = onnx.load_model_from_string(buffer.getvalue())
                 exporter = "torch.onnx (TorchScript)"
-        captured = sorted({str(w.message).splitlines()[0][:200] for w in caught
-                           if not issubclass(w.category, DeprecationWarning)})
+        captured = sorted(
+            {str(w.message).splitlines()[0][:200] for w in caught if not issubclass(w.category, DeprecationWarning)}
+        )
     except Exception as exc:  # torch.onnx raises many error types
-        raise ExportError(f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
-                          "try another --opset, or export with torch.export (.pt2)") from exc
+        raise ExportError(
+            f"torch.onnx.export failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+            "try another --opset, or export with torch.export (.pt2)",
+        ) from exc
     save_onnx(model, out_path, external_threshold_mb)
     model = load_onnx(out_path)
-    details = {"exporter": exporter, "opset": config.opset, "source_kind": source.kind,
-               "dynamic_axes": config.dynamic_axes, "nodes": len(model.graph.node),
-               "exporter_warnings": captured}
+    details = {
+        "exporter": exporter,
+        "opset": config.opset,
+        "source_kind": source.kind,
+        "dynamic_axes": config.dynamic_axes,
+        "nodes": len(model.graph.node),
+        "exporter_warnings": captured,
+    }
     return PassOutcome(out_path, details, [])

@@ -30,8 +30,9 @@ def read_head(path: Path, size: int = 8) -> bytes:
 
 def looks_like_onnx(head: bytes) -> bool:
     """True when ``head`` (a file's first bytes) starts like a serialized ONNX ``ModelProto``."""
-    return (len(head) >= 3 and head[0] == IR_VERSION_TAG and 1 <= head[1] <= MAX_IR_VERSION
-            and head[2] in NEXT_FIELD_TAGS)
+    return (
+        len(head) >= 3 and head[0] == IR_VERSION_TAG and 1 <= head[1] <= MAX_IR_VERSION and head[2] in NEXT_FIELD_TAGS
+    )
 
 
 def content_kind(head: bytes) -> str:

@@ -20,13 +20,18 @@ def program_files(path: Path) -> tuple[Path, Path]:
         SourceModelError: no program, or no ``.pdiparams`` beside it.
     """
     if path.is_dir():
-        programs = sorted(p for p in path.iterdir() if p.suffix in PROGRAM_SUFFIXES and p.with_suffix(".pdiparams").exists())
+        programs = sorted(
+            p for p in path.iterdir() if p.suffix in PROGRAM_SUFFIXES and p.with_suffix(".pdiparams").exists()
+        )
         if len(programs) != 1:
-            raise SourceModelError(f"{path} must hold exactly one Paddle program with its .pdiparams",
-                                   "pass the .pdmodel or .json file itself")
+            raise SourceModelError(
+                f"{path} must hold exactly one Paddle program with its .pdiparams",
+                "pass the .pdmodel or .json file itself",
+            )
         path = programs[0]
     params = path.with_suffix(".pdiparams")
     if not params.is_file():
-        raise SourceModelError(f"{path} has no parameters file {params.name} beside it",
-                               "keep the files paddle.jit.save wrote together")
+        raise SourceModelError(
+            f"{path} has no parameters file {params.name} beside it", "keep the files paddle.jit.save wrote together"
+        )
     return path, params

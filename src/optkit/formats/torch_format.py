@@ -27,15 +27,19 @@ def sniff(path: Path) -> str:
     if path.is_dir():
         if (path / "config.json").is_file():
             return "hf"
-        raise SourceModelError(f"{path} is a folder without config.json",
-                               "pass a Hugging Face model folder, a .pt (TorchScript) or a .pt2 file")
+        raise SourceModelError(
+            f"{path} is a folder without config.json",
+            "pass a Hugging Face model folder, a .pt (TorchScript) or a .pt2 file",
+        )
     with path.open("rb") as handle:
         head = handle.read(4)
     if head.startswith(PICKLE_MAGIC):
         return "pickle"  # legacy (non-zip) torch.save
     if not head.startswith(b"PK"):
-        raise SourceModelError(f"{path} is not a PyTorch file (no zip or pickle header)",
-                               "pass a TorchScript .pt, a torch.export .pt2 or a HF model folder")
+        raise SourceModelError(
+            f"{path} is not a PyTorch file (no zip or pickle header)",
+            "pass a TorchScript .pt, a torch.export .pt2 or a HF model folder",
+        )
     names = zip_names(path)
     if any("/code/" in n for n in names):
         return "torchscript"
@@ -43,8 +47,10 @@ def sniff(path: Path) -> str:
         return "torch.export"
     if any(n.endswith("data.pkl") for n in names):
         return "pickle"
-    raise SourceModelError(f"{path} is a zip file but not a PyTorch archive",
-                           "pass a TorchScript .pt, a torch.export .pt2 or a HF model folder")
+    raise SourceModelError(
+        f"{path} is a zip file but not a PyTorch archive",
+        "pass a TorchScript .pt, a torch.export .pt2 or a HF model folder",
+    )
 
 
 def is_torch_archive(path: Path) -> bool:
@@ -68,8 +74,9 @@ def zip_names(path: Path) -> list[str]:
             names = archive.namelist()
             bad = archive.testzip()
     except (zipfile.BadZipFile, OSError, EOFError) as exc:
-        raise SourceModelError(f"{path} is truncated or corrupt ({exc})",
-                               "re-save the model, or copy the file again") from exc
+        raise SourceModelError(
+            f"{path} is truncated or corrupt ({exc})", "re-save the model, or copy the file again"
+        ) from exc
     if bad is not None:
         raise SourceModelError(f"{path} is corrupt (bad CRC in entry {bad})", "re-save the model")
     return names
@@ -86,7 +93,7 @@ def read_embedded(path: Path) -> dict[str, str]:
         for name in archive.namelist():
             idx = name.find("/" + EXTRA_PREFIX)
             if idx >= 0:
-                rel = name[idx + 1 + len(EXTRA_PREFIX):]
+                rel = name[idx + 1 + len(EXTRA_PREFIX) :]
                 out[rel] = archive.read(name).decode("utf-8")
     return out
 
@@ -99,5 +106,6 @@ def embedded_model_info(embedded: dict[str, str]) -> dict:
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise SourceModelError(f"embedded optkit/model_info.json is not valid JSON ({exc})",
-                               "re-save the model with valid metadata") from exc
+        raise SourceModelError(
+            f"embedded optkit/model_info.json is not valid JSON ({exc})", "re-save the model with valid metadata"
+        ) from exc

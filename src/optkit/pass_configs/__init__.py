@@ -10,7 +10,7 @@ the valid pass names (:data:`PASS_TYPES`, used in error messages and docs) and t
 
 from __future__ import annotations
 
-from typing import Annotated, Union, get_args
+from typing import TYPE_CHECKING, Annotated, Union, get_args
 
 from pydantic import Field
 
@@ -22,8 +22,13 @@ from optkit.pass_configs.simplify import SimplifyPass
 from optkit.strict import StrictModel
 
 # In the order error messages, the schema and the docs list them.
-PASS_CLASSES: tuple[type[StrictModel], ...] = (SimplifyPass, FusePass, QuantizeDynamicPass, QuantizeStaticPass,
-                                               Fp16Pass)
+PASS_CLASSES: tuple[type[StrictModel], ...] = (
+    SimplifyPass,
+    FusePass,
+    QuantizeDynamicPass,
+    QuantizeStaticPass,
+    Fp16Pass,
+)
 
 
 def pass_name(config_class: type[StrictModel]) -> str:
@@ -34,9 +39,27 @@ def pass_name(config_class: type[StrictModel]) -> str:
 
 PASS_CONFIGS: dict[str, type[StrictModel]] = {pass_name(cls): cls for cls in PASS_CLASSES}
 PASS_TYPES: tuple[str, ...] = tuple(PASS_CONFIGS)
-PASS_RUNNERS: dict[str, str] = {name: f"optkit.passes.{cls.__module__.rsplit('.', 1)[-1]}:run"
-                                for name, cls in PASS_CONFIGS.items()}
-PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]
+PASS_RUNNERS: dict[str, str] = {
+    name: f"optkit.passes.{cls.__module__.rsplit('.', 1)[-1]}:run" for name, cls in PASS_CONFIGS.items()
+}
+if TYPE_CHECKING:  # mypy cannot unpack a runtime tuple: the same classes as PASS_CLASSES, spelled out
+    PassConfig = Annotated[
+        SimplifyPass | FusePass | QuantizeDynamicPass | QuantizeStaticPass | Fp16Pass, Field(discriminator="type")
+    ]
+else:
+    PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]  # noqa: UP007 (Union of a runtime tuple)
 
-__all__ = ["PASS_CLASSES", "PASS_CONFIGS", "PASS_RUNNERS", "PASS_TYPES", "PassConfig", "pass_name",
-           "Fp16Pass", "FusePass", "Int8SearchSpace", "QuantizeDynamicPass", "QuantizeStaticPass", "SimplifyPass"]
+__all__ = [
+    "PASS_CLASSES",
+    "PASS_CONFIGS",
+    "PASS_RUNNERS",
+    "PASS_TYPES",
+    "PassConfig",
+    "pass_name",
+    "Fp16Pass",
+    "FusePass",
+    "Int8SearchSpace",
+    "QuantizeDynamicPass",
+    "QuantizeStaticPass",
+    "SimplifyPass",
+]

@@ -9,6 +9,10 @@ from pydantic import Field
 from optkit.strict import StrictModel
 
 
+def _weight_types() -> list[Literal["qint8", "quint8"]]:
+    return ["qint8", "quint8"]
+
+
 class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
 
@@ -20,19 +24,27 @@ class Int8SearchSpace(StrictModel):
     """
 
     weight_types: list[Literal["qint8", "quint8"]] = Field(
-        default_factory=lambda: ["qint8", "quint8"], min_length=1, description="stage 1: weight types tried")
+        default_factory=_weight_types, min_length=1, description="stage 1: weight types tried"
+    )
     per_channel: list[bool] = Field(
-        default_factory=lambda: [True, False], min_length=1, description="stage 1: per_channel settings tried")
+        default_factory=lambda: [True, False], min_length=1, description="stage 1: per_channel settings tried"
+    )
     reduce_range: list[bool] = Field(
-        default_factory=lambda: [False, True], min_length=1, description="stage 1: reduce_range settings tried")
+        default_factory=lambda: [False, True], min_length=1, description="stage 1: reduce_range settings tried"
+    )
     op_type_subsets: bool = Field(True, description="also try leaving out each quantizable op type")
     node_fallback: bool = Field(True, description="keep the most sensitive nodes in fp32 when nothing passes")
     allow_fp32: bool = Field(
-        False, description="accept a model with every node kept in fp32 when no int8 candidate passes")
+        False, description="accept a model with every node kept in fp32 when no int8 candidate passes"
+    )
     sensitivity_samples: int = Field(16, ge=1, description="validation samples used to rank node sensitivity")
     latency_tolerance: float = Field(
-        0.05, ge=0, le=1, description="candidates within this fraction of the fastest count as equally fast; "
-        "the earliest in search order wins (keeps the choice deterministic despite timing noise)")
+        0.05,
+        ge=0,
+        le=1,
+        description="candidates within this fraction of the fastest count as equally fast; "
+        "the earliest in search order wins (keeps the choice deterministic despite timing noise)",
+    )
 
 
 class QuantizeDynamicPass(StrictModel):
@@ -50,11 +62,23 @@ class QuantizeDynamicPass(StrictModel):
     op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
     nodes_to_exclude: list[str] = Field(default_factory=list, description="node names kept in float32")
     search: Literal["off", "accuracy-aware"] = Field(
-        "off", description="'accuracy-aware': search settings and fp32 fallback nodes against the accuracy gates")
+        "off", description="'accuracy-aware': search settings and fp32 fallback nodes against the accuracy gates"
+    )
     search_space: Int8SearchSpace = Field(
-        default_factory=Int8SearchSpace, description="what the search tries (only with search: accuracy-aware)")
+        default_factory=Int8SearchSpace, description="what the search tries (only with search: accuracy-aware)"
+    )
     search_budget_s: float = Field(
-        900.0, gt=0, description="wall-time budget of the search, seconds; --search-budget overrides")
+        900.0, gt=0, description="wall-time budget of the search, seconds; --search-budget overrides"
+    )
 
-QUANTIZED_OP_PREFIXES = ("MatMulInteger", "DynamicQuantize", "QAttention", "ConvInteger", "QGemm",
-                         "MatMulIntegerToFloat", "QEmbedLayerNormalization", "DynamicQuantizeLSTM")
+
+QUANTIZED_OP_PREFIXES = (
+    "MatMulInteger",
+    "DynamicQuantize",
+    "QAttention",
+    "ConvInteger",
+    "QGemm",
+    "MatMulIntegerToFloat",
+    "QEmbedLayerNormalization",
+    "DynamicQuantizeLSTM",
+)

@@ -14,12 +14,15 @@ class QuantizeStaticPass(StrictModel):
 
     type: Literal["quantize-static"] = Field(description="selects this pass: static int8 quantization")
     calibration_data: str | None = Field(
-        None, description=".npz/.conll/.txt; null = validation data (warned); --calibration-data overrides")
+        None, description=".npz/.conll/.txt; null = validation data (warned); --calibration-data overrides"
+    )
     calibration_samples: int = Field(200, ge=1, description="calibration examples used (the first ones)")
     calibrate_method: Literal["minmax", "entropy", "percentile"] = Field(
-        "minmax", description="how activation ranges are computed from the calibration data")
+        "minmax", description="how activation ranges are computed from the calibration data"
+    )
     quant_format: Literal["qdq", "qoperator"] = Field(
-        "qdq", description="qdq: QuantizeLinear/DequantizeLinear around float ops; qoperator: quantized ops")
+        "qdq", description="qdq: QuantizeLinear/DequantizeLinear around float ops; qoperator: quantized ops"
+    )
     per_channel: bool = Field(True, description="one weight scale per output channel")
     activation_type: Literal["quint8", "qint8"] = Field("quint8", description="int8 activation type")
     weight_type: Literal["qint8", "quint8"] = Field("qint8", description="int8 weight type")

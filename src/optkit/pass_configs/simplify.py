@@ -20,5 +20,7 @@ class SimplifyPass(StrictModel):
         "MatMul+Add→Gemm rewrites hide the patterns ORT's attention fusion matches",
     )
     skipped_optimizers: list[str] = Field(
-        default_factory=list, description="names of onnxoptimizer passes onnxsim skips "
-        "(e.g. fuse_matmul_add_bias_into_gemm); [] = run them all")
+        default_factory=list,
+        description="names of onnxoptimizer passes onnxsim skips "
+        "(e.g. fuse_matmul_add_bias_into_gemm); [] = run them all",
+    )

@@ -34,8 +34,13 @@ def run(model_path: Path, config: Fp16Pass, ctx: PassContext) -> PassOutcome:
     converted, guard, warnings = convert_guarded(model, config, block, ctx)
     out = ctx.output_path("fp16")
     save_onnx(converted, out, ctx.external_threshold_mb)
-    details = {"keep_io_types": config.keep_io_types, "op_block_list": block,
-               "node_block_list": guard["node_block_list"], "auto_block": config.auto_block,
-               "auto_blocked": guard["auto_blocked"], "overflow_rounds": guard["rounds"],
-               "casts_added": op_counts(converted).get("Cast", 0) - casts_before}
+    details = {
+        "keep_io_types": config.keep_io_types,
+        "op_block_list": block,
+        "node_block_list": guard["node_block_list"],
+        "auto_block": config.auto_block,
+        "auto_blocked": guard["auto_blocked"],
+        "overflow_rounds": guard["rounds"],
+        "casts_added": op_counts(converted).get("Cast", 0) - casts_before,
+    }
     return PassOutcome(out, details, warnings)

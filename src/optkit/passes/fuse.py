@@ -37,11 +37,19 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
     hidden = config.hidden_size or info.hidden_size
     try:
         with quiet_logs("onnxruntime.transformers"):
-            fused = optimizer.optimize_model(str(model_path), model_type=ort_type, num_heads=heads,
-                                             hidden_size=hidden, opt_level=config.opt_level, use_gpu=False)
+            fused = optimizer.optimize_model(
+                str(model_path),
+                model_type=ort_type,
+                num_heads=heads,
+                hidden_size=hidden,
+                opt_level=config.opt_level,
+                use_gpu=False,
+            )
     except Exception as exc:  # the optimizer raises assorted errors on unexpected graphs
-        raise PassError(f"ORT transformer optimizer failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                        "remove the fuse pass, or set fuse.model_type/num_heads/hidden_size") from exc
+        raise PassError(
+            f"ORT transformer optimizer failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            "remove the fuse pass, or set fuse.model_type/num_heads/hidden_size",
+        ) from exc
     with quiet_logs("onnxruntime.transformers"):  # it logs the statistics at INFO
         stats = {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}
     details = {"model_type": ort_type, "num_heads": heads, "hidden_size": hidden, "fusions": stats}
@@ -49,13 +57,17 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
     attention = sum(stats.get(op, 0) for op in ATTENTION_OPS)
     details["attention_fusions"] = attention
     if attention == 0:
-        message = (f"0 Attention fusions on a {model_type} model: the attention pattern was not "
-                   "recognised, so most of the fusion speed-up is lost (export with eager attention)")
+        message = (
+            f"0 Attention fusions on a {model_type} model: the attention pattern was not "
+            "recognised, so most of the fusion speed-up is lost (export with eager attention)"
+        )
         if config.require_attention:
             raise PassError(message, "load the model with attn_implementation='eager' before export")
         warnings.append(message)
     out = ctx.output_path("fuse")
     # save_model_to_file (not onnx.save) also adds the com.microsoft opset import the fused ops need
     with quiet_logs("onnxruntime.transformers"):
-        fused.save_model_to_file(str(out), use_external_data_format=weights_bytes(fused.model) > ctx.external_threshold_mb * 1e6)
+        fused.save_model_to_file(
+            str(out), use_external_data_format=weights_bytes(fused.model) > ctx.external_threshold_mb * 1e6
+        )
     return PassOutcome(out, details, warnings)

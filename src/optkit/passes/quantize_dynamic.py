@@ -27,10 +27,22 @@ def run(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> Pass
 
         return search(model_path, config, ctx)
     out = ctx.output_path("quantize-dynamic")
-    quantized = quantize(model_path, out, config.weight_type, config.per_channel, config.reduce_range,
-                         config.op_types, config.nodes_to_exclude)
-    details = {"weight_type": config.weight_type, "per_channel": config.per_channel,
-               "reduce_range": config.reduce_range, "op_types": config.op_types,
-               "nodes_to_exclude": config.nodes_to_exclude, "quantized_ops": quantized}
+    quantized = quantize(
+        model_path,
+        out,
+        config.weight_type,
+        config.per_channel,
+        config.reduce_range,
+        config.op_types,
+        config.nodes_to_exclude,
+    )
+    details = {
+        "weight_type": config.weight_type,
+        "per_channel": config.per_channel,
+        "reduce_range": config.reduce_range,
+        "op_types": config.op_types,
+        "nodes_to_exclude": config.nodes_to_exclude,
+        "quantized_ops": quantized,
+    }
     warnings = [] if quantized else ["no node was quantized (no MatMul/Gemm/Conv/Attention found)"]
     return PassOutcome(out, details, warnings)

@@ -22,14 +22,21 @@ from optkit.recipe import QuantizeStaticPass
 from optkit.runners.base import Feeds
 
 
-def _reader(feeds: Feeds, input_types: dict[str, type], batch: int):
+def _reader(feeds: Feeds, input_types: dict[str, type | None], batch: int):
     from onnxruntime.quantization import CalibrationDataReader
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             size = len(next(iter(feeds.values())))
-            self.batches = iter([{n: np.ascontiguousarray(v[i:i + batch], dtype=input_types.get(n) or v.dtype)
-                                  for n, v in feeds.items()} for i in range(0, size, batch)])
+            self.batches = iter(
+                [
+                    {
+                        n: np.ascontiguousarray(v[i : i + batch], dtype=input_types.get(n) or v.dtype)
+                        for n, v in feeds.items()
+                    }
+                    for i in range(0, size, batch)
+                ]
+            )
 
         def get_next(self):
             return next(self.batches, None)
@@ -62,8 +69,10 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
     elif ctx.validation is not None:
         calib = {k: v[: config.calibration_samples] for k, v in ctx.validation.feeds.items()}
         source = "validation data (fallback)"
-        warnings.append("calibrated on the validation data itself: accuracy figures are optimistic; "
-                        "set quantize-static.calibration_data to a separate split")
+        warnings.append(
+            "calibrated on the validation data itself: accuracy figures are optimistic; "
+            "set quantize-static.calibration_data to a separate split"
+        )
     else:
         raise PassError("quantize-static needs calibration data", "set quantize-static.calibration_data (.npz)")
     pre = ctx.output_path("preprocess")
@@ -81,20 +90,35 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
     try:
         with quiet_logs():  # the quantizer logs advice through the root logger
             quantize_static(
-                str(pre), str(out), _reader(calib, types, 16),
+                str(pre),
+                str(out),
+                _reader(calib, types, 16),
                 quant_format={"qdq": QuantFormat.QDQ, "qoperator": QuantFormat.QOperator}[config.quant_format],
-                op_types_to_quantize=config.op_types, per_channel=config.per_channel,
-                activation_type=qtype[config.activation_type], weight_type=qtype[config.weight_type],
+                op_types_to_quantize=config.op_types,
+                per_channel=config.per_channel,
+                activation_type=qtype[config.activation_type],
+                weight_type=qtype[config.weight_type],
                 nodes_to_exclude=config.nodes_to_exclude or None,
-                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                                  "percentile": CalibrationMethod.Percentile}[config.calibrate_method],
+                calibrate_method={
+                    "minmax": CalibrationMethod.MinMax,
+                    "entropy": CalibrationMethod.Entropy,
+                    "percentile": CalibrationMethod.Percentile,
+                }[config.calibrate_method],
             )
     except Exception as exc:
-        raise PassError(f"static quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
-                        "try quantize-static.op_types: [Conv, MatMul] or exclude the failing node") from exc
+        raise PassError(
+            f"static quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
+            "try quantize-static.op_types: [Conv, MatMul] or exclude the failing node",
+        ) from exc
     counts = op_counts(load_onnx(out))
-    details = {"calibration": source, "calibration_samples": len(next(iter(calib.values()))),
-               "calibrate_method": config.calibrate_method, "quant_format": config.quant_format,
-               "per_channel": config.per_channel, "activation_type": config.activation_type,
-               "weight_type": config.weight_type, "quantize_linear_nodes": counts.get("QuantizeLinear", 0)}
+    details = {
+        "calibration": source,
+        "calibration_samples": len(next(iter(calib.values()))),
+        "calibrate_method": config.calibrate_method,
+        "quant_format": config.quant_format,
+        "per_channel": config.per_channel,
+        "activation_type": config.activation_type,
+        "weight_type": config.weight_type,
+        "quantize_linear_nodes": counts.get("QuantizeLinear", 0),
+    }
     return PassOutcome(out, details, warnings)

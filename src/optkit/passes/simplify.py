@@ -20,8 +20,11 @@ def run(model_path: Path, config: SimplifyPass, ctx: PassContext) -> PassOutcome
     model = load_onnx(model_path)
     before = len(model.graph.node)
     try:
-        simplified, ok = onnxsim.simplify(model, perform_optimization=config.perform_optimization,
-                                          skipped_optimizers=config.skipped_optimizers or None)
+        simplified, ok = onnxsim.simplify(
+            model,
+            perform_optimization=config.perform_optimization,
+            skipped_optimizers=config.skipped_optimizers or None,
+        )
     except Exception as exc:  # onnxsim raises many types (RuntimeError, onnx errors, ...)
         reason = f"onnxsim failed, model kept unchanged: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         return PassOutcome(model_path, {"nodes_before": before}, [reason], skipped=reason)
@@ -30,5 +33,11 @@ def run(model_path: Path, config: SimplifyPass, ctx: PassContext) -> PassOutcome
         return PassOutcome(model_path, {"nodes_before": before}, [reason], skipped=reason)
     out = ctx.output_path("simplify")
     save_onnx(simplified, out, ctx.external_threshold_mb)
-    return PassOutcome(out, {"nodes_before": before, "nodes_after": len(simplified.graph.node),
-                             "perform_optimization": config.perform_optimization})
+    return PassOutcome(
+        out,
+        {
+            "nodes_before": before,
+            "nodes_after": len(simplified.graph.node),
+            "perform_optimization": config.perform_optimization,
+        },
+    )

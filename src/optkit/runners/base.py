@@ -77,7 +77,7 @@ class Runner(ABC):
         self._deactivate()
         self.active = False
 
-    def __enter__(self) -> "Runner":
+    def __enter__(self) -> Runner:
         self.activate()
         return self
 

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from optkit.runners.base import Feeds, Runner
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
-ORT_DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
-              "tensor(int32)": np.int32, "tensor(float16)": np.float16, "tensor(bool)": np.bool_}
+ORT_DTYPES = {
+    "tensor(float)": np.float32,
+    "tensor(double)": np.float64,
+    "tensor(int64)": np.int64,
+    "tensor(int32)": np.int32,
+    "tensor(float16)": np.float16,
+    "tensor(bool)": np.bool_,
+}
 
 
 def available_devices() -> list[str]:
@@ -42,7 +49,7 @@ class OrtRunner(Runner):
     def __init__(self, model_path: Path, threads: int, device: str = "cpu") -> None:
         super().__init__(threads, device)
         self.model_path = model_path
-        self.session = None
+        self.session: Any = None  # an onnxruntime.InferenceSession while active
 
     @property
     def provider(self) -> str:
@@ -67,7 +74,7 @@ class OrtRunner(Runner):
         """Inputs are cast to the model's declared input types (e.g. float64 data → float32)."""
         arrays = {n: np.ascontiguousarray(feeds[n], dtype=self.input_dtypes[n]) for n in self.input_names}
         outputs = self.session.run(None, arrays)
-        return dict(zip(self.output_names, outputs))
+        return dict(zip(self.output_names, outputs, strict=False))
 
     def _deactivate(self) -> None:
         self.session = None

@@ -20,8 +20,15 @@ class TorchRunner(Runner):
         device: ``"cpu"`` or ``"cuda"``.
     """
 
-    def __init__(self, module: Any, input_names: list[str], output_names: list[str], threads: int,
-                 device: str = "cpu", name: str = "PyTorch") -> None:
+    def __init__(
+        self,
+        module: Any,
+        input_names: list[str],
+        output_names: list[str],
+        threads: int,
+        device: str = "cpu",
+        name: str = "PyTorch",
+    ) -> None:
         super().__init__(threads, device)
         self.module = module
         self.input_names = input_names
@@ -50,5 +57,7 @@ class TorchRunner(Runner):
         else:
             tensors = [out]
         names = self.output_names + [f"output_{i}" for i in range(len(self.output_names), len(tensors))]
-        return {n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
-                for n, t in zip(names, tensors)}
+        return {
+            n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
+            for n, t in zip(names, tensors, strict=False)
+        }

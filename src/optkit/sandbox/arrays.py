@@ -103,8 +103,10 @@ def open_worker_file(scratch: Path, relative: str, max_bytes: int = MAX_ARRAY_BY
     """
     parts = Path(relative).parts
     if not parts or any(p in ("", ".", "..") or "/" in p for p in parts) or Path(relative).is_absolute():
-        raise SourceModelError(f"the source model's worker named a file outside its folder: {relative!r}",
-                               "a hostile or broken model; optkit does not follow it")
+        raise SourceModelError(
+            f"the source model's worker named a file outside its folder: {relative!r}",
+            "a hostile or broken model; optkit does not follow it",
+        )
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
     fd = os.open(scratch, flags | os.O_DIRECTORY)
     try:
@@ -116,15 +118,20 @@ def open_worker_file(scratch: Path, relative: str, max_bytes: int = MAX_ARRAY_BY
         if remove:
             os.unlink(parts[-1], dir_fd=fd)
     except OSError as exc:
-        raise SourceModelError(f"the source model's worker reported a file optkit cannot take: {relative} "
-                               f"({exc.strerror})", "a hostile or broken model; optkit does not follow it") from exc
+        raise SourceModelError(
+            f"the source model's worker reported a file optkit cannot take: {relative} ({exc.strerror})",
+            "a hostile or broken model; optkit does not follow it",
+        ) from exc
     finally:
         os.close(fd)
     info = os.fstat(file_fd)
     if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes:
         os.close(file_fd)
-        raise SourceModelError(f"the source model's worker reported {relative}, which is not a regular file of at "
-                               f"most {max_bytes:,} bytes", "a hostile or broken model; optkit does not follow it")
+        raise SourceModelError(
+            f"the source model's worker reported {relative}, which is not a regular file of at "
+            f"most {max_bytes:,} bytes",
+            "a hostile or broken model; optkit does not follow it",
+        )
     return file_fd
 
 
@@ -141,15 +148,17 @@ def read_outputs(scratch: Path, names: list[list[str]]) -> Feeds:
             raise SourceModelError("the source model's worker sent a malformed answer", "a hostile or broken model")
         name, file = entry
         if Path(file).name != file or not file.endswith(".npy"):
-            raise SourceModelError(f"the source model's worker named a bad array file: {file!r}",
-                                   "a hostile or broken model")
+            raise SourceModelError(
+                f"the source model's worker named a bad array file: {file!r}", "a hostile or broken model"
+            )
         fd = open_worker_file(scratch, f"io/{file}", remove=True)
         with os.fdopen(fd, "rb") as handle:
             try:
                 feeds[name] = np.load(handle, allow_pickle=False)
             except (ValueError, EOFError, OSError) as exc:
-                raise SourceModelError(f"the source model's output {name!r} is not a readable array ({exc})",
-                                       "a hostile or broken model") from exc
+                raise SourceModelError(
+                    f"the source model's output {name!r} is not a readable array ({exc})", "a hostile or broken model"
+                ) from exc
     return feeds
 
 

@@ -10,6 +10,7 @@ keeps of its work is taken by :mod:`optkit.sandbox.source` through :mod:`optkit.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -24,14 +25,27 @@ from typing import Any, Literal
 from optkit import interrupts
 from optkit.errors import SandboxUnavailable, SourceModelError, debug_enabled
 from optkit.sandbox.arrays import InputFolder
-from optkit.sandbox.protocol import RAISABLE, raise_error, receive, send
+from optkit.sandbox.protocol import RAISABLE, raise_error, send
 
 SandboxMode = Literal["auto", "require", "off"]
 
 #: environment variables the worker inherits (by name or prefix); everything else of optkit's
 #: environment (CI tokens, cloud keys, OPTKIT_SIGN_KEY_PASSWORD) stays out of the model's reach
-ENV_NAMES = frozenset({"PATH", "LANG", "LANGUAGE", "TZ", "PYTHONPATH", "PYTHONHASHSEED", "VIRTUAL_ENV",
-                       "LD_LIBRARY_PATH", "OPTKIT_DEBUG", "TOKENIZERS_PARALLELISM", "POLYGRAPHY_AUTOINSTALL_DEPS"})
+ENV_NAMES = frozenset(
+    {
+        "PATH",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "PYTHONPATH",
+        "PYTHONHASHSEED",
+        "VIRTUAL_ENV",
+        "LD_LIBRARY_PATH",
+        "OPTKIT_DEBUG",
+        "TOKENIZERS_PARALLELISM",
+        "POLYGRAPHY_AUTOINSTALL_DEPS",
+    }
+)
 ENV_PREFIXES = ("LC_", "OMP_", "MKL_", "KMP_", "OPENBLAS_", "CUDA_", "NVIDIA_", "TF_", "GLOG_", "FLAGS_")
 #: the longest answer line optkit reads from the worker (bytes); arrays travel as files
 MAX_ANSWER = 16 << 20
@@ -68,9 +82,17 @@ def worker_environment(scratch: Path) -> dict[str, str]:
     """The worker's environment: :data:`ENV_NAMES` / :data:`ENV_PREFIXES` of optkit's, plus ``HOME``
     and ``TMPDIR`` in its scratch folder, offline hubs and ``PYTHONSAFEPATH``."""
     env = {k: v for k, v in os.environ.items() if k in ENV_NAMES or k.startswith(ENV_PREFIXES)}
-    env.update({"HOME": str(scratch), "TMPDIR": str(scratch / "tmp"), "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1",
-                "PYTHONSAFEPATH": "1"})
+    env.update(
+        {
+            "HOME": str(scratch),
+            "TMPDIR": str(scratch / "tmp"),
+            "HF_HUB_OFFLINE": "1",
+            "TRANSFORMERS_OFFLINE": "1",
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONSAFEPATH": "1",
+        }
+    )
     return env
 
 
@@ -114,18 +136,27 @@ class SourceWorker:
 
         abi = abi_version()
         if abi == 0 and self.mode == "require":
-            raise SandboxUnavailable("this system has no Landlock (Linux 5.13+ with Landlock enabled), so the "
-                                     "source model cannot be confined", "run on a Linux host with Landlock, "
-                                     "or drop --require-sandbox/--strict to run unconfined (recorded as such)")
+            raise SandboxUnavailable(
+                "this system has no Landlock (Linux 5.13+ with Landlock enabled), so the "
+                "source model cannot be confined",
+                "run on a Linux host with Landlock, "
+                "or drop --require-sandbox/--strict to run unconfined (recorded as such)",
+            )
         confine = "on" if abi and self.mode != "off" else "off"
         self._proc = self._spawn(read_paths, confine)
         hello = self._read()
         if not hello.get("ok"):
-            raise_error(hello.get("error") if isinstance(hello.get("error"), dict) else {})
+            error = hello.get("error")
+            raise_error(error if isinstance(error, dict) else {})
         if confine == "off":
-            return SandboxRecord("off" if self.mode == "off" else "unavailable",
-                                 {"reason": "OPTKIT_SANDBOX=off" if self.mode == "off" else
-                                  "the kernel has no Landlock; the source model ran unconfined"})
+            return SandboxRecord(
+                "off" if self.mode == "off" else "unavailable",
+                {
+                    "reason": "OPTKIT_SANDBOX=off"
+                    if self.mode == "off"
+                    else "the kernel has no Landlock; the source model ran unconfined"
+                },
+            )
         confinement = hello.get("confinement")
         if not isinstance(confinement, dict):
             raise self._malformed()
@@ -135,16 +166,39 @@ class SourceWorker:
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
         forbidden = [str(Path.home().resolve()), str(Path(tempfile.gettempdir()).resolve())]
-        log = None if debug_enabled() else open(self.log_path, "ab")  # append-only: no rewriting it later
+        # append-only: no rewriting it later; closed in the finally below, once the worker has it
+        log = None if debug_enabled() else open(self.log_path, "ab")  # noqa: SIM115
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "optkit.sandbox.worker", "--read-fd", str(to_worker_r),
-                 "--write-fd", str(from_worker_w), "--scratch", str(self.scratch), "--confine", confine,
-                 "--inputs", str(self.inputs.folder), "--parent-pid", str(os.getpid()),
-                 "--read", json.dumps([str(p) for p in read_paths]), "--forbid", json.dumps(forbidden)],
-                pass_fds=(to_worker_r, from_worker_w), env=worker_environment(self.scratch),
-                stdin=subprocess.DEVNULL, stdout=log or None, stderr=subprocess.STDOUT if log else None,
-                cwd=str(self.scratch), start_new_session=True)
+                [
+                    sys.executable,
+                    "-m",
+                    "optkit.sandbox.worker",
+                    "--read-fd",
+                    str(to_worker_r),
+                    "--write-fd",
+                    str(from_worker_w),
+                    "--scratch",
+                    str(self.scratch),
+                    "--confine",
+                    confine,
+                    "--inputs",
+                    str(self.inputs.folder),
+                    "--parent-pid",
+                    str(os.getpid()),
+                    "--read",
+                    json.dumps([str(p) for p in read_paths]),
+                    "--forbid",
+                    json.dumps(forbidden),
+                ],
+                pass_fds=(to_worker_r, from_worker_w),
+                env=worker_environment(self.scratch),
+                stdin=subprocess.DEVNULL,
+                stdout=log or None,
+                stderr=subprocess.STDOUT if log else None,
+                cwd=str(self.scratch),
+                start_new_session=True,
+            )
         finally:
             os.close(to_worker_r)
             os.close(from_worker_w)
@@ -160,11 +214,9 @@ class SourceWorker:
         proc = self._proc
         if proc is None:
             return
-        try:
+        with contextlib.suppress(OSError, ValueError):
             if proc.poll() is None:
                 send(self._requests, {"op": "shutdown"})
-        except (OSError, ValueError):
-            pass
         try:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -172,10 +224,8 @@ class SourceWorker:
         finally:
             self._kill_session(proc)
             for stream in (self._requests, self._answers):
-                try:
+                with contextlib.suppress(OSError):
                     stream.close()
-                except OSError:
-                    pass
             self._proc = None
 
     def kill(self) -> None:
@@ -189,16 +239,12 @@ class SourceWorker:
     @staticmethod
     def _kill_session(proc: subprocess.Popen) -> None:
         """SIGKILL the worker's session (the worker and its children, e.g. paddle2onnx), then reap."""
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
-    def __enter__(self) -> "SourceWorker":
+    def __enter__(self) -> SourceWorker:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -217,8 +263,10 @@ class SourceWorker:
     def _malformed(self) -> SourceModelError:
         """Kill the worker and return the error for an answer that is not what was asked for."""
         self.kill()
-        return SourceModelError("the source model's worker sent a malformed answer",
-                                "a hostile or broken model; set OPTKIT_DEBUG=1 to see the worker's output")
+        return SourceModelError(
+            "the source model's worker sent a malformed answer",
+            "a hostile or broken model; set OPTKIT_DEBUG=1 to see the worker's output",
+        )
 
     def _read(self) -> dict[str, Any]:
         assert self._proc is not None
@@ -238,9 +286,11 @@ class SourceWorker:
             interrupts.check()  # a signal that reached the worker first is still the user's Ctrl-C / SIGTERM
             code = proc.returncode
             how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-            raise SourceModelError(f"the source model's worker process {how}{self._log_tail()}",
-                                   "the model or its framework crashed while loading or running it; "
-                                   "set OPTKIT_DEBUG=1 to see the worker's output")
+            raise SourceModelError(
+                f"the source model's worker process {how}{self._log_tail()}",
+                "the model or its framework crashed while loading or running it; "
+                "set OPTKIT_DEBUG=1 to see the worker's output",
+            )
         if not isinstance(answer, dict):
             raise self._malformed()
         return answer
@@ -266,20 +316,21 @@ class SourceWorker:
             WorkerCallError: the worker raised another exception.
             SourceModelError: the worker died or answered nonsense.
         """
-        try:
+        with contextlib.suppress(BrokenPipeError, ValueError):  # the worker is gone; _read reports how it ended
             send(self._requests, {"op": op, **arguments})
-        except (BrokenPipeError, ValueError):
-            pass  # the worker is gone; _read reports how it ended
         try:
             answer = self._read()
         finally:
             self.inputs.clear()
         if not answer.get("ok"):
-            error = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+            error = answer.get("error")
+            if not isinstance(error, dict):
+                error = {}
             if op == "load" and error.get("type") not in RAISABLE:
                 raise SourceModelError(
                     f"cannot load {arguments.get('path')}: {error.get('type')}: {str(error.get('message'))[:200]}",
-                    "the file may be truncated, corrupt or saved by an incompatible framework version")
+                    "the file may be truncated, corrupt or saved by an incompatible framework version",
+                )
             raise_error(error)
         return answer
 

@@ -52,8 +52,11 @@ SCOPE_ABSTRACT_UNIX_SOCKET, SCOPE_SIGNAL = 1 << 0, 1 << 1
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -134,8 +137,9 @@ class Confinement:
         return {key: list(value) if isinstance(value, tuple) else value for key, value in asdict(self).items()}
 
 
-def default_paths(model_paths: Iterable[Path], scratch: Path,
-                  forbidden: Iterable[Path] | None = None) -> tuple[list[Path], list[Path]]:
+def default_paths(
+    model_paths: Iterable[Path], scratch: Path, forbidden: Iterable[Path] | None = None
+) -> tuple[list[Path], list[Path]]:
     """The ``(read_only, writable)`` paths a worker running Python + ML frameworks needs.
 
     Read/execute: ``sys.prefix``, ``sys.base_prefix``, every existing ``sys.path`` entry (except
@@ -159,8 +163,11 @@ def default_paths(model_paths: Iterable[Path], scratch: Path,
     Returns:
         two lists of absolute paths, each without duplicates. Never raises.
     """
-    forbidden = [*(Path(p).resolve() for p in forbidden)] if forbidden is not None else [
-        Path.home().resolve(), Path(tempfile.gettempdir()).resolve()]
+    forbidden = (
+        [*(Path(p).resolve() for p in forbidden)]
+        if forbidden is not None
+        else [Path.home().resolve(), Path(tempfile.gettempdir()).resolve()]
+    )
     forbidden.append(Path("/"))
     read = [Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(__file__).resolve().parents[1]]
     for entry in sys.path:
@@ -169,8 +176,9 @@ def default_paths(model_paths: Iterable[Path], scratch: Path,
         path = Path(entry).resolve()
         if path.exists() and not _grants_any(path, forbidden):
             read.append(path)
-    read += [Path(p) for p in ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/sys", "/dev", "/opt")
-             if Path(p).exists()]
+    read += [
+        Path(p) for p in ("/usr", "/lib", "/lib64", "/bin", "/sbin", "/etc", "/sys", "/dev", "/opt") if Path(p).exists()
+    ]
     read += _proc_entries()
     read += [Path(model).resolve() for model in model_paths]
     writable = [Path(scratch).resolve()] + [Path(p) for p in ("/dev/null", "/dev/zero", "/dev/shm") if Path(p).exists()]
@@ -215,18 +223,25 @@ def _add_rules(ruleset: int, paths: Iterable[Path], rights: int) -> tuple[str, .
         except FileNotFoundError:
             continue
         except OSError as exc:
-            raise SandboxUnavailable(f"cannot open {path} for a Landlock rule: {exc.strerror}",
-                                     "leave the path out of the sandbox's paths") from exc
+            raise SandboxUnavailable(
+                f"cannot open {path} for a Landlock rule: {exc.strerror}", "leave the path out of the sandbox's paths"
+            ) from exc
         try:
             allowed = rights if stat.S_ISDIR(os.fstat(fd).st_mode) else rights & FILE_RIGHTS
             attr = _PathBeneathAttr(allowed_access=allowed, parent_fd=fd)
-            result = _syscall(SYS_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(RULE_PATH_BENEATH),
-                              ctypes.byref(attr), ctypes.c_uint32(0))
+            result = _syscall(
+                SYS_ADD_RULE,
+                ctypes.c_int(ruleset),
+                ctypes.c_int(RULE_PATH_BENEATH),
+                ctypes.byref(attr),
+                ctypes.c_uint32(0),
+            )
         finally:
             os.close(fd)
         if result < 0:
-            raise SandboxUnavailable(f"landlock_add_rule failed for {path}: {os.strerror(-result)}",
-                                     "report this as an optkit bug")
+            raise SandboxUnavailable(
+                f"landlock_add_rule failed for {path}: {os.strerror(-result)}", "report this as an optkit bug"
+            )
         added.append(str(path))
     return tuple(added)
 
@@ -273,11 +288,15 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
     """
     abi = abi_version()
     if abi == 0:
-        raise SandboxUnavailable("Landlock is not available on this system (Linux 5.13+ with landlock in the LSM list)",
-                                 "run the worker on a Linux kernel with Landlock enabled")
+        raise SandboxUnavailable(
+            "Landlock is not available on this system (Linux 5.13+ with landlock in the LSM list)",
+            "run the worker on a Linux kernel with Landlock enabled",
+        )
     if _threads() > 1:
-        raise SandboxUnavailable(f"cannot confine a process with {_threads()} threads (Landlock confines one thread)",
-                                 "call confine() before importing numpy/torch or starting threads")
+        raise SandboxUnavailable(
+            f"cannot confine a process with {_threads()} threads (Landlock confines one thread)",
+            "call confine() before importing numpy/torch or starting threads",
+        )
     netns = network.enter_new_netns() if block_network else False
     shm = mounts.private_dev_shm()  # before Landlock, which denies mount changes
     # Built (libseccomp loaded) before Landlock; loaded after it, once the mandatory part holds.
@@ -288,8 +307,9 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
     size = 8 if abi < 4 else 16 if abi < 6 else 24  # the struct as the running ABI knows it
     ruleset = _syscall(SYS_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
     if ruleset < 0:
-        raise SandboxUnavailable(f"landlock_create_ruleset failed: {os.strerror(-ruleset)}",
-                                 "report this as an optkit bug")
+        raise SandboxUnavailable(
+            f"landlock_create_ruleset failed: {os.strerror(-ruleset)}", "report this as an optkit bug"
+        )
     try:
         ro = _add_rules(ruleset, [Path(p) for p in read_only], READ_RIGHTS)
         rw = _add_rules(ruleset, [Path(p) for p in writable], _handled_fs(abi))
@@ -298,14 +318,23 @@ def confine(read_only: Iterable[Path], writable: Iterable[Path], *, block_networ
     finally:
         os.close(ruleset)
     if result < 0:
-        raise SandboxUnavailable(f"landlock_restrict_self failed: {os.strerror(-result)}",
-                                 "report this as an optkit bug")
+        raise SandboxUnavailable(
+            f"landlock_restrict_self failed: {os.strerror(-result)}", "report this as an optkit bug"
+        )
     blocked = sockets is not None and sockets.load()
     tcp = "landlock-tcp" if handled_net else ""
     net = "+".join(part for part in (tcp, "netns" if netns else "") if part) or "none"
     scopes = ("abstract-unix-socket", "signal") if scoped else ()
-    return Confinement(abi=abi, filesystem=True, network=net, scopes=scopes, read_only=ro, writable=rw,
-                       private_shm=shm, sockets="blocked" if blocked else "not-blocked")
+    return Confinement(
+        abi=abi,
+        filesystem=True,
+        network=net,
+        scopes=scopes,
+        read_only=ro,
+        writable=rw,
+        private_shm=shm,
+        sockets="blocked" if blocked else "not-blocked",
+    )
 
 
 def die_with_parent() -> None:

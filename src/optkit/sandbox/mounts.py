@@ -42,5 +42,9 @@ def private_dev_shm(size: str = "2g") -> bool:
         return False
     if libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
         return False
-    return libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV),
-                      f"size={size},mode=1777".encode()) == 0
+    return (
+        libc.mount(
+            b"tmpfs", b"/dev/shm", b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV), f"size={size},mode=1777".encode()
+        )
+        == 0
+    )

@@ -21,9 +21,20 @@ from optkit import errors
 
 #: OptkitError kinds a worker may raise on the parent's side (by class name); anything else a
 #: worker reports becomes a :class:`WorkerCallError`
-RAISABLE = {cls.__name__: cls for cls in (
-    errors.RecipeError, errors.SourceModelError, errors.DataError, errors.DependencyError, errors.ExportError,
-    errors.PassError, errors.OutputError, errors.UnsafeModelError, errors.SandboxUnavailable)}
+RAISABLE = {
+    cls.__name__: cls
+    for cls in (
+        errors.RecipeError,
+        errors.SourceModelError,
+        errors.DataError,
+        errors.DependencyError,
+        errors.ExportError,
+        errors.PassError,
+        errors.OutputError,
+        errors.UnsafeModelError,
+        errors.SandboxUnavailable,
+    )
+}
 
 
 class WorkerCallError(Exception):

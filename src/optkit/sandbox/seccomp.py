@@ -30,6 +30,7 @@ Sources: seccomp(2), ``seccomp_rule_add(3)``, ``seccomp_init(3)``; socket(2), un
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import sys
 from typing import Any
@@ -68,10 +69,8 @@ class SocketFilter:
             flt.add_rule(lib.ERRNO(errno.EACCES), "socketpair", lib.Arg(0, lib.NE, AF_UNIX))
             flt.add_rule(lib.ERRNO(errno.EACCES), "socketpair", lib.Arg(1, lib.MASKED_EQ, SOCK_TYPE_MASK, SOCK_DGRAM))
             for name in IO_URING:
-                try:
+                with contextlib.suppress(OSError, ValueError, RuntimeError):  # a libseccomp too old to know io_uring
                     flt.add_rule(lib.ERRNO(errno.ENOSYS), name)
-                except (OSError, ValueError, RuntimeError):  # a libseccomp too old to know io_uring
-                    pass
         except Exception as exc:  # the bindings raise OSError/ValueError/RuntimeError
             self.error = f"cannot build the seccomp filter: {exc}"
             return

@@ -5,9 +5,10 @@ checked before optkit uses it (see :mod:`optkit.sandbox.arrays`)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from optkit.errors import DataError, SourceModelError
 from optkit.io_spec import ModelInfo, info_from_dict
@@ -21,13 +22,38 @@ from optkit.sandbox.protocol import WorkerCallError
 #: where the worker writes the export, relative to its scratch folder (never a path it chooses)
 EXPORT = "export/00-export.onnx"
 #: the files optkit copies out of a tokenizer folder the worker extracted: data only, never code
-TOKENIZER_FILES = frozenset({"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
-                             "vocab.json", "merges.txt", "added_tokens.json", "spiece.model", "tokenizer.model",
-                             "sentencepiece.bpe.model", "config.json"})
+TOKENIZER_FILES = frozenset(
+    {
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "vocab.txt",
+        "vocab.json",
+        "merges.txt",
+        "added_tokens.json",
+        "spiece.model",
+        "tokenizer.model",
+        "sentencepiece.bpe.model",
+        "config.json",
+    }
+)
 #: keys of the exporter's details that go into the manifest (anything else the worker sends is dropped)
-EXPORT_DETAILS = frozenset({"exporter", "opset", "source_kind", "dynamic_axes", "nodes", "exporter_warnings",
-                            "input_dtype", "estimator", "tree_model", "source_external_data", "external_data",
-                            "opset_note"})
+EXPORT_DETAILS = frozenset(
+    {
+        "exporter",
+        "opset",
+        "source_kind",
+        "dynamic_axes",
+        "nodes",
+        "exporter_warnings",
+        "input_dtype",
+        "estimator",
+        "tree_model",
+        "source_external_data",
+        "external_data",
+        "opset_note",
+    }
+)
 
 
 @dataclass
@@ -62,7 +88,7 @@ class WorkerSource:
         """The source's sha256, computed here (without loading it) by the framework's hasher."""
         return self.hasher(self.path)
 
-    def runner(self, threads: int, device: str = "cpu") -> "WorkerRunner":
+    def runner(self, threads: int, device: str = "cpu") -> WorkerRunner:
         """The reference runner, executing in the worker."""
         return WorkerRunner(self.worker, threads, device)
 
@@ -80,13 +106,19 @@ class WorkerSource:
             SourceModelError: the worker's model is not a regular file in its folder, or refers to
                 external data other than its own ``.data`` file.
         """
-        answer = self.worker.call("export", example=self.worker.inputs.write(example),
-                                  config=config.model_dump(mode="json"), threshold_mb=threshold_mb)
+        answer = self.worker.call(
+            "export",
+            example=self.worker.inputs.write(example),
+            config=config.model_dump(mode="json"),
+            threshold_mb=threshold_mb,
+        )
         copy_worker_file(self.worker.scratch, EXPORT, out_path)
         locations = _external_locations(out_path)
         if locations - {Path(EXPORT).name + ".data"}:
-            raise SourceModelError(f"the exported model refers to external data {sorted(locations)}, not its own "
-                                   f"{Path(EXPORT).name}.data", "a hostile or broken exporter; optkit does not follow it")
+            raise SourceModelError(
+                f"the exported model refers to external data {sorted(locations)}, not its own {Path(EXPORT).name}.data",
+                "a hostile or broken exporter; optkit does not follow it",
+            )
         if locations:
             copy_worker_file(self.worker.scratch, EXPORT + ".data", out_path.with_name(out_path.name + ".data"))
         details = self.worker.field(answer, "details", dict)
@@ -108,14 +140,28 @@ def _external_locations(model: Path) -> set[str]:
     try:
         proto = onnx.load(str(model), load_external_data=False)
     except Exception as exc:  # protobuf DecodeError and friends
-        raise SourceModelError(f"the exporter wrote no readable ONNX model ({str(exc).splitlines()[0][:200]})",
-                               "try another --opset") from exc
-    return {entry.value for tensor in _get_all_tensors(proto) if tensor.data_location == onnx.TensorProto.EXTERNAL
-            for entry in tensor.external_data if entry.key == "location"}
+        raise SourceModelError(
+            f"the exporter wrote no readable ONNX model ({str(exc).splitlines()[0][:200]})", "try another --opset"
+        ) from exc
+    return {
+        entry.value
+        for tensor in _get_all_tensors(proto)
+        if tensor.data_location == onnx.TensorProto.EXTERNAL
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
 
 
-def load_source(worker: SourceWorker, framework: Any, path: Path, threads: int, *, trust_pickle: bool = False,
-                trust_remote_code: bool = False, trust_model_code: bool = False) -> WorkerSource:
+def load_source(
+    worker: SourceWorker,
+    framework: Any,
+    path: Path,
+    threads: int,
+    *,
+    trust_pickle: bool = False,
+    trust_remote_code: bool = False,
+    trust_model_code: bool = False,
+) -> WorkerSource:
     """Scan and load ``path`` in ``worker`` with ``framework``'s loader.
 
     Args:
@@ -127,17 +173,31 @@ def load_source(worker: SourceWorker, framework: Any, path: Path, threads: int, 
     """
     from optkit.registry import resolve
 
-    answer = worker.call("load", framework=framework.name, path=str(path.resolve()), threads=threads,
-                         trust_pickle=trust_pickle, trust_remote_code=trust_remote_code,
-                         trust_model_code=trust_model_code)
+    answer = worker.call(
+        "load",
+        framework=framework.name,
+        path=str(path.resolve()),
+        threads=threads,
+        trust_pickle=trust_pickle,
+        trust_remote_code=trust_remote_code,
+        trust_model_code=trust_model_code,
+    )
     try:
         info = info_from_dict(worker.field(answer, "info", dict))
     except (KeyError, TypeError, ValueError):
         raise worker._malformed() from None
     info.hf_dir = _tokenizer_dir(worker, path, info.hf_dir)
-    return WorkerSource(worker, path, framework.name, str(worker.field(answer, "kind", str)), info,
-                        worker.field(answer, "versions", dict), float(worker.field(answer, "load_seconds", (int, float))),
-                        worker.field(answer, "scan", dict), resolve(framework.hasher))
+    return WorkerSource(
+        worker,
+        path,
+        framework.name,
+        str(worker.field(answer, "kind", str)),
+        info,
+        worker.field(answer, "versions", dict),
+        float(worker.field(answer, "load_seconds", (int, float))),
+        worker.field(answer, "scan", dict),
+        resolve(framework.hasher),
+    )
 
 
 def _tokenizer_dir(worker: SourceWorker, path: Path, named: str | None) -> str | None:
@@ -159,7 +219,9 @@ def _tokenizer_dir(worker: SourceWorker, path: Path, named: str | None) -> str |
     copy = worker.workdir / "hf"
     copy.mkdir(exist_ok=True)
     folder = worker.scratch / relative
-    names = [n for n in os.listdir(folder) if n in TOKENIZER_FILES] if folder.is_dir() and not folder.is_symlink() else []
+    names = (
+        [n for n in os.listdir(folder) if n in TOKENIZER_FILES] if folder.is_dir() and not folder.is_symlink() else []
+    )
     for name in names:
         copy_worker_file(worker.scratch, str(relative / name), copy / name)
     return str(copy)
@@ -189,8 +251,12 @@ class WorkerRunner(Runner):
         """
         self.activate()
         try:
-            answer = self.worker.call("infer", device=self.device, threads=self.threads,
-                                      batches=[self.worker.inputs.write(b) for b in batches])
+            answer = self.worker.call(
+                "infer",
+                device=self.device,
+                threads=self.threads,
+                batches=[self.worker.inputs.write(b) for b in batches],
+            )
         except WorkerCallError as exc:
             raise _rejected("validation", batches[0], exc) from None
         outputs = self.worker.field(answer, "outputs", list)
@@ -207,8 +273,14 @@ class WorkerRunner(Runner):
         """
         self.activate()
         try:
-            answer = self.worker.call("time", device=self.device, threads=self.threads,
-                                      feeds=self.worker.inputs.write(feeds), warmup=warmup, iterations=iterations)
+            answer = self.worker.call(
+                "time",
+                device=self.device,
+                threads=self.threads,
+                feeds=self.worker.inputs.write(feeds),
+                warmup=warmup,
+                iterations=iterations,
+            )
         except WorkerCallError as exc:
             raise _rejected("benchmark", feeds, exc) from None
         seconds = self.worker.field(answer, "seconds", list)
@@ -230,8 +302,9 @@ def _rejected(what: str, feeds: Feeds, exc: WorkerCallError) -> DataError:
     """The one-line error for ``what`` inputs (validation, benchmark) the source model failed on,
     naming their shapes."""
     shapes = ", ".join(f"{name} {tuple(array.shape)} {array.dtype}" for name, array in feeds.items())
-    return DataError(f"the source model rejected the {what} inputs ({shapes}): {exc.type_name}: "
-                     f"{exc.message[:200]}",
-                     "give inputs of the model's rank, dtype and sizes; benchmark shapes come from "
-                     "--batch-sizes and --sequence-lengths (e.g. --sequence-lengths 32 for a model with "
-                     "fewer positions)")
+    return DataError(
+        f"the source model rejected the {what} inputs ({shapes}): {exc.type_name}: {exc.message[:200]}",
+        "give inputs of the model's rank, dtype and sizes; benchmark shapes come from "
+        "--batch-sizes and --sequence-lengths (e.g. --sequence-lengths 32 for a model with "
+        "fewer positions)",
+    )

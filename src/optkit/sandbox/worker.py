@@ -41,21 +41,39 @@ class _Server:
         self.source: Any = None
         self.runners: dict[tuple[str, int], Any] = {}
 
-    def op_load(self, framework: str, path: str, threads: int, trust_pickle: bool = False,
-                trust_remote_code: bool = False, trust_model_code: bool = False) -> dict[str, Any]:
+    def op_load(
+        self,
+        framework: str,
+        path: str,
+        threads: int,
+        trust_pickle: bool = False,
+        trust_remote_code: bool = False,
+        trust_model_code: bool = False,
+    ) -> dict[str, Any]:
         from optkit.io_spec import info_to_dict
         from optkit.registry import FRAMEWORKS, resolve
         from optkit.scan import scan_source
 
-        scan = scan_source(Path(path), framework, trust_model_code=trust_model_code,
-                           trust_remote_code=trust_remote_code)
+        scan = scan_source(
+            Path(path), framework, trust_model_code=trust_model_code, trust_remote_code=trust_remote_code
+        )
         loader = resolve(FRAMEWORKS[framework].loader)
         start = time.perf_counter()
-        self.source = loader(Path(path), self.scratch / "load", trust_pickle=trust_pickle, threads=threads,
-                             trust_remote_code=trust_remote_code)
-        return {"info": info_to_dict(self.source.info), "kind": self.source.kind,
-                "framework": self.source.framework, "versions": self.source.framework_versions(),
-                "load_seconds": time.perf_counter() - start, "scan": scan.to_dict()}
+        self.source = loader(
+            Path(path),
+            self.scratch / "load",
+            trust_pickle=trust_pickle,
+            threads=threads,
+            trust_remote_code=trust_remote_code,
+        )
+        return {
+            "info": info_to_dict(self.source.info),
+            "kind": self.source.kind,
+            "framework": self.source.framework,
+            "versions": self.source.framework_versions(),
+            "load_seconds": time.perf_counter() - start,
+            "scan": scan.to_dict(),
+        }
 
     def _inputs(self, names: list[list[str]]) -> Any:
         from optkit.sandbox.arrays import read_inputs
@@ -80,7 +98,9 @@ class _Server:
         runner = self._runner(device, threads)
         return {"outputs": [self.arrays.write(runner.infer(self._inputs(b))) for b in batches]}
 
-    def op_time(self, device: str, threads: int, feeds: list[list[str]], warmup: int, iterations: int) -> dict[str, Any]:
+    def op_time(
+        self, device: str, threads: int, feeds: list[list[str]], warmup: int, iterations: int
+    ) -> dict[str, Any]:
         runner = self._runner(device, threads)
         return {"seconds": runner.time_calls(self._inputs(feeds), warmup, iterations)}
 
@@ -91,10 +111,13 @@ class _Server:
         out = self.scratch / "export" / "00-export.onnx"  # optkit takes it from exactly there
         out.parent.mkdir(parents=True, exist_ok=True)
         exporter = resolve(FRAMEWORKS[self.source.framework].exporter)
-        outcome = exporter(self.source, self._inputs(example), ExportConfig.model_validate(config), out,
-                           threshold_mb)
-        return {"model_path": str(outcome.model_path), "details": outcome.details, "warnings": outcome.warnings,
-                "skipped": outcome.skipped}
+        outcome = exporter(self.source, self._inputs(example), ExportConfig.model_validate(config), out, threshold_mb)
+        return {
+            "model_path": str(outcome.model_path),
+            "details": outcome.details,
+            "warnings": outcome.warnings,
+            "skipped": outcome.skipped,
+        }
 
     def op_device_missing(self, device: str) -> dict[str, Any]:
         return {"reason": self.source.device_missing(device)}
@@ -116,7 +139,8 @@ def sandbox_denial(exc: BaseException, scratch: Path) -> BaseException:
     Other exceptions are returned unchanged."""
     from optkit.errors import SourceModelError
 
-    chain, seen = exc, set()
+    chain: BaseException | None = exc
+    seen: set[int] = set()
     while chain is not None and id(chain) not in seen:
         seen.add(id(chain))
         text = str(chain)
@@ -128,7 +152,8 @@ def sandbox_denial(exc: BaseException, scratch: Path) -> BaseException:
                 f"the sandbox stopped the source model: it tried to write, or reach, outside its scratch folder "
                 f"while loading or running ({first})",
                 "optkit refuses models that write files or use the network; if a framework needs a path, "
-                "report it (OPTKIT_SANDBOX=off runs unconfined and says so in the manifest)")
+                "report it (OPTKIT_SANDBOX=off runs unconfined and says so in the manifest)",
+            )
         chain = chain.__cause__ or chain.__context__
     return exc
 
@@ -159,8 +184,7 @@ def serve(read_fd: int, write_fd: int, scratch: Path, inputs: Path, confinement:
 def _confine(scratch: Path, read_paths: list[str], forbidden: list[str]) -> dict[str, Any]:
     from optkit.sandbox.landlock import confine, default_paths
 
-    read_only, writable = default_paths([Path(p) for p in read_paths], scratch,
-                                        forbidden=[Path(p) for p in forbidden])
+    read_only, writable = default_paths([Path(p) for p in read_paths], scratch, forbidden=[Path(p) for p in forbidden])
     return {"status": "confined", **confine(read_only, writable).to_dict()}
 
 
@@ -174,8 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--inputs", type=Path, required=True, help="the folder optkit writes input arrays to")
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("--read", default="[]", help="JSON list of paths the model may read")
-    parser.add_argument("--forbid", default="[]", help="JSON list: optkit's real home and temp folders, "
-                        "never granted through sys.path (HOME and TMPDIR point into scratch here)")
+    parser.add_argument(
+        "--forbid",
+        default="[]",
+        help="JSON list: optkit's real home and temp folders, "
+        "never granted through sys.path (HOME and TMPDIR point into scratch here)",
+    )
     args = parser.parse_args(argv)
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # optkit handles these and kills the worker
         signal.signal(signum, signal.SIG_IGN)
@@ -186,8 +214,11 @@ def main(argv: list[str] | None = None) -> int:
         die_with_parent()
         if os.getppid() != args.parent_pid:  # optkit died before PR_SET_PDEATHSIG took hold
             return 1
-        confinement = (_confine(args.scratch, json.loads(args.read), json.loads(args.forbid))
-                       if args.confine == "on" else {"status": "off"})
+        confinement = (
+            _confine(args.scratch, json.loads(args.read), json.loads(args.forbid))
+            if args.confine == "on"
+            else {"status": "off"}
+        )
     except BaseException as exc:  # reported to the parent, which decides whether to go on
         with os.fdopen(args.write_fd, "w") as answers:
             send(answers, error_reply(exc))

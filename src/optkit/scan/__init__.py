@@ -48,8 +48,9 @@ def _scan_torch(path: Path, report: ScanReport, trust_remote_code: bool) -> None
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in PICKLE_SUFFIXES)
         unused = [p for p in files if p.name in TRAINER_STATE_FILES or p.name.startswith("rng_state")]
         if unused:
-            report.notes.append("not scanned, transformers does not load them (Trainer state): "
-                                + ", ".join(str(p) for p in unused))
+            report.notes.append(
+                "not scanned, transformers does not load them (Trainer state): " + ", ".join(str(p) for p in unused)
+            )
             files = [p for p in files if p not in unused]
     for file in files:
         kind = _torch_kind(file)
@@ -116,8 +117,8 @@ def _scan_sklearn(path: Path, report: ScanReport) -> None:
 
 
 def _scan_paddle(path: Path, report: ScanReport) -> None:
-    from optkit.scan.paddle_ops import scan_paddle
     from optkit.formats.paddle_format import program_files
+    from optkit.scan.paddle_ops import scan_paddle
 
     program = program_files(path)[0]
     report.checked.append(str(program))
@@ -131,14 +132,17 @@ def _scan_onnx(path: Path, report: ScanReport) -> None:
     report.checked.append(str(path))
     report.notes.append(f"op domains: {', '.join(d or 'ai.onnx' for d in domains)}")
     if custom:
-        report.notes.append(f"custom op domains (need a custom-op library; ONNX Runtime refuses them): {', '.join(custom)}")
+        report.notes.append(
+            f"custom op domains (need a custom-op library; ONNX Runtime refuses them): {', '.join(custom)}"
+        )
 
 
 SCANNERS = {"tensorflow": _scan_tensorflow, "sklearn": _scan_sklearn, "paddle": _scan_paddle, "onnx": _scan_onnx}
 
 
-def scan_source(path: Path, framework: str, *, trust_model_code: bool = False,
-                trust_remote_code: bool = False) -> ScanReport:
+def scan_source(
+    path: Path, framework: str, *, trust_model_code: bool = False, trust_remote_code: bool = False
+) -> ScanReport:
     """Scan a source model's files, before loading it, for content that runs code or touches files.
 
     Args:

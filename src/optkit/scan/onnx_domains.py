@@ -7,8 +7,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-STANDARD_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training",
-                              "com.microsoft", "com.microsoft.nchwc", "com.ms.internal.nhwc"})
+STANDARD_DOMAINS = frozenset(
+    {
+        "",
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.training",
+        "ai.onnx.preview.training",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.ms.internal.nhwc",
+    }
+)
 
 
 def onnx_domains(path: Path) -> tuple[list[str], list[str]]:

@@ -15,18 +15,42 @@ from pathlib import Path
 from optkit.errors import SourceModelError
 from optkit.scan.report import Finding
 
-DENIED_OPS = frozenset({
-    # write tensors to files
-    "save", "save_combine", "save_combine_tensor", "save_combine_vocab", "checkpoint_notify",
-    "recv_save", "save_inference_model", "sparse_tensor_save",
-    # read tensors or data from files
-    "load", "load_combine", "load_combine_vocab", "read_file", "read", "read_from_array_file",
-    "create_py_reader", "create_double_buffer_reader", "open_files", "create_custom_reader",
-    "data_norm_load", "lookup_sparse_table_read", "lookup_sparse_table_load", "lookup_sparse_table_save",
-    "print_file", "dequeue", "enqueue",
-    # run Python
-    "py_func", "py_layer", "pylayer", "run_program",
-})
+DENIED_OPS = frozenset(
+    {
+        # write tensors to files
+        "save",
+        "save_combine",
+        "save_combine_tensor",
+        "save_combine_vocab",
+        "checkpoint_notify",
+        "recv_save",
+        "save_inference_model",
+        "sparse_tensor_save",
+        # read tensors or data from files
+        "load",
+        "load_combine",
+        "load_combine_vocab",
+        "read_file",
+        "read",
+        "read_from_array_file",
+        "create_py_reader",
+        "create_double_buffer_reader",
+        "open_files",
+        "create_custom_reader",
+        "data_norm_load",
+        "lookup_sparse_table_read",
+        "lookup_sparse_table_load",
+        "lookup_sparse_table_save",
+        "print_file",
+        "dequeue",
+        "enqueue",
+        # run Python
+        "py_func",
+        "py_layer",
+        "pylayer",
+        "run_program",
+    }
+)
 
 
 def _op_type(name: str) -> str:
@@ -42,14 +66,20 @@ def scan_pdmodel(path: Path) -> list[Finding]:
     """
     from paddle.base.proto import framework_pb2
 
-    program = framework_pb2.ProgramDesc()
+    program = framework_pb2.ProgramDesc()  # type: ignore[attr-defined, unused-ignore]  # generated protobuf
     try:
         program.ParseFromString(path.read_bytes())
     except Exception as exc:  # protobuf DecodeError, OSError
-        raise SourceModelError(f"cannot read Paddle program {path}: {exc}",
-                               "the file may be truncated or corrupt; save it again with paddle.jit.save") from exc
-    return [Finding("paddle-op", op.type, str(path), f"block {block.idx}")
-            for block in program.blocks for op in block.ops if op.type in DENIED_OPS]
+        raise SourceModelError(
+            f"cannot read Paddle program {path}: {exc}",
+            "the file may be truncated or corrupt; save it again with paddle.jit.save",
+        ) from exc
+    return [
+        Finding("paddle-op", op.type, str(path), f"block {block.idx}")
+        for block in program.blocks
+        for op in block.ops
+        if op.type in DENIED_OPS
+    ]
 
 
 def scan_pir_json(path: Path) -> list[Finding]:
@@ -61,8 +91,10 @@ def scan_pir_json(path: Path) -> list[Finding]:
     try:
         program = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise SourceModelError(f"cannot read Paddle program {path}: {exc}",
-                               "the file may be truncated or corrupt; save it again with paddle.jit.save") from exc
+        raise SourceModelError(
+            f"cannot read Paddle program {path}: {exc}",
+            "the file may be truncated or corrupt; save it again with paddle.jit.save",
+        ) from exc
     findings: list[Finding] = []
     stack: list = [program]
     while stack:
@@ -70,9 +102,11 @@ def scan_pir_json(path: Path) -> list[Finding]:
         if isinstance(item, dict):
             for key, value in item.items():
                 if key == "ops" and isinstance(value, list):
-                    findings += [Finding("paddle-op", _op_type(op["#"]), str(path), f"op {op['#']}")
-                                 for op in value if isinstance(op, dict) and isinstance(op.get("#"), str)
-                                 and _op_type(op["#"]) in DENIED_OPS]
+                    findings += [
+                        Finding("paddle-op", _op_type(op["#"]), str(path), f"op {op['#']}")
+                        for op in value
+                        if isinstance(op, dict) and isinstance(op.get("#"), str) and _op_type(op["#"]) in DENIED_OPS
+                    ]
                 stack.append(value)
         elif isinstance(item, list):
             stack += item

@@ -50,6 +50,7 @@ and runs inside the confinement.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import io
@@ -63,63 +64,263 @@ from optkit.errors import SourceModelError
 from optkit.scan.report import TRUST_MODEL_CODE, Finding
 
 PICKLE_ENTRY_SUFFIXES = (".pkl", ".pickle")
-PICKLE_HINT = (f"re-save the model without it (a .skops file, a state_dict, TorchScript or torch.export), or pass "
-               f"{TRUST_MODEL_CODE} --trust-pickle to load it anyway (dangerous: the pickle then runs whatever "
-               "it holds)")
+PICKLE_HINT = (
+    f"re-save the model without it (a .skops file, a state_dict, TorchScript or torch.export), or pass "
+    f"{TRUST_MODEL_CODE} --trust-pickle to load it anyway (dangerous: the pickle then runs whatever "
+    "it holds)"
+)
 
 #: Functions a pickle may import: the reconstructors numpy, scikit-learn, torch and joblib objects need.
-ALLOWED_FUNCTIONS = frozenset({
-    "copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__",
-    "_codecs.encode",  # protocol 2 bytes
-    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-    "numpy.core.numeric._frombuffer", "numpy._core.numeric._frombuffer",  # protocol 5 arrays
-    "numpy.random._pickle.__generator_ctor", "numpy.random._pickle.__randomstate_ctor",
-    "numpy.random._pickle.__bit_generator_ctor",
-    "numpy.ma.core._mareconstruct",
-    "torch._tensor._rebuild_from_type_v2",
-    "torch.serialization._get_layout",
-})
+ALLOWED_FUNCTIONS = frozenset(
+    {
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        "_codecs.encode",  # protocol 2 bytes
+        "numpy.core.multiarray._reconstruct",
+        "numpy._core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy._core.multiarray.scalar",
+        "numpy.core.numeric._frombuffer",
+        "numpy._core.numeric._frombuffer",  # protocol 5 arrays
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random._pickle.__bit_generator_ctor",
+        "numpy.ma.core._mareconstruct",
+        "torch._tensor._rebuild_from_type_v2",
+        "torch.serialization._get_layout",
+    }
+)
 #: ``torch._utils._rebuild_*`` functions allowed besides (``_rebuild_tensor_v2``, ``_rebuild_parameter``, ...).
 TORCH_REBUILD_MODULE = "torch._utils"
 #: Packages whose classes are trusted (``joblib.numpy_pickle`` only: the array wrappers).
-TRUSTED_PREFIXES = ("sklearn", "numpy", "scipy", "torch", "joblib.numpy_pickle", "collections", "datetime",
-                    "decimal", "fractions", "uuid")
+TRUSTED_PREFIXES = (
+    "sklearn",
+    "numpy",
+    "scipy",
+    "torch",
+    "joblib.numpy_pickle",
+    "collections",
+    "datetime",
+    "decimal",
+    "fractions",
+    "uuid",
+)
 #: Packages the scan may import to resolve a name (its submodules are imported if needed).
 IMPORTABLE_PREFIXES = ("sklearn", "numpy", "scipy", "torch", "joblib", "transformers")
 #: Builtin types a pickle may reference.
-SAFE_BUILTINS = frozenset({"set", "frozenset", "dict", "list", "tuple", "bytearray", "bytes", "complex", "slice",
-                           "range", "object", "int", "float", "str", "bool"})
+SAFE_BUILTINS = frozenset(
+    {
+        "set",
+        "frozenset",
+        "dict",
+        "list",
+        "tuple",
+        "bytearray",
+        "bytes",
+        "complex",
+        "slice",
+        "range",
+        "object",
+        "int",
+        "float",
+        "str",
+        "bool",
+    }
+)
 #: Modules (and their submodules) refused outright, classes included.
-DANGEROUS_MODULES = frozenset({
-    "os", "posix", "nt", "posixpath", "ntpath", "sys", "subprocess", "ctypes", "_ctypes", "code", "codeop", "pty",
-    "tty", "threading", "_thread", "multiprocessing", "concurrent", "asyncio", "socket", "_socket", "ssl",
-    "select", "selectors", "signal", "importlib", "imp", "zipimport", "pkgutil", "runpy", "site", "sysconfig",
-    "pdb", "bdb", "trace", "profile", "cProfile", "_lsprof", "timeit", "webbrowser", "shutil", "tempfile", "glob",
-    "pathlib", "io", "_io", "fileinput", "linecache", "shelve", "dbm", "sqlite3", "zipfile", "tarfile", "gzip",
-    "bz2", "lzma", "pickle", "_pickle", "pickletools", "copyreg", "copy", "marshal", "types", "inspect", "dis",
-    "ast", "operator", "_operator", "functools", "_functools", "itertools", "builtins", "__builtin__", "gc",
-    "weakref", "atexit", "logging", "codecs", "_codecs", "urllib", "http", "ftplib", "smtplib", "poplib",
-    "imaplib", "telnetlib", "xmlrpc", "socketserver", "mailbox", "email", "platform", "getpass", "resource",
-    "fcntl", "mmap", "readline", "rlcompleter", "cmd", "idlelib", "tkinter", "turtle", "turtledemo", "venv",
-    "ensurepip", "distutils", "setuptools", "pip", "pydoc", "doctest", "unittest", "test", "this", "antigravity",
-    "dill", "cloudpickle", "joblib", "yaml", "jinja2", "IPython", "_posixsubprocess", "_winapi", "winreg",
-    "torch.hub", "torch._dynamo", "torch._inductor", "torch.utils.cpp_extension", "torch.utils.tensorboard",
-    "torch.utils.data", "torch.package", "torch.serialization", "torch.storage._load_from_bytes",
-    "torch.multiprocessing",
-    "torch.distributed", "torch.jit", "torch.fx", "torch.export", "torch._export", "torch.compiler",
-    "torch.profiler", "torch.autograd.profiler", "torch.library", "torch._ops", "torch.ops", "torch.classes",
-    "torch._classes", "torch.testing", "torch.backends", "torch.onnx", "torch._C._dynamo",
-    "torch._C.CompilationUnit", "torch._C.ScriptModule", "torch._C.ScriptFunction", "torch._C.ScriptMethod",
-    "numpy.testing", "numpy.distutils", "numpy.f2py", "numpy.ctypeslib", "numpy.lib.format", "numpy.lib.npyio",
-    "numpy.lib._npyio_impl", "numpy.lib._datasource", "numpy.lib.utils", "numpy.lib._utils_impl", "numpy.memmap",
-    "numpy.core.memmap", "numpy._core.memmap", "numpy.load", "numpy.save", "numpy.fromfile", "numpy.DataSource",
-    "scipy.io", "scipy.datasets", "scipy.weave", "scipy._lib._testutils", "scipy._lib._ccallback",
-    "scipy.LowLevelCallable", "sklearn.datasets", "sklearn.utils._testing", "sklearn.externals",
-})
-EXEMPT = ALLOWED_FUNCTIONS | {f"builtins.{n}" for n in SAFE_BUILTINS} | {
-    "joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper",
-    "joblib.numpy_pickle_compat.NDArrayWrapper", "joblib.numpy_pickle_compat.ZNDArrayWrapper"}
+DANGEROUS_MODULES = frozenset(
+    {
+        "os",
+        "posix",
+        "nt",
+        "posixpath",
+        "ntpath",
+        "sys",
+        "subprocess",
+        "ctypes",
+        "_ctypes",
+        "code",
+        "codeop",
+        "pty",
+        "tty",
+        "threading",
+        "_thread",
+        "multiprocessing",
+        "concurrent",
+        "asyncio",
+        "socket",
+        "_socket",
+        "ssl",
+        "select",
+        "selectors",
+        "signal",
+        "importlib",
+        "imp",
+        "zipimport",
+        "pkgutil",
+        "runpy",
+        "site",
+        "sysconfig",
+        "pdb",
+        "bdb",
+        "trace",
+        "profile",
+        "cProfile",
+        "_lsprof",
+        "timeit",
+        "webbrowser",
+        "shutil",
+        "tempfile",
+        "glob",
+        "pathlib",
+        "io",
+        "_io",
+        "fileinput",
+        "linecache",
+        "shelve",
+        "dbm",
+        "sqlite3",
+        "zipfile",
+        "tarfile",
+        "gzip",
+        "bz2",
+        "lzma",
+        "pickle",
+        "_pickle",
+        "pickletools",
+        "copyreg",
+        "copy",
+        "marshal",
+        "types",
+        "inspect",
+        "dis",
+        "ast",
+        "operator",
+        "_operator",
+        "functools",
+        "_functools",
+        "itertools",
+        "builtins",
+        "__builtin__",
+        "gc",
+        "weakref",
+        "atexit",
+        "logging",
+        "codecs",
+        "_codecs",
+        "urllib",
+        "http",
+        "ftplib",
+        "smtplib",
+        "poplib",
+        "imaplib",
+        "telnetlib",
+        "xmlrpc",
+        "socketserver",
+        "mailbox",
+        "email",
+        "platform",
+        "getpass",
+        "resource",
+        "fcntl",
+        "mmap",
+        "readline",
+        "rlcompleter",
+        "cmd",
+        "idlelib",
+        "tkinter",
+        "turtle",
+        "turtledemo",
+        "venv",
+        "ensurepip",
+        "distutils",
+        "setuptools",
+        "pip",
+        "pydoc",
+        "doctest",
+        "unittest",
+        "test",
+        "this",
+        "antigravity",
+        "dill",
+        "cloudpickle",
+        "joblib",
+        "yaml",
+        "jinja2",
+        "IPython",
+        "_posixsubprocess",
+        "_winapi",
+        "winreg",
+        "torch.hub",
+        "torch._dynamo",
+        "torch._inductor",
+        "torch.utils.cpp_extension",
+        "torch.utils.tensorboard",
+        "torch.utils.data",
+        "torch.package",
+        "torch.serialization",
+        "torch.storage._load_from_bytes",
+        "torch.multiprocessing",
+        "torch.distributed",
+        "torch.jit",
+        "torch.fx",
+        "torch.export",
+        "torch._export",
+        "torch.compiler",
+        "torch.profiler",
+        "torch.autograd.profiler",
+        "torch.library",
+        "torch._ops",
+        "torch.ops",
+        "torch.classes",
+        "torch._classes",
+        "torch.testing",
+        "torch.backends",
+        "torch.onnx",
+        "torch._C._dynamo",
+        "torch._C.CompilationUnit",
+        "torch._C.ScriptModule",
+        "torch._C.ScriptFunction",
+        "torch._C.ScriptMethod",
+        "numpy.testing",
+        "numpy.distutils",
+        "numpy.f2py",
+        "numpy.ctypeslib",
+        "numpy.lib.format",
+        "numpy.lib.npyio",
+        "numpy.lib._npyio_impl",
+        "numpy.lib._datasource",
+        "numpy.lib.utils",
+        "numpy.lib._utils_impl",
+        "numpy.memmap",
+        "numpy.core.memmap",
+        "numpy._core.memmap",
+        "numpy.load",
+        "numpy.save",
+        "numpy.fromfile",
+        "numpy.DataSource",
+        "scipy.io",
+        "scipy.datasets",
+        "scipy.weave",
+        "scipy._lib._testutils",
+        "scipy._lib._ccallback",
+        "scipy.LowLevelCallable",
+        "sklearn.datasets",
+        "sklearn.utils._testing",
+        "sklearn.externals",
+    }
+)
+EXEMPT = (
+    ALLOWED_FUNCTIONS
+    | {f"builtins.{n}" for n in SAFE_BUILTINS}
+    | {
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "joblib.numpy_pickle.NDArrayWrapper",
+        "joblib.numpy_pickle_compat.NDArrayWrapper",
+        "joblib.numpy_pickle_compat.ZNDArrayWrapper",
+    }
+)
 JOBLIB_WRAPPERS = frozenset({"joblib.numpy_pickle.NumpyArrayWrapper", "joblib.numpy_pickle.NDArrayWrapper"})
 
 
@@ -133,11 +334,13 @@ def fickling_version() -> str:
 def corrupt(label: str, why: str) -> SourceModelError:
     """The :class:`SourceModelError` for a file the scan cannot decode."""
     first = (str(why).strip().splitlines() or ["no detail"])[0][:160]
-    return SourceModelError(f"cannot scan {label}: it looks truncated or corrupt ({first})",
-                            "export or save the model again")
+    return SourceModelError(
+        f"cannot scan {label}: it looks truncated or corrupt ({first})", "export or save the model again"
+    )
 
 
 # --- the policy ---------------------------------------------------------------------------------
+
 
 def _within(name: str, prefixes) -> bool:
     return any(name == p or name.startswith(p + ".") for p in prefixes)
@@ -179,7 +382,8 @@ def _resolve(module: str, name: str) -> tuple[object | None, str]:
     obj = _module(module)
     if obj is None:
         return None, "module not imported and not inside a trusted package" if not _within(
-            module, IMPORTABLE_PREFIXES) else "module not importable"
+            module, IMPORTABLE_PREFIXES
+        ) else "module not importable"
     parts = name.split(".")
     for i, part in enumerate(parts):
         if i and not inspect.isclass(obj):
@@ -200,15 +404,20 @@ def _is_model_class(obj: type) -> bool:
     base = _module("sklearn.base") if "sklearn" in sys.modules else None
     bases = [getattr(torch_nn, "Module", None), getattr(base, "BaseEstimator", None)]
     if "transformers" in sys.modules:
-        bases += [getattr(_module("transformers.configuration_utils"), "PretrainedConfig", None),
-                  getattr(_module("transformers.generation.configuration_utils"), "GenerationConfig", None)]
+        bases += [
+            getattr(_module("transformers.configuration_utils"), "PretrainedConfig", None),
+            getattr(_module("transformers.generation.configuration_utils"), "GenerationConfig", None),
+        ]
     return any(inspect.isclass(b) and issubclass(obj, b) for b in bases)
 
 
 def _torch_constant(obj: object) -> bool:
     torch = sys.modules.get("torch")
-    kinds = tuple(getattr(torch, k) for k in ("dtype", "layout", "memory_format", "qscheme")
-                  if torch is not None and hasattr(torch, k))
+    kinds = tuple(
+        getattr(torch, k)
+        for k in ("dtype", "layout", "memory_format", "qscheme")
+        if torch is not None and hasattr(torch, k)
+    )
     return bool(kinds) and isinstance(obj, kinds)
 
 
@@ -247,15 +456,17 @@ def _check_resolved(module: str, name: str, full: str) -> str | None:
         return "a class from an untrusted module (only torch.nn.Module / scikit-learn estimator subclasses are)"
     if module == TORCH_REBUILD_MODULE and name.startswith("_rebuild_") and callable(obj):
         return None
-    if module in ("torch.nn.functional", "torch._C._nn") and callable(obj) and _within(
-            getattr(obj, "__module__", None) or "torch._C", ("torch.nn.functional", "torch._C", "torch")) \
-            and not _within(getattr(obj, "__module__", None) or "", DANGEROUS_MODULES):
+    if (
+        module in ("torch.nn.functional", "torch._C._nn")
+        and callable(obj)
+        and _within(getattr(obj, "__module__", None) or "torch._C", ("torch.nn.functional", "torch._C", "torch"))
+        and not _within(getattr(obj, "__module__", None) or "", DANGEROUS_MODULES)
+    ):
         return None  # tensor math an nn.Module keeps as an attribute (TransformerEncoderLayer's activation)
     numpy = sys.modules.get("numpy")
     if _within(module, ("numpy",)) and numpy is not None and isinstance(obj, numpy.ufunc):
         return None  # element-wise math (FunctionTransformer(numpy.log1p))
-    if (name.startswith("__pyx_unpickle_") and _within(module, ("sklearn", "numpy", "scipy"))
-            and callable(obj)):
+    if name.startswith("__pyx_unpickle_") and _within(module, ("sklearn", "numpy", "scipy")) and callable(obj):
         return None
     if _within(module, ("torch",)) and _torch_constant(obj):
         return None
@@ -266,10 +477,23 @@ def _check_resolved(module: str, name: str, full: str) -> str | None:
 
 # --- decoding -----------------------------------------------------------------------------------
 
-STRING_OPS = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
-                        "SHORT_BINSTRING"})
-LITERAL_OPS = STRING_OPS | {"INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-                            "BINBYTES", "SHORT_BINBYTES", "BINBYTES8"}
+STRING_OPS = frozenset(
+    {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING", "SHORT_BINSTRING"}
+)
+LITERAL_OPS = STRING_OPS | {
+    "INT",
+    "BININT",
+    "BININT1",
+    "BININT2",
+    "LONG",
+    "LONG1",
+    "LONG4",
+    "FLOAT",
+    "BINFLOAT",
+    "BINBYTES",
+    "SHORT_BINBYTES",
+    "BINBYTES8",
+}
 PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
 _UNKNOWN, _MARK = object(), object()
@@ -296,7 +520,8 @@ class _Obj:
 
 def _literal(value: object) -> bool:
     return isinstance(value, (int, float, str, bytes, type(None))) or (
-        isinstance(value, tuple) and all(_literal(v) for v in value))
+        isinstance(value, tuple) and all(_literal(v) for v in value)
+    )
 
 
 def _itemsize(dtype: _Obj) -> int:
@@ -305,7 +530,7 @@ def _itemsize(dtype: _Obj) -> int:
     match the state's)."""
     import numpy
 
-    code, state = dtype.args[0], dtype.state
+    code, state = dtype.args[0], dtype.state  # type: ignore[index]  # the caller checked that args is a tuple
     if not _literal(state):
         if isinstance(state, tuple) and len(state) > 5 and code == f"V{state[5]}":
             return int(state[5])  # structured: fields hold dtypes (no literals), the size is the code's
@@ -322,8 +547,12 @@ def _class_of(obj: _Obj) -> str | None:
     """The dotted name of the class ``obj`` was made from (through ``copyreg._reconstructor``, as
     protocols 0 and 1 do), or None."""
     func = obj.func
-    if isinstance(func, _Global) and func.full in ("copyreg._reconstructor", "copy_reg._reconstructor") \
-            and isinstance(obj.args, tuple) and obj.args:
+    if (
+        isinstance(func, _Global)
+        and func.full in ("copyreg._reconstructor", "copy_reg._reconstructor")
+        and isinstance(obj.args, tuple)
+        and obj.args
+    ):
         func = obj.args[0]
     return func.full if isinstance(func, _Global) else None
 
@@ -351,7 +580,8 @@ class _Stream:
         handle.seek(start)
         try:
             for op, arg, pos in pickletools.genops(handle):
-                self.end = pos
+                if pos is not None:  # always, for a BytesIO
+                    self.end = pos
                 skip_to = self._step(op.name, op, arg, handle.tell())
                 if skip_to is not None:
                     if skip_to > len(data):
@@ -415,11 +645,9 @@ class _Stream:
             items = self._pop_mark() if name != "SETITEM" else [*reversed([self._pop(), self._pop()])]
             target = {} if name == "DICT" else (stack[-1] if stack else None)
             if isinstance(target, dict):
-                for key, value in zip(items[::2], items[1::2]):
-                    try:
+                for key, value in zip(items[::2], items[1::2], strict=False):
+                    with contextlib.suppress(TypeError):  # an unhashable key (a list, a dict)
                         target[key] = value
-                    except TypeError:  # an unhashable key (a list, a dict)
-                        pass
             if name == "DICT":
                 stack.append(target)
         elif name in ("GLOBAL", "INST"):
@@ -428,17 +656,23 @@ class _Stream:
             found = _Global(module, qual)
             stack.append(found if name == "GLOBAL" else _Obj(found, tuple(self._pop_mark())))
         elif name == "STACK_GLOBAL":
-            qual, module = self._pop(), self._pop()
-            if isinstance(module, str) and isinstance(qual, str):
-                self.imports.append((module, qual))
-                stack.append(_Global(module, qual))
+            top, below = self._pop(), self._pop()
+            if isinstance(below, str) and isinstance(top, str):
+                self.imports.append((below, top))
+                stack.append(_Global(below, top))
             else:
                 self.problems.append("STACK_GLOBAL of a computed name")
                 stack.append(_UNKNOWN)
         elif name in ("REDUCE", "NEWOBJ"):
             args, func = self._pop(), self._pop()
-            if (isinstance(func, _Global) and func.full == "_codecs.encode" and isinstance(args, tuple)
-                    and len(args) == 2 and isinstance(args[0], str) and args[1] in ("latin1", "latin-1")):
+            if (
+                isinstance(func, _Global)
+                and func.full == "_codecs.encode"
+                and isinstance(args, tuple)
+                and len(args) == 2
+                and isinstance(args[0], str)
+                and args[1] in ("latin1", "latin-1")
+            ):
                 stack.append(args[0].encode("latin-1"))  # how protocols 0-2 write bytes
             else:
                 stack.append(_Obj(func, args))
@@ -478,9 +712,14 @@ class _Stream:
         if _class_of(wrapper) != "joblib.numpy_pickle.NumpyArrayWrapper" or not isinstance(state, dict):
             raise _Undecodable("joblib array wrapper without a readable state")
         dtype, shape = state.get("dtype"), state.get("shape")
-        if not (isinstance(dtype, _Obj) and isinstance(dtype.args, tuple) and dtype.args
-                and isinstance(dtype.args[0], str) and isinstance(shape, tuple)
-                and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)):
+        if not (
+            isinstance(dtype, _Obj)
+            and isinstance(dtype.args, tuple)
+            and dtype.args
+            and isinstance(dtype.args[0], str)
+            and isinstance(shape, tuple)
+            and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+        ):
             raise _Undecodable("joblib array of unknown dtype or shape")
         match = DTYPE_RE.fullmatch(dtype.args[0])
         if match is None:
@@ -543,7 +782,7 @@ def pickle_imports(data: bytes, label: str) -> tuple[list[tuple[str, str, str]],
             if stream.unsized_array:  # the real unpickler may go on where this decoder cannot follow
                 problems.append(f"the rest of the stream ({stream.error})")
                 break
-            if first or data[start:start + 1] == b"\x80":
+            if first or data[start : start + 1] == b"\x80":
                 raise corrupt(label, stream.error)
             # raw bytes no unpickler reads (legacy torch storages, anything after the first pickle): search them
             rest = data[start:]
@@ -564,19 +803,25 @@ def _fickling_findings(data: bytes, label: str) -> list[Finding]:
         from fickling.fickle import StackedPickle
 
         with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-            results = [r for pickled in StackedPickle.load(io.BytesIO(data), fail_on_decode_error=False)
-                       for r in check_safety(pickled).results]
+            results = [
+                r
+                for pickled in StackedPickle.load(io.BytesIO(data), fail_on_decode_error=False)
+                for r in check_safety(pickled).results
+            ]
     except Exception:  # fickling's own limits (PERSID, joblib buffers, ...)
         return []
-    return [Finding("pickle-global", r.trigger or str(r)[:80], label, f"fickling {r.analysis_name}: {str(r)[:160]}",
-                    PICKLE_HINT)
-            for r in results
-            if r.severity >= Severity.LIKELY_OVERTLY_MALICIOUS and not _fickling_benign(r.trigger or "")]
+    return [
+        Finding(
+            "pickle-global", r.trigger or str(r)[:80], label, f"fickling {r.analysis_name}: {str(r)[:160]}", PICKLE_HINT
+        )
+        for r in results
+        if r.severity >= Severity.LIKELY_OVERTLY_MALICIOUS and not _fickling_benign(r.trigger or "")
+    ]
 
 
 def _fickling_benign(trigger: str) -> bool:
     match = re.fullmatch(r"from (\S+) import (\S+)", trigger)
-    return bool(match) and check_import(match.group(1), match.group(2)) is None
+    return match is not None and check_import(match.group(1), match.group(2)) is None
 
 
 def scan_pickle_bytes(data: bytes, label: str) -> list[Finding]:
@@ -595,8 +840,9 @@ def scan_pickle_bytes(data: bytes, label: str) -> list[Finding]:
         seen.add((module, name))
         why = check_import(module, name)
         if why is not None:
-            findings.append(Finding("pickle-global", f"from {module} import {name}", label, f"{where}: {why}",
-                                    PICKLE_HINT))
+            findings.append(
+                Finding("pickle-global", f"from {module} import {name}", label, f"{where}: {why}", PICKLE_HINT)
+            )
     reported = {f.name for f in findings}
     findings += [f for f in _fickling_findings(data, label) if f.name not in reported]
     return findings
@@ -612,6 +858,7 @@ def _decompressed(data: bytes) -> bytes:
     import lzma
     import zlib
 
+    engine: zlib._Decompress | bz2.BZ2Decompressor | lzma.LZMADecompressor
     if data[:1] == b"\x78":
         engine = zlib.decompressobj()
     elif data[:2] == b"\x1f\x8b":
@@ -624,8 +871,10 @@ def _decompressed(data: bytes) -> bytes:
         return data
     out = engine.decompress(data, MAX_DECOMPRESSED)
     if len(out) >= MAX_DECOMPRESSED:
-        raise SourceModelError(f"compressed pickle decompresses to more than {MAX_DECOMPRESSED} bytes",
-                               "save it uncompressed (joblib.dump(..., compress=0))")
+        raise SourceModelError(
+            f"compressed pickle decompresses to more than {MAX_DECOMPRESSED} bytes",
+            "save it uncompressed (joblib.dump(..., compress=0))",
+        )
     return out
 
 

@@ -37,5 +37,7 @@ def remote_code_files(folder: Path) -> list[str]:
 
 def scan_remote_code(folder: Path) -> list[Finding]:
     """One ``remote-code`` finding per file :func:`remote_code_files` lists."""
-    return [Finding("remote-code", Path(f).name, f, "auto_map" if f.endswith(".json") else "Python source")
-            for f in remote_code_files(folder)]
+    return [
+        Finding("remote-code", Path(f).name, f, "auto_map" if f.endswith(".json") else "Python source")
+        for f in remote_code_files(folder)
+    ]

@@ -63,9 +63,15 @@ class ScanReport:
 
     def to_dict(self) -> dict:
         """A JSON-ready dict for the manifest's ``scan`` entry."""
-        return {"framework": self.framework, "skipped": self.skipped, "passed": self.passed,
-                "scanners": dict(self.scanners), "checked": list(self.checked),
-                "findings": [f.to_dict() for f in self.findings], "notes": list(self.notes)}
+        return {
+            "framework": self.framework,
+            "skipped": self.skipped,
+            "passed": self.passed,
+            "scanners": dict(self.scanners),
+            "checked": list(self.checked),
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+        }
 
     def raise_for_findings(self) -> None:
         """Raise :class:`~optkit.errors.UnsafeModelError` for the first finding (the message says how
@@ -79,8 +85,11 @@ class ScanReport:
             names = ", ".join(Path(f.file).name for f in self.findings)
             raise UnsafeModelError(
                 f"{first.file} ships custom code ({names}) that transformers would import and run",
-                f"pass {TRUST_REMOTE_CODE} to run it (inside optkit's confinement); only for code you have read")
+                f"pass {TRUST_REMOTE_CODE} to run it (inside optkit's confinement); only for code you have read",
+            )
         raise UnsafeModelError(
             f"{first.kind} '{first.name}' in {first.file}{where}{more}: loading or running it would run code "
             "or touch files",
-            first.hint or f"pass {TRUST_MODEL_CODE} to skip the scan (dangerous: the model then runs whatever it holds)")
+            first.hint
+            or f"pass {TRUST_MODEL_CODE} to skip the scan (dangerous: the model then runs whatever it holds)",
+        )

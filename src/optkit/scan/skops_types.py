@@ -22,8 +22,10 @@ from optkit.scan.report import TRUST_MODEL_CODE, Finding
 
 # --trust-model-code alone skips the scan, but the loader still passes only trusted_skops_types to
 # skops.io.load; --trust-pickle makes it trust every type the file needs.
-SKOPS_HINT = ("optkit loads only scikit-learn classes from .skops files; re-save the model without it, or pass "
-              f"{TRUST_MODEL_CODE} --trust-pickle to load it anyway (dangerous: it then runs whatever it names)")
+SKOPS_HINT = (
+    "optkit loads only scikit-learn classes from .skops files; re-save the model without it, or pass "
+    f"{TRUST_MODEL_CODE} --trust-pickle to load it anyway (dangerous: it then runs whatever it names)"
+)
 
 
 def _resolve(name: str) -> object | None:
@@ -65,8 +67,10 @@ def untrusted_types(path: Path) -> list[str]:
     try:
         return list(sio.get_untrusted_types(file=path))
     except Exception as exc:  # zipfile/json errors for corrupt files
-        raise SourceModelError(f"cannot read {path} with skops: {str(exc).splitlines()[0]}",
-                               "the file may be truncated or corrupt; re-save it with skops.io.dump") from exc
+        raise SourceModelError(
+            f"cannot read {path} with skops: {str(exc).splitlines()[0]}",
+            "the file may be truncated or corrupt; re-save it with skops.io.dump",
+        ) from exc
 
 
 def scan_skops(path: Path) -> tuple[list[str], list[Finding]]:
@@ -80,7 +84,9 @@ def scan_skops(path: Path) -> tuple[list[str], list[Finding]]:
         if is_sklearn_class(name):
             trusted.append(name)
         else:
-            what = "a function or non-class object" if name.startswith("sklearn.") else "a type from outside scikit-learn"
+            what = (
+                "a function or non-class object" if name.startswith("sklearn.") else "a type from outside scikit-learn"
+            )
             findings.append(Finding("skops-type", name, str(path), what, SKOPS_HINT))
     return trusted, findings
 

@@ -22,31 +22,88 @@ from pathlib import Path
 from optkit.errors import SourceModelError
 from optkit.scan.report import Finding
 
-FILE_OPS = frozenset({
-    # read/write whole files, list files
-    "ReadFile", "WriteFile", "MatchingFiles", "ImmutableConst",
-    # checkpoints (tf.raw_ops.Save*, Restore*, MergeV2Checkpoints)
-    "Save", "SaveV2", "SaveSlices", "Restore", "RestoreV2", "RestoreSlice", "MergeV2Checkpoints",
-    "LoadAndRemapMatrix", "GenerateVocabRemapping", "FixedUnigramCandidateSampler",
-    # summaries written to event files or a database
-    "CreateSummaryFileWriter", "CreateSummaryDbWriter", "SummaryWriter", "WriteSummary",
-    "WriteScalarSummary", "WriteHistogramSummary", "WriteImageSummary", "WriteAudioSummary",
-    "WriteGraphSummary", "WriteRawProtoSummary", "ImportEvent", "FlushSummaryWriter", "CloseSummaryWriter",
-    # tfdbg dumps (debug_urls may be file://)
-    "DebugIdentity", "DebugIdentityV2", "DebugIdentityV3", "DebugNanCount", "DebugNumericSummary",
-    "DebugNumericSummaryV2",
-    # readers and file-backed datasets
-    "WholeFileReader", "WholeFileReaderV2", "TextLineReader", "TextLineReaderV2", "TFRecordReader",
-    "TFRecordReaderV2", "FixedLengthRecordReader", "FixedLengthRecordReaderV2", "LMDBReader",
-    "IdentityReader", "IdentityReaderV2", "RecordInput",
-    "TFRecordDataset", "TFRecordDatasetV2", "TextLineDataset", "TextLineDatasetV2",
-    "FixedLengthRecordDataset", "FixedLengthRecordDatasetV2", "CSVDataset", "CSVDatasetV2",
-    "ExperimentalCSVDataset", "LMDBDataset", "ExperimentalLMDBDataset", "SqlDataset", "ExperimentalSqlDataset",
-    "MatchingFilesDataset", "ExperimentalMatchingFilesDataset", "DatasetToTFRecord",
-    "ExperimentalDatasetToTFRecord", "SaveDataset", "SaveDatasetV2", "LoadDataset", "DistributedSave",
-    "SnapshotDataset", "SnapshotDatasetV2", "SnapshotDatasetReader", "SnapshotChunkDataset",
-    "ListSnapshotChunksDataset", "CacheDataset", "CacheDatasetV2",
-})
+FILE_OPS = frozenset(
+    {
+        # read/write whole files, list files
+        "ReadFile",
+        "WriteFile",
+        "MatchingFiles",
+        "ImmutableConst",
+        # checkpoints (tf.raw_ops.Save*, Restore*, MergeV2Checkpoints)
+        "Save",
+        "SaveV2",
+        "SaveSlices",
+        "Restore",
+        "RestoreV2",
+        "RestoreSlice",
+        "MergeV2Checkpoints",
+        "LoadAndRemapMatrix",
+        "GenerateVocabRemapping",
+        "FixedUnigramCandidateSampler",
+        # summaries written to event files or a database
+        "CreateSummaryFileWriter",
+        "CreateSummaryDbWriter",
+        "SummaryWriter",
+        "WriteSummary",
+        "WriteScalarSummary",
+        "WriteHistogramSummary",
+        "WriteImageSummary",
+        "WriteAudioSummary",
+        "WriteGraphSummary",
+        "WriteRawProtoSummary",
+        "ImportEvent",
+        "FlushSummaryWriter",
+        "CloseSummaryWriter",
+        # tfdbg dumps (debug_urls may be file://)
+        "DebugIdentity",
+        "DebugIdentityV2",
+        "DebugIdentityV3",
+        "DebugNanCount",
+        "DebugNumericSummary",
+        "DebugNumericSummaryV2",
+        # readers and file-backed datasets
+        "WholeFileReader",
+        "WholeFileReaderV2",
+        "TextLineReader",
+        "TextLineReaderV2",
+        "TFRecordReader",
+        "TFRecordReaderV2",
+        "FixedLengthRecordReader",
+        "FixedLengthRecordReaderV2",
+        "LMDBReader",
+        "IdentityReader",
+        "IdentityReaderV2",
+        "RecordInput",
+        "TFRecordDataset",
+        "TFRecordDatasetV2",
+        "TextLineDataset",
+        "TextLineDatasetV2",
+        "FixedLengthRecordDataset",
+        "FixedLengthRecordDatasetV2",
+        "CSVDataset",
+        "CSVDatasetV2",
+        "ExperimentalCSVDataset",
+        "LMDBDataset",
+        "ExperimentalLMDBDataset",
+        "SqlDataset",
+        "ExperimentalSqlDataset",
+        "MatchingFilesDataset",
+        "ExperimentalMatchingFilesDataset",
+        "DatasetToTFRecord",
+        "ExperimentalDatasetToTFRecord",
+        "SaveDataset",
+        "SaveDatasetV2",
+        "LoadDataset",
+        "DistributedSave",
+        "SnapshotDataset",
+        "SnapshotDatasetV2",
+        "SnapshotDatasetReader",
+        "SnapshotChunkDataset",
+        "ListSnapshotChunksDataset",
+        "CacheDataset",
+        "CacheDatasetV2",
+    }
+)
 PYTHON_OPS = frozenset({"PyFunc", "PyFuncStateless", "EagerPyFunc"})
 DENIED_OPS = FILE_OPS | PYTHON_OPS
 # PrintV2 and Encode/DecodeProto are fine unless an attribute names a file.
@@ -96,15 +153,19 @@ def scan_savedmodel(folder: Path) -> tuple[list[str], list[Finding]]:
     try:
         model.ParseFromString(Path(file).read_bytes())
     except Exception as exc:  # protobuf DecodeError, OSError
-        raise SourceModelError(f"cannot read SavedModel {file}: {exc}",
-                               "the folder may be truncated or corrupt; export it again") from exc
+        raise SourceModelError(
+            f"cannot read SavedModel {file}: {exc}", "the folder may be truncated or corrupt; export it again"
+        ) from exc
     findings: list[Finding] = []
     seen_functions: list[str] = []
     for meta in model.meta_graphs:
         functions = {f.signature.name: f for f in meta.graph_def.library.function}
         nodes = {n.name: n for n in meta.graph_def.node}
-        todo = [t.name.split(":")[0].lstrip("^") for sig in meta.signature_def.values()
-                for t in [*sig.inputs.values(), *sig.outputs.values()]]
+        todo = [
+            t.name.split(":")[0].lstrip("^")
+            for sig in meta.signature_def.values()
+            for t in [*sig.inputs.values(), *sig.outputs.values()]
+        ]
         for key in ("saved_model_main_op", "legacy_init_op"):  # TF1 init ops run at load
             if key in meta.collection_def:
                 todo += [n.split(":")[0].lstrip("^") for n in meta.collection_def[key].node_list.value]
@@ -148,8 +209,10 @@ def scan_keras(path: Path) -> tuple[list[str], list[Finding]]:
         with zipfile.ZipFile(path) as archive:
             config = json.loads(archive.read("config.json"))
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
-        raise SourceModelError(f"cannot read config.json in Keras file {path}: {exc}",
-                               "the file may be truncated or corrupt; save it again with model.save") from exc
+        raise SourceModelError(
+            f"cannot read config.json in Keras file {path}: {exc}",
+            "the file may be truncated or corrupt; save it again with model.save",
+        ) from exc
     findings: list[Finding] = []
     stack = [config]
     while stack:
@@ -161,7 +224,8 @@ def scan_keras(path: Path) -> tuple[list[str], list[Finding]]:
             if cls in LAMBDA_LAYERS:
                 findings.append(Finding("keras-layer", str(cls), str(path), "config.json", LAMBDA_HINT))
             elif isinstance(module, str) and module.split(".")[0] not in SAFE_KERAS_MODULES:
-                findings.append(Finding("keras-layer", f"{module}.{cls}", str(path),
-                                        "config.json (custom object outside keras)"))
+                findings.append(
+                    Finding("keras-layer", f"{module}.{cls}", str(path), "config.json (custom object outside keras)")
+                )
             stack += list(item.values())
     return [f"{path}!config.json"], findings

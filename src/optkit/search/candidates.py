@@ -65,10 +65,24 @@ class Candidate:
     def row(self) -> dict[str, Any]:
         """A JSON-ready dict for the manifest (no paths)."""
         margin = self.margin if abs(self.margin) != float("inf") else None
-        return {"id": self.id, "stage": self.stage, "settings": self.settings(), "weight_type": self.weight_type,
-                "per_channel": self.per_channel, "reduce_range": self.reduce_range, "op_types": self.op_types,
-                "fp32_nodes": self.fp32_nodes, "quantized_ops": self.quantized_ops, "metrics": self.metrics,
-                "gates": self.gates, "passed": self.passed, "margin": margin, "latency_ms": self.latency_ms,
-                "best_ms": self.best_ms,
-                "size_mb": self.size_mb, "seconds": round(self.seconds, 2), "error": self.error,
-                "verdict": self.verdict}
+        return {
+            "id": self.id,
+            "stage": self.stage,
+            "settings": self.settings(),
+            "weight_type": self.weight_type,
+            "per_channel": self.per_channel,
+            "reduce_range": self.reduce_range,
+            "op_types": self.op_types,
+            "fp32_nodes": self.fp32_nodes,
+            "quantized_ops": self.quantized_ops,
+            "metrics": self.metrics,
+            "gates": self.gates,
+            "passed": self.passed,
+            "margin": margin,
+            "latency_ms": self.latency_ms,
+            "best_ms": self.best_ms,
+            "size_mb": self.size_mb,
+            "seconds": round(self.seconds, 2),
+            "error": self.error,
+            "verdict": self.verdict,
+        }

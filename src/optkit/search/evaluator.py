@@ -68,8 +68,18 @@ class CandidateEvaluator:
         warmup / iterations: untimed and timed calls for the latency figure (p50).
     """
 
-    def __init__(self, reference: Feeds, vset: ValidationSet, info: ModelInfo, gates: list[AccuracyGate],
-                 batch_size: int, threads: int, latency_feeds: Feeds, warmup: int = 3, iterations: int = 15) -> None:
+    def __init__(
+        self,
+        reference: Feeds,
+        vset: ValidationSet,
+        info: ModelInfo,
+        gates: list[AccuracyGate],
+        batch_size: int,
+        threads: int,
+        latency_feeds: Feeds,
+        warmup: int = 3,
+        iterations: int = 15,
+    ) -> None:
         self.reference, self.vset, self.info, self.gates = reference, vset, info, gates
         self.batch_size, self.threads, self.latency_feeds = batch_size, threads, latency_feeds
         self.warmup, self.iterations = warmup, iterations
@@ -96,9 +106,10 @@ class CandidateEvaluator:
                 release.callback(runner.deactivate)
             for number in range(rounds):
                 order = list(range(len(runners)))
-                order = order[number % len(order):] + order[:number % len(order)]
+                order = order[number % len(order) :] + order[: number % len(order)]
                 for index in order:
-                    times = time_runner(runners[index], self.latency_feeds, self.warmup if number == 0 else 1,
-                                        self.iterations)
+                    times = time_runner(
+                        runners[index], self.latency_feeds, self.warmup if number == 0 else 1, self.iterations
+                    )
                     best[index] = min(best[index], min(times) * 1e3)
         return best

@@ -12,8 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def fake_quant_weight(w: np.ndarray, weight_type: str, per_channel: bool, reduce_range: bool,
-                      axis: int = -1) -> np.ndarray:
+def fake_quant_weight(
+    w: np.ndarray, weight_type: str, per_channel: bool, reduce_range: bool, axis: int = -1
+) -> np.ndarray:
     """``dequantize(quantize(w))`` as float64, same shape as ``w``.
 
     Args:

@@ -33,8 +33,9 @@ PROBE_BATCH = 4
 DOWN, UP = "_cast_to_fp16_node", "_cast_to_fp32_node"
 
 
-def convert_guarded(model: onnx.ModelProto, config: Fp16Pass, op_block: list[str],
-                    ctx: PassContext) -> tuple[onnx.ModelProto, dict[str, Any], list[str]]:
+def convert_guarded(
+    model: onnx.ModelProto, config: Fp16Pass, op_block: list[str], ctx: PassContext
+) -> tuple[onnx.ModelProto, dict[str, Any], list[str]]:
     """Convert ``model`` (float32, nodes named) to fp16, blocking overflowing nodes automatically.
 
     Returns:
@@ -74,15 +75,26 @@ def convert_guarded(model: onnx.ModelProto, config: Fp16Pass, op_block: list[str
             raise PassError(
                 f"fp16 overflows to Inf/NaN at {', '.join(n.name for n in offenders[:5])} on the validation data "
                 "(in the graph as written; ONNX Runtime's CPU kernels compute many fp16 ops in float32 and hide "
-                "it, a CUDA run would not)", "set fp16.auto_block: true, or add these nodes to fp16.node_block_list")
+                "it, a CUDA run would not)",
+                "set fp16.auto_block: true, or add these nodes to fp16.node_block_list",
+            )
         added = _to_block(converted, offenders, originals, set(block))
-        rounds.append({"round": number, "offenders": [{"node": n.name, "op_type": n.op_type} for n in offenders],
-                       "blocked": added})
-        ctx.progress(f"fp16 round {number}: NaN/Inf first produced by "
-                     f"{', '.join(n.name for n in offenders) or 'no node found'}; keeping {added or 'nothing'} in fp32")
+        rounds.append(
+            {
+                "round": number,
+                "offenders": [{"node": n.name, "op_type": n.op_type} for n in offenders],
+                "blocked": added,
+            }
+        )
+        ctx.progress(
+            f"fp16 round {number}: NaN/Inf first produced by "
+            f"{', '.join(n.name for n in offenders) or 'no node found'}; keeping {added or 'nothing'} in fp32"
+        )
         if not added:
-            warnings.append("fp16 produces NaN/Inf that keeping nodes in float32 did not remove "
-                            f"(offenders: {[n.name for n in offenders]}); check the source model")
+            warnings.append(
+                "fp16 produces NaN/Inf that keeping nodes in float32 did not remove "
+                f"(offenders: {[n.name for n in offenders]}); check the source model"
+            )
             break
         block += added
         if time.perf_counter() - start > config.search_budget_s:
@@ -95,8 +107,12 @@ def convert_guarded(model: onnx.ModelProto, config: Fp16Pass, op_block: list[str
     auto = [n for n in block if n not in config.node_block_list]
     if auto:
         warnings.append(f"kept {len(auto)} node(s) in float32 because fp16 overflowed there: {', '.join(auto[:10])}")
-    details = {"node_block_list": block, "auto_blocked": auto, "rounds": rounds,
-               "checked_samples": sum(len(next(iter(b.values()))) for b in batches)}
+    details = {
+        "node_block_list": block,
+        "auto_blocked": auto,
+        "rounds": rounds,
+        "checked_samples": sum(len(next(iter(b.values()))) for b in batches),
+    }
     return converted, details, warnings
 
 
@@ -112,11 +128,18 @@ def _convert(model: onnx.ModelProto, config: Fp16Pass, op_block: list[str], bloc
     copy = onnx.ModelProto()
     copy.CopyFrom(model)  # the converter edits its argument
     try:
-        converted = convert_float_to_float16(copy, keep_io_types=config.keep_io_types, op_block_list=op_block,
-                                             node_block_list=block or None, disable_shape_infer=False)
+        converted = convert_float_to_float16(
+            copy,
+            keep_io_types=config.keep_io_types,
+            op_block_list=op_block,
+            node_block_list=block or None,
+            disable_shape_infer=False,
+        )
     except Exception as exc:
-        raise PassError(f"fp16 conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                        "add the failing op type to fp16.op_block_list") from exc
+        raise PassError(
+            f"fp16 conversion failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            "add the failing op type to fp16.op_block_list",
+        ) from exc
     drop_round_trips(converted)
     return converted
 
@@ -138,8 +161,12 @@ def drop_round_trips(model: onnx.ModelProto) -> int:
         if node.op_type != "Cast" or _cast_to(node) != onnx.TensorProto.FLOAT or not node.name.endswith(UP):
             continue
         first = producers.get(node.input[0])
-        if first is None or first.op_type != "Cast" or _cast_to(first) != onnx.TensorProto.FLOAT16 \
-                or not first.name.endswith(DOWN):
+        if (
+            first is None
+            or first.op_type != "Cast"
+            or _cast_to(first) != onnx.TensorProto.FLOAT16
+            or not first.name.endswith(DOWN)
+        ):
             continue  # only the converter's own pair around a blocked node's float32 output
         source = producers.get(first.input[0])
         if source is None or node.output[0] in outputs:
@@ -172,9 +199,11 @@ def _finite_map(model: onnx.ModelProto, batches: list, ctx: PassContext, name: s
     try:
         run_probe(with_outputs(model, names), ctx.workdir / f"{name}.onnx", batches, ctx.threads, visit)
     except Exception as exc:
-        raise PassError(f"could not run the {name.split('-')[0]} model to check for overflow: "
-                        f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-                        "set fp16.auto_block: false and block nodes by hand") from exc
+        raise PassError(
+            f"could not run the {name.split('-')[0]} model to check for overflow: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+            "set fp16.auto_block: false and block nodes by hand",
+        ) from exc
     return finite
 
 
@@ -187,13 +216,17 @@ def _offenders(model: onnx.ModelProto, finite: dict[str, bool], reference: dict[
     return found
 
 
-def _to_block(model: onnx.ModelProto, offenders: list[onnx.NodeProto], originals: set[str],
-              blocked: set[str]) -> list[str]:
+def _to_block(
+    model: onnx.ModelProto, offenders: list[onnx.NodeProto], originals: set[str], blocked: set[str]
+) -> list[str]:
     """Original node names to keep in float32 for these offenders (consumers for inserted Casts)."""
     added: list[str] = []
     for node in offenders:
-        targets = [node.name] if node.name in originals else [
-            c.name for c in model.graph.node if set(node.output) & set(c.input) and c.name in originals]
+        targets = (
+            [node.name]
+            if node.name in originals
+            else [c.name for c in model.graph.node if set(node.output) & set(c.input) and c.name in originals]
+        )
         for name in targets:
             if name not in blocked and name not in added:
                 added.append(name)

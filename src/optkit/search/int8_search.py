@@ -39,7 +39,6 @@ from optkit.search.ort_quantize import quantize
 from optkit.search.sensitivity import exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.speed import size_on_disk_mb
 
-
 #: candidates closer than this (ms) always tie: sub-millisecond models time within timer and cache noise
 TIMER_FLOOR_MS = 0.05
 
@@ -55,8 +54,10 @@ def search(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> P
             model has nothing to quantize, or no candidate could be built at all.
     """
     if ctx.evaluator is None or ctx.validation is None:
-        raise PassError("the accuracy-aware int8 search needs validation data and accuracy gates",
-                        "run the pass through optkit convert / optkit.convert")
+        raise PassError(
+            "the accuracy-aware int8 search needs validation data and accuracy gates",
+            "run the pass through optkit convert / optkit.convert",
+        )
     return _Search(model_path, config, ctx).run()
 
 
@@ -84,8 +85,10 @@ class _Search:
     # ------------------------------------------------------------------ driving
     def run(self) -> PassOutcome:
         if not self.nodes:
-            raise PassError("nothing to quantize: the model has no MatMul/Gemm/Conv/Attention with constant weights",
-                            "remove the quantize-dynamic pass from the recipe")
+            raise PassError(
+                "nothing to quantize: the model has no MatMul/Gemm/Conv/Attention with constant weights",
+                "remove the quantize-dynamic pass from the recipe",
+            )
         self._try(Candidate(0, "fp32 input"))
         for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
             self._try(Candidate(len(self.rows), "settings", wt, pc, rr))
@@ -95,8 +98,9 @@ class _Search:
         if self.space.op_type_subsets and base is not None and len(types) > 1 and not settled:
             for left_out in types:
                 kept = [t for t in types if t != left_out]
-                self._try(Candidate(len(self.rows), "op types", base.weight_type, base.per_channel,
-                                    base.reduce_range, kept))
+                self._try(
+                    Candidate(len(self.rows), "op types", base.weight_type, base.per_channel, base.reduce_range, kept)
+                )
         if not settled and self.space.node_fallback:
             self._fallback()
         return self._outcome()
@@ -115,10 +119,17 @@ class _Search:
         self.rows.append(cand)
         try:
             if cand.is_int8:
+                assert cand.weight_type is not None  # is_int8
                 cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
-                cand.quantized_ops = quantize(self.path, cand.path, cand.weight_type, cand.per_channel,
-                                              bool(cand.reduce_range), cand.op_types,
-                                              exclusion_names(self.model, cand.fp32_nodes))
+                cand.quantized_ops = quantize(
+                    self.path,
+                    cand.path,
+                    cand.weight_type,
+                    bool(cand.per_channel),
+                    bool(cand.reduce_range),
+                    cand.op_types,
+                    exclusion_names(self.model, cand.fp32_nodes),
+                )
             else:
                 cand.path = self.path
             score = self.ctx.evaluator.score(cand.path)
@@ -131,8 +142,12 @@ class _Search:
         else:
             cand.metrics = dict(score.accuracy.metrics)
             cand.gates = [{"name": g.name, "value": g.value, "status": g.status} for g in score.gates]
-            cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (score.passed, score.margin, score.latency_ms,
-                                                                      score.best_ms)
+            cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (
+                score.passed,
+                score.margin,
+                score.latency_ms,
+                score.best_ms,
+            )
             cand.size_mb = size_on_disk_mb(cand.path, cand.path.with_name(cand.path.name + ".data"))
             cand.verdict = "reference" if not cand.is_int8 else ("passed" if cand.passed else "failed")
         interrupts.check()  # a Ctrl-C that a native library turned into a candidate error ends the run
@@ -146,8 +161,10 @@ class _Search:
             return f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: error {cand.error}"
         gates = ", ".join(f"{g['name'].split()[0]} {g['value']:.4g}" for g in cand.gates if g["value"] is not None)
         verdict = "reference" if not cand.is_int8 else ("PASS" if cand.passed else "FAIL")
-        return (f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: {gates} → {verdict}, "
-                f"{cand.latency_ms:.2f} ms p50, {cand.best_ms:.2f} ms best ({cand.seconds:.0f} s)")
+        return (
+            f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: {gates} → {verdict}, "
+            f"{cand.latency_ms:.2f} ms p50, {cand.best_ms:.2f} ms best ({cand.seconds:.0f} s)"
+        )
 
     def _closest(self, stage: str | None = None) -> Candidate | None:
         """The scored int8 candidate with the largest gate margin (earliest wins ties)."""
@@ -159,16 +176,29 @@ class _Search:
         base = self._closest(stage="settings")
         if base is None or not self._budget_left():
             return
+        assert base.weight_type is not None  # a "settings" candidate is int8
         nodes = quantizable_nodes(self.model, base.op_types)
         batches = self.ctx.validation.batches(self.space.sensitivity_samples)[:1]
-        self.ctx.progress(f"ranking {len(nodes)} node(s) by int8 sensitivity on {self.space.sensitivity_samples} "
-                          f"samples ({base.settings()})")
+        self.ctx.progress(
+            f"ranking {len(nodes)} node(s) by int8 sensitivity on {self.space.sensitivity_samples} "
+            f"samples ({base.settings()})"
+        )
         try:
-            self.ranking = rank_nodes(self.model, nodes, batches, self.ctx.workdir, self.ctx.threads,
-                                      base.weight_type, bool(base.per_channel), bool(base.reduce_range))
+            self.ranking = rank_nodes(
+                self.model,
+                nodes,
+                batches,
+                self.ctx.workdir,
+                self.ctx.threads,
+                base.weight_type,
+                bool(base.per_channel),
+                bool(base.reduce_range),
+            )
         except Exception as exc:
-            raise PassError(f"node sensitivity analysis failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                            "set search_space.node_fallback: false, or exclude nodes by hand") from exc
+            raise PassError(
+                f"node sensitivity analysis failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                "set search_space.node_fallback: false, or exclude nodes by hand",
+            ) from exc
         names = [s.name for s in self.ranking]
         limit = len(names) if self.space.allow_fp32 else len(names) - 1
         last_fail, first_pass, count = 0, None, 1
@@ -192,8 +222,17 @@ class _Search:
                 last_fail = middle
 
     def _fallback_candidate(self, base: Candidate, fp32_nodes: list[str]) -> Candidate | None:
-        return self._try(Candidate(len(self.rows), "fp32 fallback", base.weight_type, base.per_channel,
-                                   base.reduce_range, base.op_types, list(fp32_nodes)))
+        return self._try(
+            Candidate(
+                len(self.rows),
+                "fp32 fallback",
+                base.weight_type,
+                base.per_channel,
+                base.reduce_range,
+                base.op_types,
+                list(fp32_nodes),
+            )
+        )
 
     # ------------------------------------------------------------------ choice
     def _choose(self) -> tuple[Candidate, bool]:
@@ -203,17 +242,19 @@ class _Search:
         if passing:
             if len(passing) > 1:
                 self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
-                for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing])):
+                for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing]), strict=False):
                     cand.best_ms = min(cand.best_ms, best)
-            fastest = min(c.best_ms for c in passing)
+            fastest = min(_best_ms(c) for c in passing)
             slack = fastest * self.space.latency_tolerance + TIMER_FLOOR_MS
-            tied = [c for c in passing if c.best_ms <= fastest + slack]
+            tied = [c for c in passing if _best_ms(c) <= fastest + slack]
             return min(tied, key=lambda c: c.id), True
         closest = self._closest()
         if closest is None:
             errors = "; ".join(f"{c.settings()}: {c.error}" for c in self.rows if c.error)
-            raise PassError(f"no int8 candidate could be built or run ({errors[:300]})",
-                            "check the quantize-dynamic search_space, or use quantize-static")
+            raise PassError(
+                f"no int8 candidate could be built or run ({errors[:300]})",
+                "check the quantize-dynamic search_space, or use quantize-static",
+            )
         return closest, False
 
     def _outcome(self) -> PassOutcome:
@@ -221,8 +262,10 @@ class _Search:
         chosen.verdict = "chosen"
         warnings = []
         if not chosen.is_int8:
-            warnings.append("no int8 candidate met the accuracy gates; search_space.allow_fp32 kept the model in "
-                            "float32 (not quantized)")
+            warnings.append(
+                "no int8 candidate met the accuracy gates; search_space.allow_fp32 kept the model in "
+                "float32 (not quantized)"
+            )
         elif not chosen.quantized_ops:
             warnings.append("the chosen candidate has no quantized node: this model has nothing int8 can speed up")
         if not met:
@@ -232,25 +275,48 @@ class _Search:
                 f"no int8 candidate met the accuracy gates after {len(self.rows) - 1} candidate(s)"
                 f"{' (search budget exhausted)' if self.exhausted else ''}; failing: {gate_text}. Try: a larger "
                 "--search-budget, search_space.allow_fp32: true, quantize-static with calibration data, "
-                "or a recipe whose gates match what int8 can hold")
+                "or a recipe whose gates match what int8 can hold"
+            )
         if self.exhausted:
-            warnings.append(f"search budget of {self.config.search_budget_s:g} s exhausted after "
-                            f"{len(self.rows) - 1} candidate(s)")
-        search = {"strategy": "accuracy-aware", "candidates": [c.row() for c in self.rows], "chosen": chosen.id,
-                  "met_gates": met, "fp32_nodes": chosen.fp32_nodes, "budget_s": self.config.search_budget_s,
-                  "budget_exhausted": self.exhausted, "elapsed_s": round(time.perf_counter() - self.start, 1),
-                  "latency_shape": _shape(self.ctx.evaluator.latency_feeds),
-                  "sensitivity": [{"node": s.name, "op_type": s.op_type, "error": s.error, "method": s.method}
-                                  for s in self.ranking[:30]]}
-        details = {"weight_type": chosen.weight_type, "per_channel": chosen.per_channel,
-                   "reduce_range": chosen.reduce_range, "op_types": chosen.op_types,
-                   "nodes_to_exclude": chosen.fp32_nodes, "quantized_ops": chosen.quantized_ops,
-                   "candidates": len(self.rows) - 1, "search": search}
+            warnings.append(
+                f"search budget of {self.config.search_budget_s:g} s exhausted after {len(self.rows) - 1} candidate(s)"
+            )
+        search = {
+            "strategy": "accuracy-aware",
+            "candidates": [c.row() for c in self.rows],
+            "chosen": chosen.id,
+            "met_gates": met,
+            "fp32_nodes": chosen.fp32_nodes,
+            "budget_s": self.config.search_budget_s,
+            "budget_exhausted": self.exhausted,
+            "elapsed_s": round(time.perf_counter() - self.start, 1),
+            "latency_shape": _shape(self.ctx.evaluator.latency_feeds),
+            "sensitivity": [
+                {"node": s.name, "op_type": s.op_type, "error": s.error, "method": s.method} for s in self.ranking[:30]
+            ],
+        }
+        details = {
+            "weight_type": chosen.weight_type,
+            "per_channel": chosen.per_channel,
+            "reduce_range": chosen.reduce_range,
+            "op_types": chosen.op_types,
+            "nodes_to_exclude": chosen.fp32_nodes,
+            "quantized_ops": chosen.quantized_ops,
+            "candidates": len(self.rows) - 1,
+            "search": search,
+        }
         for cand in self.rows:  # free disk: only the chosen model is needed from here on
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)
                 cand.path.with_name(cand.path.name + ".data").unlink(missing_ok=True)
+        assert chosen.path is not None  # every candidate that can be chosen was written
         return PassOutcome(chosen.path, details, warnings)
+
+
+def _best_ms(cand: Candidate) -> float:
+    """The fastest call of a scored candidate (every passing one was scored)."""
+    assert cand.best_ms is not None
+    return cand.best_ms
 
 
 def _shape(feeds: dict) -> str:

@@ -18,12 +18,27 @@ from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, op_counts
 from optkit.quiet_logs import quiet_logs
 
-QUANTIZED_OP_PREFIXES = ("MatMulInteger", "DynamicQuantize", "QAttention", "ConvInteger", "QGemm",
-                         "MatMulIntegerToFloat", "QEmbedLayerNormalization", "DynamicQuantizeLSTM")
+QUANTIZED_OP_PREFIXES = (
+    "MatMulInteger",
+    "DynamicQuantize",
+    "QAttention",
+    "ConvInteger",
+    "QGemm",
+    "MatMulIntegerToFloat",
+    "QEmbedLayerNormalization",
+    "DynamicQuantizeLSTM",
+)
 
 
-def quantize(model_path: Path, out: Path, weight_type: str, per_channel: bool, reduce_range: bool,
-             op_types: list[str] | None, nodes_to_exclude: list[str]) -> dict[str, int]:
+def quantize(
+    model_path: Path,
+    out: Path,
+    weight_type: str,
+    per_channel: bool,
+    reduce_range: bool,
+    op_types: list[str] | None,
+    nodes_to_exclude: list[str],
+) -> dict[str, int]:
     """Write the dynamically quantized ``model_path`` to ``out``.
 
     The quantizer's advice (logged through the root logger) is silenced for the call only.
@@ -41,7 +56,8 @@ def quantize(model_path: Path, out: Path, weight_type: str, per_channel: bool, r
     try:
         with quiet_logs():  # the quantizer logs advice through the root logger
             quantize_dynamic(
-                str(model_path), str(out),
+                str(model_path),
+                str(out),
                 op_types_to_quantize=op_types,
                 per_channel=per_channel,
                 reduce_range=reduce_range,
@@ -53,9 +69,13 @@ def quantize(model_path: Path, out: Path, weight_type: str, per_channel: bool, r
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             raise  # a full disk is reported as such by the CLI (exit 2), not as a quantizer problem
-        raise PassError(f"dynamic quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                        "check that the model and its external data are readable") from exc
+        raise PassError(
+            f"dynamic quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            "check that the model and its external data are readable",
+        ) from exc
     except Exception as exc:  # the quantizer raises assorted errors
-        raise PassError(f"dynamic quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                        "try quantize-dynamic.op_types: [MatMul] or exclude the failing node") from exc
+        raise PassError(
+            f"dynamic quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+            "try quantize-dynamic.op_types: [MatMul] or exclude the failing node",
+        ) from exc
     return {k: v for k, v in op_counts(load_onnx(out)).items() if k.startswith(QUANTIZED_OP_PREFIXES)}

@@ -4,8 +4,8 @@ tensors are the ones the graph names (the method of Polygraphy's ``--onnx-output
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 import onnx
@@ -27,8 +27,13 @@ def with_outputs(model: onnx.ModelProto, names: Iterable[str]) -> onnx.ModelProt
     return probe
 
 
-def run_probe(model: onnx.ModelProto, path: Path, batches: list[Feeds], threads: int,
-              visit: Callable[[dict[str, np.ndarray]], None]) -> None:
+def run_probe(
+    model: onnx.ModelProto,
+    path: Path,
+    batches: list[Feeds],
+    threads: int,
+    visit: Callable[[dict[str, np.ndarray]], None],
+) -> None:
     """Save ``model`` to ``path`` and call ``visit({tensor name: array})`` once per batch.
 
     Raises:
@@ -46,4 +51,4 @@ def run_probe(model: onnx.ModelProto, path: Path, batches: list[Feeds], threads:
     names = [o.name for o in session.get_outputs()]
     for batch in batches:
         feeds = {n: np.ascontiguousarray(batch[n], dtype=ORT_DTYPES.get(inputs[n])) for n in inputs}
-        visit(dict(zip(names, session.run(None, feeds))))
+        visit(dict(zip(names, session.run(None, feeds), strict=False)))

@@ -25,8 +25,7 @@ from optkit.search.fake_quant import fake_quant_activation, fake_quant_weight
 from optkit.search.probe import run_probe, with_outputs
 
 #: op type -> index of the weight input that int8 quantization converts
-WEIGHT_INPUT = {"MatMul": 1, "Gemm": 1, "Attention": 1, "Conv": 1, "Gather": 0, "EmbedLayerNormalization": 2,
-                "LSTM": 1}
+WEIGHT_INPUT = {"MatMul": 1, "Gemm": 1, "Attention": 1, "Conv": 1, "Gather": 0, "EmbedLayerNormalization": 2, "LSTM": 1}
 PRODUCT_OPS = ("MatMul", "Gemm", "Attention")
 
 
@@ -76,8 +75,16 @@ def exclusion_names(model: onnx.ModelProto, names: list[str]) -> list[str]:
     return [x for name in names for x in ([name, f"{name}_MatMul"] if name in gemms else [name])]
 
 
-def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: list[Feeds], workdir: Path,
-               threads: int, weight_type: str, per_channel: bool, reduce_range: bool) -> list[NodeSensitivity]:
+def rank_nodes(
+    model: onnx.ModelProto,
+    nodes: list[onnx.NodeProto],
+    batches: list[Feeds],
+    workdir: Path,
+    threads: int,
+    weight_type: str,
+    per_channel: bool,
+    reduce_range: bool,
+) -> list[NodeSensitivity]:
     """Score ``nodes`` of ``model`` (fp32, node names unique) and sort them most sensitive first
     (ties by name, so the order is deterministic).
 
@@ -90,9 +97,11 @@ def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: lis
     wanted = sorted({n.input[0] for n in products if n.input[0] not in inits})
     errors: dict[str, list[float]] = {n.name: [0.0, 0.0] for n in products}  # sum ||dY||^2, sum ||Y||^2
     weights = {n.name: numpy_helper.to_array(inits[n.input[1]]).astype(np.float64) for n in products}
-    quantized = {name: fake_quant_weight(w, weight_type, per_channel, reduce_range,
-                                         axis=0 if _trans_b(node) else -1)
-                 for node in products for name, w in [(node.name, weights[node.name])]}
+    quantized = {
+        name: fake_quant_weight(w, weight_type, per_channel, reduce_range, axis=0 if _trans_b(node) else -1)
+        for node in products
+        for name, w in [(node.name, weights[node.name])]
+    }
 
     def visit(tensors: dict[str, np.ndarray]) -> None:
         for node in products:
@@ -104,8 +113,10 @@ def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: lis
 
     if products:
         run_probe(with_outputs(model, wanted), workdir / "sensitivity-probe.onnx", batches, threads, visit)
-    ranked = [NodeSensitivity(n.name, n.op_type, float(np.sqrt(errors[n.name][0] / max(errors[n.name][1], 1e-30))),
-                              "output") for n in products]
+    ranked = [
+        NodeSensitivity(n.name, n.op_type, float(np.sqrt(errors[n.name][0] / max(errors[n.name][1], 1e-30))), "output")
+        for n in products
+    ]
     for node in nodes:
         if node.op_type not in PRODUCT_OPS:
             w = numpy_helper.to_array(inits[node.input[WEIGHT_INPUT[node.op_type]]]).astype(np.float64)
@@ -113,8 +124,14 @@ def rank_nodes(model: onnx.ModelProto, nodes: list[onnx.NodeProto], batches: lis
                 wq = fake_quant_weight(w, "quint8", False, False)
             else:  # ConvInteger is per tensor whatever per_channel says
                 wq = fake_quant_weight(w, weight_type, node.op_type == "LSTM" and per_channel, reduce_range, axis=0)
-            ranked.append(NodeSensitivity(node.name, node.op_type,
-                                          float(np.linalg.norm(wq - w) / max(np.linalg.norm(w), 1e-30)), "weight"))
+            ranked.append(
+                NodeSensitivity(
+                    node.name,
+                    node.op_type,
+                    float(np.linalg.norm(wq - w) / max(float(np.linalg.norm(w)), 1e-30)),
+                    "weight",
+                )
+            )
     return sorted(ranked, key=lambda s: (-s.error, s.name))
 
 

@@ -35,7 +35,7 @@ class SourceModel(ABC):
         self.info = info
 
     @abstractmethod
-    def runner(self, threads: int, device: str = "cpu") -> "Runner":
+    def runner(self, threads: int, device: str = "cpu") -> Runner:
         """A runner that executes this model in its own framework (the reference)."""
 
     def device_missing(self, device: str) -> str | None:

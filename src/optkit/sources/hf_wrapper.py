@@ -26,6 +26,6 @@ def make_wrapper(model: Any, input_names: list[str], output: str) -> Any:
             self.model = model
 
         def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            return getattr(self.model(**dict(zip(input_names, tensors)), return_dict=True), output)
+            return getattr(self.model(**dict(zip(input_names, tensors, strict=False)), return_dict=True), output)
 
     return HFWrapper().eval()

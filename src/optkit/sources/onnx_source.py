@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from optkit.errors import SourceModelError
+from optkit.formats.onnx_format import content_kind, looks_like_onnx, read_head
 from optkit.hashing import sha256_file
 from optkit.io_spec import Dim, ModelInfo, TensorSpec
 from optkit.runners.base import Runner
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sources.base import SourceModel
-from optkit.formats.onnx_format import content_kind, looks_like_onnx, read_head
 
 
 class OnnxSource(SourceModel):
@@ -70,13 +70,15 @@ class OnnxReferenceRunner(OrtRunner):
         try:
             super()._activate()
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise SourceModelError(f"ONNX Runtime cannot load the source model {self.model_path}: "
-                                   f"{str(exc).splitlines()[0][:300]}",
-                                   "check that the model runs with onnxruntime; re-export it") from exc
+            raise SourceModelError(
+                f"ONNX Runtime cannot load the source model {self.model_path}: {str(exc).splitlines()[0][:300]}",
+                "check that the model runs with onnxruntime; re-export it",
+            ) from exc
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
-         trust_remote_code: bool = False) -> OnnxSource:
+def load(
+    path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2, trust_remote_code: bool = False
+) -> OnnxSource:
     """Load and check an ONNX model (``onnx.checker`` on the file, external data included).
 
     Args:
@@ -99,24 +101,32 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
         raise SourceModelError(f"{path} is a folder, not an ONNX file", "pass the .onnx file itself")
     head = read_head(path)
     if not looks_like_onnx(head):
-        raise SourceModelError(f"{path} is not an ONNX model (its content is {content_kind(head)})",
-                               "pass a .onnx file, or name the model's framework with --framework")
+        raise SourceModelError(
+            f"{path} is not an ONNX model (its content is {content_kind(head)})",
+            "pass a .onnx file, or name the model's framework with --framework",
+        )
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:  # google.protobuf.message.DecodeError and friends
-        raise SourceModelError(f"{path} is truncated or corrupt: not a parseable ONNX model "
-                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})",
-                               "export the model again, or copy the file again") from exc
+        raise SourceModelError(
+            f"{path} is truncated or corrupt: not a parseable ONNX model "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else 'no detail'})",
+            "export the model again, or copy the file again",
+        ) from exc
     external = _external_files(model)
     missing = [name for name in external if not (path.parent / name).is_file()]
     if missing:
-        raise SourceModelError(f"{path} keeps weights in external data file(s) {missing} that are missing "
-                               f"from {path.parent}", "copy the .onnx file together with its data file(s)")
+        raise SourceModelError(
+            f"{path} keeps weights in external data file(s) {missing} that are missing from {path.parent}",
+            "copy the .onnx file together with its data file(s)",
+        )
     try:
         onnx.checker.check_model(str(path))  # the path form reads external data and models > 2 GB
     except Exception as exc:  # onnx.checker.ValidationError, or protobuf errors on a damaged file
-        raise SourceModelError(f"{path} is not a valid ONNX model: {str(exc).strip().splitlines()[0][:300]}",
-                               "export the model again (onnx.checker.check_model must pass)") from exc
+        raise SourceModelError(
+            f"{path} is not a valid ONNX model: {str(exc).strip().splitlines()[0][:300]}",
+            "export the model again (onnx.checker.check_model must pass)",
+        ) from exc
     info = _info(model, path)
     opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
     return OnnxSource(path, info, external, opsets)
@@ -163,9 +173,10 @@ def _info(model, path: Path) -> ModelInfo:
     for value in [*inputs, *model.graph.output]:
         kind = value.type.WhichOneof("value")
         if kind != "tensor_type":
-            raise SourceModelError(f"{path}: '{value.name}' is a {kind}, not a tensor; optkit compares tensor "
-                                   "inputs and outputs only", "export the model with plain tensor outputs "
-                                   "(for skl2onnx classifiers: options={'zipmap': False})")
+            raise SourceModelError(
+                f"{path}: '{value.name}' is a {kind}, not a tensor; optkit compares tensor inputs and outputs only",
+                "export the model with plain tensor outputs (for skl2onnx classifiers: options={'zipmap': False})",
+            )
         tensor = value.type.tensor_type
         shape: list[Dim] = []
         for axis, dim in enumerate(tensor.shape.dim):
@@ -175,10 +186,19 @@ def _info(model, path: Path) -> ModelInfo:
                 shape.append(dim.dim_param or f"{value.name}_dim{axis}")
                 dynamic.setdefault(value.name, {})[axis] = str(shape[-1])
         if value in inputs:
-            specs[value.name] = TensorSpec(value.name, np.dtype(tensor_dtype_to_np_dtype(tensor.elem_type)).name,
-                                           tuple(shape))
+            specs[value.name] = TensorSpec(
+                value.name, np.dtype(tensor_dtype_to_np_dtype(tensor.elem_type)).name, tuple(shape)
+            )
     outputs = list(model.graph.output)
-    classifier = (len(outputs) >= 2 and outputs[0].type.tensor_type.elem_type == TensorProto.INT64
-                  and outputs[1].type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE))
-    return ModelInfo(task="classification" if classifier else None, input_names=[v.name for v in inputs],
-                     output_names=[v.name for v in outputs], dynamic_axes=dynamic, input_specs=specs)
+    classifier = (
+        len(outputs) >= 2
+        and outputs[0].type.tensor_type.elem_type == TensorProto.INT64
+        and outputs[1].type.tensor_type.elem_type in (TensorProto.FLOAT, TensorProto.DOUBLE)
+    )
+    return ModelInfo(
+        task="classification" if classifier else None,
+        input_names=[v.name for v in inputs],
+        output_names=[v.name for v in outputs],
+        dynamic_axes=dynamic,
+        input_specs=specs,
+    )

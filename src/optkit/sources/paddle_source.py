@@ -14,11 +14,12 @@ from typing import Any
 import numpy as np
 
 from optkit.errors import SourceModelError, missing_dependency
+from optkit.formats.paddle_format import program_files
+from optkit.hashing import hash_path
 from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds, Runner
-from optkit.hashing import hash_path
-from optkit.formats.paddle_format import program_files
 from optkit.sources.base import SourceModel
+
 
 class PaddleSource(SourceModel):
     """A ``paddle.jit.save`` program with its parameters."""
@@ -63,16 +64,18 @@ class PaddleRunner(Runner):
         predictor = self.source.predictor
         for name in predictor.get_input_names():
             handle = predictor.get_input_handle(name)
-            array = np.ascontiguousarray(feeds[name], dtype=np.float32 if np.issubdtype(feeds[name].dtype, np.floating)
-                                         else feeds[name].dtype)
+            array = np.ascontiguousarray(
+                feeds[name], dtype=np.float32 if np.issubdtype(feeds[name].dtype, np.floating) else feeds[name].dtype
+            )
             handle.reshape(list(array.shape))
             handle.copy_from_cpu(array)
         predictor.run()
         return {n: predictor.get_output_handle(n).copy_to_cpu() for n in predictor.get_output_names()}
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
-         trust_remote_code: bool = False) -> PaddleSource:
+def load(
+    path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2, trust_remote_code: bool = False
+) -> PaddleSource:
     """Load a Paddle inference program and create its CPU predictor.
 
     Raises:
@@ -91,8 +94,10 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     try:
         predictor = inference.create_predictor(config)
     except Exception as exc:  # Paddle raises its own error types for corrupt programs
-        raise SourceModelError(f"cannot load Paddle program {program}: {str(exc).strip().splitlines()[-1][:200]}",
-                               "the files may be truncated or corrupt; save them again with paddle.jit.save") from exc
+        raise SourceModelError(
+            f"cannot load Paddle program {program}: {str(exc).strip().splitlines()[-1][:200]}",
+            "the files may be truncated or corrupt; save them again with paddle.jit.save",
+        ) from exc
     inputs, outputs = list(predictor.get_input_names()), list(predictor.get_output_names())
     info = ModelInfo(input_names=inputs, output_names=outputs, dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
     kind = "paddle-pir" if program.suffix == ".json" else "paddle-pdmodel"

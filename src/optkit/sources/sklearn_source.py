@@ -1,5 +1,6 @@
-"""scikit-learn sources: ``.skops`` files (safe: only scikit-learn classes and the types skops itself trusts are loaded, never functions; see :mod:`optkit.scan`) and, only with
-``trust_pickle``, ``.joblib``/``.pkl`` pickles (unpickling runs code from the file).
+"""scikit-learn sources: ``.skops`` files (safe: only scikit-learn classes and the types skops itself
+trusts are loaded, never functions; see :mod:`optkit.scan`) and, only with ``trust_pickle``,
+``.joblib``/``.pkl`` pickles (unpickling runs code from the file).
 
 Outputs follow skl2onnx's names with ``zipmap`` off: classifiers ``label`` (int64, N) and
 ``probabilities`` (float, N × classes); regressors ``variable`` (float, N × 1).
@@ -79,8 +80,9 @@ class SklearnRunner(Runner):
         return {"variable": np.asarray(model.predict(x)).reshape(len(x), -1)}
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
-         trust_remote_code: bool = False) -> SklearnSource:
+def load(
+    path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2, trust_remote_code: bool = False
+) -> SklearnSource:
     """Load a ``.skops`` file, or a pickle with ``trust_pickle``.
 
     Raises:
@@ -99,26 +101,35 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
         if not trust_pickle:
             raise SourceModelError(
                 f"{path} is a pickle; loading it would run arbitrary code from the file",
-                "save the model with skops (skops.io.dump) or pass --trust-pickle if you trust this file")
+                "save the model with skops (skops.io.dump) or pass --trust-pickle if you trust this file",
+            )
         import joblib
 
         try:
             model = joblib.load(path)
         except Exception as exc:
-            raise SourceModelError(f"cannot unpickle {path}: {str(exc).splitlines()[0]}",
-                                   "the file may be truncated or corrupt") from exc
+            raise SourceModelError(
+                f"cannot unpickle {path}: {str(exc).splitlines()[0]}", "the file may be truncated or corrupt"
+            ) from exc
         kind = "pickle"
     else:
-        raise SourceModelError(f"unsupported scikit-learn file '{suffix}' ({path})",
-                               "use a .skops file (or .joblib/.pkl with --trust-pickle)")
+        raise SourceModelError(
+            f"unsupported scikit-learn file '{suffix}' ({path})",
+            "use a .skops file (or .joblib/.pkl with --trust-pickle)",
+        )
     if not hasattr(model, "predict") or not hasattr(model, "n_features_in_"):
-        raise SourceModelError(f"{path} holds a {type(model).__name__}, not a fitted scikit-learn estimator",
-                               "save a fitted estimator or pipeline")
+        raise SourceModelError(
+            f"{path} holds a {type(model).__name__}, not a fitted scikit-learn estimator",
+            "save a fitted estimator or pipeline",
+        )
     classifier = hasattr(model, "predict_proba") and hasattr(model, "classes_")
-    info = ModelInfo(task="classification" if classifier else "regression", input_names=["X"],
-                     output_names=["label", "probabilities"] if classifier else ["variable"],
-                     dynamic_axes={"X": {0: "batch"}},
-                     input_specs={"X": TensorSpec("X", "float32", ("batch", int(model.n_features_in_)))})
+    info = ModelInfo(
+        task="classification" if classifier else "regression",
+        input_names=["X"],
+        output_names=["label", "probabilities"] if classifier else ["variable"],
+        dynamic_axes={"X": {0: "batch"}},
+        input_specs={"X": TensorSpec("X", "float32", ("batch", int(model.n_features_in_)))},
+    )
     if classifier:
         info.labels = [str(c) for c in model.classes_]
     return SklearnSource(path, info, kind, model)
@@ -137,5 +148,7 @@ def _load_skops(path: Path, trust: bool) -> Any:
     except OptkitError:
         raise
     except Exception as exc:  # zipfile/json errors for corrupt files
-        raise SourceModelError(f"cannot load {path} with skops: {str(exc).splitlines()[0]}",
-                               "the file may be truncated or corrupt; re-save it with skops.io.dump") from exc
+        raise SourceModelError(
+            f"cannot load {path} with skops: {str(exc).splitlines()[0]}",
+            "the file may be truncated or corrupt; re-save it with skops.io.dump",
+        ) from exc

@@ -72,14 +72,21 @@ class TFRunner(Runner):
     def _infer(self, feeds: Feeds) -> Feeds:
         tf = import_tf()
         info = self.source.info
-        tensors = {n: tf.constant(np.ascontiguousarray(feeds[n], dtype=np.float32)
-                                  if np.issubdtype(feeds[n].dtype, np.floating) else feeds[n]) for n in info.input_names}
+        tensors = {
+            n: tf.constant(
+                np.ascontiguousarray(feeds[n], dtype=np.float32)
+                if np.issubdtype(feeds[n].dtype, np.floating)
+                else feeds[n]
+            )
+            for n in info.input_names
+        }
         out = self.source.call(tensors)
         return {n: out[n].numpy() for n in info.output_names}
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
-         trust_remote_code: bool = False) -> TFSource:
+def load(
+    path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2, trust_remote_code: bool = False
+) -> TFSource:
     """Load a ``.keras`` file or a SavedModel folder.
 
     Raises:
@@ -89,31 +96,40 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     tf = import_tf(threads)
     if path.is_dir():
         if not (path / "saved_model.pb").is_file():
-            raise SourceModelError(f"{path} is a folder without saved_model.pb",
-                                   "pass a SavedModel folder or a .keras file")
+            raise SourceModelError(
+                f"{path} is a folder without saved_model.pb", "pass a SavedModel folder or a .keras file"
+            )
         try:
             loaded = tf.saved_model.load(str(path))
             signature = loaded.signatures[SERVING]
         except KeyError as exc:
-            raise SourceModelError(f"{path} has no '{SERVING}' signature", "export it with a serving signature") from exc
+            raise SourceModelError(
+                f"{path} has no '{SERVING}' signature", "export it with a serving signature"
+            ) from exc
         except Exception as exc:
-            raise SourceModelError(f"cannot load SavedModel {path}: {str(exc).splitlines()[0][:200]}",
-                                   "the folder may be truncated or corrupt; export it again") from exc
+            raise SourceModelError(
+                f"cannot load SavedModel {path}: {str(exc).splitlines()[0][:200]}",
+                "the folder may be truncated or corrupt; export it again",
+            ) from exc
         inputs = sorted(signature.structured_input_signature[1])
         outputs = sorted(signature.structured_outputs)
-        info = ModelInfo(input_names=inputs, output_names=outputs,
-                         dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
+        info = ModelInfo(
+            input_names=inputs, output_names=outputs, dynamic_axes={n: {0: "batch"} for n in inputs + outputs}
+        )
         return TFSource(path, info, "savedmodel", loaded, lambda feeds: signature(**feeds))
     if path.suffix.lower() != ".keras":
-        raise SourceModelError(f"unsupported TensorFlow file '{path.suffix}' ({path})",
-                               "pass a .keras file or a SavedModel folder")
+        raise SourceModelError(
+            f"unsupported TensorFlow file '{path.suffix}' ({path})", "pass a .keras file or a SavedModel folder"
+        )
     import keras
 
     try:
         model = keras.saving.load_model(str(path), safe_mode=True, compile=False)
     except Exception as exc:
-        raise SourceModelError(f"cannot load Keras model {path}: {str(exc).splitlines()[0][:200]}",
-                               "the file may be corrupt, or hold lambda layers (unsafe to deserialize)") from exc
+        raise SourceModelError(
+            f"cannot load Keras model {path}: {str(exc).splitlines()[0][:200]}",
+            "the file may be corrupt, or hold lambda layers (unsafe to deserialize)",
+        ) from exc
     inputs = [t.name for t in model.inputs]
     outputs = [f"output_{i}" for i in range(len(model.outputs))]
     info = ModelInfo(input_names=inputs, output_names=outputs, dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
@@ -124,6 +140,6 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
     def call(feeds: dict) -> dict:
         out = predict(*[feeds[n] for n in inputs])
         out = out if isinstance(out, (list, tuple)) else [out]
-        return dict(zip(outputs, out))
+        return dict(zip(outputs, out, strict=False))
 
     return TFSource(path, info, "keras", model, call)

@@ -12,15 +12,16 @@ import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from optkit.errors import SourceModelError, missing_dependency
+from optkit.formats.torch_format import embedded_model_info, read_embedded, sniff
 from optkit.io_spec import ModelInfo, default_dynamic_axes, token_input_specs
 from optkit.runners.base import Runner
 from optkit.sources.base import SourceModel
-from optkit.formats.torch_format import embedded_model_info, read_embedded, sniff
 
 HF_TASKS = {
     "ForTokenClassification": "token-classification",
@@ -52,8 +53,16 @@ class TorchSource(SourceModel):
     framework = "torch"
     version_modules = {"torch": "torch", "transformers": "transformers"}
 
-    def __init__(self, path: Path, info: ModelInfo, kind: str, module: Any, program: Any = None,
-                 reference: Any = None, reference_name: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        info: ModelInfo,
+        kind: str,
+        module: Any,
+        program: Any = None,
+        reference: Any = None,
+        reference_name: str | None = None,
+    ) -> None:
         super().__init__(path, info)
         self.kind = kind
         self.module = module
@@ -64,8 +73,14 @@ class TorchSource(SourceModel):
     def runner(self, threads: int, device: str = "cpu") -> Runner:
         from optkit.runners.torch_runner import TorchRunner
 
-        return TorchRunner(self.reference if self.reference is not None else self.module, self.info.input_names,
-                           self.info.output_names, threads, device, name=self.reference_name)
+        return TorchRunner(
+            self.reference if self.reference is not None else self.module,
+            self.info.input_names,
+            self.info.output_names,
+            threads,
+            device,
+            name=self.reference_name,
+        )
 
     def device_missing(self, device: str) -> str | None:
         """Why PyTorch cannot run on ``device`` here (no CUDA device), or None."""
@@ -74,7 +89,6 @@ class TorchSource(SourceModel):
         if device == "cuda" and not torch.cuda.is_available():
             return "torch sees no CUDA device"
         return None
-
 
 
 class _Captured(logging.Handler):
@@ -114,8 +128,9 @@ def quiet_logger(name: str) -> Iterator[_Captured]:
         logger.handlers, logger.propagate = saved
 
 
-def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2,
-         trust_remote_code: bool = False) -> TorchSource:
+def load(
+    path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2, trust_remote_code: bool = False
+) -> TorchSource:
     """Load a PyTorch source model.
 
     Args:
@@ -149,12 +164,13 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
             else:
                 program = torch.export.load(str(path))
                 module = program.module()
-                names = [s.arg.name for s in program.graph_signature.input_specs
-                         if s.kind.name == "USER_INPUT"]
+                names = [s.arg.name for s in program.graph_signature.input_specs if s.kind.name == "USER_INPUT"]
     except Exception as exc:  # torch raises RuntimeError/ValueError/... for corrupt archives
         cause = logged.first_error() or (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise SourceModelError(f"cannot load {path} as {kind}: {cause}",
-                               "the file may be truncated or damaged, or saved by an incompatible torch") from exc
+        raise SourceModelError(
+            f"cannot load {path} as {kind}: {cause}",
+            "the file may be truncated or damaged, or saved by an incompatible torch",
+        ) from exc
     info.input_names = info.input_names or names
     info.output_names = info.output_names or ["output"]
     if not info.dynamic_axes:
@@ -166,7 +182,7 @@ def load(path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2
 
 def _info_from_embedded(embedded: dict[str, str], workdir: Path) -> ModelInfo:
     meta = embedded_model_info(embedded)
-    hf_files = {k[len("hf/"):]: v for k, v in embedded.items() if k.startswith("hf/")}
+    hf_files = {k[len("hf/") :]: v for k, v in embedded.items() if k.startswith("hf/")}
     info = ModelInfo(
         task=meta.get("task"),
         input_names=list(meta.get("input_names", [])),
@@ -209,8 +225,10 @@ def _load_hf(path: Path, trust_remote_code: bool = False) -> TorchSource:
     config = json.loads((path / "config.json").read_text())
     info = ModelInfo(hf_dir=str(path))
     _apply_hf_config(info, config)
-    auto = {"token-classification": transformers.AutoModelForTokenClassification,
-            "sequence-classification": transformers.AutoModelForSequenceClassification}
+    auto = {
+        "token-classification": transformers.AutoModelForTokenClassification,
+        "sequence-classification": transformers.AutoModelForSequenceClassification,
+    }
     loader = auto.get(info.task or "", transformers.AutoModel)
     try:
         with warnings.catch_warnings():
@@ -220,8 +238,10 @@ def _load_hf(path: Path, trust_remote_code: bool = False) -> TorchSource:
             default = loader.from_pretrained(str(path), **remote).eval()
             tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **remote)
     except Exception as exc:  # transformers raises OSError/ValueError/... for broken folders
-        raise SourceModelError(f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}",
-                               "the folder needs config.json, weights and tokenizer files") from exc
+        raise SourceModelError(
+            f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}",
+            "the folder needs config.json, weights and tokenizer files",
+        ) from exc
     info.task = info.task or "feature-extraction"
     info.input_names = list(tokenizer.model_input_names)
     output = "last_hidden_state" if loader is transformers.AutoModel else "logits"
@@ -231,9 +251,14 @@ def _load_hf(path: Path, trust_remote_code: bool = False) -> TorchSource:
     from optkit.sources.hf_wrapper import make_wrapper
 
     attention = getattr(default.config, "_attn_implementation", None) or "default"
-    return TorchSource(path, info, "hf", make_wrapper(model, info.input_names, output),
-                       reference=make_wrapper(default, info.input_names, output),
-                       reference_name=f"PyTorch eager (hf, {attention} attention)")
+    return TorchSource(
+        path,
+        info,
+        "hf",
+        make_wrapper(model, info.input_names, output),
+        reference=make_wrapper(default, info.input_names, output),
+        reference_name=f"PyTorch eager (hf, {attention} attention)",
+    )
 
 
 def _load_pickle(path: Path, trust_pickle: bool, torch: Any) -> TorchSource:
@@ -246,8 +271,10 @@ def _load_pickle(path: Path, trust_pickle: bool, torch: Any) -> TorchSource:
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:
-        raise SourceModelError(f"cannot unpickle {path}: {str(exc).splitlines()[0]}",
-                               "the file may be truncated or need classes that are not importable") from exc
+        raise SourceModelError(
+            f"cannot unpickle {path}: {str(exc).splitlines()[0]}",
+            "the file may be truncated or need classes that are not importable",
+        ) from exc
     if not isinstance(obj, torch.nn.Module):
         raise SourceModelError(
             f"{path} holds a {type(obj).__name__} (e.g. a state dict: weights without the code)",

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optkit.io_spec import ModelInfo
 from optkit.errors import PassError
+from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds
 from optkit.validation.data import ValidationSet
 from optkit.validation.ner import decode_tags, entity_f1
@@ -106,7 +106,10 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
         for metric in ("pooled_cosine_min", "pooled_cosine_mean"):
             report.unavailable[metric] = "needs a (batch, tokens, features) output and an attention_mask"
     else:
-        report.metrics["pooled_cosine_min"], report.metrics["pooled_cosine_mean"] = float(pooled.min()), float(pooled.mean())
+        report.metrics["pooled_cosine_min"], report.metrics["pooled_cosine_mean"] = (
+            float(pooled.min()),
+            float(pooled.mean()),
+        )
     if info.task == "token-classification":
         report.metrics["tag_agreement"] = primary.argmax_agreement
         report.unavailable["label_agreement"] = "token classification: use tag_agreement"
@@ -131,9 +134,14 @@ def _label_outputs(report: AccuracyReport, pairs, vset: ValidationSet) -> None:
     report.metrics["label_agreement"] = 1.0 - len(differ) / max(len(src_label), 1)
     probs = [(s, a) for (_, s), a in pairs[1:]]
     report.disagreements = [
-        {"sample": int(i), "source": src_label[i].item(), "artifact": art_label[i].item(),
-         "max_probability_diff": float(np.abs(probs[0][1][i] - probs[0][0][i]).max()) if probs else None}
-        for i in differ]
+        {
+            "sample": int(i),
+            "source": src_label[i].item(),
+            "artifact": art_label[i].item(),
+            "max_probability_diff": float(np.abs(probs[0][1][i] - probs[0][0][i]).max()) if probs else None,
+        }
+        for i in differ
+    ]
     outs = report.outputs
     report.metrics["max_abs_error"] = max((o.max_abs_error for o in outs), default=0.0)
     report.metrics["max_rel_error"] = max((o.max_rel_error for o in outs), default=0.0)
@@ -151,8 +159,9 @@ def _gold_accuracy(report: AccuracyReport, src_labels: np.ndarray, art_labels: n
         report.metrics["accuracy_artifact"] = float(np.mean(np.asarray(art_labels).ravel() == gold))
 
 
-def _entity_f1(report: AccuracyReport, src_logits: np.ndarray, art_logits: np.ndarray, vset: ValidationSet,
-               info: ModelInfo) -> None:
+def _entity_f1(
+    report: AccuracyReport, src_logits: np.ndarray, art_logits: np.ndarray, vset: ValidationSet, info: ModelInfo
+) -> None:
     """Entity F1 (seqeval) of the source's and the artifact's primary output (logits) against the
     gold tags, and the drop in points; unavailable without gold tags or label names."""
     reason = None
@@ -166,6 +175,7 @@ def _entity_f1(report: AccuracyReport, src_logits: np.ndarray, art_logits: np.nd
         for metric in ("entity_f1_source", "entity_f1_artifact", "entity_f1_drop"):
             report.unavailable[metric] = reason
         return
+    assert vset.gold_tags is not None and vset.word_starts is not None and info.labels is not None
     f1_src = 100 * entity_f1(vset.gold_tags, decode_tags(src_logits, vset.word_starts, info.labels))
     f1_art = 100 * entity_f1(vset.gold_tags, decode_tags(art_logits, vset.word_starts, info.labels))
     report.metrics.update(entity_f1_source=f1_src, entity_f1_artifact=f1_art, entity_f1_drop=f1_src - f1_art)

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import itertools
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
 from optkit.errors import DataError, missing_dependency
 from optkit.hashing import sha256_file
-from optkit.paths import require_regular
 from optkit.io_spec import ModelInfo, TensorSpec
+from optkit.paths import require_regular
 from optkit.runners.base import Feeds
 
 
@@ -61,7 +61,7 @@ class ValidationSet:
 
     def batches(self, batch_size: int) -> list[Feeds]:
         """Consecutive batches of at most ``batch_size`` samples, in order."""
-        return [{k: v[i:i + batch_size] for k, v in self.feeds.items()} for i in range(0, self.size, batch_size)]
+        return [{k: v[i : i + batch_size] for k, v in self.feeds.items()} for i in range(0, self.size, batch_size)]
 
     def shaped(self, batch_size: int, sequence_length: int | None) -> Feeds:
         """Real inputs at an exact shape for timing: the first ``batch_size`` samples (cycled when
@@ -80,8 +80,9 @@ class ValidationSet:
         return out
 
 
-def load_validation_set(data: str | None, info: ModelInfo, max_samples: int, sequence_length: int,
-                        seed: int = 0) -> ValidationSet:
+def load_validation_set(
+    data: str | None, info: ModelInfo, max_samples: int, sequence_length: int, seed: int = 0
+) -> ValidationSet:
     """Load validation inputs for a model.
 
     Args:
@@ -109,8 +110,10 @@ def load_validation_set(data: str | None, info: ModelInfo, max_samples: int, seq
     elif suffix in (".txt", ".text"):
         vset = _text_set(path, info, max_samples, sequence_length)
     else:
-        raise DataError(f"unsupported validation data format '{suffix}' ({data})",
-                        "use .conll (token<TAB>tag), .txt (one example per line) or .npz (input arrays)")
+        raise DataError(
+            f"unsupported validation data format '{suffix}' ({data})",
+            "use .conll (token<TAB>tag), .txt (one example per line) or .npz (input arrays)",
+        )
     vset.sha256 = digest
     return vset
 
@@ -132,9 +135,11 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             while line := handle.readline(MAX_LINE_CHARS + 1):
                 number += 1
                 if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
-                    raise DataError(f"{path} line {number} is longer than {MAX_LINE_CHARS:,} characters: not one "
-                                    "text example or CoNLL token", "pass one example per line (.txt) or "
-                                    "token<TAB>tag lines (.conll)")
+                    raise DataError(
+                        f"{path} line {number} is longer than {MAX_LINE_CHARS:,} characters: not one "
+                        "text example or CoNLL token",
+                        "pass one example per line (.txt) or token<TAB>tag lines (.conll)",
+                    )
                 yield number, line.rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
@@ -169,8 +174,10 @@ def read_conll(path: Path, max_sentences: int | None = None) -> list[tuple[list[
         cols = line.split("\t") if "\t" in line else line.split()
         cols = [c for c in cols if c.strip()]
         if len(cols) < 2:
-            raise DataError(f"{path} line {number}: expected 'token<TAB>tag', got {line[:40]!r}",
-                            "each line needs a token and a tag; separate sentences with a blank line")
+            raise DataError(
+                f"{path} line {number}: expected 'token<TAB>tag', got {line[:40]!r}",
+                "each line needs a token and a tag; separate sentences with a blank line",
+            )
         words.append(cols[0])
         tags.append(cols[-1])
     if words:
@@ -199,8 +206,10 @@ def _tokenizer(info: ModelInfo):
         DataError: no tokenizer, or one that cannot be loaded from its files.
     """
     if not info.hf_dir:
-        raise DataError("the source model carries no tokenizer, so text data cannot be encoded",
-                        "pass --data inputs.npz with one array per model input")
+        raise DataError(
+            "the source model carries no tokenizer, so text data cannot be encoded",
+            "pass --data inputs.npz with one array per model input",
+        )
     try:
         from transformers import AutoTokenizer
     except ImportError as exc:
@@ -208,19 +217,29 @@ def _tokenizer(info: ModelInfo):
     try:
         return AutoTokenizer.from_pretrained(info.hf_dir, trust_remote_code=False, local_files_only=True)
     except Exception as exc:  # transformers raises OSError/ValueError/KeyError for unusable folders
-        raise DataError(f"cannot load the model's tokenizer from its files: {type(exc).__name__}: "
-                        f"{(str(exc).splitlines() or [''])[0][:200]}",
-                        "pass --data inputs.npz with one array per model input (a tokenizer that needs its "
-                        "own code is never run in optkit's process)") from exc
+        raise DataError(
+            f"cannot load the model's tokenizer from its files: {type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0][:200]}",
+            "pass --data inputs.npz with one array per model input (a tokenizer that needs its "
+            "own code is never run in optkit's process)",
+        ) from exc
 
 
 def _encode(tokenizer, texts, info: ModelInfo, sequence_length: int, split_words: bool):
-    enc = tokenizer(texts, is_split_into_words=split_words, truncation=True, max_length=sequence_length,
-                    padding="longest", return_tensors="np")
+    enc = tokenizer(
+        texts,
+        is_split_into_words=split_words,
+        truncation=True,
+        max_length=sequence_length,
+        padding="longest",
+        return_tensors="np",
+    )
     missing = [n for n in info.input_names if n not in enc]
     if missing:
-        raise DataError(f"the tokenizer does not produce model input(s) {missing}",
-                        "pass --data inputs.npz with one array per model input")
+        raise DataError(
+            f"the tokenizer does not produce model input(s) {missing}",
+            "pass --data inputs.npz with one array per model input",
+        )
     feeds = {n: enc[n].astype(np.int64) for n in info.input_names}
     return enc, feeds, _pad_values(tokenizer, info.input_names)
 
@@ -235,8 +254,10 @@ def _conll_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: i
     if info.labels:
         unknown = sorted({t for _, tags in sentences for t in tags} - set(info.labels))
         if unknown:
-            raise DataError(f"{path}: tags {unknown[:5]} are not labels of the model",
-                            f"the model's labels are {', '.join(info.labels[:12])}")
+            raise DataError(
+                f"{path}: tags {unknown[:5]} are not labels of the model",
+                f"the model's labels are {', '.join(info.labels[:12])}",
+            )
     tokenizer = _tokenizer(info)
     enc, feeds, pads = _encode(tokenizer, [w for w, _ in sentences], info, sequence_length, True)
     gold, starts, truncated = [], [], 0
@@ -269,7 +290,7 @@ class _Head:
         self.ndim = len(shape)
 
 
-def read_npz_heads(path: Path, max_rows: int) -> dict[str, "_Head"]:
+def read_npz_heads(path: Path, max_rows: int) -> dict[str, _Head]:
     """Read each array of an ``.npz`` lazily: its header, then only its first ``max_rows`` rows
     along axis 0 (the whole array when it is 0-d or stored in Fortran order).
 
@@ -299,13 +320,14 @@ def _read_head(handle, max_rows: int) -> _Head:
     elif version == (2, 0):
         shape, fortran, dtype = fmt.read_array_header_2_0(handle)
     else:  # 3.0 (UTF-8 field names): no public reader
-        shape, fortran, dtype = fmt._read_array_header(handle, version)
+        shape, fortran, dtype = fmt._read_array_header(handle, version)  # type: ignore[attr-defined]
     if dtype.hasobject:
         raise ValueError("object arrays are not supported (they would be unpickled)")
     if not shape or fortran:
         count = int(np.prod(shape, dtype=np.int64))
         rows = np.frombuffer(_read_exact(handle, count * dtype.itemsize), dtype=dtype).reshape(
-            shape, order="F" if fortran else "C")
+            shape, order="F" if fortran else "C"
+        )
         return _Head(tuple(shape), dtype, rows[:max_rows] if shape else rows)
     take = min(shape[0], max_rows)
     per_row = int(np.prod(shape[1:], dtype=np.int64))
@@ -327,12 +349,16 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
     if len(expected) == 1 and len(arrays) == 1:  # one input: the array's name does not matter
         arrays = {info.input_names[0]: next(iter(arrays.values()))}
     if expected and set(arrays) != expected:
-        raise DataError(f"{path} has arrays {sorted(arrays)} but the model's inputs are {sorted(expected)}",
-                        "name each array after a model input (plus optional gold labels 'y')")
+        raise DataError(
+            f"{path} has arrays {sorted(arrays)} but the model's inputs are {sorted(expected)}",
+            "name each array after a model input (plus optional gold labels 'y')",
+        )
     sizes = {k: v.shape[0] if v.ndim else 0 for k, v in arrays.items()}
     if len(set(sizes.values())) != 1 or 0 in sizes.values():
-        raise DataError(f"{path}: arrays need the same non-empty sample axis 0, got {sizes}",
-                        "stack samples along axis 0 in every array")
+        raise DataError(
+            f"{path}: arrays need the same non-empty sample axis 0, got {sizes}",
+            "stack samples along axis 0 in every array",
+        )
     order = info.input_names or sorted(arrays)
     for name, spec in info.input_specs.items():
         if name in arrays:
@@ -342,8 +368,10 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
         check_finite(path, name, value)
     pads = {k: 0 for k, v in feeds.items() if v.ndim >= 2 and np.issubdtype(v.dtype, np.integer)}
     if gold is not None and gold.shape[:1] != (sizes[order[0]],):
-        raise DataError(f"{path}: 'y' has {gold.shape[0] if gold.ndim else 0} labels for {sizes[order[0]]} samples",
-                        "give one gold label per sample")
+        raise DataError(
+            f"{path}: 'y' has {gold.shape[0] if gold.ndim else 0} labels for {sizes[order[0]]} samples",
+            "give one gold label per sample",
+        )
     vset = ValidationSet("npz", str(path), feeds, pads)
     vset.gold_labels = gold.rows if gold is not None else None
     return vset
@@ -362,18 +390,22 @@ def check_finite(path: Path, name: str, array: np.ndarray) -> None:
         return
     bad = int(array.size - np.count_nonzero(np.isfinite(array)))
     if bad:
-        raise DataError(f"input '{name}' holds {bad} NaN/Inf values ({path})",
-                        "replace or drop the samples with NaN/Inf before validating")
+        raise DataError(
+            f"input '{name}' holds {bad} NaN/Inf values ({path})",
+            "replace or drop the samples with NaN/Inf before validating",
+        )
     limit = float(np.finfo(np.float32).max)
     if array.dtype.itemsize > 4 and array.dtype.kind == "f":
         huge = int(np.count_nonzero(np.abs(array) > limit))
         if huge:
-            raise DataError(f"input '{name}' holds {huge} value(s) beyond float32's range (|x| > {limit:.3g}), "
-                            f"which become Inf in the model ({path})",
-                            "rescale or drop those samples before validating")
+            raise DataError(
+                f"input '{name}' holds {huge} value(s) beyond float32's range (|x| > {limit:.3g}), "
+                f"which become Inf in the model ({path})",
+                "rescale or drop those samples before validating",
+            )
 
 
-def check_against_spec(path: Path, array: np.ndarray, spec: TensorSpec) -> None:
+def check_against_spec(path: Path, array: np.ndarray | _Head, spec: TensorSpec) -> None:
     """Check one data array against the model input it feeds.
 
     The rank must match, every fixed size after the sample axis 0 must match, and the values must
@@ -388,19 +420,26 @@ def check_against_spec(path: Path, array: np.ndarray, spec: TensorSpec) -> None:
     hint = "save one array per model input with the model's dtype; axis 0 is the sample axis"
     if array.ndim != len(spec.shape):
         raise DataError(f"{got}, but the model input '{spec.name}' expects {expected} (rank {len(spec.shape)})", hint)
-    wrong = [axis for axis, dim in enumerate(spec.shape) if axis > 0 and isinstance(dim, int) and array.shape[axis] != dim]
+    wrong = [
+        axis for axis, dim in enumerate(spec.shape) if axis > 0 and isinstance(dim, int) and array.shape[axis] != dim
+    ]
     if wrong:
         raise DataError(f"{got}, but the model input '{spec.name}' expects {expected} (axis {wrong[0]} differs)", hint)
     want = np.dtype(spec.dtype)
     if want.kind in "iub" and array.dtype.kind not in "iub" or want.kind == "f" and array.dtype.kind not in "fiub":
-        raise DataError(f"{got}, but the model input '{spec.name}' expects {expected} "
-                        f"({array.dtype} values cannot be cast to {want} without loss)", hint)
+        raise DataError(
+            f"{got}, but the model input '{spec.name}' expects {expected} "
+            f"({array.dtype} values cannot be cast to {want} without loss)",
+            hint,
+        )
 
 
 def _random_set(info: ModelInfo, n: int, sequence_length: int, seed: int) -> ValidationSet:
     if not info.hf_dir:
-        raise DataError("no validation data given and the model carries no tokenizer to generate inputs",
-                        "pass --data inputs.npz (one array per model input) or a .conll/.txt file")
+        raise DataError(
+            "no validation data given and the model carries no tokenizer to generate inputs",
+            "pass --data inputs.npz (one array per model input) or a .conll/.txt file",
+        )
     tokenizer = _tokenizer(info)
     rng = np.random.default_rng(seed)
     length = min(sequence_length, 32)

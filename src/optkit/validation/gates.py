@@ -43,6 +43,7 @@ def evaluate_accuracy(gates: list[AccuracyGate], report: AccuracyReport) -> list
     results = []
     for gate in gates:
         op, threshold = (">=", gate.min) if gate.min is not None else ("<=", gate.max)
+        assert threshold is not None  # an accuracy gate has min or max (AccuracyGate checks it)
         name = f"{gate.metric} {op} {threshold:g}"
         value = report.metrics.get(gate.metric)
         if value is None:
@@ -51,8 +52,9 @@ def evaluate_accuracy(gates: list[AccuracyGate], report: AccuracyReport) -> list
         elif value != value:  # NaN never passes
             results.append(GateResult(name, "accuracy", gate.metric, op, threshold, value, "failed", "NaN"))
         else:
-            results.append(GateResult(name, "accuracy", gate.metric, op, threshold, value,
-                                      _verdict(value, op, threshold)))
+            results.append(
+                GateResult(name, "accuracy", gate.metric, op, threshold, value, _verdict(value, op, threshold))
+            )
     return results
 
 
@@ -63,19 +65,40 @@ def evaluate_speed(gates: list[SpeedGate], report: SpeedReport | None) -> list[G
         seq = f" s{gate.sequence_length}" if gate.sequence_length else ""
         name = f"speedup b{gate.batch_size}{seq} {gate.device} >= {gate.min:g}"
         if report is None:
-            results.append(GateResult(name, "speed", "speedup", ">=", gate.min, None, "skipped",
-                                      "benchmark not run"))
+            results.append(GateResult(name, "speed", "speedup", ">=", gate.min, None, "skipped", "benchmark not run"))
             continue
         if gate.device in report.skipped_devices:
-            results.append(GateResult(name, "speed", "speedup", ">=", gate.min, None, "skipped",
-                                      report.skipped_devices[gate.device]))
+            results.append(
+                GateResult(
+                    name, "speed", "speedup", ">=", gate.min, None, "skipped", report.skipped_devices[gate.device]
+                )
+            )
             continue
         shape = report.find(gate.device, gate.batch_size, gate.sequence_length)
         if shape is None:
-            results.append(GateResult(name, "speed", "speedup", ">=", gate.min, None, "failed",
-                                      "shape not benchmarked: add it to benchmark.batch_sizes"))
+            results.append(
+                GateResult(
+                    name,
+                    "speed",
+                    "speedup",
+                    ">=",
+                    gate.min,
+                    None,
+                    "failed",
+                    "shape not benchmarked: add it to benchmark.batch_sizes",
+                )
+            )
             continue
-        results.append(GateResult(name, "speed", "speedup", ">=", gate.min, shape.speedup,
-                                  _verdict(shape.speedup, ">=", gate.min),
-                                  f"p50 {shape.source.p50_ms:.2f} ms vs {shape.artifact.p50_ms:.2f} ms"))
+        results.append(
+            GateResult(
+                name,
+                "speed",
+                "speedup",
+                ">=",
+                gate.min,
+                shape.speedup,
+                _verdict(shape.speedup, ">=", gate.min),
+                f"p50 {shape.source.p50_ms:.2f} ms vs {shape.artifact.p50_ms:.2f} ms",
+            )
+        )
     return results

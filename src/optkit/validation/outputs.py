@@ -28,19 +28,23 @@ def match_outputs(source: Feeds, artifact: Feeds, error: type[OptkitError]) -> l
     """
     shared = [name for name in source if name in artifact]
     if not shared:
-        raise error(f"no output name is shared: the source gives {sorted(source)}, the ONNX model "
-                    f"{sorted(artifact)}", "name the exported outputs after the source's (export output_names)")
+        raise error(
+            f"no output name is shared: the source gives {sorted(source)}, the ONNX model {sorted(artifact)}",
+            "name the exported outputs after the source's (export output_names)",
+        )
     rest_s = [n for n in source if n not in artifact]
     rest_a = [n for n in artifact if n not in source]
     if len(rest_s) != len(rest_a):
-        raise error(f"outputs differ: the source gives {rest_s or 'no more'} besides {shared}, the ONNX model "
-                    f"{rest_a or 'no more'}", "export every output the source model returns")
-    pairs = dict(zip(rest_s, rest_a))
+        raise error(
+            f"outputs differ: the source gives {rest_s or 'no more'} besides {shared}, the ONNX model "
+            f"{rest_a or 'no more'}",
+            "export every output the source model returns",
+        )
+    pairs = dict(zip(rest_s, rest_a, strict=True))
     return [(name, name if name in artifact else pairs[name]) for name in source]
 
 
-def check_close(source: Feeds, artifact: Feeds, atol: float, rtol: float, error: type[OptkitError],
-                hint: str) -> float:
+def check_close(source: Feeds, artifact: Feeds, atol: float, rtol: float, error: type[OptkitError], hint: str) -> float:
     """Check every float output pair with ``|artifact - source| <= atol + rtol * |source|``, collecting
     every failing output before raising (so one message names them all).
 
@@ -69,6 +73,7 @@ def check_close(source: Feeds, artifact: Feeds, atol: float, rtol: float, error:
         if not np.all(err <= atol + rtol * np.abs(s)):
             failures.append(f"'{src_name}' max |onnx - source| = {largest:.3g}")
     if failures:
-        raise error(f"the exported model computes different outputs: {'; '.join(failures)} "
-                    f"(atol {atol:g}, rtol {rtol:g})", hint)
+        raise error(
+            f"the exported model computes different outputs: {'; '.join(failures)} (atol {atol:g}, rtol {rtol:g})", hint
+        )
     return worst

@@ -4,9 +4,10 @@ Method (see docs/benchmarks.md): both runners get the same inputs (real validati
 truncated to each shape), the same intra-op thread count, ``warmup`` untimed runs each, then
 ``iterations`` timed runs each, in blocks (all source runs, then all artifact runs): interleaving
 them in one process lets one runtime's spinning worker threads (OpenMP, ORT's thread pool) steal
-the cores the other needs, which slowed a tiny TorchScript model ~50x in our measurements. Latency is wall time per call (``time.perf_counter``),
-reported as the median (p50) and 90th percentile (p90) in milliseconds; throughput = batch size /
-p50 in samples per second; speed-up = source p50 / artifact p50.
+the cores the other needs, which slowed a tiny TorchScript model ~50x in our measurements.
+Latency is wall time per call (``time.perf_counter``), reported as the median (p50) and 90th
+percentile (p90) in milliseconds; throughput = batch size / p50 in samples per second; speed-up =
+source p50 / artifact p50.
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ class LatencyStats:
     iterations: int
 
     @classmethod
-    def from_seconds(cls, seconds: list[float], batch_size: int) -> "LatencyStats":
+    def from_seconds(cls, seconds: list[float], batch_size: int) -> LatencyStats:
         """Summarise per-call wall times (seconds) for a batch of ``batch_size`` samples."""
         ms = np.asarray(seconds) * 1e3
         p50 = float(np.percentile(ms, 50))
-        return cls(p50, float(np.percentile(ms, 90)), float(ms.mean()), float(ms.min()),
-                   batch_size / (p50 / 1e3), len(ms))
+        return cls(
+            p50, float(np.percentile(ms, 90)), float(ms.mean()), float(ms.min()), batch_size / (p50 / 1e3), len(ms)
+        )
 
 
 @dataclass
@@ -85,8 +87,10 @@ class SpeedReport:
     def find(self, device: str, batch_size: int, sequence_length: int | None) -> ShapeResult | None:
         """The result at a shape; ``sequence_length=None`` matches the first one measured."""
         for shape in self.shapes:
-            if shape.device == device and shape.batch_size == batch_size and (
-                sequence_length is None or shape.sequence_length == sequence_length
+            if (
+                shape.device == device
+                and shape.batch_size == batch_size
+                and (sequence_length is None or shape.sequence_length == sequence_length)
             ):
                 return shape
         return None
@@ -121,8 +125,16 @@ def time_runner(runner: Runner, feeds: Feeds, warmup: int, iterations: int) -> l
     return times
 
 
-def benchmark(source: Runner, artifact: Runner, vset: ValidationSet, batch_sizes: list[int],
-              sequence_lengths: list[int], warmup: int, iterations: int, on_shape=None) -> list[ShapeResult]:
+def benchmark(
+    source: Runner,
+    artifact: Runner,
+    vset: ValidationSet,
+    batch_sizes: list[int],
+    sequence_lengths: list[int],
+    warmup: int,
+    iterations: int,
+    on_shape=None,
+) -> list[ShapeResult]:
     """Time source and artifact on one device at every (batch size, sequence length).
 
     Args:
@@ -137,8 +149,9 @@ def benchmark(source: Runner, artifact: Runner, vset: ValidationSet, batch_sizes
             feeds = vset.shaped(batch, seq)
             src = time_runner(source, feeds, warmup, iterations)
             art = time_runner(artifact, feeds, warmup, iterations)
-            result = ShapeResult(source.device, batch, seq, LatencyStats.from_seconds(src, batch),
-                                 LatencyStats.from_seconds(art, batch))
+            result = ShapeResult(
+                source.device, batch, seq, LatencyStats.from_seconds(src, batch), LatencyStats.from_seconds(art, batch)
+            )
             results.append(result)
             if on_shape:
                 on_shape(result)

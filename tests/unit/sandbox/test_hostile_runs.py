@@ -21,10 +21,28 @@ pytestmark = pytest.mark.skipif(abi_version() == 0, reason="this kernel has no L
 
 def _convert(model: Path, recipe: str, tmp_path: Path, *flags: str) -> subprocess.CompletedProcess:
     out = tmp_path / "out"
-    return subprocess.run([sys.executable, "-m", "optkit.cli.app", "convert", str(model), "--recipe", recipe,
-                           "-o", str(out), "--set", "benchmark.iterations=3", "--set", "benchmark.warmup=1",
-                           *flags], capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp_path)},
-                          timeout=600)
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optkit.cli.app",
+            "convert",
+            str(model),
+            "--recipe",
+            recipe,
+            "-o",
+            str(out),
+            "--set",
+            "benchmark.iterations=3",
+            "--set",
+            "benchmark.warmup=1",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        timeout=600,
+    )
 
 
 def _needs(module: str) -> None:

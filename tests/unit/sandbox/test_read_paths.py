@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,10 +16,13 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 def _add_model(weights: np.ndarray) -> onnx.ModelProto:
     """y = x + w, with w an initializer."""
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "add",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
-                              [numpy_helper.from_array(weights, "w")])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "add",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+        [numpy_helper.from_array(weights, "w")],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
@@ -69,8 +71,10 @@ def test_onnx_external_data_is_granted(tmp_path):
     convert_model_to_external_data(model, location="weights/w.bin", size_threshold=0)
     onnx.save(model, folder / "net.onnx")
     (folder / "unrelated.bin").write_bytes(b"x")
-    assert model_read_paths(folder / "net.onnx") == [(folder / "net.onnx").resolve(),
-                                                     (folder / "weights" / "w.bin").resolve()]
+    assert model_read_paths(folder / "net.onnx") == [
+        (folder / "net.onnx").resolve(),
+        (folder / "weights" / "w.bin").resolve(),
+    ]
     os.rename(folder / "net.onnx", folder / "net.model")  # detected by content, not by suffix
     assert (folder / "weights" / "w.bin").resolve() in model_read_paths(folder / "net.model")
 
@@ -106,8 +110,14 @@ def test_the_confined_worker_reads_the_model_but_not_the_home_beside_it(tmp_path
     home.mkdir()
     (home / "model.pkl").write_bytes(b"\x80\x04N.")
     (home / "secret.txt").write_text("secret")
-    got = run_child(CONFINE + READ, tmp_path / "scratch", models=model_read_paths(home / "model.pkl"),
-                    model=home / "model.pkl", secret=home / "secret.txt", home=home)
+    got = run_child(
+        CONFINE + READ,
+        tmp_path / "scratch",
+        models=model_read_paths(home / "model.pkl"),
+        model=home / "model.pkl",
+        secret=home / "secret.txt",
+        home=home,
+    )
     assert got["model"] == ["ok", b"\x80\x04N.".hex()]
     assert got["secret"][0] == "PermissionError" and got["list_home"][0] == "PermissionError"
     assert str(home.resolve()) not in got["confinement"]["read_only"]
@@ -124,13 +134,23 @@ def test_onnxruntime_loads_external_data_with_only_the_granted_files(tmp_path):
     convert_model_to_external_data(model, location="net.onnx.data", size_threshold=0)
     onnx.save(model, folder / "net.onnx")
     (folder / "secret.txt").write_text("secret")
-    code = CONFINE + READ + """
+    code = (
+        CONFINE
+        + READ
+        + """
 import numpy as np
 import onnxruntime as ort
 session = ort.InferenceSession(args["model"], providers=["CPUExecutionProvider"])
 out["y"] = session.run(None, {"x": np.array([1.0, 2.0], dtype=np.float32)})[0].tolist()
 """
-    got = run_child(code, tmp_path / "scratch", models=model_read_paths(folder / "net.onnx"),
-                    model=folder / "net.onnx", secret=folder / "secret.txt", home=folder)
+    )
+    got = run_child(
+        code,
+        tmp_path / "scratch",
+        models=model_read_paths(folder / "net.onnx"),
+        model=folder / "net.onnx",
+        secret=folder / "secret.txt",
+        home=folder,
+    )
     assert got["y"] == [11.0, 22.0]
     assert got["secret"][0] == "PermissionError"

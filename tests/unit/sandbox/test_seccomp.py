@@ -58,7 +58,8 @@ def unix_server():
     shutil.rmtree(folder, ignore_errors=True)
 
 
-SOCKETS = """
+SOCKETS = (
+    """
 import errno, multiprocessing
 def unix_connect():
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
@@ -87,7 +88,9 @@ def dgram_to(path):
             return a.sendto(b"x", path)
     return send
 attempt("unix_before", unix_connect)
-""" + CONFINE + """
+"""
+    + CONFINE
+    + """
 attempt("unix_after", unix_connect)
 attempt("inet", family("AF_INET"))
 attempt("inet6", family("AF_INET6"))
@@ -115,6 +118,7 @@ grandchild = subprocess.run([sys.executable, "-c", "import socket; socket.socket
                              + repr(args["unix"]) + ")"], capture_output=True, text=True)
 out["grandchild"] = grandchild.stderr.strip().splitlines()[-1:] if grandchild.returncode else "connected"
 """
+)
 
 
 @needs_landlock
@@ -138,13 +142,17 @@ def test_no_socket_of_any_family_but_socketpair_streams_and_pipes_work(tmp_path,
 
 @needs_landlock
 def test_confine_works_without_libseccomp_and_says_sockets_are_not_blocked(tmp_path, unix_server):
-    code = "import optkit.sandbox.seccomp as seccomp\nseccomp._bindings = lambda: None\n" + CONFINE + """
+    code = (
+        "import optkit.sandbox.seccomp as seccomp\nseccomp._bindings = lambda: None\n"
+        + CONFINE
+        + """
 def unix_connect():
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
         client.connect(args["unix"])
         return "connected"
 attempt("unix_after", unix_connect)
 """
+    )
     got = run_child(code, tmp_path / "scratch", unix=unix_server.path)
     assert got["confinement"]["sockets"] == "not-blocked"
     assert got["confinement"]["filesystem"] is True
@@ -158,12 +166,17 @@ def test_numpy_onnxruntime_and_a_process_pool_work_under_the_filter(tmp_path):
     pytest.importorskip("onnxruntime")
     from onnx import TensorProto, helper
 
-    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "tiny",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "tiny",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
     model = tmp_path / "m.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), model)
-    code = CONFINE + """
+    code = (
+        CONFINE
+        + """
 import multiprocessing
 import numpy as np
 import onnxruntime as ort
@@ -172,6 +185,7 @@ out["y"] = session.run(None, {"x": np.array([-1.0, 2.0], dtype=np.float32)})[0].
 with multiprocessing.get_context("fork").Pool(2) as pool:
     out["pool"] = pool.map(abs, [-1, -2])
 """
+    )
     got = run_child(code, tmp_path / "scratch", models=[model])
     assert got["confinement"]["sockets"] == "blocked"
     assert got["y"] == [0.0, 2.0] and got["pool"] == [1, 2]

@@ -15,9 +15,9 @@ from optkit.errors import DataError, SourceModelError
 from optkit.hashing import hash_path
 from optkit.registry import FRAMEWORKS
 from optkit.sandbox.client import SourceWorker
-from optkit.sandbox.source import load_source
 from optkit.sandbox.landlock import abi_version
 from optkit.sandbox.protocol import WorkerCallError, raise_error
+from optkit.sandbox.source import load_source
 
 needs_landlock = pytest.mark.skipif(abi_version() == 0, reason="this kernel has no Landlock")
 
@@ -102,9 +102,11 @@ def test_a_model_that_writes_a_file_when_loaded_is_stopped(tmp_path):
     target.parent.mkdir()
     model = tmp_path / "model.pkl"
     model.write_bytes(pickle.dumps(_WriteOnLoad(str(target))))
-    with SourceWorker(tmp_path / "work", [model]) as worker:
-        with pytest.raises(SourceModelError, match="the sandbox stopped the source model"):
-            load_source(worker, FRAMEWORKS["sklearn"], model, threads=1, trust_pickle=True, trust_model_code=True)
+    with (
+        SourceWorker(tmp_path / "work", [model]) as worker,
+        pytest.raises(SourceModelError, match="the sandbox stopped the source model"),
+    ):
+        load_source(worker, FRAMEWORKS["sklearn"], model, threads=1, trust_pickle=True, trust_model_code=True)
     assert not target.exists()
     assert not (tmp_path / "pwned.txt").exists()
 
@@ -129,9 +131,25 @@ def test_cli_refuses_a_hostile_pickle_and_nothing_is_written(tmp_path):
     model = tmp_path / "model.pkl"
     model.write_bytes(pickle.dumps(_WriteOnLoad(str(target))))
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "optkit.cli.app", "convert", str(model), "--recipe", "sklearn-fp32",
-                           "--trust-pickle", "--trust-model-code", "-o", str(out), "--json"],
-                          capture_output=True, text=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "optkit.cli.app",
+            "convert",
+            str(model),
+            "--recipe",
+            "sklearn-fp32",
+            "--trust-pickle",
+            "--trust-model-code",
+            "-o",
+            str(out),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
     assert done.returncode == 2, done.stderr
     assert not target.exists() and not out.exists()
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()[-1]) > 0

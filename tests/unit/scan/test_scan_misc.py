@@ -6,8 +6,7 @@ import json
 
 import pytest
 
-from hostile_models import (hf_auto_map, hf_benign, hf_custom_py, joblib_benign, joblib_os_system,
-                            pickle_os_system)
+from hostile_models import hf_auto_map, hf_benign, hf_custom_py, joblib_benign, joblib_os_system, pickle_os_system
 from optkit.errors import UnsafeModelError
 from optkit.scan import remote_code_files, scan_source
 
@@ -72,8 +71,12 @@ def test_onnx_domains_recorded(tmp_path):
     from onnx import helper
 
     node = helper.make_node("MyOp", ["x"], ["y"], domain="com.example")
-    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     onnx.save(model, tmp_path / "m.onnx")
     report = scan_source(tmp_path / "m.onnx", "onnx")

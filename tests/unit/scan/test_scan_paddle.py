@@ -22,11 +22,12 @@ SRC = str(Path(__file__).resolve().parents[3] / "src")
 
 
 def _scan_in_child(path: Path) -> dict:
-    code = ("import json, sys; sys.path.insert(0, %r)\nfrom pathlib import Path\n"
-            "from optkit.errors import UnsafeModelError\nfrom optkit.scan import scan_source\n"
-            "try:\n    r = scan_source(Path(%r), 'paddle'); print(json.dumps({'passed': r.passed}))\n"
-            "except UnsafeModelError as e:\n    print(json.dumps({'error': str(e), 'exit': e.exit_code}))\n"
-            % (SRC, str(path)))
+    code = (
+        f"import json, sys; sys.path.insert(0, {SRC!r})\nfrom pathlib import Path\n"
+        "from optkit.errors import UnsafeModelError\nfrom optkit.scan import scan_source\n"
+        f"try:\n    r = scan_source(Path({str(path)!r}), 'paddle'); print(json.dumps({{'passed': r.passed}}))\n"
+        "except UnsafeModelError as e:\n    print(json.dumps({'error': str(e), 'exit': e.exit_code}))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -3,7 +3,6 @@ and damaged files are SourceModelError, never a finding or an internal error."""
 
 from __future__ import annotations
 
-import io
 import pickle
 import sys
 
@@ -15,12 +14,15 @@ from optkit.scan import scan_source
 from optkit.scan.pickles import check_import, scan_pickle_bytes
 
 
-@pytest.mark.parametrize("builder, name", [
-    ("joblib_timeit", "from timeit import timeit"),
-    ("joblib_runstring", "from numpy.testing._private.utils import runstring"),
-    ("pickle_popen_class", "from subprocess import Popen"),
-    ("pickle_partial_os_system", "from functools import partial"),
-])
+@pytest.mark.parametrize(
+    "builder, name",
+    [
+        ("joblib_timeit", "from timeit import timeit"),
+        ("joblib_runstring", "from numpy.testing._private.utils import runstring"),
+        ("pickle_popen_class", "from subprocess import Popen"),
+        ("pickle_partial_os_system", "from functools import partial"),
+    ],
+)
 def test_gadgets_outside_any_deny_list_are_refused(tmp_path, builder, name):
     path = getattr(h, builder)(tmp_path)
     with pytest.raises(UnsafeModelError, match=f"'{name}' in .*{path.name}") as info:
@@ -35,43 +37,97 @@ def test_partial_gadget_reports_os_system_too():
 
     data = pickle.dumps(h._Reduce(functools.partial(os.system, "true"), ()), protocol=4)
     names = {f.name for f in scan_pickle_bytes(data, "x.pkl")}
-    assert {"from functools import partial", f"from {os.name if os.name != 'posix' else 'posix'} import system"} <= names
+    assert {
+        "from functools import partial",
+        f"from {os.name if os.name != 'posix' else 'posix'} import system",
+    } <= names
 
 
-@pytest.mark.parametrize("module, name", [
-    ("copyreg", "_reconstructor"), ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "scalar"),
-    ("_codecs", "encode"), ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
-    ("collections", "OrderedDict"), ("builtins", "set"), ("__builtin__", "set"), ("numpy", "dtype"),
-    ("sklearn.linear_model._logistic", "LogisticRegression"), ("sklearn.tree._tree", "Tree"),
-    ("joblib.numpy_pickle", "NumpyArrayWrapper"), ("torch", "float32"), ("torch.nn.modules.linear", "Linear"),
-    ("torch.nn.functional", "relu"), ("numpy", "log1p"),
-    ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"), ("torch", "UntypedStorage"),
-    ("torch", "FloatStorage"), ("torch", "Size"), ("torch", "device"), ("torch.serialization", "_get_layout"),
-    ("torch._C._nn", "gelu"), ("transformers.models.bert.configuration_bert", "BertConfig"),
-    ("transformers.models.bert.modeling_bert", "BertModel"),
-])
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("copyreg", "_reconstructor"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"),
+        ("_codecs", "encode"),
+        ("torch._utils", "_rebuild_tensor_v2"),
+        ("torch._utils", "_rebuild_parameter"),
+        ("collections", "OrderedDict"),
+        ("builtins", "set"),
+        ("__builtin__", "set"),
+        ("numpy", "dtype"),
+        ("sklearn.linear_model._logistic", "LogisticRegression"),
+        ("sklearn.tree._tree", "Tree"),
+        ("joblib.numpy_pickle", "NumpyArrayWrapper"),
+        ("torch", "float32"),
+        ("torch.nn.modules.linear", "Linear"),
+        ("torch.nn.functional", "relu"),
+        ("numpy", "log1p"),
+        ("numpy.random.bit_generator", "__pyx_unpickle_SeedSequence"),
+        ("torch", "UntypedStorage"),
+        ("torch", "FloatStorage"),
+        ("torch", "Size"),
+        ("torch", "device"),
+        ("torch.serialization", "_get_layout"),
+        ("torch._C._nn", "gelu"),
+        ("transformers.models.bert.configuration_bert", "BertConfig"),
+        ("transformers.models.bert.modeling_bert", "BertModel"),
+    ],
+)
 def test_allowed_imports(module, name):
     pytest.importorskip(module.split(".")[0] if module != "__builtin__" else "builtins")
     assert check_import(module, name) is None
 
 
-@pytest.mark.parametrize("module, name", [
-    ("timeit", "timeit"), ("numpy.testing._private.utils", "runstring"), ("subprocess", "Popen"),
-    ("functools", "partial"), ("os", "system"), ("posix", "system"), ("builtins", "eval"), ("builtins", "getattr"),
-    ("__builtin__", "exec"), ("builtins", "type"), ("operator", "attrgetter"), ("operator", "methodcaller"),
-    ("types", "FunctionType"), ("types", "CodeType"), ("marshal", "loads"), ("pickle", "loads"), ("ctypes", "CDLL"),
-    ("runpy", "run_path"), ("code", "InteractiveInterpreter"), ("importlib", "import_module"),
-    ("threading", "Thread"), ("socket", "socket"), ("shutil", "rmtree"), ("webbrowser", "open"),
-    ("numpy", "memmap"), ("numpy", "load"), ("numpy", "fromfile"), ("scipy.io", "FortranFile"),
-    ("torch.hub", "load"), ("torch", "load"), ("torch.storage", "_load_from_bytes"), ("torch", "from_file"),
-    ("sklearn.datasets", "dump_svmlight_file"), ("sklearn.base", "BaseEstimator.__setstate__"),
-    ("sklearn.base", "clone"), ("collections", "namedtuple"), ("copyreg", "add_extension"),
-    ("torch.jit", "CompilationUnit"), ("torch._C", "CompilationUnit"),
-    ("numpy", "testing"),  # a module, not a class
-    ("hostile_models", "_Reduce"),  # a class from an imported module, but no model class
-    ("__main__", "Net"),  # not there
-    ("transformers", "Trainer"), ("transformers.pipelines", "pipeline"),
-])
+@pytest.mark.parametrize(
+    "module, name",
+    [
+        ("timeit", "timeit"),
+        ("numpy.testing._private.utils", "runstring"),
+        ("subprocess", "Popen"),
+        ("functools", "partial"),
+        ("os", "system"),
+        ("posix", "system"),
+        ("builtins", "eval"),
+        ("builtins", "getattr"),
+        ("__builtin__", "exec"),
+        ("builtins", "type"),
+        ("operator", "attrgetter"),
+        ("operator", "methodcaller"),
+        ("types", "FunctionType"),
+        ("types", "CodeType"),
+        ("marshal", "loads"),
+        ("pickle", "loads"),
+        ("ctypes", "CDLL"),
+        ("runpy", "run_path"),
+        ("code", "InteractiveInterpreter"),
+        ("importlib", "import_module"),
+        ("threading", "Thread"),
+        ("socket", "socket"),
+        ("shutil", "rmtree"),
+        ("webbrowser", "open"),
+        ("numpy", "memmap"),
+        ("numpy", "load"),
+        ("numpy", "fromfile"),
+        ("scipy.io", "FortranFile"),
+        ("torch.hub", "load"),
+        ("torch", "load"),
+        ("torch.storage", "_load_from_bytes"),
+        ("torch", "from_file"),
+        ("sklearn.datasets", "dump_svmlight_file"),
+        ("sklearn.base", "BaseEstimator.__setstate__"),
+        ("sklearn.base", "clone"),
+        ("collections", "namedtuple"),
+        ("copyreg", "add_extension"),
+        ("torch.jit", "CompilationUnit"),
+        ("torch._C", "CompilationUnit"),
+        ("numpy", "testing"),  # a module, not a class
+        ("hostile_models", "_Reduce"),  # a class from an imported module, but no model class
+        ("__main__", "Net"),  # not there
+        ("transformers", "Trainer"),
+        ("transformers.pipelines", "pipeline"),
+    ],
+)
 def test_refused_imports(module, name):
     assert check_import(module, name) is not None
 
@@ -85,24 +141,33 @@ def test_an_unknown_module_is_never_imported():
 
 def test_computed_stack_global_is_refused():
     # STACK_GLOBAL whose module name is the result of a call (str via copyreg._reconstructor)
-    data = (b"\x80\x04" b"\x8c\x07copyreg\x8c\x0e_reconstructor\x93" b"\x8c\x08builtins\x8c\x03str\x93"
-            b"\x8c\x08builtins\x8c\x03str\x93\x8c\x02os\x87R" b"\x8c\x06system\x93.")
+    data = (
+        b"\x80\x04"
+        b"\x8c\x07copyreg\x8c\x0e_reconstructor\x93"
+        b"\x8c\x08builtins\x8c\x03str\x93"
+        b"\x8c\x08builtins\x8c\x03str\x93\x8c\x02os\x87R"
+        b"\x8c\x06system\x93."
+    )
     assert "STACK_GLOBAL of a computed name" in {f.name for f in scan_pickle_bytes(data, "x.pkl")}
 
 
 def test_real_sklearn_models_pass_with_pickle_and_joblib_all_protocols(tmp_path):
     import joblib
+    import numpy as np
     from sklearn.datasets import load_iris
     from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
-    import numpy as np
 
     x, y = load_iris(return_X_y=True)
-    models = [LogisticRegression(max_iter=500).fit(x, y), RandomForestClassifier(3, random_state=0).fit(x, y),
-              make_pipeline(FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y),
-              HistGradientBoostingClassifier(max_iter=3).fit(x, y), OneHotEncoder().fit([["a"], ["b"]])]
+    models = [
+        LogisticRegression(max_iter=500).fit(x, y),
+        RandomForestClassifier(3, random_state=0).fit(x, y),
+        make_pipeline(FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression(max_iter=500)).fit(x, y),
+        HistGradientBoostingClassifier(max_iter=3).fit(x, y),
+        OneHotEncoder().fit([["a"], ["b"]]),
+    ]
     for i, model in enumerate(models):
         for protocol in (0, 2, 3, 4, 5):
             plain, packed = tmp_path / f"{i}_{protocol}.pkl", tmp_path / f"{i}_{protocol}.joblib"
@@ -116,8 +181,9 @@ def test_real_sklearn_models_pass_with_pickle_and_joblib_all_protocols(tmp_path)
 
 def test_real_torch_files_pass(tmp_path):
     torch = pytest.importorskip("torch")
-    net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2), torch.nn.LSTM(2, 2),
-                              torch.nn.TransformerEncoderLayer(4, 2))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2), torch.nn.LSTM(2, 2), torch.nn.TransformerEncoderLayer(4, 2)
+    )
     for i, obj in enumerate((net, net.state_dict(), {"w": torch.ones(2, dtype=torch.float16), "dt": torch.int8})):
         for zipped in (True, False):
             path = tmp_path / f"{i}{zipped}.pt"
@@ -136,14 +202,18 @@ def test_damaged_torch_files_are_source_model_errors(tmp_path, builder):
     if builder != "empty_pt" and builder != "corrupt_pt2":
         pytest.importorskip("torch")
     path = getattr(h, builder)(tmp_path)
-    with pytest.raises(SourceModelError, match=r"cannot scan .*: it looks truncated or corrupt \(|is not a PyTorch "
-                       r"file \(no zip or pickle header\)") as info:
+    with pytest.raises(
+        SourceModelError,
+        match=r"cannot scan .*: it looks truncated or corrupt \(|is not a PyTorch "
+        r"file \(no zip or pickle header\)",
+    ) as info:
         scan_source(path, "torch")
     assert "trust" not in info.value.hint  # never "skip the scan" for a damaged file
 
 
-@pytest.mark.parametrize("data", [b"", b"\x80\x04\x95", b"\x80\x02cos\nsys", b"garbage that is no pickle",
-                                  b"\x80\x02]q\x00(K\x01"])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x80\x04\x95", b"\x80\x02cos\nsys", b"garbage that is no pickle", b"\x80\x02]q\x00(K\x01"]
+)
 def test_damaged_pickles_are_source_model_errors(tmp_path, data):
     path = tmp_path / "bad.pkl"
     path.write_bytes(data)
@@ -165,24 +235,35 @@ def test_cli_guard_exit_code_for_a_damaged_file(tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         guarded(lambda: scan_source(path, "torch"))
     err = capsys.readouterr().err
-    assert info.value.code == 2 and "internal error" not in err and ("truncated or corrupt" in err or "not a PyTorch file" in err)
+    assert (
+        info.value.code == 2
+        and "internal error" not in err
+        and ("truncated or corrupt" in err or "not a PyTorch file" in err)
+    )
 
 
 def test_joblib_arrays_of_every_kind_are_skipped_exactly(tmp_path):
     import joblib
     import numpy as np
 
-    arrays = {"dt": np.array(["2020-01-01"], dtype="datetime64[ns]"), "u": np.array(["abc"]),
-              "rec": np.zeros(3, dtype=[("a", "f4"), ("b", "i8")]), "sub": np.zeros(2, dtype="(2,)f8"),
-              "obj": np.array([1, "x", None], dtype=object), "be": np.zeros((3, 4), dtype=">i2"),
-              "bool": np.ones(3, bool), "complex": np.ones(2, complex)}
+    arrays = {
+        "dt": np.array(["2020-01-01"], dtype="datetime64[ns]"),
+        "u": np.array(["abc"]),
+        "rec": np.zeros(3, dtype=[("a", "f4"), ("b", "i8")]),
+        "sub": np.zeros(2, dtype="(2,)f8"),
+        "obj": np.array([1, "x", None], dtype=object),
+        "be": np.zeros((3, 4), dtype=">i2"),
+        "bool": np.ones(3, bool),
+        "complex": np.ones(2, complex),
+    }
     for protocol in (0, 2, 4, 5):
         path = tmp_path / f"arrays{protocol}.joblib"
         joblib.dump({**arrays, "after": h._Reduce(len, ((),))}, path, protocol=protocol)
         # the gadget after the arrays is seen by the opcode decoder, not a byte search
         findings = scan_source_findings(path)
         assert [(f.name, f.detail.split(":")[0]) for f in findings] == [
-            ("from builtins import len", "pickle opcodes")], protocol
+            ("from builtins import len", "pickle opcodes")
+        ], protocol
 
 
 def scan_source_findings(path):

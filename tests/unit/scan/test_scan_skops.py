@@ -32,14 +32,17 @@ def test_benign_pipeline_passes_and_its_trust_list_loads_it(tmp_path):
     assert model.predict([[5.1, 3.5, 1.4, 0.2]]).shape == (1,)
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("sklearn.tree._tree.Tree", True),
-    ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", True),
-    ("sklearn.datasets._svmlight_format_io.dump_svmlight_file", False),  # a function
-    ("sklearn.utils._testing.assert_allclose", False),  # a function re-exported from numpy
-    ("sklearn.no.such.Thing", False),
-    ("numpy.core.multiarray._reconstruct", False),
-    ("builtins.eval", False),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("sklearn.tree._tree.Tree", True),
+        ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", True),
+        ("sklearn.datasets._svmlight_format_io.dump_svmlight_file", False),  # a function
+        ("sklearn.utils._testing.assert_allclose", False),  # a function re-exported from numpy
+        ("sklearn.no.such.Thing", False),
+        ("numpy.core.multiarray._reconstruct", False),
+        ("builtins.eval", False),
+    ],
+)
 def test_is_sklearn_class(name, expected):
     assert is_sklearn_class(name) is expected

@@ -21,14 +21,19 @@ pytest.importorskip("tensorflow")
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("tf-scan")
-    return {"hostile": build_in_child("savedmodel_writing_file", folder),
-            "benign": build_in_child("keras_export", folder), "folder": folder}
+    return {
+        "hostile": build_in_child("savedmodel_writing_file", folder),
+        "benign": build_in_child("keras_export", folder),
+        "folder": folder,
+    }
 
 
 def test_hostile_savedmodel_really_writes_a_file(models):
     """The fixture is what the issue describes: calling its signature writes a file."""
-    code = ("import tensorflow as tf; m = tf.saved_model.load(%r); "
-            "m.signatures['serving_default'](x=tf.ones([1, 4]))" % str(models["hostile"]))
+    code = (
+        f"import tensorflow as tf; m = tf.saved_model.load({str(models['hostile'])!r}); "
+        "m.signatures['serving_default'](x=tf.ones([1, 4]))"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=300)
     assert (models["folder"] / "written_by_model.txt").read_text() == "4.000000"
 
