@@ -12,7 +12,18 @@ from pathlib import Path
 import typer
 
 from optkit.cli.errors import guarded
-from optkit.cli.options import JsonOpt, RecipeOpt, StrictOpt, parse_int_list, parse_sets, stderr_console
+from optkit.cli.options import (
+    JsonOpt,
+    RecipeOpt,
+    RequireSandboxOpt,
+    StrictOpt,
+    TrustModelCodeOpt,
+    TrustPickleOpt,
+    TrustRemoteCodeOpt,
+    parse_int_list,
+    parse_sets,
+    stderr_console,
+)
 from optkit.cli.render import Progress, render_result
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
@@ -63,18 +74,10 @@ def convert_command(
     ),
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
     framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
-    trust_pickle: bool = typer.Option(
-        False, "--trust-pickle", help="allow loading pickles (runs code from the file, confined)"
-    ),
-    trust_remote_code: bool = typer.Option(
-        False, "--trust-remote-code", help="let a Hugging Face folder's own code (auto_map) run, confined"
-    ),
-    trust_model_code: bool = typer.Option(
-        False, "--trust-model-code", help="DANGEROUS: skip the static scan of the model file (never the sandbox)"
-    ),
-    require_sandbox: bool = typer.Option(
-        False, "--require-sandbox", help="fail unless the source model can be confined (Landlock); --strict implies it"
-    ),
+    trust_pickle: bool = TrustPickleOpt,
+    trust_remote_code: bool = TrustRemoteCodeOpt,
+    trust_model_code: bool = TrustModelCodeOpt,
+    require_sandbox: bool = RequireSandboxOpt,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="replace an existing output folder (only an optkit artifact or an empty folder)"
     ),

@@ -18,6 +18,16 @@ def stderr_console() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
+TrustPickleOpt = typer.Option(False, "--trust-pickle", help="allow loading pickles (runs code from the file, confined)")
+TrustRemoteCodeOpt = typer.Option(
+    False, "--trust-remote-code", help="let a Hugging Face folder's own code (auto_map) run, confined"
+)
+TrustModelCodeOpt = typer.Option(
+    False, "--trust-model-code", help="DANGEROUS: skip the static scan of the model file (never the sandbox)"
+)
+RequireSandboxOpt = typer.Option(
+    False, "--require-sandbox", help="fail unless the source model can be confined (Landlock); --strict implies it"
+)
 RecipeOpt = typer.Option("fp32", "--recipe", "-r", help="built-in recipe name or path to a recipe .yaml")
 JsonOpt = typer.Option(False, "--json", help="print the result as JSON on stdout (progress goes to stderr)")
 StrictOpt = typer.Option(False, "--strict", help="a skipped gate (e.g. a CUDA speed gate on CPU) fails the run")

@@ -10,7 +10,14 @@ from pathlib import Path
 import typer
 
 from optkit.cli.errors import guarded
-from optkit.cli.options import JsonOpt, stderr_console
+from optkit.cli.options import (
+    JsonOpt,
+    RequireSandboxOpt,
+    TrustModelCodeOpt,
+    TrustPickleOpt,
+    TrustRemoteCodeOpt,
+    stderr_console,
+)
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
 
@@ -25,16 +32,10 @@ def verify_command(
     source: Path | None = typer.Option(
         None, "--source", help="the source model, if not at the manifest's source.path (its sha256 must still match)"
     ),
-    trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickled source (with --data)"),
-    trust_remote_code: bool = typer.Option(
-        False, "--trust-remote-code", help="let a Hugging Face source's own code run, confined (with --data)"
-    ),
-    trust_model_code: bool = typer.Option(
-        False, "--trust-model-code", help="DANGEROUS: skip the static scan of the source (with --data)"
-    ),
-    require_sandbox: bool = typer.Option(
-        False, "--require-sandbox", help="with --data: fail unless the source model can be confined"
-    ),
+    trust_pickle: bool = TrustPickleOpt,  # these four apply with --data (the source model is run again)
+    trust_remote_code: bool = TrustRemoteCodeOpt,
+    trust_model_code: bool = TrustModelCodeOpt,
+    require_sandbox: bool = RequireSandboxOpt,
     public_key: Path | None = typer.Option(
         None, "--public-key", help="PEM EC public key: model.sig must be a valid signature by its private key"
     ),
