@@ -16,18 +16,8 @@ from pathlib import Path
 
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, op_counts
+from optkit.pass_configs.quantize_dynamic import QUANTIZED_OP_PREFIXES
 from optkit.quiet_logs import quiet_logs
-
-QUANTIZED_OP_PREFIXES = (
-    "MatMulInteger",
-    "DynamicQuantize",
-    "QAttention",
-    "ConvInteger",
-    "QGemm",
-    "MatMulIntegerToFloat",
-    "QEmbedLayerNormalization",
-    "DynamicQuantizeLSTM",
-)
 
 
 def quantize(
