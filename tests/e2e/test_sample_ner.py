@@ -2,7 +2,9 @@
 
 The sample is built (or found up to date) by ``sample_models/build_ner_minilm.py``. These tests
 assert the manifest's gates and the exit codes; the speed figures themselves are reported by
-``benchmarks/ner_sample.py``, not asserted here (timed assertions are flaky on loaded machines).
+``benchmarks/ner_sample.py``. Assertions on a measured speed-up are marked ``speed`` and deselected
+by default (timed assertions are flaky on loaded machines): ``python -m pytest -m speed tests/e2e``;
+the default variant runs the same conversion with ``benchmark.gates=[]``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ SAMPLE = ROOT / "sample_models" / "ner-minilm"
 
 pytestmark = pytest.mark.e2e
 
+#: a run with its speed gates (only under ``-m speed``) or without them (by default)
+TIMED = [pytest.param(False, id="accuracy"), pytest.param(True, id="speed", marks=pytest.mark.speed)]
+
 
 @pytest.fixture(scope="session")
 def sample() -> Path:
@@ -33,9 +38,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="session")
-def int8_run(sample, tmp_path_factory):
+@pytest.fixture(scope="session", params=TIMED)
+def int8_run(sample, tmp_path_factory, request):
     out = tmp_path_factory.mktemp("e2e") / "ner-int8"
+    untimed = [] if request.param else ["--set", "benchmark.gates=[]"]
     done = run_cli(
         "convert",
         str(sample / "model.pt"),
@@ -46,19 +52,23 @@ def int8_run(sample, tmp_path_factory):
         "-o",
         str(out),
         "--json",
+        *untimed,
     )
-    return done, out
+    return done, out, request.param
 
 
 def test_ner_int8_is_approved_with_real_gates(int8_run):
-    done, out = int8_run
+    done, out, timed = int8_run
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest == {k: v for k, v in json.loads(done.stdout).items() if k not in ("output_dir",)}
     gates = {g["metric"]: g for g in manifest["gates"]}
     assert gates["tag_agreement"]["status"] == "passed" and gates["tag_agreement"]["value"] >= 0.99
     assert gates["entity_f1_drop"]["status"] == "passed" and gates["entity_f1_drop"]["value"] <= 1.0
-    assert gates["speedup"]["status"] == "passed"
+    if timed:
+        assert gates["speedup"]["status"] == "passed"
+    else:
+        assert "speedup" not in gates
     assert manifest["data"]["kind"] == "conll" and manifest["data"]["real"] is True
     assert manifest["accuracy"]["metrics"]["entity_f1_source"] > 10  # a trained model, not noise
     steps = {s["name"]: s for s in manifest["steps"]}
@@ -123,8 +133,12 @@ def test_ner_fp16_approved_with_cuda_speed_gate_skipped_on_cpu(sample, tmp_path)
     gates = {g["metric"]: g for g in manifest["gates"]}
     assert gates["tag_agreement"]["value"] >= 0.999
     speed = gates["speedup"]
-    if "cuda" in manifest["speed"]["skipped_devices"]:
+    skipped = manifest["speed"]["skipped_devices"]
+    if "cuda" in skipped:
         assert speed["status"] == "skipped" and speed["value"] is None
+        assert speed["reason"] == skipped["cuda"] and "no CUDA execution provider" in speed["reason"]
+    else:  # a CUDA machine measured it (and exit 0 says it held)
+        assert speed["status"] == "passed" and speed["value"] >= 1.0
     assert "PASSED" in done.stderr
 
 

@@ -74,11 +74,13 @@ def test_corrupt_pt_exit_2(tmp_path):
 def test_pickle_without_trust_exit_2(tiny, tmp_path):
     result = runner.invoke(app, ["convert", str(tiny["pickle"]), "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--trust-pickle" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
 
 
 def test_bad_flag_values_exit_2(tiny, tmp_path):
     result = runner.invoke(app, ["convert", str(tiny["pt"]), "--batch-sizes", "1,x", "-o", str(tmp_path / "o")])
     assert result.exit_code == 2 and "--batch-sizes" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "o").exists()
 
 
 def test_internal_error_exit_3_traceback_only_with_debug(tiny, tmp_path, monkeypatch):

@@ -77,11 +77,17 @@ def test_absent_cuda_speed_gate_is_skipped_and_strict_fails(tiny, tmp_path):
     lax = optkit.convert(tiny["pt"], "ner-fp16", tmp_path / "a", data=str(tiny["conll"]), overrides=overrides)
     speed = [g for g in lax.gates if g.kind == "speed"]
     assert [g.status for g in speed] == ["skipped"] and "CUDA" in speed[0].reason
-    assert lax.approved
+    assert speed[0].value is None and speed[0].name == "speedup b1 cuda >= 1"
+    assert speed[0].reason.startswith("no CUDA execution provider in this onnxruntime (providers: cpu)")
+    assert lax.speed is not None and lax.speed.skipped_devices == {"cuda": speed[0].reason}
+    assert lax.approved and lax.rejections == [] and (tmp_path / "a" / "manifest.json").exists()
     strict = optkit.convert(
         tiny["pt"], "ner-fp16", tmp_path / "b", data=str(tiny["conll"]), overrides=overrides, strict=True
     )
     assert not strict.approved and not (tmp_path / "b").exists()
+    assert strict.rejections == ["speedup b1 cuda >= 1"]  # the skipped gate is what --strict refuses
+    with pytest.raises(GateFailed, match=r"not approved: speedup b1 cuda >= 1"):
+        strict.raise_for_status()
 
 
 def test_random_inputs_are_labelled_and_label_gates_skip(tiny, tmp_path):
@@ -89,7 +95,7 @@ def test_random_inputs_are_labelled_and_label_gates_skip(tiny, tmp_path):
     assert result.data["kind"] == "random" and not result.data["real"]
     assert any("random inputs" in w for w in result.warnings)
     f1 = next(g for g in result.gates if g.metric == "entity_f1_drop")
-    assert f1.status == "skipped"
+    assert f1.status == "skipped" and f1.value is None and f1.reason  # says why it was not computed
 
 
 @pytest.mark.parametrize("key", ["pt2", "hf"])

@@ -112,6 +112,10 @@ def test_junit_has_one_case_per_gate(tiny, tmp_path):
     assert cases["max_abs_error <= 0"].find("failure") is not None
     assert cases["tag_agreement >= 0.5"].find("failure") is None
     assert cases["speedup b1 cuda >= 1"].find("skipped") is not None
+    skipped = cases["speedup b1 cuda >= 1"].find("skipped").get("message")
+    assert skipped.startswith("measured not measured, required >= 1; no CUDA execution provider")
+    assert "max_abs_error" in cases["max_abs_error <= 0"].get("name")
+    assert cases["max_abs_error <= 0"].find("failure").get("message").startswith("measured ")
 
 
 def reseal(folder, edit):

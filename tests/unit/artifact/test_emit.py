@@ -95,8 +95,15 @@ def test_files_added_during_the_run_stop_the_swap(tmp_path):
 
 def test_empty_folder_and_artifact_may_be_overwritten(tmp_path):
     (tmp_path / "empty").mkdir()
-    check_output(tmp_path / "empty", overwrite=True)
-    check_output(fake_artifact(tmp_path / "art"), overwrite=True)
+    assert check_output(tmp_path / "empty", overwrite=True) is None  # no OutputError
+    art = fake_artifact(tmp_path / "art")
+    before = sorted((p.name, p.read_bytes()) for p in art.iterdir())
+    assert check_output(art, overwrite=True) is None
+    # a check only: nothing is removed or replaced before the new artifact is ready
+    assert sorted((p.name, p.read_bytes()) for p in art.iterdir()) == before
+    assert list((tmp_path / "empty").iterdir()) == []
+    with pytest.raises(OutputError, match="--overwrite"):
+        check_output(art, overwrite=False)  # the same folder without --overwrite is refused
 
 
 def test_output_that_is_or_holds_an_input_is_refused(tmp_path):

@@ -104,6 +104,7 @@ def test_speed_gate_on_absent_device_is_skipped_not_faked():
     report.skipped_devices["cuda"] = "no CUDA here"
     [result] = evaluate_speed([SpeedGate(batch_size=1, min=1.0, device="cuda")], report)
     assert result.status == "skipped" and result.value is None and "CUDA" in result.reason
+    assert result.reason == "no CUDA here" and result.kind == "speed" and result.name == "speedup b1 cuda >= 1"
 
 
 def test_speed_gate_on_unbenchmarked_shape_fails():

@@ -1,0 +1,164 @@
+"""Tiny ``onnx.helper`` graphs and a scripted evaluator for the int8 search's own logic.
+
+Nothing here imports torch or runs an ONNX Runtime session: the candidates are quantized by ONNX
+Runtime's quantizer (pure Python over the graph), then "scored" by reading which nodes the
+candidate file still holds in float32, so a test can say exactly which nodes are harmful.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from optkit.io_spec import ModelInfo
+from optkit.pass_context import PassContext
+from optkit.recipe import QuantizeDynamicPass
+from optkit.search.evaluator import Score, gate_margin
+from optkit.validation.accuracy import AccuracyReport
+from optkit.validation.gates import GateResult
+
+#: the one accuracy gate every fake score is judged by
+THRESHOLD = 0.99
+
+
+def chain(names: list[str], unnamed: bool = False) -> onnx.ModelProto:
+    """``x (2, 8) -> MatMul(w_i) -> ... -> y``: one MatMul with a constant 8 × 8 weight per name."""
+    rng = np.random.default_rng(0)
+    inits, nodes, prev = [], [], "x"
+    for index, name in enumerate(names):
+        inits.append(numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), f"w_{index}"))
+        out = f"h_{index}"
+        nodes.append(helper.make_node("MatMul", [prev, f"w_{index}"], [out], name="" if unnamed else name))
+        prev = out
+    graph = helper.make_graph(
+        nodes,
+        "chain",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info(prev, TensorProto.FLOAT, [2, 8])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def save(model: onnx.ModelProto, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path))
+    return path
+
+
+@dataclass
+class View:
+    """What the fake evaluator reads from one candidate file.
+
+    Attributes:
+        id: the candidate id (from the file name ``NN-quantize-dynamic-cID.onnx``; 0 = the input).
+        fp32: names of the original MatMul nodes still in float32.
+        int8: names of the MatMul nodes quantized (``MatMulInteger`` named ``<name>_quant``).
+        weight_type: ``"qint8"`` / ``"quint8"`` from the quantized weights' dtype, None for fp32.
+        per_channel: one weight scale per output channel (None for fp32).
+    """
+
+    id: int
+    fp32: set[str]
+    int8: set[str]
+    weight_type: str | None
+    per_channel: bool | None
+
+
+def read_view(path: Path) -> View:
+    model = onnx.load(str(path))
+    found = re.search(r"-c(\d+)\.onnx$", path.name)
+    inits = {t.name: t for t in model.graph.initializer}
+    integer = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    weight_type = per_channel = None
+    if integer:
+        weight = inits[integer[0].input[1]]
+        weight_type = {TensorProto.INT8: "qint8", TensorProto.UINT8: "quint8"}[weight.data_type]
+        scale = inits[integer[0].input[1].replace("_quantized", "_scale")]
+        per_channel = int(np.prod(scale.dims)) > 1
+    return View(
+        int(found.group(1)) if found else 0,
+        {n.name for n in model.graph.node if n.op_type == "MatMul"},
+        {n.name.removesuffix("_quant") for n in integer},
+        weight_type,
+        per_channel,
+    )
+
+
+class FakeEvaluator:
+    """The ``score`` / ``retime`` / ``latency_feeds`` interface of ``CandidateEvaluator``.
+
+    Args:
+        rule: ``(View) -> (cosine_min, best_ms)``; the candidate passes when
+            ``cosine_min >= THRESHOLD``. It may raise to make the candidate an error row.
+        retimes: ``{candidate id: best ms}`` that ``retime`` reports (default: the scored best_ms).
+        clock: a :class:`FakeClock` advanced by ``seconds_per_score`` at each score.
+    """
+
+    def __init__(
+        self,
+        rule: Callable[[View], tuple[float, float]],
+        retimes: dict[int, float] | None = None,
+        clock: FakeClock | None = None,
+        seconds_per_score: float = 0.0,
+    ) -> None:
+        self.rule, self.retimes, self.clock, self.step = rule, retimes, clock, seconds_per_score
+        self.latency_feeds = {"x": np.zeros((1, 8), np.float32)}
+        self.scored: list[View] = []
+        self.retimed: list[list[int]] = []
+        self._best: dict[int, float] = {}
+
+    def score(self, model_path: Path) -> Score:
+        view = read_view(model_path)
+        self.scored.append(view)
+        if self.clock is not None:
+            self.clock.now += self.step
+        value, best = self.rule(view)
+        status = "passed" if value >= THRESHOLD else "failed"
+        gate = GateResult(f"cosine_min >= {THRESHOLD}", "accuracy", "cosine_min", ">=", THRESHOLD, value, status)
+        self._best[view.id] = best
+        report = AccuracyReport(metrics={"cosine_min": value}, samples=4)
+        return Score(report, [gate], status == "passed", gate_margin(gate), best * 1.5, best)
+
+    def retime(self, model_paths: list[Path]) -> list[float]:
+        ids = [read_view(p).id for p in model_paths]
+        self.retimed.append(ids)
+        table = self.retimes if self.retimes is not None else self._best
+        return [table[i] for i in ids]
+
+
+class FakeClock:
+    """Stands in for the ``time`` module of ``optkit.search.int8_search`` (``perf_counter`` only)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class FakeValidation:
+    """``ctx.validation``: only ``batches`` is used by the search (for the sensitivity ranking)."""
+
+    def batches(self, size: int) -> list[dict[str, np.ndarray]]:
+        return [{"x": np.linspace(-1, 1, 16, dtype=np.float32).reshape(2, 8)}]
+
+
+def config(**space) -> QuantizeDynamicPass:
+    """An accuracy-aware pass; ``space`` overrides the search space (default: qint8 per-channel only)."""
+    space = {"weight_types": ["qint8"], "per_channel": [True], "reduce_range": [False], **space}
+    budget = space.pop("budget", 900.0)
+    return QuantizeDynamicPass(
+        type="quantize-dynamic", search="accuracy-aware", search_space=space, search_budget_s=budget
+    )
+
+
+def context(workdir: Path, evaluator: FakeEvaluator, lines: list[str] | None = None) -> PassContext:
+    sink = lines if lines is not None else []
+    return PassContext(workdir, ModelInfo(), validation=FakeValidation(), evaluator=evaluator, progress=sink.append)

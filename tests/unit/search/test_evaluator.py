@@ -1,0 +1,38 @@
+"""gate_margin (optkit.search.evaluator): how failing candidates are ranked against each other."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from optkit.search.evaluator import gate_margin
+from optkit.validation.gates import GateResult
+
+
+def _gate(op: str, threshold: float, value: float | None) -> GateResult:
+    status = "skipped" if value is None else "passed"
+    return GateResult("g", "accuracy", "m", op, threshold, value, status)
+
+
+@pytest.mark.parametrize(
+    ("op", "threshold", "value", "margin"),
+    [
+        (">=", 0.99, 0.98, -1.0),  # (0.98 - 0.99) / (1 - 0.99): the room left below 1
+        (">=", 0.99, 0.995, 0.5),
+        (">=", 0.5, 0.75, 0.5),  # (0.75 - 0.5) / 0.5
+        (">=", 2.0, 3.0, 0.5),  # a threshold outside (0, 1): scale max(|2|, 1)
+        (">=", 0.0, 0.25, 0.25),  # threshold 0: scale 1
+        ("<=", 0.0, 0.5, -0.5),  # nonfinite_outputs <= 0 with 0.5: scale 1
+        ("<=", 10.0, 5.0, 0.5),  # (10 - 5) / 10
+        ("<=", 0.1, 0.05, 0.05),  # scale max(0.1, 1) = 1
+    ],
+)
+def test_margin_is_normalised_by_the_room_to_the_threshold(op, threshold, value, margin):
+    assert gate_margin(_gate(op, threshold, value)) == pytest.approx(margin)
+
+
+def test_nan_ranks_last_and_a_skipped_gate_never_ranks():
+    assert gate_margin(_gate(">=", 0.99, math.nan)) == -math.inf
+    assert gate_margin(_gate("<=", 0.0, math.nan)) == -math.inf
+    assert gate_margin(_gate(">=", 0.99, None)) == math.inf
