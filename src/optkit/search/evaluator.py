@@ -64,7 +64,7 @@ class CandidateEvaluator:
         info: the source model's task and labels.
         gates: the recipe's accuracy gates.
         batch_size: validation batch size (samples per call).
-        threads: intra-op threads (the same as the final benchmark).
+        threads: intra-op threads (the recipe's ``runtime.threads``, as every other runner).
         latency_feeds: inputs at the gated shape (e.g. 1 × 128 tokens) for the latency figure.
         warmup / iterations: untimed and timed calls for the latency figure (p50).
     """
