@@ -42,7 +42,7 @@ def renamed(recipe, name: str):
 
 def variants(iterations: int, threads: int):
     """(label, Recipe) pairs: the built-ins, hand-picked int8 settings, and the strict-gate search."""
-    common = {"benchmark.iterations": iterations, "benchmark.threads": threads, "benchmark.batch_sizes": [1, 8]}
+    common = {"benchmark.iterations": iterations, "runtime.threads": threads, "benchmark.batch_sizes": [1, 8]}
     strict = {**common, "validation.gates.1.min": 0.997}
     return [
         ("fp32 (export+simplify+fuse)", load_recipe("fp32", common)),

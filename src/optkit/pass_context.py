@@ -26,7 +26,7 @@ class PassContext:
         validation: the validation inputs (``ValidationSet``), for passes that need data.
         evaluator: a :class:`~optkit.search.evaluator.CandidateEvaluator` that scores a candidate
             model against the source with the recipe's accuracy gates (for searching passes).
-        threads: intra-op threads for any model a pass runs.
+        threads: intra-op threads for any model a pass runs (the recipe's ``runtime.threads``).
         progress: ``(message) -> None``, one line per search step for the user.
     """
 

@@ -1,6 +1,8 @@
 """``convert``: source → export → passes → validate (accuracy, speed) → gates → emit.
 
-The CLI is a thin layer over :func:`convert`; everything it shows comes from :class:`ConvertResult`.
+The CLI is a thin layer over :func:`run_request` (it builds one :class:`ConvertRequest`);
+:func:`convert` is the same with keyword arguments. Everything the CLI shows comes from
+:class:`ConvertResult`.
 """
 
 from __future__ import annotations
@@ -22,27 +24,29 @@ from optkit.artifact.emit import check_output, publish, staging
 from optkit.artifact.environment import environment
 from optkit.artifact.manifest import Manifest, file_entries, seal
 from optkit.artifact.signing import check_sign_key, sign_artifact
-from optkit.errors import DataError, ExportError, OptkitError, PassError, SourceModelError
+from optkit.errors import DataError, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.paths import require_regular
 from optkit.recipe import Recipe, apply_overrides, load_recipe
 from optkit.registry import PASSES, detect_framework, resolve
+from optkit.request import ConvertRequest
 from optkit.results import ConvertResult, Event, StepRecord
 from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import WorkerSource, load_source
 from optkit.search.evaluator import CandidateEvaluator
 from optkit.validation import gates as gate_eval
-from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
+from optkit.validation.accuracy import concat_outputs
 from optkit.validation.data import ValidationSet, load_validation_set
-from optkit.validation.outputs import check_close
+from optkit.validation.export_check import check_export
 from optkit.validation.speed import (
     SpeedReport,
     activate_measured,
     benchmark,
     size_on_disk_mb,
 )
+from optkit.validation.validate_model import finite_reference, validate_model
 from optkit.version import __version__
 
 
@@ -68,12 +72,16 @@ def convert(
     """Convert a model with a recipe, validate it against its source framework, and emit the
     approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
 
+    The recipe is resolved here (loaded once, with ``overrides`` and ``data``), then the
+    :class:`~optkit.request.ConvertRequest` goes to :func:`run_request`.
+
     Args:
         source: the model file or folder (``.pt`` TorchScript, ``.pt2``, HF folder, ...).
         recipe: a built-in name, a YAML path, or a :class:`~optkit.recipe.Recipe`.
         output: artifact folder; default ``optkit-out/<source stem>-<recipe name>``.
         data: validation data path (overrides ``validation.data``).
-        overrides: dotted recipe keys → values, e.g. ``{"export.opset": 18}``.
+        overrides: dotted recipe keys → values, e.g. ``{"export.opset": 18}`` or
+            ``{"passes.quantize-dynamic.search_budget_s": 30}`` (a pass by index or by type).
         framework: ``"auto"`` or a registry name (``"torch"``).
         trust_pickle: allow loading pickles (runs code from the file, inside the confinement).
         trust_remote_code: let a Hugging Face folder's own code (``auto_map``) run, confined.
@@ -98,7 +106,6 @@ def convert(
     Raises:
         OptkitError: bad input (recipe, source, data, output) or a failing export/pass.
     """
-    emit_event = on_event or (lambda kind, payload: None)
     overrides = dict(overrides or {})
     if data is not None:
         overrides["validation.data"] = data
@@ -106,59 +113,99 @@ def convert(
         resolved = apply_overrides(recipe, overrides) if overrides else recipe
     else:
         resolved = load_recipe(recipe, overrides)
-    src_path = require_regular(source, "source model", SourceModelError, allow_dir=True)
+    request = ConvertRequest(
+        source=Path(source),
+        recipe=resolved,
+        output=Path(output) if output else None,
+        framework=framework,
+        trust_pickle=trust_pickle,
+        trust_remote_code=trust_remote_code,
+        trust_model_code=trust_model_code,
+        sandbox=sandbox,
+        overwrite=overwrite,
+        strict=strict,
+        sign_key=Path(sign_key) if sign_key is not None else None,
+        sign_keyless=sign_keyless,
+    )
+    return run_request(request, on_event, before_publish)
+
+
+def run_request(
+    request: ConvertRequest,
+    on_event: Event | None = None,
+    before_publish: Callable[[ConvertResult], None] | None = None,
+) -> ConvertResult:
+    """Run one conversion as :func:`convert` does, from a request whose recipe is already resolved
+    (what the CLI calls: it loads the recipe once, with every override).
+
+    Args:
+        request: the :class:`~optkit.request.ConvertRequest`.
+        on_event / before_publish: as for :func:`convert`.
+
+    Returns:
+        The :class:`ConvertResult`.
+
+    Raises:
+        OptkitError: as for :func:`convert` (the source, data or output refused before any slow step).
+    """
+    emit_event = on_event or (lambda kind, payload: None)
+    resolved = request.recipe
+    src_path = require_regular(request.source, "source model", SourceModelError, allow_dir=True)
     if resolved.validation.data:  # before the slow source load
         require_regular(resolved.validation.data, "validation data", DataError)
-    out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
+    out = request.output_dir
     inputs = [src_path, resolved.validation.data, *[getattr(p, "calibration_data", None) for p in resolved.passes]]
-    check_output(out, overwrite, protect=[Path(p) for p in inputs if p])
-    check_sign_key(sign_key, sign_keyless)
+    check_output(out, request.overwrite, protect=[Path(p) for p in inputs if p])
+    check_sign_key(request.sign_key, request.sign_keyless)
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
-    options = _Options(
-        framework,
-        trust_pickle,
-        trust_remote_code,
-        trust_model_code,
-        "require" if strict else sandbox,
-        overwrite,
-        strict,
-        before_publish,
-        sign_key,
-        sign_keyless,
-    )
+    options = _Options(before_publish, request.sign_key, request.sign_keyless)
     try:
-        return _Run(resolved, src_path, out, workdir, options, emit_event).run()
+        return _Run(request, src_path, out, workdir, options, emit_event).run()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 @dataclass(frozen=True)
 class _Options:
-    """The caller's choices for one conversion (see :func:`convert`'s arguments)."""
+    """How the approved artifact is published (the request's signing choices and the caller's hook)."""
 
-    framework: str
-    trust_pickle: bool
-    trust_remote_code: bool
-    trust_model_code: bool
-    sandbox: SandboxMode
-    overwrite: bool
-    strict: bool
     before_publish: Callable[[ConvertResult], None] | None
     sign_key: str | Path | None
     sign_keyless: bool
 
 
-class _Run:
-    """One conversion's state; each method is one pipeline step."""
+@dataclass(frozen=True)
+class _Footprint:
+    """What loading each model cost, for the speed report.
 
-    def __init__(self, recipe: Recipe, source: Path, out: Path, workdir: Path, options: _Options, emit: Event) -> None:
-        self.recipe, self.source_path, self.out, self.workdir = recipe, source, out, workdir
-        self.options, self.overwrite, self.strict = options, options.overwrite, options.strict
+    Attributes:
+        source_load_s: the worker's load of the source model plus its runner's activation, seconds.
+        source_rss_mb / artifact_rss_mb: resident memory growth when each runner was activated, MB.
+    """
+
+    source_load_s: float
+    source_rss_mb: float
+    artifact_rss_mb: float
+
+
+class _Run:
+    """One conversion; each method is one pipeline step and returns what the later steps need."""
+
+    def __init__(
+        self, request: ConvertRequest, source: Path, out: Path, workdir: Path, options: _Options, emit: Event
+    ) -> None:
+        self.request, self.recipe, self.source_path = request, request.recipe, source
+        self.out, self.workdir = out, workdir
+        self.options, self.overwrite, self.strict = options, request.overwrite, request.strict
         self.emit = emit
         self.steps: list[StepRecord] = []
-        self.threads = recipe.benchmark.threads
+        self.threads = request.recipe.runtime.threads
 
     def _step(self, name: str, fn: Callable[[], tuple[Any, PassOutcome | None]]) -> Any:
+        return self._timed(name, fn)[0]
+
+    def _timed(self, name: str, fn: Callable[[], tuple[Any, PassOutcome | None]]) -> tuple[Any, StepRecord]:
+        """Run one step: ``fn`` returns its value and, for an export or a pass, its outcome."""
         interrupts.check()
         self.emit("step", name)
         start = time.perf_counter()
@@ -169,17 +216,17 @@ class _Run:
             record.details, record.warnings, record.skipped = outcome.details, outcome.warnings, outcome.skipped
         self.steps.append(record)
         self.emit("step_done", record)
-        return value
+        return value, record
 
     def run(self) -> ConvertResult:
-        requested = self.options.framework
+        requested = self.request.framework
         framework = detect_framework(
             self.source_path, requested if requested != "auto" else self.recipe.source.framework
         )
-        self.worker: SourceWorker | None = None
+        self.worker: SourceWorker | None = None  # an attribute only so that it is closed below
         try:
-            source = self._step(f"load source ({framework.name})", lambda: self._load(framework))
-            return self._run(source)
+            source, loaded = self._timed(f"load source ({framework.name})", lambda: self._load(framework))
+            return self._run(source, loaded.seconds)
         except BaseException as exc:
             if self.worker is not None and not isinstance(exc, Exception):
                 self.worker.kill()  # Ctrl-C, SIGTERM: do not wait for the worker to finish its request
@@ -190,15 +237,16 @@ class _Run:
 
     def _load(self, framework) -> tuple[WorkerSource, PassOutcome]:
         """Start the confined worker, scan and load the source in it."""
-        self.worker = SourceWorker(self.workdir, [self.source_path], self.options.sandbox)
+        request = self.request
+        self.worker = SourceWorker(self.workdir, [self.source_path], request.sandbox_mode)
         source = load_source(
             self.worker,
             framework,
             self.source_path,
             self.threads,
-            trust_pickle=self.options.trust_pickle,
-            trust_remote_code=self.options.trust_remote_code,
-            trust_model_code=self.options.trust_model_code,
+            trust_pickle=request.trust_pickle,
+            trust_remote_code=request.trust_remote_code,
+            trust_model_code=request.trust_model_code,
         )
         record = self.worker.sandbox
         warnings = (
@@ -213,8 +261,8 @@ class _Run:
             warnings.append("the static scan of the model file was skipped (--trust-model-code)")
         return source, PassOutcome(self.source_path, {"sandbox": record.to_dict(), "scan": source.scan}, warnings)
 
-    def _run(self, source: WorkerSource) -> ConvertResult:
-        self.source_load_s = self.steps[-1].seconds
+    def _run(self, source: WorkerSource, source_load_s: float) -> ConvertResult:
+        """The steps after the source load, in order; each one's value feeds the next."""
         info = source.info
         cfg = self.recipe.validation
         vset = self._step(
@@ -222,20 +270,10 @@ class _Run:
             lambda: (load_validation_set(cfg.data, info, cfg.max_samples, cfg.sequence_length), None),
         )
         src_runner = source.runner(self.threads)
-        try:
-            self.src_rss = activate_measured(src_runner, vset.batches(cfg.batch_size)[0])
-        except OptkitError:
-            raise  # the worker named it already (a sandbox denial, a crash)
-        except Exception as exc:  # each framework raises its own types for inputs it rejects
-            shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in vset.feeds.items())
-            raise DataError(
-                f"the source model rejected the validation inputs ({shapes}): "
-                f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}",
-                "give one array per model input with the model's rank and dtype",
-            ) from exc
+        src_rss = self._activate_source(src_runner, vset)
         src_out = self._step(
             f"reference run ({src_runner.name}, {vset.size} samples)",
-            lambda: (_finite_reference(concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))), None),
+            lambda: (finite_reference(concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))), None),
         )
         model_path = self._step("export", lambda: self._export(source, vset, src_runner))
         evaluator = self._evaluator(src_out, vset, info)
@@ -253,19 +291,58 @@ class _Run:
             run_pass = resolve(PASSES[pass_cfg.type])
             model_path = self._step(pass_cfg.type, functools.partial(self._pass, run_pass, model_path, pass_cfg, ctx))
         art_runner = OrtRunner(model_path, self.threads)
+        art_rss = self._activate_artifact(art_runner, vset)
+        checked = self._step(
+            "validate accuracy",
+            lambda: (validate_model(art_runner, src_out, vset, info, cfg.gates, cfg.batch_size), None),
+        )
+        speed = self._step(
+            "benchmark speed",
+            lambda: (
+                self._benchmark(
+                    source,
+                    src_runner,
+                    art_runner,
+                    vset,
+                    _Footprint(source_load_s + src_runner.load_seconds, src_rss, art_rss),
+                ),
+                None,
+            ),
+        )
+        gates = checked.gates + gate_eval.evaluate_speed(self.recipe.benchmark.gates, speed)
+        return self._finish(source, vset, model_path, art_runner, checked.accuracy, speed, gates)
+
+    def _activate_source(self, src_runner, vset: ValidationSet) -> float:
+        """Activate the source runner on the first validation batch; returns its RSS growth (MB).
+
+        Raises:
+            DataError: the source model rejects the validation inputs.
+        """
         try:
-            self.art_rss = activate_measured(art_runner, vset.batches(cfg.batch_size)[0])
+            return activate_measured(src_runner, vset.batches(self.recipe.validation.batch_size)[0])
+        except OptkitError:
+            raise  # the worker named it already (a sandbox denial, a crash)
+        except Exception as exc:  # each framework raises its own types for inputs it rejects
+            shapes = ", ".join(f"{k} {tuple(v.shape)} {v.dtype}" for k, v in vset.feeds.items())
+            raise DataError(
+                f"the source model rejected the validation inputs ({shapes}): "
+                f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}",
+                "give one array per model input with the model's rank and dtype",
+            ) from exc
+
+    def _activate_artifact(self, art_runner: OrtRunner, vset: ValidationSet) -> float:
+        """Activate the final model in ONNX Runtime; returns its RSS growth (MB).
+
+        Raises:
+            PassError: the final model does not run.
+        """
+        try:
+            return activate_measured(art_runner, vset.batches(self.recipe.validation.batch_size)[0])
         except Exception as exc:  # onnxruntime raises its own exception types
             raise PassError(
                 f"the final model does not run in ONNX Runtime: {str(exc).splitlines()[0][:300]}",
                 "the last pass produced an invalid model; remove it or change its settings",
             ) from exc
-        accuracy = self._step("validate accuracy", lambda: (self._validate(art_runner, src_out, vset, info), None))
-        speed = self._step("benchmark speed", lambda: (self._benchmark(source, src_runner, art_runner, vset), None))
-        gates = gate_eval.evaluate_accuracy(cfg.gates, accuracy) + gate_eval.evaluate_speed(
-            self.recipe.benchmark.gates, speed
-        )
-        return self._finish(source, vset, model_path, art_runner, accuracy, speed, gates)
 
     def _evaluator(self, src_out, vset: ValidationSet, info) -> CandidateEvaluator:
         """Scores search candidates with the recipe's accuracy gates, timed at the first CPU speed
@@ -285,54 +362,37 @@ class _Run:
         )
 
     def _export(self, source: WorkerSource, vset: ValidationSet, src_runner) -> tuple[Path, PassOutcome]:
+        """Export, then check the export against the source on one real batch
+        (:func:`~optkit.validation.export_check.check_export`)."""
+        cfg = self.recipe.export
         outcome = source.export(
             vset.batches(2)[0],
-            self.recipe.export,
+            cfg,
             self.workdir / "00-export.onnx",
             self.recipe.artifact.external_data_threshold_mb,
         )
-        self._check_export(outcome, vset, src_runner)
-        return outcome.model_path, outcome
-
-    def _check_export(self, outcome: PassOutcome, vset: ValidationSet, src_runner) -> None:
-        """Run the fresh export and the source on one real batch; outputs, matched by name, must be
-        allclose (every failing output is named)."""
-        batch = vset.batches(self.recipe.validation.batch_size)[0]
-        try:
-            onnx_out = OrtRunner(outcome.model_path, self.threads).infer(batch)
-        except Exception as exc:
-            raise ExportError(
-                f"the exported model does not run in ONNX Runtime: {str(exc).splitlines()[0][:300]}",
-                "try another --opset",
-            ) from exc
-        cfg = self.recipe.export
-        worst = check_close(
-            src_runner.infer(batch),
-            onnx_out,
+        outcome.details["export_check_max_abs_error"] = check_export(
+            outcome.model_path,
+            src_runner,
+            vset.batches(self.recipe.validation.batch_size)[0],
             cfg.check_atol,
             cfg.check_rtol,
-            ExportError,
-            "the exporter mistraced the model; try --opset or a torch.export (.pt2) source",
+            self.threads,
         )
-        outcome.details["export_check_max_abs_error"] = worst
+        return outcome.model_path, outcome
 
     def _pass(self, run_pass, path: Path, config, ctx: PassContext) -> tuple[Path, PassOutcome]:
         outcome = run_pass(path, config, ctx)
         return outcome.model_path, outcome
 
-    def _validate(self, art_runner, src_out, vset: ValidationSet, info) -> AccuracyReport:
-        cfg = self.recipe.validation
-        art_out = concat_outputs([art_runner.infer(b) for b in vset.batches(cfg.batch_size)])
-        return compare(src_out, art_out, vset, info)
-
-    def _benchmark(self, source, src_runner, art_runner, vset: ValidationSet) -> SpeedReport:
+    def _benchmark(self, source, src_runner, art_runner, vset: ValidationSet, footprint: _Footprint) -> SpeedReport:
         bench = self.recipe.benchmark
         report = SpeedReport(self.threads, bench.warmup, bench.iterations)
         report.load_seconds = {
-            "source": self.source_load_s + src_runner.load_seconds,
+            "source": footprint.source_load_s,
             "artifact": art_runner.load_seconds,
         }
-        report.rss_growth_mb = {"source": self.src_rss, "artifact": self.art_rss}
+        report.rss_growth_mb = {"source": footprint.source_rss_mb, "artifact": footprint.artifact_rss_mb}
         model = art_runner.model_path
         report.size_mb = {
             "source": size_on_disk_mb(self.source_path),
@@ -476,28 +536,6 @@ class _Run:
         result.output_dir = self.out
 
 
-def _finite_reference(outputs: dict[str, Any]) -> dict[str, Any]:
-    """The source's reference outputs, checked to be finite.
-
-    Raises:
-        SourceModelError: a float output holds NaN or Inf on the validation inputs (the source model
-            itself, before any export: nothing can be validated against such a reference).
-    """
-    import numpy as np
-
-    for name, array in outputs.items():
-        if np.issubdtype(array.dtype, np.floating):
-            bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
-            if bad:
-                raise SourceModelError(
-                    f"the source model's own output '{name}' holds {bad} NaN/Inf value(s) on the validation "
-                    "inputs (before any export)",
-                    "check the source model and the data; optkit cannot validate "
-                    "against a reference that is not finite",
-                )
-    return outputs
-
-
 def _search_summary(step: StepRecord) -> dict[str, Any]:
     """The manifest's top-level record of one search (the full candidate table is in the step)."""
     search = step.details["search"]
@@ -514,4 +552,4 @@ def _search_summary(step: StepRecord) -> dict[str, Any]:
     }
 
 
-__all__ = ["ConvertResult", "Event", "StepRecord", "convert"]
+__all__ = ["ConvertRequest", "ConvertResult", "Event", "StepRecord", "convert", "run_request"]

@@ -177,8 +177,27 @@ class BenchmarkConfig(StrictModel):
     )
     warmup: int = Field(5, ge=0, description="untimed calls per shape and model before timing")
     iterations: int = Field(20, ge=3, description="timed calls per shape and model; the median (p50, ms) is compared")
-    threads: int = Field(2, ge=1, description="intra-op threads for both source and artifact; --threads overrides")
+    threads: int | None = Field(
+        None,
+        ge=1,
+        exclude=True,
+        description="deprecated alias of runtime.threads (moved there when the recipe is read; "
+        "setting both to different values is an error)",
+    )
     gates: list[SpeedGate] = Field(default_factory=list, description="speed gates; none = speed is reported, not gated")
+
+
+class RuntimeConfig(StrictModel):
+    """Run-wide runtime settings: they apply to every model optkit runs in one conversion (the source
+    framework's runner, ONNX Runtime for the export check, the searches, validation and the
+    benchmark), so that every figure is measured under the same conditions."""
+
+    threads: int = Field(
+        2,
+        ge=1,
+        description="intra-op threads of every runner: the source framework, ONNX Runtime and the "
+        "searches; --threads overrides",
+    )
 
 
 class ArtifactConfig(StrictModel):
@@ -207,7 +226,25 @@ class Recipe(StrictModel):
     benchmark: BenchmarkConfig = Field(
         default_factory=BenchmarkConfig, description="latency of source and artifact side by side"
     )
+    runtime: RuntimeConfig = Field(
+        default_factory=RuntimeConfig, description="run-wide runtime settings (threads) of every model run"
+    )
     artifact: ArtifactConfig = Field(default_factory=ArtifactConfig, description="how the artifact is written")
+
+    @model_validator(mode="after")
+    def _threads_alias(self) -> Recipe:
+        """Move the deprecated ``benchmark.threads`` to ``runtime.threads`` (one place holds it)."""
+        legacy = self.benchmark.threads
+        if legacy is None:
+            return self
+        if "threads" in self.runtime.model_fields_set and self.runtime.threads != legacy:
+            raise ValueError(
+                f"benchmark.threads ({legacy}) and runtime.threads ({self.runtime.threads}) differ: "
+                "benchmark.threads is a deprecated alias of runtime.threads; set runtime.threads only"
+            )
+        self.runtime.threads = legacy
+        self.benchmark.threads = None
+        return self
 
     def sha256(self) -> str:
         """sha256 (hex) of the resolved recipe as canonical JSON (sorted keys)."""
@@ -238,12 +275,16 @@ def load_recipe(spec: str, overrides: dict[str, Any] | None = None) -> Recipe:
     Args:
         spec: a built-in name (``ner-int8``) or a path ending in ``.yaml``/``.yml``.
         overrides: dotted keys to values, applied before validation, e.g.
-            ``{"export.opset": 18, "benchmark.batch_sizes": [1, 32]}``.
+            ``{"export.opset": 18, "benchmark.batch_sizes": [1, 32]}``. A pass is addressed by
+            its index (``passes.2.search_budget_s``) or by its type
+            (``passes.quantize-dynamic.search_budget_s``: every pass of that type);
+            ``benchmark.threads`` (deprecated) sets ``runtime.threads``.
 
     Raises:
         RecipeError: unknown name, unreadable file, invalid YAML, unknown key/pass, wrong type, no
-            accuracy gate (``validation.gates`` empty); the message names the file and line and
-            the valid choices.
+            accuracy gate (``validation.gates`` empty), an override naming a pass type the recipe
+            lacks, ``benchmark.threads`` and ``runtime.threads`` set to different values; the
+            message names the file and line and the valid choices.
     """
     path = Path(spec)
     if spec.endswith((".yaml", ".yml")) or path.exists():
@@ -273,8 +314,10 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
             f"{where}: a recipe must be a YAML mapping, got {type(data).__name__}",
             "start from `optkit recipes show fp32`",
         )
+    _move_legacy_threads(data, where)
     for key, value in (overrides or {}).items():
-        _set_dotted(data, key, value, where)
+        for target in _expand_pass_type(data, key, where):
+            _set_dotted(data, LEGACY_KEYS.get(target, target), value, where)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
@@ -300,6 +343,75 @@ def apply_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
     return parse_recipe(yaml.safe_dump(recipe.model_dump(mode="json")), f"recipe '{recipe.name}'", overrides)
 
 
+#: deprecated override keys → where they now live (``--set benchmark.threads=4`` keeps working)
+LEGACY_KEYS = {"benchmark.threads": "runtime.threads"}
+
+
+def _move_legacy_threads(data: dict, where: str) -> None:
+    """Move a recipe file's ``benchmark.threads`` (deprecated) to ``runtime.threads``, before the
+    overrides are applied (so that ``--threads`` wins over either spelling).
+
+    A value that is not a positive integer stays where it is, for validation to name it there.
+
+    Raises:
+        RecipeError: the file sets both, to different values.
+    """
+    bench, runtime = data.get("benchmark"), data.get("runtime")
+    if not isinstance(bench, dict) or "threads" not in bench or not isinstance(runtime, (dict, type(None))):
+        return
+    legacy = bench["threads"]
+    if isinstance(legacy, bool) or not isinstance(legacy, int) or legacy < 1:
+        return
+    runtime = runtime if runtime is not None else {}
+    if "threads" in runtime and runtime["threads"] != legacy:
+        raise RecipeError(
+            f"{where}: benchmark.threads ({legacy}) and runtime.threads ({runtime['threads']}) differ",
+            "benchmark.threads is a deprecated alias of runtime.threads: set runtime.threads only",
+        )
+    del bench["threads"]
+    runtime.setdefault("threads", legacy)
+    data["runtime"] = runtime
+
+
+def _expand_pass_type(data: dict, key: str, where: str) -> list[str]:
+    """``passes.<pass type>.<field>`` → ``passes.<i>.<field>`` for every pass ``i`` of that type in
+    ``data`` (the raw recipe mapping); any other key is returned as it is.
+
+    Raises:
+        RecipeError: the pass type is unknown, or the recipe has no pass of that type; the message
+            names the pass types the recipe has.
+    """
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] != "passes" or parts[1].isdigit():
+        return [key]
+    passes = data.get("passes")
+    passes = passes if isinstance(passes, list) else []
+    types = [p.get("type") if isinstance(p, dict) else None for p in passes]
+    indices = [i for i, kind in enumerate(types) if kind == parts[1]]
+    if not indices:
+        has = ", ".join(str(kind) for kind in types) or "none"
+        problem = (
+            f"{where} has no '{parts[1]}' pass"
+            if parts[1] in PASS_TYPES
+            else f"unknown pass type '{parts[1]}' (valid: {', '.join(PASS_TYPES)}); {where}"
+        )
+        raise RecipeError(
+            f"override '{key}': {problem} (its passes: {has})",
+            "address a pass by one of the recipe's pass types or by its index, e.g. passes.0.<field>",
+        )
+    rest = ".".join(parts[2:])
+    return [f"passes.{i}" + (f".{rest}" if rest else "") for i in indices]
+
+
+def pass_override_keys(recipe: Recipe, overrides: dict[str, Any]) -> set[str]:
+    """The keys of ``overrides`` with every ``passes.<pass type>.…`` key written as the
+    ``passes.<index>.…`` keys it sets in ``recipe`` (to tell which fields a ``--set`` already
+    names). Raises RecipeError like :func:`load_recipe` for a pass type the recipe lacks."""
+    data = {"passes": [{"type": p.type} for p in recipe.passes]}
+    where = f"recipe '{recipe.name}'"
+    return {LEGACY_KEYS.get(k, k) for key in overrides for k in _expand_pass_type(data, key, where)}
+
+
 def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
     """Set ``a.b.0.c`` in nested dicts/lists; a numeric part indexes a list (e.g. ``passes.1.per_channel``)."""
     parts = key.split(".")
@@ -314,7 +426,7 @@ def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
         if not isinstance(target, (dict, list)):
             raise RecipeError(
                 f"override '{key}': '{part}' is not a section or list index in {where}",
-                "override keys look like validation.max_samples or passes.1.per_channel",
+                "override keys look like validation.max_samples, passes.1.per_channel or passes.fuse.num_heads",
             )
     last = parts[-1]
     if isinstance(target, list):

@@ -89,7 +89,7 @@ def test_internal_error_exit_3_traceback_only_with_debug(tiny, tmp_path, monkeyp
     def boom(*args, **kwargs):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(optkit.pipeline, "convert", boom)
+    monkeypatch.setattr(optkit.pipeline, "run_request", boom)  # what the CLI calls
     quiet = runner.invoke(app, ["convert", str(tiny["pt"])])
     assert quiet.exit_code == 3 and "internal error: ZeroDivisionError: boom" in quiet.output
     assert "Traceback" not in quiet.output

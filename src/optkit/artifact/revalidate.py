@@ -23,9 +23,10 @@ from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import load_source
-from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
+from optkit.validation.accuracy import AccuracyReport, concat_outputs
 from optkit.validation.data import load_validation_set
-from optkit.validation.gates import GateResult, evaluate_accuracy
+from optkit.validation.gates import GateResult
+from optkit.validation.validate_model import validate_model
 
 MODEL = "model.onnx"
 
@@ -104,7 +105,7 @@ def revalidate(
             confined worker process.
         strict: a gate that cannot be measured on this data (``skipped``) is a failure, and the
             source model must run confined.
-        threads: intra-op threads of both runners; default the recipe's ``benchmark.threads``.
+        threads: intra-op threads of both runners; default the recipe's ``runtime.threads``.
 
     Returns:
         The :class:`RevalidateResult`; ``ok`` is False when a gate failed or the model did not run.
@@ -141,7 +142,7 @@ def revalidate(
             f"{actual[:12]}… differs from the manifest's {str(expected)[:12]}…",
             "pass the exact source model the artifact was converted from (--source PATH)",
         )
-    threads = threads or recipe.benchmark.threads
+    threads = threads or recipe.runtime.threads
     cfg = recipe.validation
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
     try:
@@ -187,7 +188,6 @@ def _compare(
         trust_model_code=trust_model_code,
     )
     vset = load_validation_set(data, src.info, cfg.max_samples, cfg.sequence_length)
-    batches = vset.batches(cfg.batch_size)
     art_runner = OrtRunner(folder / MODEL, threads)
     try:
         art_runner.activate()
@@ -195,7 +195,6 @@ def _compare(
         return RevalidateResult(data, vset.size, None, [], strict, str(exc).splitlines()[0][:300])
     with art_runner:  # already active; released when both models have run (or one fails)
         src_runner = src.runner(threads)
-        src_out = concat_outputs(src_runner.infer_many(batches))
-        art_out = concat_outputs([art_runner.infer(b) for b in batches])
-    accuracy = compare(src_out, art_out, vset, src.info)
-    return RevalidateResult(data, vset.size, accuracy, evaluate_accuracy(cfg.gates, accuracy), strict)
+        src_out = concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))
+        checked = validate_model(art_runner, src_out, vset, src.info, cfg.gates, cfg.batch_size)
+    return RevalidateResult(data, vset.size, checked.accuracy, checked.gates, strict)

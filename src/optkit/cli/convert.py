@@ -60,7 +60,7 @@ def convert_command(
     opset: int | None = typer.Option(None, "--opset", min=9, max=21, help="override export.opset (9-21)"),
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
     sequence_lengths: str | None = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),
-    threads: int | None = typer.Option(None, "--threads", min=1, help="override benchmark.threads (both runners)"),
+    threads: int | None = typer.Option(None, "--threads", min=1, help="override runtime.threads (all runners)"),
     max_samples: int | None = typer.Option(None, "--max-samples", min=1, help="override validation.max_samples"),
     calibration_data: str | None = typer.Option(
         None, "--calibration-data", help="calibration data for quantize-static passes (.npz)"
@@ -95,15 +95,26 @@ def convert_command(
     console = stderr_console()
 
     def run() -> int:
-        from optkit.pipeline import convert
-        from optkit.recipe import flag_overrides, load_recipe, searches
+        from optkit.pipeline import run_request
+        from optkit.recipe import apply_overrides, flag_overrides, load_recipe, pass_override_keys, searches
+        from optkit.request import ConvertRequest
 
         if junit_xml is not None:  # before any work: a report that cannot be written fails now
             from optkit.artifact.junit import check_junit_path
 
             check_junit_path(junit_xml)
         overrides = parse_sets(sets)
-        chosen = load_recipe(recipe, overrides)  # with --set applied: the passes the flags go to
+        for key, value in (  # the flags win over a --set of the same field
+            ("export.opset", opset),
+            ("runtime.threads", threads),
+            ("validation.max_samples", max_samples),
+            ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),
+            ("benchmark.sequence_lengths", parse_int_list(sequence_lengths, "--sequence-lengths")),
+            ("validation.data", data),
+        ):
+            if value is not None:
+                overrides[key] = value
+        chosen = load_recipe(recipe, overrides)  # the one load: --set and the flags above applied
         flags = {}
         if calibration_data is not None:
             flags.update(
@@ -127,17 +138,10 @@ def convert_command(
                     "pass that searches (quantize-dynamic with search: accuracy-aware, or fp16 with auto_block)",
                 )
             )
-        for key, value in flags.items():  # after the --set values, unless one names the same key
-            overrides.setdefault(key, value)
-        for key, value in (
-            ("export.opset", opset),
-            ("benchmark.threads", threads),
-            ("validation.max_samples", max_samples),
-            ("benchmark.batch_sizes", parse_int_list(batch_sizes, "--batch-sizes")),
-            ("benchmark.sequence_lengths", parse_int_list(sequence_lengths, "--sequence-lengths")),
-        ):
-            if value is not None:
-                overrides[key] = value
+        named = pass_override_keys(chosen, overrides)  # a --set of the same pass field wins over these flags
+        pass_flags = {key: value for key, value in flags.items() if key not in named}
+        if pass_flags:
+            chosen = apply_overrides(chosen, pass_flags)  # the Recipe object again, no second file read
         console.print(f"[bold]optkit convert[/bold] {source} --recipe {recipe}", highlight=False)
 
         def write_outputs(result) -> None:  # before the artifact is published: a failure publishes nothing
@@ -146,25 +150,22 @@ def convert_command(
 
                 write_junit(junit_xml, result.recipe.name, result.gates, result.strict)
 
+        request = ConvertRequest(
+            source=source,
+            recipe=chosen,
+            output=output,
+            framework=framework,
+            trust_pickle=trust_pickle,
+            trust_remote_code=trust_remote_code,
+            trust_model_code=trust_model_code,
+            sandbox="require" if require_sandbox else "auto",
+            overwrite=overwrite,
+            strict=strict,
+            sign_key=sign_key,
+            sign_keyless=sign_keyless,
+        )
         with stdout_to_stderr(as_json):
-            result = convert(
-                source,
-                recipe,
-                output,
-                data=data,
-                overrides=overrides,
-                framework=framework,
-                trust_pickle=trust_pickle,
-                trust_remote_code=trust_remote_code,
-                trust_model_code=trust_model_code,
-                sandbox="require" if require_sandbox else "auto",
-                overwrite=overwrite,
-                strict=strict,
-                on_event=Progress(console),
-                before_publish=write_outputs,
-                sign_key=sign_key,
-                sign_keyless=sign_keyless,
-            )
+            result = run_request(request, on_event=Progress(console), before_publish=write_outputs)
         render_result(console, result)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -11,10 +11,11 @@ from optkit.io_spec import ModelInfo
 from optkit.recipe import AccuracyGate
 from optkit.runners.base import Feeds
 from optkit.runners.ort_runner import OrtRunner
-from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
+from optkit.validation.accuracy import AccuracyReport
 from optkit.validation.data import ValidationSet
-from optkit.validation.gates import GateResult, evaluate_accuracy
+from optkit.validation.gates import GateResult
 from optkit.validation.speed import LatencyStats, time_runner
+from optkit.validation.validate_model import validate_model
 
 
 @dataclass
@@ -63,7 +64,7 @@ class CandidateEvaluator:
         info: the source model's task and labels.
         gates: the recipe's accuracy gates.
         batch_size: validation batch size (samples per call).
-        threads: intra-op threads (the same as the final benchmark).
+        threads: intra-op threads (the recipe's ``runtime.threads``, as every other runner).
         latency_feeds: inputs at the gated shape (e.g. 1 × 128 tokens) for the latency figure.
         warmup / iterations: untimed and timed calls for the latency figure (p50).
     """
@@ -87,13 +88,14 @@ class CandidateEvaluator:
     def score(self, model_path: Path) -> Score:
         """Score ``model_path`` (an ``.onnx`` file). ONNX Runtime errors propagate to the caller."""
         with OrtRunner(model_path, self.threads) as runner:
-            outputs = concat_outputs([runner.infer(b) for b in self.vset.batches(self.batch_size)])
-            accuracy = compare(self.reference, outputs, self.vset, self.info)
-            gates = evaluate_accuracy(self.gates, accuracy)
+            checked = validate_model(runner, self.reference, self.vset, self.info, self.gates, self.batch_size)
             times = time_runner(runner, self.latency_feeds, self.warmup, self.iterations)
         stats = LatencyStats.from_seconds(times, 1)
+        gates = checked.gates
         margin = min((gate_margin(g) for g in gates), default=float("inf"))
-        return Score(accuracy, gates, all(g.status != "failed" for g in gates), margin, stats.p50_ms, stats.min_ms)
+        return Score(
+            checked.accuracy, gates, all(g.status != "failed" for g in gates), margin, stats.p50_ms, stats.min_ms
+        )
 
     def retime(self, model_paths: list[Path], rounds: int = 3) -> list[float]:
         """Fastest call (ms) of each model over ``rounds`` round-robin rounds of ``iterations``
