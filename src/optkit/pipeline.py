@@ -57,6 +57,7 @@ def convert(
     trust_pickle: bool = False,
     trust_remote_code: bool = False,
     trust_model_code: bool = False,
+    trust_skops_types: tuple[str, ...] | list[str] = (),
     sandbox: SandboxMode = "auto",
     overwrite: bool = False,
     strict: bool = False,
@@ -79,6 +80,9 @@ def convert(
         trust_remote_code: let a Hugging Face folder's own code (``auto_map``) run, confined.
         trust_model_code: skip the static scan of the model file (dangerous; never skips the
             confinement).
+        trust_skops_types: classes from outside scikit-learn a ``.skops`` source may hold
+            (``--trust-skops-type``: exact dotted names or package prefixes such as ``lightgbm``;
+            classes only, never functions).
         sandbox: ``"auto"`` confines the source model's worker where the kernel has Landlock,
             ``"require"`` fails where it has not, ``"off"`` runs it unconfined (recorded). ``strict``
             implies ``"require"``.
@@ -125,6 +129,7 @@ def convert(
         before_publish,
         sign_key,
         sign_keyless,
+        tuple(trust_skops_types),
     )
     try:
         return _Run(resolved, src_path, out, workdir, options, emit_event).run()
@@ -146,6 +151,7 @@ class _Options:
     before_publish: Callable[[ConvertResult], None] | None
     sign_key: str | Path | None
     sign_keyless: bool
+    trust_skops_types: tuple[str, ...] = ()
 
 
 class _Run:
@@ -199,6 +205,7 @@ class _Run:
             trust_pickle=self.options.trust_pickle,
             trust_remote_code=self.options.trust_remote_code,
             trust_model_code=self.options.trust_model_code,
+            trust_skops_types=self.options.trust_skops_types,
         )
         record = self.worker.sandbox
         warnings = (
