@@ -52,6 +52,8 @@ EXPORT_DETAILS = frozenset(
         "source_external_data",
         "external_data",
         "opset_note",
+        "task",
+        "string_normalizer_locale",
     }
 )
 

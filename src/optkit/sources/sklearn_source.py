@@ -226,10 +226,17 @@ def _check_fitted(model: Any, path: Path) -> None:
     """Raises SourceModelError unless ``model`` is a fitted estimator (scikit-learn's ``check_is_fitted``)."""
     from sklearn.utils.validation import check_is_fitted
 
-    if not hasattr(model, "fit") or not hasattr(model, "predict"):
+    name = type(model).__name__
+    if not hasattr(model, "fit"):
         raise SourceModelError(
-            f"{path} holds a {type(model).__name__}, not a scikit-learn estimator with predict",
-            f"save a fitted estimator or pipeline; optkit converts {SUPPORTED}",
+            f"{path} holds a {name}, not a scikit-learn estimator", f"save a fitted estimator or pipeline ({SUPPORTED})"
+        )
+    if not hasattr(model, "predict"):
+        only_fit = hasattr(model, "fit_predict")
+        raise SourceModelError(
+            f"{path} holds a {name}, which has no predict method"
+            + (" (it labels only the data it was fitted on, with fit_predict)" if only_fit else ""),
+            ("for LocalOutlierFactor, fit it with novelty=True; " if only_fit else "") + f"optkit converts {SUPPORTED}",
         )
     try:
         check_is_fitted(model)

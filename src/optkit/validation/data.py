@@ -448,7 +448,7 @@ def check_against_spec(path: Path, array: np.ndarray | _Head, spec: TensorSpec) 
     if want.kind == "U" and array.dtype.kind != "U":
         raise DataError(
             f"{got}, but the model input '{spec.name}' expects {expected} (strings)",
-            "save strings as a numpy str array (dtype '<U...', e.g. numpy.array(texts, dtype=str)), not bytes or objects",
+            "save strings as a numpy str array (numpy.array(texts, dtype=str)), not bytes or objects",
         )
     if want.kind in "iub" and array.dtype.kind not in "iub" or want.kind == "f" and array.dtype.kind not in "fiub":
         raise DataError(
