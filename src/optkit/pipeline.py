@@ -61,6 +61,7 @@ def convert(
     trust_pickle: bool = False,
     trust_remote_code: bool = False,
     trust_model_code: bool = False,
+    trust_skops_types: tuple[str, ...] | list[str] = (),
     sandbox: SandboxMode = "auto",
     overwrite: bool = False,
     strict: bool = False,
@@ -87,6 +88,9 @@ def convert(
         trust_remote_code: let a Hugging Face folder's own code (``auto_map``) run, confined.
         trust_model_code: skip the static scan of the model file (dangerous; never skips the
             confinement).
+        trust_skops_types: classes from outside scikit-learn a ``.skops`` source may hold
+            (``--trust-skops-type``: exact dotted names or package prefixes such as ``lightgbm``;
+            classes only, never functions).
         sandbox: ``"auto"`` confines the source model's worker where the kernel has Landlock,
             ``"require"`` fails where it has not, ``"off"`` runs it unconfined (recorded). ``strict``
             implies ``"require"``.
@@ -121,6 +125,7 @@ def convert(
         trust_pickle=trust_pickle,
         trust_remote_code=trust_remote_code,
         trust_model_code=trust_model_code,
+        trust_skops_types=tuple(trust_skops_types),
         sandbox=sandbox,
         overwrite=overwrite,
         strict=strict,
@@ -247,6 +252,7 @@ class _Run:
             trust_pickle=request.trust_pickle,
             trust_remote_code=request.trust_remote_code,
             trust_model_code=request.trust_model_code,
+            trust_skops_types=request.trust_skops_types,
         )
         record = self.worker.sandbox
         warnings = (

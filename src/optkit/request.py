@@ -26,6 +26,8 @@ class ConvertRequest:
         output: artifact folder; None = ``optkit-out/<source stem>-<recipe name>``.
         framework: ``"auto"`` (the recipe's ``source.framework``, then detection) or a registry name.
         trust_pickle / trust_remote_code / trust_model_code: see :func:`optkit.pipeline.convert`.
+        trust_skops_types: classes from outside scikit-learn (exact names or package prefixes such
+            as ``lightgbm``) that a ``.skops`` source may hold (``--trust-skops-type``).
         sandbox: ``"auto"``, ``"require"`` or ``"off"``; ``strict`` implies ``"require"``
             (:attr:`sandbox_mode`).
         overwrite: replace an existing output folder (only an optkit artifact or an empty folder).
@@ -41,6 +43,7 @@ class ConvertRequest:
     trust_pickle: bool = False
     trust_remote_code: bool = False
     trust_model_code: bool = False
+    trust_skops_types: tuple[str, ...] = ()
     sandbox: SandboxMode = "auto"
     overwrite: bool = False
     strict: bool = False

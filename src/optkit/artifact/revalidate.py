@@ -89,6 +89,7 @@ def revalidate(
     trust_pickle: bool = False,
     trust_remote_code: bool = False,
     trust_model_code: bool = False,
+    trust_skops_types: tuple[str, ...] | list[str] = (),
     sandbox: SandboxMode = "auto",
     strict: bool = False,
     threads: int | None = None,
@@ -100,7 +101,7 @@ def revalidate(
         data: validation data (``.conll``, ``.txt`` or ``.npz``), as for ``convert --data``.
         source: where the source model is now, if not at the manifest's ``source.path`` (a path
             relative to where ``convert`` ran); its sha256 must match the manifest all the same.
-        trust_pickle / trust_remote_code / trust_model_code / sandbox: as for
+        trust_pickle / trust_remote_code / trust_model_code / trust_skops_types / sandbox: as for
             :func:`optkit.pipeline.convert`; the source model is scanned, loaded and run in a
             confined worker process.
         strict: a gate that cannot be measured on this data (``skipped``) is a failure, and the
@@ -159,6 +160,7 @@ def revalidate(
                 trust_pickle,
                 trust_remote_code,
                 trust_model_code,
+                tuple(trust_skops_types),
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -176,6 +178,7 @@ def _compare(
     trust_pickle: bool,
     trust_remote_code: bool,
     trust_model_code: bool,
+    trust_skops_types: tuple[str, ...] = (),
 ) -> RevalidateResult:
     """Load the source in ``worker``, run both models on ``data`` and evaluate the accuracy gates."""
     src = load_source(
@@ -186,6 +189,7 @@ def _compare(
         trust_pickle=trust_pickle,
         trust_remote_code=trust_remote_code,
         trust_model_code=trust_model_code,
+        trust_skops_types=trust_skops_types,
     )
     vset = load_validation_set(data, src.info, cfg.max_samples, cfg.sequence_length)
     art_runner = OrtRunner(folder / MODEL, threads)

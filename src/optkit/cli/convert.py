@@ -20,6 +20,7 @@ from optkit.cli.options import (
     TrustModelCodeOpt,
     TrustPickleOpt,
     TrustRemoteCodeOpt,
+    TrustSkopsTypeOpt,
     parse_int_list,
     parse_sets,
     stderr_console,
@@ -77,6 +78,7 @@ def convert_command(
     trust_pickle: bool = TrustPickleOpt,
     trust_remote_code: bool = TrustRemoteCodeOpt,
     trust_model_code: bool = TrustModelCodeOpt,
+    trust_skops_types: list[str] = TrustSkopsTypeOpt,
     require_sandbox: bool = RequireSandboxOpt,
     overwrite: bool = typer.Option(
         False, "--overwrite", help="replace an existing output folder (only an optkit artifact or an empty folder)"
@@ -158,6 +160,7 @@ def convert_command(
             trust_pickle=trust_pickle,
             trust_remote_code=trust_remote_code,
             trust_model_code=trust_model_code,
+            trust_skops_types=tuple(trust_skops_types),
             sandbox="require" if require_sandbox else "auto",
             overwrite=overwrite,
             strict=strict,

@@ -25,6 +25,12 @@ TrustRemoteCodeOpt = typer.Option(
 TrustModelCodeOpt = typer.Option(
     False, "--trust-model-code", help="DANGEROUS: skip the static scan of the model file (never the sandbox)"
 )
+TrustSkopsTypeOpt = typer.Option(
+    [],
+    "--trust-skops-type",
+    help="let a .skops file hold classes of this package or type from outside scikit-learn, e.g. lightgbm "
+    "or xgboost (repeatable; classes only, never functions)",
+)
 RequireSandboxOpt = typer.Option(
     False, "--require-sandbox", help="fail unless the source model can be confined (Landlock); --strict implies it"
 )

@@ -16,6 +16,7 @@ from optkit.cli.options import (
     TrustModelCodeOpt,
     TrustPickleOpt,
     TrustRemoteCodeOpt,
+    TrustSkopsTypeOpt,
     stderr_console,
 )
 from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
@@ -35,6 +36,7 @@ def verify_command(
     trust_pickle: bool = TrustPickleOpt,  # these four apply with --data (the source model is run again)
     trust_remote_code: bool = TrustRemoteCodeOpt,
     trust_model_code: bool = TrustModelCodeOpt,
+    trust_skops_types: list[str] = TrustSkopsTypeOpt,
     require_sandbox: bool = RequireSandboxOpt,
     public_key: Path | None = typer.Option(
         None, "--public-key", help="PEM EC public key: model.sig must be a valid signature by its private key"
@@ -85,6 +87,7 @@ def verify_command(
                 trust_pickle=trust_pickle,
                 trust_remote_code=trust_remote_code,
                 trust_model_code=trust_model_code,
+                trust_skops_types=tuple(trust_skops_types),
                 sandbox="require" if require_sandbox else "auto",
                 strict=strict,
             )

@@ -52,6 +52,8 @@ EXPORT_DETAILS = frozenset(
         "source_external_data",
         "external_data",
         "opset_note",
+        "task",
+        "string_normalizer_locale",
     }
 )
 
@@ -161,11 +163,14 @@ def load_source(
     trust_pickle: bool = False,
     trust_remote_code: bool = False,
     trust_model_code: bool = False,
+    trust_skops_types: tuple[str, ...] = (),
 ) -> WorkerSource:
     """Scan and load ``path`` in ``worker`` with ``framework``'s loader.
 
     Args:
         framework: the :class:`~optkit.registry.Framework` (its hasher runs here, its loader in the worker).
+        trust_skops_types: ``--trust-skops-type`` values (classes from outside scikit-learn a
+            ``.skops`` file may hold); sent only when given (a UsageError for other frameworks).
 
     Raises:
         UnsafeModelError: the static scan found code or file access in the model.
@@ -181,6 +186,7 @@ def load_source(
         trust_pickle=trust_pickle,
         trust_remote_code=trust_remote_code,
         trust_model_code=trust_model_code,
+        **({"trust_skops_types": list(trust_skops_types)} if trust_skops_types else {}),
     )
     try:
         info = info_from_dict(worker.field(answer, "info", dict))

@@ -49,15 +49,32 @@ class _Server:
         trust_pickle: bool = False,
         trust_remote_code: bool = False,
         trust_model_code: bool = False,
+        trust_skops_types: list[str] | None = None,
     ) -> dict[str, Any]:
+        import inspect
+
+        from optkit.errors import UsageError
         from optkit.io_spec import info_to_dict
         from optkit.registry import FRAMEWORKS, resolve
         from optkit.scan import scan_source
 
-        scan = scan_source(
-            Path(path), framework, trust_model_code=trust_model_code, trust_remote_code=trust_remote_code
-        )
         loader = resolve(FRAMEWORKS[framework].loader)
+        skops_types = tuple(str(t) for t in trust_skops_types or ())
+        extra: dict[str, Any] = {}
+        if skops_types:  # only loaders that read .skops files take the consent
+            if "trust_skops_types" not in inspect.signature(loader).parameters:
+                raise UsageError(
+                    f"--trust-skops-type applies to scikit-learn .skops files; this is a {framework} model",
+                    "drop --trust-skops-type",
+                )
+            extra["trust_skops_types"] = skops_types
+        scan = scan_source(
+            Path(path),
+            framework,
+            trust_model_code=trust_model_code,
+            trust_remote_code=trust_remote_code,
+            trust_skops_types=skops_types,
+        )
         start = time.perf_counter()
         self.source = loader(
             Path(path),
@@ -65,6 +82,7 @@ class _Server:
             trust_pickle=trust_pickle,
             threads=threads,
             trust_remote_code=trust_remote_code,
+            **extra,
         )
         return {
             "info": info_to_dict(self.source.info),

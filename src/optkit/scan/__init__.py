@@ -101,13 +101,19 @@ def _scan_tensorflow(path: Path, report: ScanReport) -> None:
     report.findings += findings
 
 
-def _scan_sklearn(path: Path, report: ScanReport) -> None:
+def _scan_sklearn(path: Path, report: ScanReport, consent: tuple[str, ...] = ()) -> None:
     report.checked.append(str(path))
     if path.suffix.lower() == ".skops":
-        from optkit.scan.skops_types import scan_skops
+        from optkit.scan.skops_types import SAFE_CLASSES, is_sklearn_class, scan_skops
 
-        trusted, findings = scan_skops(path)
-        report.notes += [f"trusted scikit-learn class {t}" for t in trusted]
+        trusted, findings = scan_skops(path, consent)
+        for name in trusted:
+            if is_sklearn_class(name):
+                report.notes.append(f"trusted scikit-learn class {name}")
+            elif name in SAFE_CLASSES:
+                report.notes.append(f"trusted container class {name}")
+            else:
+                report.notes.append(f"trusted class {name} (consented: --trust-skops-type)")
         report.findings += findings
         return
     from optkit.scan.pickles import fickling_version, scan_pickle_file
@@ -141,7 +147,12 @@ SCANNERS = {"tensorflow": _scan_tensorflow, "sklearn": _scan_sklearn, "paddle": 
 
 
 def scan_source(
-    path: Path, framework: str, *, trust_model_code: bool = False, trust_remote_code: bool = False
+    path: Path,
+    framework: str,
+    *,
+    trust_model_code: bool = False,
+    trust_remote_code: bool = False,
+    trust_skops_types: tuple[str, ...] = (),
 ) -> ScanReport:
     """Scan a source model's files, before loading it, for content that runs code or touches files.
 
@@ -154,6 +165,9 @@ def scan_source(
         trust_remote_code: accept a Hugging Face folder's own code (``auto_map``, ``*.py``;
             ``--trust-remote-code``); its pickles are still scanned. The code then runs inside the
             confinement.
+        trust_skops_types: classes from outside scikit-learn a ``.skops`` file may hold
+            (``--trust-skops-type``: exact names or package prefixes; classes only, see
+            :func:`optkit.scan.skops_types.consented`).
 
     Returns:
         The :class:`ScanReport` (``to_dict()`` goes in the manifest); ``skipped`` with
@@ -173,6 +187,8 @@ def scan_source(
         return report
     if framework == "torch":
         _scan_torch(path, report, trust_remote_code)
+    elif framework == "sklearn":
+        _scan_sklearn(path, report, tuple(trust_skops_types))
     elif framework in SCANNERS:
         SCANNERS[framework](path, report)
     else:

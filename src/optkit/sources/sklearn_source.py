@@ -2,8 +2,19 @@
 trusts are loaded, never functions; see :mod:`optkit.scan`) and, only with ``trust_pickle``,
 ``.joblib``/``.pkl`` pickles (unpickling runs code from the file).
 
-Outputs follow skl2onnx's names with ``zipmap`` off: classifiers ``label`` (int64, N) and
-``probabilities`` (float, N × classes); regressors ``variable`` (float, N × 1).
+Outputs follow skl2onnx's names and shapes with ``zipmap`` off (``task`` in parentheses):
+
+* classifiers (``classification``): ``label`` (int64, N) and ``probabilities`` (float, N × classes);
+* regressors (``regression``): ``variable`` (float, N × 1);
+* outlier detectors (``outlier-detection``: IsolationForest, OneClassSVM,
+  LocalOutlierFactor(novelty=True), ...): ``label`` (int64, N × 1; 1 inlier, -1 outlier, from
+  ``predict``) and ``scores`` (float, N × 1, ``decision_function``);
+* clusterers with ``transform`` (``clustering``: KMeans, MiniBatchKMeans): ``label`` (int64, N,
+  ``predict``) and ``scores`` (float, N × clusters, ``transform``: distance to each centre).
+
+Models from LightGBM, XGBoost and CatBoost that follow scikit-learn's API load like scikit-learn
+estimators (their types in a ``.skops`` file need ``--trust-skops-type``). The input ``X`` is float32
+features, or strings for text and categorical pipelines (:mod:`optkit.sources.sklearn_inputs`).
 """
 
 from __future__ import annotations
@@ -17,9 +28,21 @@ from optkit.errors import OptkitError, SourceModelError, missing_dependency
 from optkit.io_spec import ModelInfo, TensorSpec
 from optkit.runners.base import Feeds, Runner
 from optkit.sources.base import SourceModel
+from optkit.sources.sklearn_inputs import input_spec
 
 PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle")
-TREE_MODULES = ("sklearn.ensemble", "sklearn.tree")
+TREE_MODULES = ("sklearn.ensemble", "sklearn.tree", "lightgbm", "xgboost", "catboost")
+#: ``{task: output names}``, in skl2onnx's order
+OUTPUTS = {
+    "classification": ["label", "probabilities"],
+    "regression": ["variable"],
+    "outlier-detection": ["label", "scores"],
+    "clustering": ["label", "scores"],
+}
+SUPPORTED = (
+    "classifiers, regressors, outlier detectors (predict + decision_function) and clusterers with "
+    "predict + transform (KMeans, MiniBatchKMeans), as estimators or pipelines"
+)
 
 
 class SklearnSource(SourceModel):
@@ -74,16 +97,82 @@ class SklearnRunner(Runner):
 
     def _infer(self, feeds: Feeds) -> Feeds:
         x = feeds[self.source.info.input_names[0]]
-        model = self.source.model
-        if self.source.is_classifier:
+        model, task = self.source.model, self.source.info.task
+        if task == "classification":
             return {"label": np.asarray(model.predict(x)), "probabilities": np.asarray(model.predict_proba(x))}
+        if task == "outlier-detection":
+            return {
+                "label": np.asarray(model.predict(x)).astype(np.int64).reshape(len(x), 1),
+                "scores": np.asarray(model.decision_function(x)).reshape(len(x), 1),
+            }
+        if task == "clustering":
+            return {"label": np.asarray(model.predict(x)).astype(np.int64), "scores": np.asarray(model.transform(x))}
         return {"variable": np.asarray(model.predict(x)).reshape(len(x), -1)}
 
 
+def task_of(model: Any, final: Any, path: object) -> str:
+    """The model's task (a key of :data:`OUTPUTS`), from scikit-learn's estimator tags of its last step.
+
+    Raises:
+        SourceModelError: no ``predict``, or a kind optkit does not convert (named, with :data:`SUPPORTED`).
+    """
+    from sklearn.base import is_classifier, is_clusterer, is_outlier_detector, is_regressor
+
+    name = type(final).__name__
+    if not hasattr(model, "predict"):
+        raise SourceModelError(f"{path} holds a {name}, which has no predict method", f"optkit converts {SUPPORTED}")
+    if hasattr(model, "predict_proba") and hasattr(model, "classes_"):
+        return "classification"
+    if is_outlier_detector(final):
+        if not hasattr(model, "decision_function"):
+            raise SourceModelError(
+                f"{path} holds a {name} (outlier detector) without decision_function",
+                f"optkit converts {SUPPORTED}; for LocalOutlierFactor, fit it with novelty=True",
+            )
+        return "outlier-detection"
+    if is_clusterer(final):
+        if not hasattr(model, "transform"):
+            raise SourceModelError(
+                f"{path} holds a {name} (clusterer) without transform", f"optkit converts {SUPPORTED}"
+            )
+        return "clustering"
+    if is_regressor(final):
+        return "regression"
+    if is_classifier(final):
+        raise SourceModelError(
+            f"{path} holds a {name}, a classifier without predict_proba",
+            f"fit it with probability=True or wrap it in CalibratedClassifierCV; optkit converts {SUPPORTED}",
+        )
+    raise SourceModelError(
+        f"{path} holds a {name} ({_tag(final, 'estimator_type') or 'no estimator type'}), which optkit does not "
+        "convert",
+        f"optkit converts {SUPPORTED}",
+    )
+
+
+def _tag(estimator: Any, name: str) -> Any:
+    """One of scikit-learn's estimator tags (``sklearn.utils.get_tags``), None where unreadable."""
+    try:
+        from sklearn.utils import get_tags
+
+        return getattr(get_tags(estimator), name, None)
+    except Exception:  # a third-party estimator without tags
+        return getattr(estimator, "_estimator_type", None)
+
+
 def load(
-    path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2, trust_remote_code: bool = False
+    path: Path,
+    workdir: Path,
+    trust_pickle: bool = False,
+    threads: int = 2,
+    trust_remote_code: bool = False,
+    trust_skops_types: tuple[str, ...] = (),
 ) -> SklearnSource:
     """Load a ``.skops`` file, or a pickle with ``trust_pickle``.
+
+    Args:
+        trust_skops_types: classes from outside scikit-learn the ``.skops`` file may hold
+            (``--trust-skops-type``; see :func:`optkit.scan.skops_types.consented`).
 
     Raises:
         SourceModelError: untrusted types in a .skops file, a pickle without trust, a corrupt file,
@@ -96,7 +185,7 @@ def load(
         raise missing_dependency("scikit-learn", "sklearn") from exc
     suffix = path.suffix.lower()
     if suffix == ".skops":
-        model, kind = _load_skops(path, trust_pickle), "skops"
+        model, kind = _load_skops(path, trust_pickle, tuple(trust_skops_types)), "skops"
     elif suffix in PICKLE_SUFFIXES:
         if not trust_pickle:
             raise SourceModelError(
@@ -117,25 +206,48 @@ def load(
             f"unsupported scikit-learn file '{suffix}' ({path})",
             "use a .skops file (or .joblib/.pkl with --trust-pickle)",
         )
-    if not hasattr(model, "predict") or not hasattr(model, "n_features_in_"):
-        raise SourceModelError(
-            f"{path} holds a {type(model).__name__}, not a fitted scikit-learn estimator",
-            "save a fitted estimator or pipeline",
-        )
-    classifier = hasattr(model, "predict_proba") and hasattr(model, "classes_")
+    _check_fitted(model, path)
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    task = task_of(model, final, path)
+    spec: TensorSpec = input_spec(model, path)
     info = ModelInfo(
-        task="classification" if classifier else "regression",
+        task=task,
         input_names=["X"],
-        output_names=["label", "probabilities"] if classifier else ["variable"],
+        output_names=list(OUTPUTS[task]),
         dynamic_axes={"X": {0: "batch"}},
-        input_specs={"X": TensorSpec("X", "float32", ("batch", int(model.n_features_in_)))},
+        input_specs={"X": spec},
     )
-    if classifier:
+    if task == "classification":
         info.labels = [str(c) for c in model.classes_]
     return SklearnSource(path, info, kind, model)
 
 
-def _load_skops(path: Path, trust: bool) -> Any:
+def _check_fitted(model: Any, path: Path) -> None:
+    """Raises SourceModelError unless ``model`` is a fitted estimator (scikit-learn's ``check_is_fitted``)."""
+    from sklearn.utils.validation import check_is_fitted
+
+    name = type(model).__name__
+    if not hasattr(model, "fit"):
+        raise SourceModelError(
+            f"{path} holds a {name}, not a scikit-learn estimator", f"save a fitted estimator or pipeline ({SUPPORTED})"
+        )
+    if not hasattr(model, "predict"):
+        only_fit = hasattr(model, "fit_predict")
+        raise SourceModelError(
+            f"{path} holds a {name}, which has no predict method"
+            + (" (it labels only the data it was fitted on, with fit_predict)" if only_fit else ""),
+            ("for LocalOutlierFactor, fit it with novelty=True; " if only_fit else "") + f"optkit converts {SUPPORTED}",
+        )
+    try:
+        check_is_fitted(model)
+    except Exception as exc:  # NotFittedError, or a TypeError for an object that is no estimator
+        raise SourceModelError(
+            f"{path} holds a {type(model).__name__} that is not fitted ({str(exc).splitlines()[0][:120]})",
+            "save the estimator after calling fit",
+        ) from exc
+
+
+def _load_skops(path: Path, trust: bool, consent: tuple[str, ...] = ()) -> Any:
     try:
         import skops.io as sio
     except ImportError as exc:
@@ -143,7 +255,7 @@ def _load_skops(path: Path, trust: bool) -> Any:
     try:
         from optkit.scan import trusted_skops_types
 
-        trusted = sio.get_untrusted_types(file=path) if trust else trusted_skops_types(path)
+        trusted = sio.get_untrusted_types(file=path) if trust else trusted_skops_types(path, consent)
         return sio.load(path, trusted=trusted or None)
     except OptkitError:
         raise

@@ -15,7 +15,10 @@ first two axes match ``attention_mask``):
 * ``tag_agreement`` / ``label_agreement``: fraction of rows whose argmax over the last axis agrees
   (tokens for token classification, samples for sequence classification); for tabular classifiers
   (scikit-learn) ``label_agreement`` compares the predicted ``label`` outputs, and every disagreeing
-  sample is listed (``disagreements``).
+  sample is listed (``disagreements``); the same holds for scikit-learn outlier detectors
+  (``outlier-detection``: inlier/outlier labels) and clusterers (``clustering``: cluster ids), whose
+  ``max_abs_error`` / ``max_rel_error`` then measure their ``scores`` (decision function, or the
+  distances to the cluster centres).
 * ``accuracy_source`` / ``accuracy_artifact``: fraction of correct labels against gold labels
   (``y`` in an ``.npz``), when given.
 * ``nonfinite_outputs``: count of NaN/Inf values in the artifact's outputs.
@@ -35,6 +38,10 @@ from optkit.runners.base import Feeds
 from optkit.validation.data import ValidationSet
 from optkit.validation.ner import decode_tags, entity_f1
 from optkit.validation.outputs import match_outputs
+
+#: tasks whose first output is a predicted label per sample (scikit-learn classifiers, outlier
+#: detectors, clusterers), compared by equality; their other outputs are compared as floats
+LABEL_TASKS = frozenset({"classification", "outlier-detection", "clustering"})
 
 
 @dataclass
@@ -91,8 +98,10 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     for (name, s), a in pairs:
         if np.issubdtype(s.dtype, np.floating):
             report.outputs.append(_compare_one(name, s, a, mask))
-    if info.task == "classification":
-        _label_outputs(report, pairs, vset)
+    if info.task in LABEL_TASKS:
+        _label_outputs(
+            report, pairs, vset, "max_probability_diff" if info.task == "classification" else "max_score_diff"
+        )
         return report
     outs = report.outputs
     report.metrics["max_abs_error"] = max(o.max_abs_error for o in outs)
@@ -125,9 +134,10 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     return report
 
 
-def _label_outputs(report: AccuracyReport, pairs, vset: ValidationSet) -> None:
-    """Tabular classifiers: label agreement on the integer label output, disagreements listed,
-    float metrics on the probabilities, accuracy against gold labels when given."""
+def _label_outputs(report: AccuracyReport, pairs, vset: ValidationSet, diff_key: str = "max_probability_diff") -> None:
+    """Tabular classifiers, detectors and clusterers: label agreement on the label output,
+    disagreements listed (with the largest difference of the second output, named ``diff_key``),
+    float metrics on the probabilities or scores, accuracy against gold labels when given."""
     (_, src_label), art_label = pairs[0]
     src_label, art_label = np.asarray(src_label).ravel(), np.asarray(art_label).ravel()
     differ = np.flatnonzero(src_label != art_label)
@@ -138,7 +148,7 @@ def _label_outputs(report: AccuracyReport, pairs, vset: ValidationSet) -> None:
             "sample": int(i),
             "source": src_label[i].item(),
             "artifact": art_label[i].item(),
-            "max_probability_diff": float(np.abs(probs[0][1][i] - probs[0][0][i]).max()) if probs else None,
+            diff_key: float(np.abs(probs[0][1][i] - probs[0][0][i]).max()) if probs else None,
         }
         for i in differ
     ]
@@ -147,7 +157,7 @@ def _label_outputs(report: AccuracyReport, pairs, vset: ValidationSet) -> None:
     report.metrics["max_rel_error"] = max((o.max_rel_error for o in outs), default=0.0)
     report.metrics["nonfinite_outputs"] = float(sum(o.nonfinite for o in outs))
     for metric in ("tag_agreement", "cosine_min", "cosine_mean", "entity_f1_drop"):
-        report.unavailable[metric] = "not computed for tabular classifiers"
+        report.unavailable[metric] = "not computed for tabular classifiers, detectors and clusterers"
     _gold_accuracy(report, src_label, art_label, vset)
 
 

@@ -107,6 +107,8 @@ def load_validation_set(
         vset = _npz_set(path, info, max_samples)
     elif suffix in (".conll", ".tsv", ".bio", ".iob"):
         vset = _conll_set(path, info, max_samples, sequence_length)
+    elif suffix in (".txt", ".text") and _string_input(info) is not None:
+        vset = _string_lines_set(path, info, max_samples)
     elif suffix in (".txt", ".text"):
         vset = _text_set(path, info, max_samples, sequence_length)
     else:
@@ -281,6 +283,23 @@ def _text_set(path: Path, info: ModelInfo, max_samples: int, sequence_length: in
     return ValidationSet("text", str(path), feeds, pads)
 
 
+def _string_input(info: ModelInfo) -> TensorSpec | None:
+    """The model's one string input of shape ``(batch,)`` (a text pipeline), or None."""
+    specs = [info.input_specs.get(n) for n in info.input_names]
+    if len(specs) == 1 and specs[0] is not None and specs[0].dtype == "str" and len(specs[0].shape) == 1:
+        return specs[0]
+    return None
+
+
+def _string_lines_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
+    """A model that takes one string per sample (a scikit-learn text pipeline): each non-blank line
+    of the file is one sample, as is (no tokenizer), in a ``(N,)`` str array."""
+    lines = read_text(path, max_samples)
+    if not lines:
+        raise DataError(f"{path} is empty", "put one example per line")
+    return ValidationSet("text", str(path), {info.input_names[0]: np.array(lines, dtype=str)})
+
+
 class _Head:
     """The first rows of one ``.npz`` array and the full array's shape (``shape``, ``ndim`` and
     ``dtype`` describe the whole array, ``rows`` holds at most the rows that were asked for)."""
@@ -426,6 +445,11 @@ def check_against_spec(path: Path, array: np.ndarray | _Head, spec: TensorSpec) 
     if wrong:
         raise DataError(f"{got}, but the model input '{spec.name}' expects {expected} (axis {wrong[0]} differs)", hint)
     want = np.dtype(spec.dtype)
+    if want.kind == "U" and array.dtype.kind != "U":
+        raise DataError(
+            f"{got}, but the model input '{spec.name}' expects {expected} (strings)",
+            "save strings as a numpy str array (numpy.array(texts, dtype=str)), not bytes or objects",
+        )
     if want.kind in "iub" and array.dtype.kind not in "iub" or want.kind == "f" and array.dtype.kind not in "fiub":
         raise DataError(
             f"{got}, but the model input '{spec.name}' expects {expected} "
