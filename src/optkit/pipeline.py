@@ -32,6 +32,8 @@ from optkit.results import ConvertResult, Event, StepRecord
 from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import WorkerSource, load_source
+from optkit.sources.hf_hub import resolve_source
+from optkit.sources.torch_model_code import ModelCode, resolve_model_code
 from optkit.search.evaluator import CandidateEvaluator
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
@@ -64,6 +66,7 @@ def convert(
     before_publish: Callable[[ConvertResult], None] | None = None,
     sign_key: str | Path | None = None,
     sign_keyless: bool = False,
+    model_code: str | None = None,
 ) -> ConvertResult:
     """Convert a model with a recipe, validate it against its source framework, and emit the
     approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
@@ -91,6 +94,9 @@ def convert(
             published; if it raises, nothing is published (the CLI writes --junit-xml here).
         sign_key: PEM EC private key: sign the artifact (``model.sig``, see :mod:`optkit.artifact.signing`).
         sign_keyless: sign with Sigstore instead (online).
+        model_code: ``module:factory`` for a PyTorch state dict source: the user's code that builds
+            the ``nn.Module`` (see :mod:`optkit.sources.torch_model_code`). ``source`` may also be a
+            Hugging Face model id (``org/name``), resolved from the local hub cache.
 
     Returns:
         The :class:`ConvertResult`; ``approved`` tells whether the artifact was emitted.
@@ -106,7 +112,7 @@ def convert(
         resolved = apply_overrides(recipe, overrides) if overrides else recipe
     else:
         resolved = load_recipe(recipe, overrides)
-    src_path = require_regular(source, "source model", SourceModelError, allow_dir=True)
+    src_path = require_regular(resolve_source(source), "source model", SourceModelError, allow_dir=True)
     if resolved.validation.data:  # before the slow source load
         require_regular(resolved.validation.data, "validation data", DataError)
     out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
@@ -125,6 +131,7 @@ def convert(
         before_publish,
         sign_key,
         sign_keyless,
+        resolve_model_code(model_code) if model_code else None,
     )
     try:
         return _Run(resolved, src_path, out, workdir, options, emit_event).run()
@@ -146,6 +153,7 @@ class _Options:
     before_publish: Callable[[ConvertResult], None] | None
     sign_key: str | Path | None
     sign_keyless: bool
+    model_code: ModelCode | None = None
 
 
 class _Run:
@@ -190,7 +198,9 @@ class _Run:
 
     def _load(self, framework) -> tuple[WorkerSource, PassOutcome]:
         """Start the confined worker, scan and load the source in it."""
-        self.worker = SourceWorker(self.workdir, [self.source_path], self.options.sandbox)
+        code = self.options.model_code
+        reads = [self.source_path, *(code.read_paths if code else [])]
+        self.worker = SourceWorker(self.workdir, reads, self.options.sandbox)
         source = load_source(
             self.worker,
             framework,
@@ -199,6 +209,7 @@ class _Run:
             trust_pickle=self.options.trust_pickle,
             trust_remote_code=self.options.trust_remote_code,
             trust_model_code=self.options.trust_model_code,
+            model_code=code.to_dict() if code else None,
         )
         record = self.worker.sandbox
         warnings = (
@@ -211,7 +222,10 @@ class _Run:
         )
         if source.scan.get("skipped"):
             warnings.append("the static scan of the model file was skipped (--trust-model-code)")
-        return source, PassOutcome(self.source_path, {"sandbox": record.to_dict(), "scan": source.scan}, warnings)
+        details = {"sandbox": record.to_dict(), "scan": source.scan}
+        if code:
+            details["model_code"] = {"path": str(code.file), "factory": code.factory, "sha256": code.sha256}
+        return source, PassOutcome(self.source_path, details, warnings)
 
     def _run(self, source: WorkerSource) -> ConvertResult:
         self.source_load_s = self.steps[-1].seconds

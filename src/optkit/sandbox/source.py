@@ -161,11 +161,15 @@ def load_source(
     trust_pickle: bool = False,
     trust_remote_code: bool = False,
     trust_model_code: bool = False,
+    model_code: dict[str, Any] | None = None,
 ) -> WorkerSource:
     """Scan and load ``path`` in ``worker`` with ``framework``'s loader.
 
     Args:
         framework: the :class:`~optkit.registry.Framework` (its hasher runs here, its loader in the worker).
+        model_code: the user's model code for a PyTorch state dict
+            (:meth:`~optkit.sources.torch_model_code.ModelCode.to_dict`); the worker must have been
+            started with its read paths.
 
     Raises:
         UnsafeModelError: the static scan found code or file access in the model.
@@ -181,6 +185,7 @@ def load_source(
         trust_pickle=trust_pickle,
         trust_remote_code=trust_remote_code,
         trust_model_code=trust_model_code,
+        **({"model_code": model_code} if model_code is not None else {}),
     )
     try:
         info = info_from_dict(worker.field(answer, "info", dict))

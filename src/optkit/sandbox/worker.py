@@ -49,7 +49,9 @@ class _Server:
         trust_pickle: bool = False,
         trust_remote_code: bool = False,
         trust_model_code: bool = False,
+        model_code: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
+        from optkit.errors import SourceModelError
         from optkit.io_spec import info_to_dict
         from optkit.registry import FRAMEWORKS, resolve
         from optkit.scan import scan_source
@@ -58,6 +60,14 @@ class _Server:
             Path(path), framework, trust_model_code=trust_model_code, trust_remote_code=trust_remote_code
         )
         loader = resolve(FRAMEWORKS[framework].loader)
+        extra: dict[str, Any] = {}
+        if model_code is not None:  # the user's own code for a state dict: PyTorch only
+            if framework != "torch":
+                raise SourceModelError(
+                    f"--model-code is for PyTorch state dicts, but the source is {framework}",
+                    "drop --model-code, or pass the state dict file (.pt/.pth/.bin/.safetensors)",
+                )
+            extra["model_code"] = model_code
         start = time.perf_counter()
         self.source = loader(
             Path(path),
@@ -65,6 +75,7 @@ class _Server:
             trust_pickle=trust_pickle,
             threads=threads,
             trust_remote_code=trust_remote_code,
+            **extra,
         )
         return {
             "info": info_to_dict(self.source.info),
