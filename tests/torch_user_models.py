@@ -167,7 +167,12 @@ def build_hf_cache(cache: Path, hf_folder: Path, repo_id: str = "tiny-org/tiny-b
     revision = "0123456789abcdef0123456789abcdef01234567"
     repo = cache / ("models--" + repo_id.replace("/", "--"))
     snapshot = repo / "snapshots" / revision
-    shutil.copytree(hf_folder, snapshot)
-    (repo / "refs").mkdir(parents=True)
+    (repo / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for i, file in enumerate(sorted(p for p in hf_folder.iterdir() if p.is_file())):
+        blob = repo / "blobs" / f"{i:040d}"
+        shutil.copyfile(file, blob)
+        (snapshot / file.name).symlink_to(Path("..", "..", "blobs", blob.name))  # as the hub lays it out
+    (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(revision)
     return snapshot
