@@ -13,7 +13,7 @@ import torch
 VOCAB, TAGS, FIXED_LEN = 50, 5, 32
 
 #: the model code a user keeps beside a state dict: a factory that builds the module
-FACTORY_CODE = '''
+FACTORY_CODE = """
 import torch
 
 
@@ -41,7 +41,7 @@ def wrong():
 
 def not_a_module():
     return 42
-'''
+"""
 
 
 class LstmTagger(torch.nn.Module):

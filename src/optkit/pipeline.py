@@ -32,9 +32,9 @@ from optkit.results import ConvertResult, Event, StepRecord
 from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import WorkerSource, load_source
+from optkit.search.evaluator import CandidateEvaluator
 from optkit.sources.hf_hub import resolve_source
 from optkit.sources.torch_model_code import ModelCode, resolve_model_code
-from optkit.search.evaluator import CandidateEvaluator
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import AccuracyReport, compare, concat_outputs
 from optkit.validation.data import ValidationSet, load_validation_set

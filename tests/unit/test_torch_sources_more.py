@@ -10,7 +10,6 @@ from pathlib import Path
 import onnx
 import pytest
 import torch
-from torch_user_models import build_hf_cache, build_user_models
 from typer.testing import CliRunner
 
 from optkit.cli.app import app
@@ -19,6 +18,7 @@ from optkit.runners.torch_runner import named_outputs
 from optkit.sandbox.read_paths import model_read_paths
 from optkit.sources.hf_hub import looks_like_repo_id
 from optkit.sources.torch_model_code import resolve_model_code
+from torch_user_models import build_hf_cache, build_user_models
 
 runner = CliRunner()
 QUICK = ["--batch-sizes", "1,4", "--set", "benchmark.iterations=3", "--set", "benchmark.warmup=1"]
@@ -101,7 +101,7 @@ def test_state_dict_with_model_code_converts_and_records_the_code(user, tmp_path
 @pytest.mark.parametrize(
     ("factory", "message"),
     [
-        ("wrong", "does not fit the --model-code module: unexpected ['extra.bias', 'extra.weight']"),
+        ("wrong", "does not fit the --model-code module: missing ['extra.bias', 'extra.weight']"),
         ("not_a_module", "returned a int, not a torch.nn.Module"),
         ("absent", "has no function 'absent'"),
     ],
@@ -118,7 +118,9 @@ def test_hub_model_id_is_resolved_from_the_cache_offline(tiny, tmp_path, monkeyp
     build_hf_cache(cache, tiny["hf"])
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    result, manifest = convert("tiny-org/tiny-bert", tmp_path / "o", "-d", str(tiny["conll"]))
+    result, manifest = convert(
+        "tiny-org/tiny-bert", tmp_path / "o", "-d", str(tiny["conll"]), "--sequence-lengths", "32"
+    )
     assert result.exit_code == 0, result.output
     assert manifest["source"]["kind"] == "hf" and "models--tiny-org--tiny-bert" in manifest["source"]["path"]
     missing, _ = convert("tiny-org/absent", tmp_path / "o2")

@@ -176,7 +176,9 @@ def _traced_tuple(module, args: tuple):
         return torch.jit.trace(Flat().eval(), args, check_trace=False)
 
 
-def dynamic_axes(input_names: list[str], inputs: tuple, output_names: list[str], outputs: list) -> dict[str, dict[int, str]]:
+def dynamic_axes(
+    input_names: list[str], inputs: tuple, output_names: list[str], outputs: list
+) -> dict[str, dict[int, str]]:
     """The axes that really vary: ``batch`` (axis 0) of every input and output; ``sequence`` (axis
     1) of integer inputs of rank >= 2, and of outputs of rank >= 2 whose axis 1 has that sequence
     length. Float inputs (images, features) keep every axis but 0 fixed.

@@ -28,7 +28,9 @@ from typing import Any
 from optkit.errors import SourceModelError
 from optkit.hashing import sha256_file
 
-HINT = "pass --model-code path/to/model.py:build_model (or package.module:build_model), a function returning the nn.Module"
+HINT = (
+    "pass --model-code path/to/model.py:build_model (or package.module:build_model), a function returning the nn.Module"
+)
 
 
 @dataclass(frozen=True)
@@ -148,14 +150,17 @@ def build_module(code: ModelCode, torch: Any) -> Any:
     try:
         module = _import(code)
     except Exception as exc:  # the user's code may raise anything while importing
+        first = (str(exc).splitlines() or [""])[0][:200]
         raise SourceModelError(
-            f"--model-code {code.file} failed to import: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}",
+            f"--model-code {code.file} failed to import: {type(exc).__name__}: {first}",
             "fix the model code; it runs confined, reading only its own file or package",
         ) from exc
     factory = getattr(module, code.factory, None)
     if not callable(factory):
         found = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_"))[:8]
-        raise SourceModelError(f"--model-code: {code.file.name} has no function '{code.factory}'", f"it defines {found}")
+        raise SourceModelError(
+            f"--model-code: {code.file.name} has no function '{code.factory}'", f"it defines {found}"
+        )
     try:
         model = factory()
     except Exception as exc:
@@ -183,7 +188,7 @@ def read_state_dict(path: Path, torch: Any) -> dict[str, Any]:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(str(path), device="cpu")
+            state: Any = load_file(str(path), device="cpu")
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # UnpicklingError (code refused), zip errors, safetensors errors

@@ -127,8 +127,8 @@ def check_feeds(inputs: list[ProgramInput], feeds: dict[str, Any]) -> None:
                     "in dynamic_shapes (torch.export.Dim) if the model allows it",
                 )
             low, high = item.ranges.get(axis, (0, None))
-            low = min(low, 1)  # torch.export records ">= 2" for dynamic sizes, yet runs at 1
-            if not isinstance(want, int) and (size < low or (high is not None and size > high)):
+            floor = 1 if low == 2 else low  # torch.export records ">= 2" for a plain dynamic size, yet runs at 1
+            if not isinstance(want, int) and (size < floor or (high is not None and size > high)):
                 span = f"{low}..{high}" if high is not None else f">= {low}"
                 raise DataError(
                     f"input '{spec.name}' axis {axis} ({want}) is {size}, outside the range {span} the "
