@@ -38,6 +38,9 @@ class ModelInfo:
         input_specs: ``{input name: TensorSpec}`` when the source declares dtypes and shapes
             (ONNX graphs, scikit-learn's feature count, Keras inputs); validation data is checked
             against them. Empty when unknown.
+        sequence_range: ``(min, max)`` tokens the model takes on axis 1 of its token inputs
+            (``max`` None when unbounded), when the source declares it (a ``.pt2``'s exported
+            range); benchmark lengths outside it are clamped into it. None when unknown.
     """
 
     task: str | None = None
@@ -50,6 +53,7 @@ class ModelInfo:
     hidden_size: int = 0
     labels: list[str] | None = None
     input_specs: dict[str, TensorSpec] = field(default_factory=dict)
+    sequence_range: tuple[int, int | None] | None = None
 
     @property
     def is_transformer(self) -> bool:
@@ -91,5 +95,8 @@ def info_from_dict(data: dict) -> ModelInfo:
     data["input_specs"] = {
         k: TensorSpec(v["name"], v["dtype"], tuple(v["shape"])) for k, v in data["input_specs"].items()
     }
+    if data.get("sequence_range") is not None:
+        low, high = data["sequence_range"]
+        data["sequence_range"] = (int(low), None if high is None else int(high))
     fields = {f.name for f in dataclasses.fields(ModelInfo)}
     return ModelInfo(**{k: v for k, v in data.items() if k in fields})

@@ -36,6 +36,8 @@ from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import WorkerSource, load_source
 from optkit.search.evaluator import CandidateEvaluator
+from optkit.sources.hf_hub import resolve_source
+from optkit.sources.torch_model_code import ModelCode, resolve_model_code
 from optkit.validation import gates as gate_eval
 from optkit.validation.accuracy import concat_outputs
 from optkit.validation.data import ValidationSet, load_validation_set
@@ -69,6 +71,7 @@ def convert(
     before_publish: Callable[[ConvertResult], None] | None = None,
     sign_key: str | Path | None = None,
     sign_keyless: bool = False,
+    model_code: str | None = None,
 ) -> ConvertResult:
     """Convert a model with a recipe, validate it against its source framework, and emit the
     approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
@@ -103,6 +106,9 @@ def convert(
             published; if it raises, nothing is published (the CLI writes --junit-xml here).
         sign_key: PEM EC private key: sign the artifact (``model.sig``, see :mod:`optkit.artifact.signing`).
         sign_keyless: sign with Sigstore instead (online).
+        model_code: ``module:factory`` for a PyTorch state dict source: the user's code that builds
+            the ``nn.Module`` (see :mod:`optkit.sources.torch_model_code`). ``source`` may also be a
+            Hugging Face model id (``org/name``), resolved from the local hub cache.
 
     Returns:
         The :class:`ConvertResult`; ``approved`` tells whether the artifact was emitted.
@@ -131,6 +137,7 @@ def convert(
         strict=strict,
         sign_key=Path(sign_key) if sign_key is not None else None,
         sign_keyless=sign_keyless,
+        model_code=model_code,
     )
     return run_request(request, on_event, before_publish)
 
@@ -155,7 +162,7 @@ def run_request(
     """
     emit_event = on_event or (lambda kind, payload: None)
     resolved = request.recipe
-    src_path = require_regular(request.source, "source model", SourceModelError, allow_dir=True)
+    src_path = require_regular(resolve_source(request.source), "source model", SourceModelError, allow_dir=True)
     if resolved.validation.data:  # before the slow source load
         require_regular(resolved.validation.data, "validation data", DataError)
     out = request.output_dir
@@ -163,7 +170,8 @@ def run_request(
     check_output(out, request.overwrite, protect=[Path(p) for p in inputs if p])
     check_sign_key(request.sign_key, request.sign_keyless)
     workdir = Path(tempfile.mkdtemp(prefix="optkit-"))
-    options = _Options(before_publish, request.sign_key, request.sign_keyless)
+    code = resolve_model_code(request.model_code) if request.model_code else None
+    options = _Options(before_publish, request.sign_key, request.sign_keyless, code)
     try:
         return _Run(request, src_path, out, workdir, options, emit_event).run()
     finally:
@@ -177,6 +185,7 @@ class _Options:
     before_publish: Callable[[ConvertResult], None] | None
     sign_key: str | Path | None
     sign_keyless: bool
+    model_code: ModelCode | None = None
 
 
 @dataclass(frozen=True)
@@ -243,7 +252,9 @@ class _Run:
     def _load(self, framework) -> tuple[WorkerSource, PassOutcome]:
         """Start the confined worker, scan and load the source in it."""
         request = self.request
-        self.worker = SourceWorker(self.workdir, [self.source_path], request.sandbox_mode)
+        code = self.options.model_code
+        reads = [self.source_path, *(code.read_paths if code else [])]
+        self.worker = SourceWorker(self.workdir, reads, request.sandbox_mode)
         source = load_source(
             self.worker,
             framework,
@@ -253,6 +264,7 @@ class _Run:
             trust_remote_code=request.trust_remote_code,
             trust_model_code=request.trust_model_code,
             trust_skops_types=request.trust_skops_types,
+            model_code=code.to_dict() if code else None,
         )
         record = self.worker.sandbox
         warnings = (
@@ -265,7 +277,10 @@ class _Run:
         )
         if source.scan.get("skipped"):
             warnings.append("the static scan of the model file was skipped (--trust-model-code)")
-        return source, PassOutcome(self.source_path, {"sandbox": record.to_dict(), "scan": source.scan}, warnings)
+        details = {"sandbox": record.to_dict(), "scan": source.scan}
+        if code:
+            details["model_code"] = {"path": str(code.file), "factory": code.factory, "sha256": code.sha256}
+        return source, PassOutcome(self.source_path, details, warnings)
 
     def _run(self, source: WorkerSource, source_load_s: float) -> ConvertResult:
         """The steps after the source load, in order; each one's value feeds the next."""

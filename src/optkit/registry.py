@@ -53,6 +53,7 @@ def _claims_torch(path: Any) -> bool:
         ".pth",
         ".ts",
         ".bin",
+        ".safetensors",
     ):
         return True
     from optkit.sources.torch_format import is_torch_archive

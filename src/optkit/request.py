@@ -34,6 +34,8 @@ class ConvertRequest:
         strict: a skipped gate fails the run, so do random-input validation and an unconfined source.
         sign_key: PEM EC private key that signs the artifact, or None.
         sign_keyless: sign with Sigstore (online) instead.
+        model_code: ``module:factory`` that builds the ``nn.Module`` a PyTorch state dict loads into
+            (``--model-code``; see :mod:`optkit.sources.torch_model_code`), or None.
     """
 
     source: Path
@@ -49,6 +51,7 @@ class ConvertRequest:
     strict: bool = False
     sign_key: Path | None = None
     sign_keyless: bool = False
+    model_code: str | None = None
 
     @property
     def sandbox_mode(self) -> SandboxMode:

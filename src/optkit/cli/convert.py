@@ -50,8 +50,8 @@ def stdout_to_stderr(enabled: bool) -> Iterator[None]:
 def convert_command(
     source: Path = typer.Argument(
         ...,
-        help="model file or folder: .pt/.pt2/HF folder (PyTorch), .keras/SavedModel, .skops, "
-        "Paddle .json/.pdmodel, .onnx",
+        help="model file or folder: .pt/.pt2/HF folder or a Hugging Face model id org/name (PyTorch), "
+        ".keras/SavedModel, .skops, Paddle .json/.pdmodel, .onnx",
     ),
     recipe: str = RecipeOpt,
     output: Path | None = typer.Option(
@@ -75,6 +75,12 @@ def convert_command(
     ),
     sets: list[str] = typer.Option([], "--set", help="override any recipe field: KEY=VALUE (repeatable)"),
     framework: str = typer.Option("auto", "--framework", help="source framework; auto-detected by default"),
+    model_code: str | None = typer.Option(
+        None,
+        "--model-code",
+        help="for a PyTorch state dict: module:factory, your code that builds the nn.Module "
+        "(a .py path or a dotted module from the current folder; weights load with weights_only=True)",
+    ),
     trust_pickle: bool = TrustPickleOpt,
     trust_remote_code: bool = TrustRemoteCodeOpt,
     trust_model_code: bool = TrustModelCodeOpt,
@@ -166,6 +172,7 @@ def convert_command(
             strict=strict,
             sign_key=sign_key,
             sign_keyless=sign_keyless,
+            model_code=model_code,
         )
         with stdout_to_stderr(as_json):
             result = run_request(request, on_event=Progress(console), before_publish=write_outputs)

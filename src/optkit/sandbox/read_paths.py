@@ -16,7 +16,9 @@ from optkit.sources.onnx_format import looks_like_onnx, read_head
 def model_read_paths(path: Path) -> list[Path]:
     """The files/folders the worker needs to read ``path``, as absolute resolved paths.
 
-    * a folder: ``[folder]`` (everything beneath it).
+    * a folder: ``[folder]`` (everything beneath it); for a Hugging Face hub cache snapshot
+      (``models--org--name/snapshots/<revision>``, whose files are symlinks into the repository's
+      ``blobs/``), that ``blobs`` folder too.
     * a file: the file, plus the regular files beside it whose name starts with the file's stem and a
       dot (Paddle ``model.pdmodel`` + ``model.pdiparams`` (+ ``.pdiparams.info``); for a ``.keras``,
       ``.pt`` or ``.skops`` file, usually nothing more), plus, for an ONNX file (suffix ``.onnx`` or
@@ -37,6 +39,9 @@ def model_read_paths(path: Path) -> list[Path]:
     given = Path(os.path.abspath(path))
     model = given.resolve()
     if not given.is_file():
+        blobs = model.parent.parent / "blobs"
+        if model.is_dir() and model.parent.name == "snapshots" and model.parent.parent.name.startswith("models--"):
+            return [model, blobs] if blobs.is_dir() else [model]
         return [model]
     folder = given.parent  # where the frameworks look for companions (the path as given)
     inside = folder.resolve()

@@ -164,6 +164,7 @@ def load_source(
     trust_remote_code: bool = False,
     trust_model_code: bool = False,
     trust_skops_types: tuple[str, ...] = (),
+    model_code: dict[str, Any] | None = None,
 ) -> WorkerSource:
     """Scan and load ``path`` in ``worker`` with ``framework``'s loader.
 
@@ -171,6 +172,9 @@ def load_source(
         framework: the :class:`~optkit.registry.Framework` (its hasher runs here, its loader in the worker).
         trust_skops_types: ``--trust-skops-type`` values (classes from outside scikit-learn a
             ``.skops`` file may hold); sent only when given (a UsageError for other frameworks).
+        model_code: the user's model code for a PyTorch state dict
+            (:meth:`~optkit.sources.torch_model_code.ModelCode.to_dict`); the worker must have been
+            started with its read paths.
 
     Raises:
         UnsafeModelError: the static scan found code or file access in the model.
@@ -187,6 +191,7 @@ def load_source(
         trust_remote_code=trust_remote_code,
         trust_model_code=trust_model_code,
         **({"trust_skops_types": list(trust_skops_types)} if trust_skops_types else {}),
+        **({"model_code": model_code} if model_code is not None else {}),
     )
     try:
         info = info_from_dict(worker.field(answer, "info", dict))

@@ -50,10 +50,11 @@ class _Server:
         trust_remote_code: bool = False,
         trust_model_code: bool = False,
         trust_skops_types: list[str] | None = None,
+        model_code: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         import inspect
 
-        from optkit.errors import UsageError
+        from optkit.errors import SourceModelError, UsageError
         from optkit.io_spec import info_to_dict
         from optkit.registry import FRAMEWORKS, resolve
         from optkit.scan import scan_source
@@ -75,6 +76,13 @@ class _Server:
             trust_remote_code=trust_remote_code,
             trust_skops_types=skops_types,
         )
+        if model_code is not None:  # the user's own code for a state dict: PyTorch only
+            if framework != "torch":
+                raise SourceModelError(
+                    f"--model-code is for PyTorch state dicts, but the source is {framework}",
+                    "drop --model-code, or pass the state dict file (.pt/.pth/.bin/.safetensors)",
+                )
+            extra["model_code"] = model_code
         start = time.perf_counter()
         self.source = loader(
             Path(path),

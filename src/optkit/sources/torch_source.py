@@ -22,6 +22,7 @@ from optkit.formats.torch_format import embedded_model_info, read_embedded, snif
 from optkit.io_spec import ModelInfo, default_dynamic_axes, token_input_specs
 from optkit.runners.base import Runner
 from optkit.sources.base import SourceModel
+from optkit.sources.torch_program import ProgramInput, check_feeds, program_inputs
 
 HF_TASKS = {
     "ForTokenClassification": "token-classification",
@@ -62,6 +63,7 @@ class TorchSource(SourceModel):
         program: Any = None,
         reference: Any = None,
         reference_name: str | None = None,
+        program_inputs: list[ProgramInput] | None = None,
     ) -> None:
         super().__init__(path, info)
         self.kind = kind
@@ -69,11 +71,14 @@ class TorchSource(SourceModel):
         self.program = program
         self.reference = reference
         self.reference_name = reference_name or f"PyTorch ({kind})"
+        self.program_inputs = program_inputs or []
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
+        """The reference runner; for a ``.pt2`` it first checks each batch against the shapes the
+        program was exported for (:func:`~optkit.sources.torch_program.check_feeds`)."""
         from optkit.runners.torch_runner import TorchRunner
 
-        return TorchRunner(
+        runner = TorchRunner(
             self.reference if self.reference is not None else self.module,
             self.info.input_names,
             self.info.output_names,
@@ -81,6 +86,10 @@ class TorchSource(SourceModel):
             device,
             name=self.reference_name,
         )
+        if self.program_inputs:
+            inputs = self.program_inputs
+            runner.check = lambda feeds: check_feeds(inputs, feeds)
+        return runner
 
     def device_missing(self, device: str) -> str | None:
         """Why PyTorch cannot run on ``device`` here (no CUDA device), or None."""
@@ -129,23 +138,34 @@ def quiet_logger(name: str) -> Iterator[_Captured]:
 
 
 def load(
-    path: Path, workdir: Path, trust_pickle: bool = False, threads: int = 2, trust_remote_code: bool = False
+    path: Path,
+    workdir: Path,
+    trust_pickle: bool = False,
+    threads: int = 2,
+    trust_remote_code: bool = False,
+    model_code: dict[str, Any] | None = None,
 ) -> TorchSource:
     """Load a PyTorch source model.
 
     Args:
         path: a ``.pt`` TorchScript archive, a ``.pt2`` torch.export program, a HF model folder,
-            or (with ``trust_pickle``) a ``torch.save`` pickle of an ``nn.Module``.
+            (with ``trust_pickle``) a ``torch.save`` pickle of an ``nn.Module``, or (with
+            ``model_code``) a state dict (``torch.save`` or ``.safetensors``).
         workdir: scratch folder; embedded tokenizer/config files are written to ``workdir/hf``.
         trust_pickle: allow unpickling (runs code from the file).
         trust_remote_code: let a HF folder's own model code (``auto_map``) run (transformers'
             ``trust_remote_code``); optkit runs loaders only inside the confined worker.
+        model_code: a :meth:`~optkit.sources.torch_model_code.ModelCode.to_dict`: the user's
+            factory that builds the module the state dict at ``path`` loads into.
 
     Raises:
         SourceModelError: corrupt file (one line; torch's logged traceback is kept off stderr
-            unless ``OPTKIT_DEBUG=1``), pickle without trust, state dict instead of a module.
+            unless ``OPTKIT_DEBUG=1``), pickle without trust, state dict instead of a module (without
+            ``model_code``), model code that fails or does not fit the state dict.
         DependencyError: torch (or transformers for HF folders) is not installed.
     """
+    if model_code is not None:
+        return _load_state_dict(path, model_code, import_torch())
     kind = sniff(path)
     torch = import_torch()
     if kind == "hf":
@@ -171,13 +191,35 @@ def load(
             f"cannot load {path} as {kind}: {cause}",
             "the file may be truncated or damaged, or saved by an incompatible torch",
         ) from exc
+    declared = list(info.output_names)
     info.input_names = info.input_names or names
     info.output_names = info.output_names or ["output"]
-    if not info.dynamic_axes:
-        info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
+    inputs = program_inputs(program) if program is not None else []
     if info.model_type:  # a transformer (embedded HF config): token inputs are int64 (batch, sequence)
+        if not info.dynamic_axes:
+            info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
         info.input_specs = token_input_specs(info.input_names)
-    return TorchSource(path, info, kind, module, program)
+    if inputs:  # what the program itself declares wins: fixed sizes stay fixed
+        info.input_specs = {i.spec.name: i.spec for i in inputs if i.spec.shape}
+        info.sequence_range = next((i.ranges[1] for i in inputs if i.spec.shape[1:2] == ("sequence",)), None)
+        if not declared:
+            info.output_names = _program_output_names(program)
+    # plain TorchScript: no dynamic axes here; the exporter derives them from the example's
+    # dtypes and ranks (batch, and sequence only for integer token inputs)
+    return TorchSource(path, info, kind, module, program, program_inputs=inputs)
+
+
+def _program_output_names(program: Any) -> list[str]:
+    """Names for a program's outputs: the keys of the dict or named tuple it returns (its
+    ``out_spec`` pytree context), else ``output``, ``output_1``, ..."""
+    count = len(program.graph_signature.user_outputs)
+    spec = getattr(getattr(program, "call_spec", None), "out_spec", None)
+    context = getattr(spec, "context", None)
+    fields = getattr(context, "_fields", None)
+    keys = list(fields) if fields else list(context) if isinstance(context, (list, tuple)) else []
+    if len(keys) == count and all(isinstance(k, str) for k in keys):
+        return keys
+    return ["output"] + [f"output_{i}" for i in range(1, count)]
 
 
 def _info_from_embedded(embedded: dict[str, str], workdir: Path) -> ModelInfo:
@@ -280,9 +322,25 @@ def _load_pickle(path: Path, trust_pickle: bool, torch: Any) -> TorchSource:
             f"{path} holds a {type(obj).__name__} (e.g. a state dict: weights without the code)",
             "save the whole model as TorchScript (torch.jit.save) or torch.export (.pt2)",
         )
-    import inspect
+    from optkit.sources.torch_model_code import forward_names
 
-    names = [p for p in inspect.signature(obj.forward).parameters if p not in ("self",)]
-    info = ModelInfo(input_names=names, output_names=["output"])
-    info.dynamic_axes = {n: {0: "batch"} for n in [*names, "output"]}
+    info = ModelInfo(input_names=forward_names(obj), output_names=["output"])
     return TorchSource(path, info, "pickle", obj.eval())
+
+
+def _load_state_dict(path: Path, model_code: dict[str, Any], torch: Any) -> TorchSource:
+    """Build the user's module with their factory and load the state dict at ``path`` into it
+    (``weights_only=True``, ``strict=True``; see :mod:`optkit.sources.torch_model_code`)."""
+    from optkit.sources.torch_model_code import ModelCode, build_module, forward_names, load_weights, read_state_dict
+
+    if path.is_dir():
+        raise SourceModelError(
+            f"--model-code needs a state dict file, not the folder {path}",
+            "pass the .pt/.pth/.bin/.safetensors file the weights were saved to",
+        )
+    code = ModelCode.from_dict(model_code)
+    state = read_state_dict(path, torch)  # before the user's code runs: a bad file fails fast
+    model = build_module(code, torch)
+    load_weights(model, state, path)
+    info = ModelInfo(input_names=forward_names(model), output_names=["output"])
+    return TorchSource(path, info, "state_dict", model.eval(), reference_name="PyTorch (state dict + model code)")

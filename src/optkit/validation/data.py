@@ -37,6 +37,11 @@ class ValidationSet:
         gold_labels: per sample gold class labels (``y`` in an ``.npz``), if given.
         truncated_words: words dropped because a sentence exceeded ``sequence_length`` tokens.
         sha256: sha256 of the data file, if any.
+        fixed_length: the sequence length the model itself fixes (a ``.pt2`` or Keras model
+            declaring axis 1 of a token input as a number), or None. Timing and searches then use
+            this length, whatever ``benchmark.sequence_lengths`` asks for: the model takes no other.
+        length_range: ``(min, max)`` lengths the model takes (``max`` None: unbounded), or None;
+            requested lengths outside it are clamped into it (:meth:`model_length`).
     """
 
     kind: str
@@ -48,6 +53,20 @@ class ValidationSet:
     truncated_words: int = 0
     gold_labels: np.ndarray | None = None
     sha256: str | None = None
+    fixed_length: int | None = None
+    length_range: tuple[int, int | None] | None = None
+
+    def model_length(self, requested: int) -> int:
+        """The sequence length to run at when ``requested`` is asked for: the model's fixed length,
+        or ``requested`` clamped into :attr:`length_range` (a ``.pt2`` exported for 2..48 tokens is
+        timed at 48 when 128 is asked for)."""
+        if self.fixed_length:
+            return self.fixed_length
+        if self.length_range is not None:
+            low, high = self.length_range
+            requested = max(requested, low)
+            return min(requested, high) if high is not None else requested
+        return requested
 
     @property
     def size(self) -> int:
@@ -65,7 +84,9 @@ class ValidationSet:
 
     def shaped(self, batch_size: int, sequence_length: int | None) -> Feeds:
         """Real inputs at an exact shape for timing: the first ``batch_size`` samples (cycled when
-        there are fewer), padded or truncated along axis 1 to ``sequence_length`` (token inputs)."""
+        there are fewer), padded or truncated along axis 1 to ``sequence_length`` (token inputs),
+        or to :attr:`fixed_length` when the model fixes it."""
+        sequence_length = self.model_length(sequence_length) if sequence_length is not None else None
         rows = np.arange(batch_size) % self.size
         out = {}
         for name, value in self.feeds.items():
@@ -392,8 +413,20 @@ def _npz_set(path: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
             "give one gold label per sample",
         )
     vset = ValidationSet("npz", str(path), feeds, pads)
+    vset.fixed_length = fixed_length(info, list(pads))
+    vset.length_range = info.sequence_range
     vset.gold_labels = gold.rows if gold is not None else None
     return vset
+
+
+def fixed_length(info: ModelInfo, token_inputs: list[str]) -> int | None:
+    """The sequence length the model fixes: axis 1 of the first of ``token_inputs`` whose declared
+    spec gives it as a number (a ``.pt2`` traced at length 32, a Keras ``Input(shape=(32,))``), else None."""
+    for name in token_inputs:
+        spec = info.input_specs.get(name)
+        if spec is not None and len(spec.shape) >= 2 and isinstance(spec.shape[1], int):
+            return spec.shape[1]
+    return None
 
 
 def check_finite(path: Path, name: str, array: np.ndarray) -> None:

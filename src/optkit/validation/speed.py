@@ -140,11 +140,19 @@ def benchmark(
     Args:
         source / artifact: activated runners on the same device with the same thread count.
         vset: real inputs, reshaped per shape with :meth:`ValidationSet.shaped`.
+        sequence_lengths: lengths to time token inputs at; a model that fixes its length
+            (:attr:`ValidationSet.fixed_length`) is timed at that length only, and one that takes a
+            range of lengths at each requested length clamped into it
+            (:meth:`ValidationSet.model_length`): the shape records the length really timed (a
+            speed gate at a length the model cannot take then reads "shape not benchmarked").
         on_shape: optional callback ``(ShapeResult) -> None`` for progress display.
     """
     results = []
     token_inputs = bool(vset.pad_values)
-    for seq in sequence_lengths if token_inputs else [None]:
+    lengths: list[int | None] = (
+        list(dict.fromkeys(vset.model_length(s) for s in sequence_lengths)) if token_inputs else [None]
+    )
+    for seq in lengths:
         for batch in batch_sizes:
             feeds = vset.shaped(batch, seq)
             src = time_runner(source, feeds, warmup, iterations)
