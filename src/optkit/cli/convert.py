@@ -160,7 +160,7 @@ def convert_command(
                 sandbox="require" if require_sandbox else "auto",
                 overwrite=overwrite,
                 strict=strict,
-                on_event=Progress(console),
+                progress=Progress(console),
                 before_publish=write_outputs,
                 sign_key=sign_key,
                 sign_keyless=sign_keyless,

@@ -18,6 +18,7 @@ from optkit.errors import ExportError, missing_dependency
 from optkit.onnx_io import save_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 from optkit.sources.sklearn_source import SklearnSource
 
@@ -45,7 +46,7 @@ def export(
             "see skl2onnx's supported_converters(); convert a supported estimator",
         ) from exc
     save_onnx(model, out_path, external_threshold_mb)
-    details = {
+    details: dict[str, Figure] = {
         "exporter": "skl2onnx",
         "opset": config.opset,
         "source_kind": source.kind,

@@ -22,6 +22,7 @@ from optkit.errors import ExportError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 from optkit.sources.torch_source import TorchSource
 
@@ -90,7 +91,7 @@ def export(
         ) from exc
     save_onnx(model, out_path, external_threshold_mb)
     model = load_onnx(out_path)
-    details = {
+    details: dict[str, Figure] = {
         "exporter": exporter,
         "opset": config.opset,
         "source_kind": source.kind,
