@@ -49,10 +49,10 @@ def speed_cells(result) -> list[str]:
 def int8_settings(result) -> str:
     """The int8 settings a run used: the search's choice (with nodes kept in fp32), or the fixed
     settings of its quantize-dynamic pass, or ``—``."""
-    search = (result.manifest.get("search") or [{}])[0]
-    if search:
-        kept = len(search.get("fp32_nodes", []))
-        return search["settings"] + (f", {kept} node(s) fp32" if kept else "")
+    searches = result.manifest.search if result.manifest is not None else []
+    if searches:
+        kept = len(searches[0].fp32_nodes)
+        return searches[0].settings + (f", {kept} node(s) fp32" if kept else "")
     step = next((s for s in result.steps if s.name == "quantize-dynamic"), None)
     if step is None:
         return "—"

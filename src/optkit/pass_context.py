@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from optkit.io_spec import ModelInfo
+from optkit.records.figures import Figure
+from optkit.records.search import SearchReport
 
 
 @dataclass
@@ -27,7 +29,8 @@ class PassContext:
         evaluator: a :class:`~optkit.search.evaluator.CandidateEvaluator` that scores a candidate
             model against the source with the recipe's accuracy gates (for searching passes).
         threads: intra-op threads for any model a pass runs (the recipe's ``runtime.threads``).
-        progress: ``(message) -> None``, one line per search step for the user.
+        progress: ``(message) -> None``, one line per search step for the user (the pipeline passes
+            its :class:`~optkit.results.Progress`'s ``message``).
     """
 
     workdir: Path
@@ -50,13 +53,16 @@ class PassOutcome:
 
     Attributes:
         model_path: the output model (may be the input path when the pass changed nothing).
-        details: figures for the report and manifest (fusion counts, node counts, settings; a
-            searching pass puts its candidate table under ``details["search"]``).
+        details: figures for the report and manifest, as JSON values (fusion counts, node counts,
+            settings).
         warnings: problems the user must see in the report (e.g. 0 Attention fusions).
         skipped: a reason when the pass left the model unchanged on purpose or after a failure.
+        search: a searching pass's candidate table and choice (the manifest writes it under the
+            step's ``details.search``).
     """
 
     model_path: Path
-    details: dict[str, Any] = field(default_factory=dict)
+    details: dict[str, Figure] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     skipped: str | None = None
+    search: SearchReport | None = None

@@ -7,9 +7,7 @@ The CLI is a thin layer over :func:`run_request` (it builds one :class:`ConvertR
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-import json
 import shutil
 import tempfile
 import time
@@ -21,17 +19,18 @@ from typing import Any
 from optkit import interrupts
 from optkit.artifact.attestation import write_attestation
 from optkit.artifact.emit import check_output, publish, staging
-from optkit.artifact.environment import environment
-from optkit.artifact.manifest import Manifest, file_entries, seal
+from optkit.artifact.manifest import FileEntry, Manifest, build_manifest, file_entries, seal
 from optkit.artifact.signing import check_sign_key, sign_artifact
 from optkit.errors import DataError, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.paths import require_regular
 from optkit.recipe import Recipe, apply_overrides, load_recipe
+from optkit.records.figures import Figure
+from optkit.records.manifest import DataRecord, SandboxSection, SourceRecord
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.request import ConvertRequest
-from optkit.results import ConvertResult, Event, StepRecord
+from optkit.results import ConvertResult, Event, EventProgress, NullProgress, Progress, StepRecord
 from optkit.runners.ort_runner import OrtRunner, available_devices
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import WorkerSource, load_source
@@ -49,7 +48,6 @@ from optkit.validation.speed import (
     size_on_disk_mb,
 )
 from optkit.validation.validate_model import finite_reference, validate_model
-from optkit.version import __version__
 
 
 def convert(
@@ -67,6 +65,7 @@ def convert(
     sandbox: SandboxMode = "auto",
     overwrite: bool = False,
     strict: bool = False,
+    progress: Progress | None = None,
     on_event: Event | None = None,
     before_publish: Callable[[ConvertResult], None] | None = None,
     sign_key: str | Path | None = None,
@@ -100,8 +99,10 @@ def convert(
         overwrite: replace an existing output folder (only an optkit artifact or an empty folder).
         strict: a skipped gate fails the run, so does validation on random inputs or an
             unconfined source model.
-        on_event: progress callback ``(event, payload)``: ``("step", name)`` when a step starts,
-            ``("step_done", StepRecord)``, ``("shape", ShapeResult)`` per benchmarked shape.
+        progress: told of each step as it starts and ends, each benchmarked shape and each line
+            from inside a step (see :class:`~optkit.results.Progress`); default none.
+        on_event: deprecated (one release): an old ``(event, payload)`` callback, used through
+            :class:`~optkit.results.EventProgress` when ``progress`` is not given.
         before_publish: called with the final result (approved or not) before the artifact is
             published; if it raises, nothing is published (the CLI writes --junit-xml here).
         sign_key: PEM EC private key: sign the artifact (``model.sig``, see :mod:`optkit.artifact.signing`).
@@ -139,20 +140,22 @@ def convert(
         sign_keyless=sign_keyless,
         model_code=model_code,
     )
-    return run_request(request, on_event, before_publish)
+    return run_request(request, progress, before_publish, on_event=on_event)
 
 
 def run_request(
     request: ConvertRequest,
-    on_event: Event | None = None,
+    progress: Progress | None = None,
     before_publish: Callable[[ConvertResult], None] | None = None,
+    *,
+    on_event: Event | None = None,
 ) -> ConvertResult:
     """Run one conversion as :func:`convert` does, from a request whose recipe is already resolved
     (what the CLI calls: it loads the recipe once, with every override).
 
     Args:
         request: the :class:`~optkit.request.ConvertRequest`.
-        on_event / before_publish: as for :func:`convert`.
+        progress / before_publish / on_event: as for :func:`convert`.
 
     Returns:
         The :class:`ConvertResult`.
@@ -160,7 +163,7 @@ def run_request(
     Raises:
         OptkitError: as for :func:`convert` (the source, data or output refused before any slow step).
     """
-    emit_event = on_event or (lambda kind, payload: None)
+    reporter: Progress = progress or (EventProgress(on_event) if on_event is not None else NullProgress())
     resolved = request.recipe
     src_path = require_regular(resolve_source(request.source), "source model", SourceModelError, allow_dir=True)
     if resolved.validation.data:  # before the slow source load
@@ -173,7 +176,7 @@ def run_request(
     code = resolve_model_code(request.model_code) if request.model_code else None
     options = _Options(before_publish, request.sign_key, request.sign_keyless, code)
     try:
-        return _Run(request, src_path, out, workdir, options, emit_event).run()
+        return _Run(request, src_path, out, workdir, options, reporter).run()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -206,12 +209,12 @@ class _Run:
     """One conversion; each method is one pipeline step and returns what the later steps need."""
 
     def __init__(
-        self, request: ConvertRequest, source: Path, out: Path, workdir: Path, options: _Options, emit: Event
+        self, request: ConvertRequest, source: Path, out: Path, workdir: Path, options: _Options, progress: Progress
     ) -> None:
         self.request, self.recipe, self.source_path = request, request.recipe, source
         self.out, self.workdir = out, workdir
         self.options, self.overwrite, self.strict = options, request.overwrite, request.strict
-        self.emit = emit
+        self.progress = progress
         self.steps: list[StepRecord] = []
         self.threads = request.recipe.runtime.threads
 
@@ -221,15 +224,16 @@ class _Run:
     def _timed(self, name: str, fn: Callable[[], tuple[Any, PassOutcome | None]]) -> tuple[Any, StepRecord]:
         """Run one step: ``fn`` returns its value and, for an export or a pass, its outcome."""
         interrupts.check()
-        self.emit("step", name)
+        self.progress.step_started(name)
         start = time.perf_counter()
         value, outcome = fn()
         interrupts.check()
         record = StepRecord(name, time.perf_counter() - start)
         if outcome is not None:
             record.details, record.warnings, record.skipped = outcome.details, outcome.warnings, outcome.skipped
+            record.search = outcome.search
         self.steps.append(record)
-        self.emit("step_done", record)
+        self.progress.step_done(record)
         return value, record
 
     def run(self) -> ConvertResult:
@@ -277,7 +281,7 @@ class _Run:
         )
         if source.scan.get("skipped"):
             warnings.append("the static scan of the model file was skipped (--trust-model-code)")
-        details = {"sandbox": record.to_dict(), "scan": source.scan}
+        details: dict[str, Figure] = {"sandbox": record.to_dict(), "scan": source.scan}
         if code:
             details["model_code"] = {"path": str(code.file), "factory": code.factory, "sha256": code.sha256}
         return source, PassOutcome(self.source_path, details, warnings)
@@ -307,7 +311,7 @@ class _Run:
                 vset,
                 evaluator,
                 self.threads,
-                lambda message: self.emit("progress", message),
+                self.progress.message,
             )
             run_pass = resolve(PASSES[pass_cfg.type])
             model_path = self._step(pass_cfg.type, functools.partial(self._pass, run_pass, model_path, pass_cfg, ctx))
@@ -419,7 +423,7 @@ class _Run:
             "source": size_on_disk_mb(self.source_path),
             "artifact": size_on_disk_mb(model, model.with_name(model.name + ".data")),
         }
-        on_shape = lambda shape: self.emit("shape", shape)  # noqa: E731
+        on_shape = self.progress.shape_measured
         report.shapes += benchmark(
             src_runner,
             art_runner,
@@ -470,69 +474,41 @@ class _Run:
             approved=False,
             strict=self.strict,
             recipe=self.recipe,
-            source={
-                "path": str(self.source_path),
-                "framework": source.framework,
-                "kind": source.kind,
-                "sha256": source.sha256(),
-                "task": source.info.task,
-                "versions": source.framework_versions(),
-            },
-            data={
-                "kind": vset.kind,
-                "origin": vset.origin,
-                "sha256": vset.sha256,
-                "samples": vset.size,
-                "real": vset.is_real,
-                "truncated_words": vset.truncated_words,
-            },
+            source=SourceRecord(
+                path=str(self.source_path),
+                framework=source.framework,
+                kind=source.kind,
+                sha256=source.sha256(),
+                task=source.info.task,
+                versions=source.framework_versions(),
+            ),
+            data=DataRecord(
+                kind=vset.kind,
+                origin=vset.origin,
+                sha256=vset.sha256,
+                samples=vset.size,
+                real=vset.is_real,
+                truncated_words=vset.truncated_words,
+            ),
             steps=self.steps,
             accuracy=accuracy,
             speed=speed,
             gates=gates,
             warnings=warnings,
             evidence="real-data" if vset.is_real else "random-inputs",
-            sandbox=worker.sandbox.to_dict(),
+            sandbox=SandboxSection.model_validate(worker.sandbox.to_dict()),
         )
         result.approved = not result.rejections
         model = load_onnx(model_path)  # once: the manifest and the emitted file both read it
-        result.manifest = self._manifest(result, model, art_runner, {}).model_dump(mode="json")
+        result.manifest = self._manifest(result, model, art_runner, {})
         if result.approved:
             self._emit(result, model, art_runner)
         elif self.options.before_publish is not None:
             self.options.before_publish(result)
         return result
 
-    def _manifest(self, result: ConvertResult, model, art_runner, files) -> Manifest:
-        opsets = {imp.domain or "ai.onnx": imp.version for imp in model.opset_import}
-        return Manifest(
-            approved=result.approved,
-            strict=result.strict,
-            recipe={
-                "name": self.recipe.name,
-                "sha256": self.recipe.sha256(),
-                "resolved": self.recipe.model_dump(mode="json"),
-            },
-            source=result.source,
-            artifact={
-                "opset": opsets,
-                "execution_provider": art_runner.provider,
-                "optkit_version": __version__,
-                "ir_version": model.ir_version,
-                "nodes": len(model.graph.node),
-            },
-            files=files,
-            environment=environment(),
-            data=result.data,
-            steps=[dataclasses.asdict(s) for s in result.steps],
-            accuracy=dataclasses.asdict(result.accuracy),
-            speed=dataclasses.asdict(result.speed) if result.speed else None,
-            gates=[dataclasses.asdict(g) for g in result.gates],
-            warnings=result.warnings,
-            evidence=result.evidence,
-            sandbox=result.sandbox,
-            search=[_search_summary(s) for s in result.steps if isinstance(s.details.get("search"), dict)],
-        )
+    def _manifest(self, result: ConvertResult, model, art_runner, files: dict[str, FileEntry]) -> Manifest:
+        return build_manifest(result, model, art_runner.provider, files)
 
     def _emit(self, result: ConvertResult, model, art_runner) -> None:
         from optkit.artifact.report import render_report
@@ -543,7 +519,7 @@ class _Run:
             names = [p.name for p in written] + ["report.md"]
             names.append(write_attestation(tmp, self._manifest(result, model, art_runner, file_entries(tmp, names))))
             text = seal(self._manifest(result, model, art_runner, file_entries(tmp, names)))
-            result.manifest = json.loads(text)
+            result.manifest = Manifest.model_validate_json(text)
             (tmp / "manifest.json").write_text(text)
             if self.options.sign_key is not None or self.options.sign_keyless:
                 sign_artifact(
@@ -557,20 +533,4 @@ class _Run:
         result.output_dir = self.out
 
 
-def _search_summary(step: StepRecord) -> dict[str, Any]:
-    """The manifest's top-level record of one search (the full candidate table is in the step)."""
-    search = step.details["search"]
-    chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
-    return {
-        "step": step.name,
-        "strategy": search["strategy"],
-        "candidates": len(search["candidates"]) - 1,
-        "chosen": search["chosen"],
-        "settings": chosen["settings"],
-        "met_gates": search["met_gates"],
-        "fp32_nodes": search["fp32_nodes"],
-        "elapsed_s": search["elapsed_s"],
-    }
-
-
-__all__ = ["ConvertRequest", "ConvertResult", "Event", "StepRecord", "convert", "run_request"]
+__all__ = ["ConvertRequest", "ConvertResult", "Event", "Progress", "StepRecord", "convert", "run_request"]

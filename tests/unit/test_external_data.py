@@ -68,7 +68,7 @@ def test_external_data_artifact_revalidates(external, tiny):
 def test_python_api_writes_the_same_files(tiny, tmp_path):
     overrides = {**FAST, "artifact.external_data_threshold_mb": 0.001, "passes": []}
     result = optkit.convert(tiny["pt"], "fp32", tmp_path / "o", data=str(tiny["conll"]), overrides=overrides)
-    assert result.approved and sorted(result.manifest["files"]) == [
+    assert result.approved and sorted(result.manifest.files) == [
         "attestation.intoto.json",
         "model.onnx",
         "model.onnx.data",

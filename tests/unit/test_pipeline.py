@@ -92,7 +92,7 @@ def test_absent_cuda_speed_gate_is_skipped_and_strict_fails(tiny, tmp_path):
 
 def test_random_inputs_are_labelled_and_label_gates_skip(tiny, tmp_path):
     result = optkit.convert(tiny["pt"], "ner-int8", tmp_path / "r", overrides=FAST)
-    assert result.data["kind"] == "random" and not result.data["real"]
+    assert result.data.kind == "random" and not result.data.real
     assert any("random inputs" in w for w in result.warnings)
     f1 = next(g for g in result.gates if g.metric == "entity_f1_drop")
     assert f1.status == "skipped" and f1.value is None and f1.reason  # says why it was not computed

@@ -31,7 +31,8 @@ def build_statement(manifest: Manifest) -> dict[str, Any]:
 
     The subject is every file of ``manifest.files`` except the attestation itself (so the statement
     can be written before the final manifest, which lists the attestation too). ``evidence`` and
-    ``sandbox`` are copied from the manifest's fields of those names when it has them (else null).
+    ``sandbox`` are copied from the manifest's fields of those names (``{}`` for a sandbox not
+    recorded, as earlier versions wrote it).
 
     Args:
         manifest: the artifact's :class:`~optkit.artifact.manifest.Manifest`.
@@ -40,29 +41,25 @@ def build_statement(manifest: Manifest) -> dict[str, Any]:
         ``{"_type", "subject", "predicateType", "predicate"}``, per
         https://github.com/in-toto/attestation/blob/main/spec/v1/statement.md.
     """
-    fields = json.loads(manifest.model_dump_json())  # as manifest.json stores it (inf/NaN become null)
-    source, recipe = fields["source"], fields["recipe"]
+    source, recipe = manifest.source, manifest.recipe
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
-            {"name": name, "digest": {"sha256": entry["sha256"]}}
-            for name, entry in sorted(fields["files"].items())
+            {"name": name, "digest": {"sha256": entry.sha256}}
+            for name, entry in sorted(manifest.files.items())
             if name != ATTESTATION
         ],
         "predicateType": PREDICATE_TYPE,
         "predicate": {
-            "source": {
-                "path": source.get("path"),
-                "framework": source.get("framework"),
-                "sha256": source.get("sha256"),
-            },
-            "recipe": {"name": recipe.get("name"), "sha256": recipe.get("sha256")},
-            "optkit_version": fields["artifact"].get("optkit_version"),
-            "framework_versions": source.get("versions", {}),
-            "gates": [{key: gate.get(key) for key in GATE_KEYS} for gate in fields["gates"]],
-            "approved": fields["approved"],
-            "evidence": fields.get("evidence"),
-            "sandbox": fields.get("sandbox"),
+            "source": {"path": source.path, "framework": source.framework, "sha256": source.sha256},
+            "recipe": {"name": recipe.name, "sha256": recipe.sha256},
+            "optkit_version": manifest.artifact.optkit_version,
+            "framework_versions": dict(source.versions),
+            # as manifest.json stores them (NaN and infinity become null)
+            "gates": [gate.model_dump(mode="json", include=set(GATE_KEYS)) for gate in manifest.gates],
+            "approved": manifest.approved,
+            "evidence": manifest.evidence,
+            "sandbox": manifest.sandbox.model_dump(mode="json") if manifest.sandbox is not None else {},
         },
     }
 

@@ -9,6 +9,8 @@ import sys
 from functools import lru_cache
 from importlib import metadata
 
+from optkit.records.manifest import CpuRecord, EnvironmentRecord
+
 CPU_FLAGS = (
     "avx2",
     "fma",
@@ -48,7 +50,7 @@ def package_versions() -> dict[str, str]:
 
 
 @lru_cache(maxsize=1)
-def cpu_info() -> dict:
+def cpu_info() -> CpuRecord:
     """CPU model, logical core count and the int8/fp16-relevant flags (from /proc/cpuinfo on
     Linux, py-cpuinfo elsewhere)."""
     flags: set[str] = set()
@@ -66,14 +68,14 @@ def cpu_info() -> dict:
 
         data = cpuinfo.get_cpu_info()
         flags, model = set(data.get("flags", [])), data.get("brand_raw", model)
-    return {"model": model, "logical_cores": os.cpu_count(), "flags": {f: f in flags for f in CPU_FLAGS}}
+    return CpuRecord(model=model, logical_cores=os.cpu_count(), flags={f: f in flags for f in CPU_FLAGS})
 
 
-def environment() -> dict:
+def environment() -> EnvironmentRecord:
     """Python, platform, package versions and CPU facts."""
-    return {
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "packages": package_versions(),
-        "cpu": cpu_info(),
-    }
+    return EnvironmentRecord(
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        packages=package_versions(),
+        cpu=cpu_info(),
+    )

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from optkit.records.search import SearchReport
+
 if TYPE_CHECKING:
-    from optkit.results import ConvertResult
+    from optkit.results import ConvertResult, StepRecord
 
 STATUS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
 
@@ -28,17 +30,18 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 def render_report(result: ConvertResult) -> str:
     """Markdown report: verdict, source, data, steps, accuracy, speed, gates, warnings, environment."""
     verdict = "APPROVED" if result.approved else "NOT APPROVED"
-    env = result.manifest.get("environment", {})
+    env = result.manifest.environment if result.manifest is not None else None
     lines = [
         f"# optkit report: {verdict}",
         "",
-        f"- source: `{result.source['path']}` ({result.source['framework']}, {result.source['kind']}, "
-        f"task {result.source.get('task') or 'unknown'})",
+        f"- source: `{result.source.path}` ({result.source.framework}, {result.source.kind}, "
+        f"task {result.source.task or 'unknown'})",
         f"- recipe: `{result.recipe.name}` (sha256 {result.recipe.sha256()[:12]}) — {result.recipe.description}",
-        f"- validation data: {result.data['kind']} `{result.data['origin']}`, {result.data['samples']} samples"
-        + ("" if result.data["real"] else " — **generated random inputs (last resort), not real data**"),
+        f"- validation data: {result.data.kind} `{result.data.origin}`, {result.data.samples} samples"
+        + ("" if result.data.real else " — **generated random inputs (last resort), not real data**"),
         f"- strict mode: {'on' if result.strict else 'off'}",
-        f"- evidence: {result.evidence}; source model sandbox: {result.sandbox.get('status', 'unknown')}",
+        f"- evidence: {result.evidence}; source model sandbox: "
+        f"{result.sandbox.status if result.sandbox else 'unknown'}",
         "",
     ]
     if not result.approved:
@@ -126,14 +129,16 @@ def render_report(result: ConvertResult) -> str:
         lines += [""]
     if result.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
-    cpu = env.get("cpu", {})
-    flags = ", ".join(f for f, on in cpu.get("flags", {}).items() if on)
-    pkgs = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
+    if env is None:
+        lines += ["## Environment", "", "- not recorded", ""]
+        return "\n".join(lines)
+    flags = ", ".join(f for f, on in env.cpu.flags.items() if on)
+    pkgs = ", ".join(f"{k} {v}" for k, v in env.packages.items())
     lines += [
         "## Environment",
         "",
-        f"- python {env.get('python')}, {env.get('platform')}",
-        f"- CPU: {cpu.get('model')} ({cpu.get('logical_cores')} logical cores); flags: {flags}",
+        f"- python {env.python}, {env.platform}",
+        f"- CPU: {env.cpu.model} ({env.cpu.logical_cores} logical cores); flags: {flags}",
         f"- packages: {pkgs}",
         "",
     ]
@@ -144,82 +149,82 @@ SEARCH_COLUMNS = ["#", "stage", "settings", "fp32 nodes", "gates (value)", "p50 
 SEARCH_CONSOLE_COLUMNS = ["#", "stage", "settings", "fp32", "gate values", "best ms", "verdict"]
 
 
-def search_tables(result: ConvertResult) -> list[tuple[str, dict]]:
-    """``(step name, details["search"])`` for every pass that ran a search."""
-    return [(s.name, s.details["search"]) for s in result.steps if isinstance(s.details.get("search"), dict)]
+def search_tables(result: ConvertResult) -> list[tuple[str, SearchReport]]:
+    """``(step name, search report)`` for every pass that ran a search."""
+    return [(s.name, s.search) for s in result.steps if s.search is not None]
 
 
-def search_rows(search: dict) -> list[list[str]]:
+def search_rows(search: SearchReport) -> list[list[str]]:
     """One table row per candidate of a search (see :data:`SEARCH_COLUMNS`)."""
     rows = []
-    for c in search["candidates"]:
-        gates = "; ".join(f"{g['name'].split()[0]} {fmt(g['value'])} {STATUS[g['status']]}" for g in c["gates"])
+    for c in search.candidates:
+        gates = "; ".join(f"{g.name.split()[0]} {fmt(g.value)} {STATUS[g.status]}" for g in c.gates)
         rows.append(
             [
-                str(c["id"]),
-                c["stage"],
-                c["settings"],
-                str(len(c["fp32_nodes"])),
-                c["error"] or gates,
-                fmt(c["latency_ms"], 2),
-                fmt(c.get("best_ms"), 2),
-                fmt(c["size_mb"], 1),
-                c["verdict"],
+                str(c.id),
+                c.stage,
+                c.settings,
+                str(len(c.fp32_nodes)),
+                c.error or gates,
+                fmt(c.latency_ms, 2),
+                fmt(c.best_ms, 2),
+                fmt(c.size_mb, 1),
+                c.verdict,
             ]
         )
     return rows
 
 
-def search_console_rows(search: dict) -> list[list[str]]:
+def search_console_rows(search: SearchReport) -> list[list[str]]:
     """Narrow rows for a terminal: gate values in the recipe's gate order, ✓ passed / ✗ failed."""
     mark = {"passed": "✓", "failed": "✗", "skipped": "-"}
     return [
         [
-            str(c["id"]),
-            c["stage"],
-            c["settings"],
-            str(len(c["fp32_nodes"])),
-            c["error"][:40] if c["error"] else " ".join(f"{fmt(g['value'])}{mark[g['status']]}" for g in c["gates"]),
-            fmt(c.get("best_ms"), 2),
-            c["verdict"],
+            str(c.id),
+            c.stage,
+            c.settings,
+            str(len(c.fp32_nodes)),
+            c.error[:40] if c.error else " ".join(f"{fmt(g.value)}{mark[g.status]}" for g in c.gates),
+            fmt(c.best_ms, 2),
+            c.verdict,
         ]
-        for c in search["candidates"]
+        for c in search.candidates
     ]
 
 
 def _search_section(result: ConvertResult) -> list[str]:
     lines: list[str] = []
     for step, search in search_tables(result):
-        outcome = "met every accuracy gate" if search["met_gates"] else "**no candidate met the accuracy gates**"
+        outcome = "met every accuracy gate" if search.met_gates else "**no candidate met the accuracy gates**"
         lines += [
             f"## Search: {step}",
             "",
-            f"{len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s (budget "
-            f"{search['budget_s']:g} s{', exhausted' if search['budget_exhausted'] else ''}); latency is the "
-            f"p50 at {search['latency_shape']}; the chosen candidate ({search['chosen']}) {outcome}. Among "
+            f"{search.tried} candidate(s) in {search.elapsed_s} s (budget "
+            f"{search.budget_s:g} s{', exhausted' if search.budget_exhausted else ''}); latency is the "
+            f"p50 at {search.latency_shape}; the chosen candidate ({search.chosen}) {outcome}. Among "
             "passing candidates the fastest wins; near-ties go to the earliest.",
             "",
         ]
         lines += _table(
             SEARCH_COLUMNS, [[f"**{x}**" if r[-1] == "chosen" else x for x in r] for r in search_rows(search)]
         )
-        if search["fp32_nodes"]:
-            lines += ["Nodes kept in float32: " + ", ".join(f"`{n}`" for n in search["fp32_nodes"]), ""]
-        if search.get("sensitivity"):
+        if search.fp32_nodes:
+            lines += ["Nodes kept in float32: " + ", ".join(f"`{n}`" for n in search.fp32_nodes), ""]
+        if search.sensitivity:
             lines += ["Most sensitive nodes (relative int8 error of the node's output):", ""]
             lines += _table(
                 ["node", "op", "error", "method"],
-                [[s["node"], s["op_type"], fmt(s["error"]), s["method"]] for s in search["sensitivity"][:10]],
+                [[s.node, s.op_type, fmt(s.error), s.method] for s in search.sensitivity[:10]],
             )
     return lines
 
 
-def _details(step) -> str:
+def _details(step: StepRecord) -> str:
     if step.skipped:
         return f"skipped: {step.skipped}"
     parts = []
     for key, value in step.details.items():
-        if value in (None, [], {}) or key == "search":
+        if value in (None, [], {}):
             continue
         if isinstance(value, float):
             value = fmt(value)

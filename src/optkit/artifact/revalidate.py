@@ -120,13 +120,13 @@ def revalidate(
     if not (folder / MODEL).is_file():
         raise OutputError(f"{folder} has no {MODEL}", "this is not a complete optkit artifact folder")
     try:
-        recipe = Recipe.model_validate(manifest.recipe["resolved"])
-    except (KeyError, TypeError, ValidationError) as exc:
+        recipe = Recipe.model_validate(manifest.recipe.resolved)
+    except ValidationError as exc:
         raise OutputError(
             f"{folder}/manifest.json holds no valid resolved recipe ({str(exc).splitlines()[0][:120]})",
             "the artifact was written by another optkit version; convert again",
         ) from exc
-    src_path = Path(source) if source is not None else Path(str(manifest.source.get("path", "")))
+    src_path = Path(source) if source is not None else Path(manifest.source.path)
     if not str(src_path) or not src_path.exists():
         raise SourceModelError(
             f"source model not found: {src_path} (named in {folder}/manifest.json)",
@@ -134,8 +134,8 @@ def revalidate(
         )
     require_regular(src_path, "source model", SourceModelError, allow_dir=True)
     require_regular(data, "validation data", DataError)
-    framework = detect_framework(src_path, manifest.source.get("framework", "auto"))
-    expected = manifest.source.get("sha256")
+    framework = detect_framework(src_path, manifest.source.framework)
+    expected = manifest.source.sha256
     actual = resolve(framework.hasher)(src_path)
     if actual != expected:
         raise SourceModelError(

@@ -106,8 +106,8 @@ def verify_artifact(
     if not manifest.approved:
         problems.append("the manifest does not say approved")
     for gate in manifest.gates:
-        if gate["status"] == "failed" or (strict and gate["status"] == "skipped"):
-            problems.append(f"gate {gate['status']}: {gate['name']}")
+        if gate.status == "failed" or (strict and gate.status == "skipped"):
+            problems.append(f"gate {gate.status}: {gate.name}")
     if strict:
         problems += _strict_problems(manifest)
     checking = public_key is not None or identity is not None
@@ -180,13 +180,11 @@ def _strict_problems(manifest: Manifest) -> list[str]:
     problems = []
     if manifest.evidence == "random-inputs":
         problems.append("approved on random inputs (evidence: random-inputs), not real data")
-    status = manifest.sandbox.get("status", "not recorded")
+    status = manifest.sandbox.status if manifest.sandbox is not None else "not recorded"
     if status != "confined":
         problems.append(f"the source model did not run confined when this artifact was made (sandbox: {status})")
     evaluated = [
-        g
-        for g in manifest.gates
-        if g.get("kind") == "accuracy" and g.get("status") != "skipped" and g.get("metric") in FIDELITY_METRICS
+        g for g in manifest.gates if g.kind == "accuracy" and g.status != "skipped" and g.metric in FIDELITY_METRICS
     ]
     if not evaluated:
         problems.append(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import typer
 
-from optkit.cli import recipes
+from optkit.cli import manifest, recipes
 from optkit.cli.convert import convert_command
 from optkit.cli.verify import verify_command
 from optkit.version import __version__
@@ -23,6 +23,7 @@ app = typer.Typer(
 app.command("convert")(convert_command)
 app.command("verify")(verify_command)
 app.add_typer(recipes.app, name="recipes")
+app.add_typer(manifest.app, name="manifest")
 
 
 @app.command("version")

@@ -175,7 +175,7 @@ def convert_command(
             model_code=model_code,
         )
         with stdout_to_stderr(as_json):
-            result = run_request(request, on_event=Progress(console), before_publish=write_outputs)
+            result = run_request(request, progress=Progress(console), before_publish=write_outputs)
         render_result(console, result)
         if as_json:
             sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -2,45 +2,50 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Console
 from rich.table import Table
 
 from optkit.artifact.report import SEARCH_CONSOLE_COLUMNS, fmt, search_console_rows, search_tables
+from optkit.results import ConvertResult, StepRecord
+from optkit.validation.speed import ShapeResult
 
 STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
 
 
 class Progress:
-    """Prints one line per pipeline step with its wall time, and one per benchmarked shape."""
+    """Prints one line per pipeline step with its wall time, and one per benchmarked shape (an
+    :class:`optkit.results.Progress`)."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
 
-    def __call__(self, kind: str, payload: Any) -> None:
-        if kind == "step":
-            self.console.print(f"[dim]…[/dim] {payload}", highlight=False)
-        elif kind == "step_done":
-            note = f" [yellow](skipped: {payload.skipped})[/yellow]" if payload.skipped else ""
-            self.console.print(
-                f"[green]✓[/green] {payload.name} [dim]{payload.seconds:.1f} s[/dim]{note}", highlight=False
-            )
-            for warning in payload.warnings:
-                if warning != payload.skipped:
-                    self.console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
-        elif kind == "progress":
-            self.console.print(f"  [dim]{payload}[/dim]", highlight=False)
-        elif kind == "shape":
-            self.console.print(
-                f"  {payload.device} batch {payload.batch_size} × seq {payload.sequence_length}: "
-                f"source {payload.source.p50_ms:.2f} ms, artifact {payload.artifact.p50_ms:.2f} ms "
-                f"(p50) → {payload.speedup:.2f}×",
-                highlight=False,
-            )
+    def step_started(self, name: str) -> None:
+        """``… name``."""
+        self.console.print(f"[dim]…[/dim] {name}", highlight=False)
+
+    def step_done(self, record: StepRecord) -> None:
+        """``✓ name 1.2 s``, then the step's warnings."""
+        note = f" [yellow](skipped: {record.skipped})[/yellow]" if record.skipped else ""
+        self.console.print(f"[green]✓[/green] {record.name} [dim]{record.seconds:.1f} s[/dim]{note}", highlight=False)
+        for warning in record.warnings:
+            if warning != record.skipped:
+                self.console.print(f"  [yellow]warning:[/yellow] {warning}", highlight=False)
+
+    def message(self, text: str) -> None:
+        """An indented, dimmed line."""
+        self.console.print(f"  [dim]{text}[/dim]", highlight=False)
+
+    def shape_measured(self, shape: ShapeResult) -> None:
+        """Source vs artifact p50 at one shape, and the speed-up."""
+        self.console.print(
+            f"  {shape.device} batch {shape.batch_size} × seq {shape.sequence_length}: "
+            f"source {shape.source.p50_ms:.2f} ms, artifact {shape.artifact.p50_ms:.2f} ms "
+            f"(p50) → {shape.speedup:.2f}×",
+            highlight=False,
+        )
 
 
-def render_result(console: Console, result) -> None:
+def render_result(console: Console, result: ConvertResult) -> None:
     """Gate table, speed table, warnings and the final PASSED/FAILED line."""
     if result.speed and result.speed.shapes:
         speed = Table(title="Speed vs source (p50 / p90 ms, same run)")
@@ -57,10 +62,10 @@ def render_result(console: Console, result) -> None:
             )
         console.print(speed)
     for step, search in search_tables(result):
-        gates = ", ".join(g["name"] for g in search["candidates"][0]["gates"])
+        gates = ", ".join(g.name for g in search.candidates[0].gates)
         found = Table(
-            title=f"{step}: {len(search['candidates']) - 1} candidate(s) in {search['elapsed_s']} s, "
-            f"fastest call at {search['latency_shape']}",
+            title=f"{step}: {search.tried} candidate(s) in {search.elapsed_s} s, "
+            f"fastest call at {search.latency_shape}",
             caption=f"gate values in order: {gates}",
         )
         for col in SEARCH_CONSOLE_COLUMNS:

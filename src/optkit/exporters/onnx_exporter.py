@@ -14,6 +14,7 @@ from optkit.errors import ExportError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 from optkit.sources.onnx_source import OnnxSource
 
@@ -44,7 +45,7 @@ def export(
             f"the copy of {source.path} does not pass onnx.checker: {str(exc).strip().splitlines()[0][:300]}",
             "check the source model with onnx.checker.check_model",
         ) from exc
-    details = {
+    details: dict[str, Figure] = {
         "exporter": "copy (ONNX source)",
         "opset": source.opsets,
         "source_kind": source.kind,

@@ -17,6 +17,7 @@ from optkit.errors import ExportError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 from optkit.sources.paddle_source import PaddleSource
 
@@ -51,7 +52,7 @@ def export(
     renamed = _rename_outputs(model, source.info.output_names)
     if renamed:
         save_onnx(model, out_path, external_threshold_mb)
-    details = {
+    details: dict[str, Figure] = {
         "exporter": "paddle2onnx",
         "opset": config.opset,
         "source_kind": source.kind,

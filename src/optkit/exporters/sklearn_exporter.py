@@ -28,6 +28,7 @@ from optkit.errors import ExportError, missing_dependency
 from optkit.onnx_io import save_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 from optkit.sources.sklearn_inputs import is_text_vectorizer
 from optkit.sources.sklearn_source import SklearnSource
@@ -60,7 +61,7 @@ def export(
     except Exception as exc:  # skl2onnx raises RuntimeError/MissingShapeCalculator/... per estimator
         raise _export_error(source, exc) from exc
     save_onnx(model, out_path, external_threshold_mb)
-    details = {
+    details: dict[str, Figure] = {
         "exporter": "skl2onnx" + (f" + onnxmltools ({', '.join(boosters)})" if boosters else ""),
         "opset": config.opset,
         "source_kind": source.kind,
@@ -126,7 +127,7 @@ def _export_catboost(source: SklearnSource, config: ExportConfig, out_path: Path
             f"CatBoost cannot export {type(source.final).__name__} to ONNX: {str(exc).splitlines()[0][:300]}",
             "CatBoost exports numeric features only (no categorical or text features) to ONNX",
         ) from exc
-    details = {
+    details: dict[str, Figure] = {
         "exporter": "catboost",
         "source_kind": source.kind,
         "input_dtype": "float32",

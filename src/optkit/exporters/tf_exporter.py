@@ -20,6 +20,7 @@ from optkit.errors import ExportError
 from optkit.onnx_io import load_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 from optkit.sources.tf_source import SERVING, TFSource
 
@@ -64,7 +65,7 @@ def export(
             "try another --opset; see tf2onnx's supported ops",
         )
     model = load_onnx(out_path)
-    details = {
+    details: dict[str, Figure] = {
         "exporter": "tf2onnx (SavedModel)",
         "opset": config.opset,
         "source_kind": source.kind,

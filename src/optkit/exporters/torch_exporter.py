@@ -31,6 +31,7 @@ from optkit.errors import ExportError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 from optkit.runners.torch_runner import named_outputs
 from optkit.sources.torch_source import TorchSource
@@ -105,7 +106,7 @@ def export(
     model, note = _to_opset(model, config.opset)
     save_onnx(model, out_path, external_threshold_mb)
     model = load_onnx(out_path)
-    details = {
+    details: dict[str, Figure] = {
         "exporter": exporter,
         "opset": _opset(model),
         "source_kind": source.kind,

@@ -15,6 +15,7 @@ from optkit.onnx_io import weights_bytes
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.quiet_logs import quiet_logs
 from optkit.recipe import FusePass
+from optkit.records.figures import Figure
 
 ATTENTION_OPS = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention")
 
@@ -52,7 +53,7 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
         ) from exc
     with quiet_logs("onnxruntime.transformers"):  # it logs the statistics at INFO
         stats = {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}
-    details = {"model_type": ort_type, "num_heads": heads, "hidden_size": hidden, "fusions": stats}
+    details: dict[str, Figure] = {"model_type": ort_type, "num_heads": heads, "hidden_size": hidden, "fusions": stats}
     warnings = []
     attention = sum(stats.get(op, 0) for op in ATTENTION_OPS)
     details["attention_fusions"] = attention

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import QuantizeDynamicPass
+from optkit.records.figures import Figure
 from optkit.search.ort_quantize import QUANTIZED_OP_PREFIXES, quantize
 
 __all__ = ["QUANTIZED_OP_PREFIXES", "quantize", "run"]  # quantize: re-exported for callers of the old home
@@ -36,7 +37,7 @@ def run(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> Pass
         config.op_types,
         config.nodes_to_exclude,
     )
-    details = {
+    details: dict[str, Figure] = {
         "weight_type": config.weight_type,
         "per_channel": config.per_channel,
         "reduce_range": config.reduce_range,

@@ -19,6 +19,7 @@ from optkit.onnx_io import load_onnx, op_counts
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.quiet_logs import quiet_logs
 from optkit.recipe import QuantizeStaticPass
+from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
 
 
@@ -111,7 +112,7 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
             "try quantize-static.op_types: [Conv, MatMul] or exclude the failing node",
         ) from exc
     counts = op_counts(load_onnx(out))
-    details = {
+    details: dict[str, Figure] = {
         "calibration": source,
         "calibration_samples": len(next(iter(calib.values()))),
         "calibrate_method": config.calibrate_method,

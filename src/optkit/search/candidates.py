@@ -1,14 +1,17 @@
-"""One row of a quantization search: the settings tried and what they measured."""
+"""One candidate of a quantization search while it is tried: the settings, what they measured and
+the model file; :meth:`CandidateRun.record` turns it into the report's
+:class:`~optkit.records.search.Candidate` row."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from optkit.records.search import Candidate, CandidateGate, Stage, Verdict
 
 
 @dataclass
-class Candidate:
+class CandidateRun:
     """A candidate model of the int8 search.
 
     Attributes:
@@ -18,7 +21,7 @@ class Candidate:
             (``op_types`` None = ONNX Runtime's default list).
         fp32_nodes: nodes kept in float32 (``nodes_to_exclude``).
         quantized_ops: ``{quantized op type: count}`` in the candidate.
-        metrics: its accuracy metrics; gates: ``[{"name", "value", "status"}]``.
+        metrics: its accuracy metrics; gates: the accuracy gates evaluated on it.
         passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes).
         latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, what the search
             ranks by); size_mb: model size on disk (MB = 10^6 bytes).
@@ -27,7 +30,7 @@ class Candidate:
     """
 
     id: int
-    stage: str
+    stage: Stage
     weight_type: str | None = None
     per_channel: bool | None = None
     reduce_range: bool | None = None
@@ -35,7 +38,7 @@ class Candidate:
     fp32_nodes: list[str] = field(default_factory=list)
     quantized_ops: dict[str, int] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
-    gates: list[dict[str, Any]] = field(default_factory=list)
+    gates: list[CandidateGate] = field(default_factory=list)
     passed: bool = False
     margin: float = float("-inf")
     latency_ms: float | None = None
@@ -43,7 +46,7 @@ class Candidate:
     size_mb: float | None = None
     seconds: float = 0.0
     error: str | None = None
-    verdict: str = "failed"
+    verdict: Verdict = "failed"
     path: Path | None = None
 
     @property
@@ -62,27 +65,27 @@ class Candidate:
             parts.append("ops=" + "+".join(self.op_types))
         return ", ".join(parts)
 
-    def row(self) -> dict[str, Any]:
-        """A JSON-ready dict for the manifest (no paths)."""
+    def record(self) -> Candidate:
+        """The report's row (no path; an infinite margin becomes None, seconds get 2 decimals)."""
         margin = self.margin if abs(self.margin) != float("inf") else None
-        return {
-            "id": self.id,
-            "stage": self.stage,
-            "settings": self.settings(),
-            "weight_type": self.weight_type,
-            "per_channel": self.per_channel,
-            "reduce_range": self.reduce_range,
-            "op_types": self.op_types,
-            "fp32_nodes": self.fp32_nodes,
-            "quantized_ops": self.quantized_ops,
-            "metrics": self.metrics,
-            "gates": self.gates,
-            "passed": self.passed,
-            "margin": margin,
-            "latency_ms": self.latency_ms,
-            "best_ms": self.best_ms,
-            "size_mb": self.size_mb,
-            "seconds": round(self.seconds, 2),
-            "error": self.error,
-            "verdict": self.verdict,
-        }
+        return Candidate(
+            id=self.id,
+            stage=self.stage,
+            settings=self.settings(),
+            weight_type=self.weight_type,
+            per_channel=self.per_channel,
+            reduce_range=self.reduce_range,
+            op_types=self.op_types,
+            fp32_nodes=self.fp32_nodes,
+            quantized_ops=self.quantized_ops,
+            metrics=dict(self.metrics),
+            gates=self.gates,
+            passed=self.passed,
+            margin=margin,
+            latency_ms=self.latency_ms,
+            best_ms=self.best_ms,
+            size_mb=self.size_mb,
+            seconds=round(self.seconds, 2),
+            error=self.error,
+            verdict=self.verdict,
+        )

@@ -17,7 +17,6 @@ is fixed by keeping its consumers in float32. Repeats until no offender is left 
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 import onnx
@@ -25,6 +24,7 @@ import onnx
 from optkit.errors import PassError
 from optkit.pass_context import PassContext
 from optkit.recipe import Fp16Pass
+from optkit.records.figures import Figure
 from optkit.search.probe import run_probe, with_outputs
 
 PROBE_BATCH = 4
@@ -35,7 +35,7 @@ DOWN, UP = "_cast_to_fp16_node", "_cast_to_fp32_node"
 
 def convert_guarded(
     model: onnx.ModelProto, config: Fp16Pass, op_block: list[str], ctx: PassContext
-) -> tuple[onnx.ModelProto, dict[str, Any], list[str]]:
+) -> tuple[onnx.ModelProto, dict[str, Figure], list[str]]:
     """Convert ``model`` (float32, nodes named) to fp16, blocking overflowing nodes automatically.
 
     Returns:
@@ -47,7 +47,7 @@ def convert_guarded(
     """
     start = time.perf_counter()
     block = list(config.node_block_list)
-    rounds: list[dict[str, Any]] = []
+    rounds: list[Figure] = []
     warnings: list[str] = []
     batches = _batches(ctx, config.check_samples)
     reference: dict[str, bool] | None = None
@@ -107,7 +107,7 @@ def convert_guarded(
     auto = [n for n in block if n not in config.node_block_list]
     if auto:
         warnings.append(f"kept {len(auto)} node(s) in float32 because fp16 overflowed there: {', '.join(auto[:10])}")
-    details = {
+    details: dict[str, Figure] = {
         "node_block_list": block,
         "auto_blocked": auto,
         "rounds": rounds,

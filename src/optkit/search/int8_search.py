@@ -34,9 +34,11 @@ from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, name_nodes, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import QuantizeDynamicPass
-from optkit.search.candidates import Candidate
+from optkit.records.figures import Figure
+from optkit.records.search import CandidateGate, NodeSensitivityRecord, SearchReport
+from optkit.search.candidates import CandidateRun
 from optkit.search.ort_quantize import quantize
-from optkit.search.sensitivity import exclusion_names, op_type_of, quantizable_nodes, rank_nodes
+from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.speed import size_on_disk_mb
 
 #: candidates closer than this (ms) always tie: sub-millisecond models time within timer and cache noise
@@ -46,8 +48,9 @@ TIMER_FLOOR_MS = 0.05
 def search(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> PassOutcome:
     """Run the search on ``model_path`` (fp32 ONNX) and return the chosen model.
 
-    ``details["search"]`` holds every candidate's row (:meth:`Candidate.row`), the chosen id, the
-    nodes kept in float32, the node sensitivity ranking (when computed) and the time spent.
+    The outcome's ``search`` (a :class:`~optkit.records.search.SearchReport`) holds every
+    candidate's row, the chosen id, the nodes kept in float32, the node sensitivity ranking (when
+    computed) and the time spent; ``details`` the chosen settings.
 
     Raises:
         PassError: no evaluator in ``ctx`` (the search needs validation data and gates), the
@@ -68,9 +71,9 @@ class _Search:
         self.model = load_onnx(model_path)
         self.path = self._named_copy(model_path)
         self.nodes = quantizable_nodes(self.model, None)
-        self.rows: list[Candidate] = []
+        self.rows: list[CandidateRun] = []
         self.exhausted = False
-        self.ranking: list = []
+        self.ranking: list[NodeSensitivity] = []
 
     def _named_copy(self, model_path: Path) -> Path:
         """Node names are how nodes are kept in fp32: give unnamed/duplicate nodes stable names."""
@@ -89,9 +92,9 @@ class _Search:
                 "nothing to quantize: the model has no MatMul/Gemm/Conv/Attention with constant weights",
                 "remove the quantize-dynamic pass from the recipe",
             )
-        self._try(Candidate(0, "fp32 input"))
+        self._try(CandidateRun(0, "fp32 input"))
         for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
-            self._try(Candidate(len(self.rows), "settings", wt, pc, rr))
+            self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))
         types = sorted({op_type_of(n) for n in self.nodes})
         base = self._closest(stage="settings")
         settled = any(c.passed and c.stage == "settings" for c in self.rows)
@@ -99,7 +102,9 @@ class _Search:
             for left_out in types:
                 kept = [t for t in types if t != left_out]
                 self._try(
-                    Candidate(len(self.rows), "op types", base.weight_type, base.per_channel, base.reduce_range, kept)
+                    CandidateRun(
+                        len(self.rows), "op types", base.weight_type, base.per_channel, base.reduce_range, kept
+                    )
                 )
         if not settled and self.space.node_fallback:
             self._fallback()
@@ -111,7 +116,7 @@ class _Search:
         self.exhausted = True
         return False
 
-    def _try(self, cand: Candidate) -> Candidate | None:
+    def _try(self, cand: CandidateRun) -> CandidateRun | None:
         interrupts.check()
         if not self._budget_left():
             return None
@@ -141,7 +146,7 @@ class _Search:
             cand.error, cand.verdict = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}", "error"
         else:
             cand.metrics = dict(score.accuracy.metrics)
-            cand.gates = [{"name": g.name, "value": g.value, "status": g.status} for g in score.gates]
+            cand.gates = [CandidateGate(name=g.name, value=g.value, status=g.status) for g in score.gates]
             cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (
                 score.passed,
                 score.margin,
@@ -155,18 +160,18 @@ class _Search:
         self.ctx.progress(self._line(cand))
         return cand
 
-    def _line(self, cand: Candidate) -> str:
+    def _line(self, cand: CandidateRun) -> str:
         kept = f", {len(cand.fp32_nodes)} node(s) in fp32" if cand.fp32_nodes else ""
         if cand.error:
             return f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: error {cand.error}"
-        gates = ", ".join(f"{g['name'].split()[0]} {g['value']:.4g}" for g in cand.gates if g["value"] is not None)
+        gates = ", ".join(f"{g.name.split()[0]} {g.value:.4g}" for g in cand.gates if g.value is not None)
         verdict = "reference" if not cand.is_int8 else ("PASS" if cand.passed else "FAIL")
         return (
             f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: {gates} → {verdict}, "
             f"{cand.latency_ms:.2f} ms p50, {cand.best_ms:.2f} ms best ({cand.seconds:.0f} s)"
         )
 
-    def _closest(self, stage: str | None = None) -> Candidate | None:
+    def _closest(self, stage: str | None = None) -> CandidateRun | None:
         """The scored int8 candidate with the largest gate margin (earliest wins ties)."""
         pool = [c for c in self.rows if c.is_int8 and not c.error and (stage is None or c.stage == stage)]
         return max(pool, key=lambda c: (c.margin, -c.id)) if pool else None
@@ -221,9 +226,9 @@ class _Search:
             else:
                 last_fail = middle
 
-    def _fallback_candidate(self, base: Candidate, fp32_nodes: list[str]) -> Candidate | None:
+    def _fallback_candidate(self, base: CandidateRun, fp32_nodes: list[str]) -> CandidateRun | None:
         return self._try(
-            Candidate(
+            CandidateRun(
                 len(self.rows),
                 "fp32 fallback",
                 base.weight_type,
@@ -235,7 +240,7 @@ class _Search:
         )
 
     # ------------------------------------------------------------------ choice
-    def _choose(self) -> tuple[Candidate, bool]:
+    def _choose(self) -> tuple[CandidateRun, bool]:
         passing = [c for c in self.rows if c.passed and not c.error and c.is_int8]
         if not passing and self.space.allow_fp32:
             passing = [c for c in self.rows if c.passed and not c.error]  # the fp32 input, as a last resort
@@ -269,8 +274,10 @@ class _Search:
         elif not chosen.quantized_ops:
             warnings.append("the chosen candidate has no quantized node: this model has nothing int8 can speed up")
         if not met:
-            failing = [g for g in chosen.gates if g["status"] == "failed"]
-            gate_text = ", ".join(f"{g['name']} (closest: {g['value']:.4g})" for g in failing)
+            failing = [g for g in chosen.gates if g.status == "failed"]
+            gate_text = ", ".join(
+                f"{g.name} (closest: {'nothing' if g.value is None else format(g.value, '.4g')})" for g in failing
+            )
             warnings.append(
                 f"no int8 candidate met the accuracy gates after {len(self.rows) - 1} candidate(s)"
                 f"{' (search budget exhausted)' if self.exhausted else ''}; failing: {gate_text}. Try: a larger "
@@ -281,21 +288,22 @@ class _Search:
             warnings.append(
                 f"search budget of {self.config.search_budget_s:g} s exhausted after {len(self.rows) - 1} candidate(s)"
             )
-        search = {
-            "strategy": "accuracy-aware",
-            "candidates": [c.row() for c in self.rows],
-            "chosen": chosen.id,
-            "met_gates": met,
-            "fp32_nodes": chosen.fp32_nodes,
-            "budget_s": self.config.search_budget_s,
-            "budget_exhausted": self.exhausted,
-            "elapsed_s": round(time.perf_counter() - self.start, 1),
-            "latency_shape": _shape(self.ctx.evaluator.latency_feeds),
-            "sensitivity": [
-                {"node": s.name, "op_type": s.op_type, "error": s.error, "method": s.method} for s in self.ranking[:30]
+        search = SearchReport(
+            strategy="accuracy-aware",
+            candidates=[c.record() for c in self.rows],
+            chosen=chosen.id,
+            met_gates=met,
+            fp32_nodes=chosen.fp32_nodes,
+            budget_s=self.config.search_budget_s,
+            budget_exhausted=self.exhausted,
+            elapsed_s=round(time.perf_counter() - self.start, 1),
+            latency_shape=_shape(self.ctx.evaluator.latency_feeds),
+            sensitivity=[
+                NodeSensitivityRecord(node=s.name, op_type=s.op_type, error=s.error, method=s.method)
+                for s in self.ranking[:30]
             ],
-        }
-        details = {
+        )
+        details: dict[str, Figure] = {
             "weight_type": chosen.weight_type,
             "per_channel": chosen.per_channel,
             "reduce_range": chosen.reduce_range,
@@ -303,17 +311,16 @@ class _Search:
             "nodes_to_exclude": chosen.fp32_nodes,
             "quantized_ops": chosen.quantized_ops,
             "candidates": len(self.rows) - 1,
-            "search": search,
         }
         for cand in self.rows:  # free disk: only the chosen model is needed from here on
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)
                 cand.path.with_name(cand.path.name + ".data").unlink(missing_ok=True)
         assert chosen.path is not None  # every candidate that can be chosen was written
-        return PassOutcome(chosen.path, details, warnings)
+        return PassOutcome(chosen.path, details, warnings, search=search)
 
 
-def _best_ms(cand: Candidate) -> float:
+def _best_ms(cand: CandidateRun) -> float:
     """The fastest call of a scored candidate (every passing one was scored)."""
     assert cand.best_ms is not None
     return cand.best_ms

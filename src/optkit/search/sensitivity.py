@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -36,7 +37,7 @@ class NodeSensitivity:
     name: str
     op_type: str
     error: float
-    method: str  # "output" (product on real activations) or "weight" (weight only)
+    method: Literal["output", "weight"]  # product on real activations, or the weight only
 
 
 def op_type_of(node: onnx.NodeProto) -> str:

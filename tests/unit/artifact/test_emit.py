@@ -8,6 +8,7 @@ import pytest
 
 from optkit.artifact.emit import check_output, publish, staging
 from optkit.errors import OutputError
+from tests_support import blank_sections
 
 
 def test_existing_output_refused_without_overwrite(tmp_path):
@@ -37,13 +38,8 @@ def fake_artifact(folder, files=("model.onnx",), content="old"):
     manifest = Manifest(
         approved=True,
         strict=False,
-        recipe={},
-        source={},
-        artifact={},
-        environment={},
-        data={},
+        **blank_sections(),
         steps=[],
-        accuracy={},
         speed=None,
         gates=[],
         warnings=[],
@@ -317,13 +313,8 @@ def test_overwrite_keeps_an_artifact_the_user_changed_or_nested_files_into(tmp_p
                 **fields,
                 "approved": True,
                 "strict": False,
-                "recipe": {},
-                "source": {},
-                "artifact": {},
-                "environment": {},
-                "data": {},
+                **blank_sections(),
                 "steps": [],
-                "accuracy": {},
                 "speed": None,
                 "gates": [],
                 "warnings": [],

@@ -21,7 +21,7 @@ def _run(tmp_path, rule, names=("a", "b"), cfg=None, lines=None, **fake):
     model = save(chain(list(names)), tmp_path / "in.onnx")
     evaluator = FakeEvaluator(rule, **fake)
     outcome = search(model, cfg or config(), context(tmp_path, evaluator, lines))
-    return outcome, outcome.details["search"], evaluator
+    return outcome, outcome.search.model_dump(), evaluator
 
 
 def _rank(monkeypatch, order):
@@ -204,7 +204,7 @@ def test_op_type_subsets_use_the_most_accurate_setting_and_fallback_still_runs(t
     model = save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "in.onnx")
     scripted = {1: (0.95, 3.0), 2: (0.97, 3.0), 3: (0.97, 3.0), 4: (0.96, 3.0)}  # 2 and 3 tie: 2 is base
     fake = FakeEvaluator(_by_id(scripted))
-    found = search(model, config(**FOUR_SETTINGS), context(tmp_path, fake)).details["search"]
+    found = search(model, config(**FOUR_SETTINGS), context(tmp_path, fake)).search.model_dump()
     subsets = [r for r in found["candidates"] if r["stage"] == "op types"]
     assert [r["op_types"] for r in subsets] == [["MatMul"], ["Gather"]]  # each type left out in turn
     assert {(r["weight_type"], r["per_channel"]) for r in subsets} == {("qint8", False)}  # candidate 2's
@@ -261,7 +261,7 @@ def test_nothing_passes_returns_the_largest_margin_with_its_failing_gate(tmp_pat
     outcome, found, fake = _run(tmp_path, _by_id(table), cfg=config(**space))
     assert found["chosen"] == 2 and found["met_gates"] is False  # margin, not speed; 2 before 3
     assert fake.retimed == []
-    assert outcome.details["search"]["candidates"][2]["margin"] == pytest.approx((0.98 - 0.99) / 0.01)
+    assert outcome.search.candidates[2].margin == pytest.approx((0.98 - 0.99) / 0.01)
     (warning,) = outcome.warnings
     assert warning.startswith("no int8 candidate met the accuracy gates after 4 candidate(s); failing: ")
     assert "cosine_min >= 0.99 (closest: 0.98)" in warning
@@ -330,4 +330,4 @@ def test_unnamed_nodes_are_named_in_a_copy_so_they_can_be_kept_in_fp32(tmp_path,
     outcome = search(model, config(), context(tmp_path, fake))
     assert fake.scored[0].fp32 == {"MatMul_0", "MatMul_1"}  # the reference is the named copy
     assert (tmp_path / "01-named.onnx").exists()
-    assert outcome.details["search"]["fp32_nodes"] == ["MatMul_1"]
+    assert outcome.search.fp32_nodes == ["MatMul_1"]

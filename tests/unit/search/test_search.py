@@ -49,7 +49,7 @@ def overflow(tmp_path_factory):
 
 def _search(result):
     step = next(s for s in result.steps if s.name == "quantize-dynamic")
-    return step.details["search"]
+    return step.search
 
 
 @pytest.fixture(scope="module")
@@ -61,20 +61,20 @@ def rescued(outlier, tmp_path_factory):
 def test_no_setting_survives_the_outlier_so_the_bad_node_is_kept_in_fp32(rescued):
     result, out = rescued
     search = _search(result)
-    settings = [c for c in search["candidates"] if c["stage"] == "settings"]
-    assert len(settings) == 4 and not any(c["passed"] for c in settings)
-    assert search["sensitivity"][0]["node"] == search["fp32_nodes"][0]  # ranked most sensitive
-    assert len(search["fp32_nodes"]) == 1 and "MatMul" in search["fp32_nodes"][0]
-    chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
-    assert chosen["verdict"] == "chosen" and chosen["stage"] == "fp32 fallback" and chosen["passed"]
-    assert chosen["quantized_ops"].get("MatMulInteger") == 1  # the good MatMul is still int8
-    assert result.approved and search["met_gates"]
+    settings = [c for c in search.candidates if c.stage == "settings"]
+    assert len(settings) == 4 and not any(c.passed for c in settings)
+    assert search.sensitivity[0].node == search.fp32_nodes[0]  # ranked most sensitive
+    assert len(search.fp32_nodes) == 1 and "MatMul" in search.fp32_nodes[0]
+    chosen = next(c for c in search.candidates if c.id == search.chosen)
+    assert chosen.verdict == "chosen" and chosen.stage == "fp32 fallback" and chosen.passed
+    assert chosen.quantized_ops.get("MatMulInteger") == 1  # the good MatMul is still int8
+    assert result.approved and search.met_gates
 
 
 def test_search_is_in_manifest_report_and_console_json(rescued):
     result, out = rescued
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["search"][0]["fp32_nodes"] == _search(result)["fp32_nodes"]
+    assert manifest["search"][0]["fp32_nodes"] == _search(result).fp32_nodes
     assert manifest["search"][0]["met_gates"] is True
     report = (out / "report.md").read_text()
     assert "## Search: quantize-dynamic" in report and "Nodes kept in float32" in report
@@ -87,9 +87,9 @@ def test_search_is_deterministic(outlier, rescued, tmp_path):
         outlier["pt"], parse_recipe(INT8), tmp_path / "again", data=str(outlier["npz"]), overrides=FAST
     )
     a, b = _search(first), _search(again)
-    assert [c["settings"] for c in a["candidates"]] == [c["settings"] for c in b["candidates"]]
-    assert [c["metrics"] for c in a["candidates"]] == [c["metrics"] for c in b["candidates"]]
-    assert a["fp32_nodes"] == b["fp32_nodes"] and a["chosen"] == b["chosen"]
+    assert [c.settings for c in a.candidates] == [c.settings for c in b.candidates]
+    assert [c.metrics for c in a.candidates] == [c.metrics for c in b.candidates]
+    assert a.fp32_nodes == b.fp32_nodes and a.chosen == b.chosen
 
 
 def test_nothing_passes_fails_with_the_closest_candidate_and_writes_nothing(outlier, tmp_path):
@@ -101,9 +101,9 @@ def test_nothing_passes_fails_with_the_closest_candidate_and_writes_nothing(outl
     }
     result = optkit.convert(outlier["pt"], parse_recipe(INT8), out, data=str(outlier["npz"]), overrides=overrides)
     assert not result.approved and not out.exists()
-    assert not _search(result)["met_gates"]
+    assert not _search(result).met_gates
     assert any("no int8 candidate met the accuracy gates" in w for w in result.warnings)
-    assert result.manifest["search"][0]["met_gates"] is False
+    assert result.manifest.search[0].met_gates is False
 
 
 def test_budget_stops_after_the_first_int8_candidate(outlier, tmp_path):
@@ -112,7 +112,7 @@ def test_budget_stops_after_the_first_int8_candidate(outlier, tmp_path):
         outlier["pt"], parse_recipe(INT8), tmp_path / "budget", data=str(outlier["npz"]), overrides=overrides
     )
     search = _search(result)
-    assert search["budget_exhausted"] and len(search["candidates"]) == 2  # fp32 reference + one int8
+    assert search.budget_exhausted and len(search.candidates) == 2  # fp32 reference + one int8
     assert any("budget" in w for w in result.warnings)
 
 

@@ -51,8 +51,8 @@ def test_skl2onnx_model_converts_as_onnx_source(tiny_sklearn, tmp_path):
         tiny_sklearn["onnx"], "sklearn-fp32", tmp_path / "o", data=str(tiny_sklearn["npz"]), overrides=FAST
     )
     assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
-    assert result.source["framework"] == "onnx" and result.source["kind"] == "onnx"
-    assert result.source["sha256"] == sha256_file(tiny_sklearn["onnx"])
+    assert result.source.framework == "onnx" and result.source.kind == "onnx"
+    assert result.source.sha256 == sha256_file(tiny_sklearn["onnx"])
     assert result.accuracy.metrics["label_agreement"] == 1.0 and result.accuracy.metrics["max_abs_error"] == 0.0
     export = next(s for s in result.steps if s.name == "export")
     assert export.details["exporter"] == "copy (ONNX source)" and "ai.onnx.ml" in export.details["opset"]
@@ -80,7 +80,7 @@ def test_external_data_source_converts_and_is_hashed_with_its_data(bert_onnx, tm
         folder / "bert.onnx", "fp32", tmp_path / "o", data=str(folder / "tokens.npz"), overrides=FAST
     )
     assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
-    assert result.source["sha256"] == before and result.accuracy.metrics["max_abs_error"] < 1e-4
+    assert result.source.sha256 == before and result.accuracy.metrics["max_abs_error"] < 1e-4
     data = bytearray((folder / "bert.onnx.data").read_bytes())
     data[100] ^= 1
     (folder / "bert.onnx.data").write_bytes(bytes(data))

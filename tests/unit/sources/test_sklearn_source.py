@@ -47,7 +47,7 @@ def test_classifiers_convert_with_full_label_agreement(wine, tmp_path, name):
     metrics = result.accuracy.metrics
     assert metrics["label_agreement"] == 1.0 and metrics["max_abs_error"] < 1e-4
     assert metrics["accuracy_source"] == metrics["accuracy_artifact"]
-    assert result.source["framework"] == "sklearn" and result.source["kind"] == "skops"
+    assert result.source.framework == "sklearn" and result.source.kind == "skops"
 
 
 def test_regressor_uses_relative_error(wine, tmp_path):

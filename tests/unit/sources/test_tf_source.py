@@ -51,7 +51,7 @@ def test_keras_cnn_int8_with_calibration(cnn, tmp_path):
         cnn / "m.keras", "cnn-int8", tmp_path / "o", data=str(cnn / "test.npz"), overrides=overrides
     )
     assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
-    assert result.source["framework"] == "tensorflow" and result.source["kind"] == "keras"
+    assert result.source.framework == "tensorflow" and result.source.kind == "keras"
     steps = {s.name: s for s in result.steps}
     assert steps["export"].details["exporter"] == "tf2onnx (SavedModel)"
     assert steps["quantize-static"].details["calibration"] == str(cnn / "calib.npz")
@@ -67,7 +67,7 @@ def test_static_quantization_without_calibration_warns(cnn, tmp_path):
 def test_savedmodel_source(cnn, tmp_path):
     overrides = {**FAST, "passes": [{"type": "simplify"}]}
     result = optkit.convert(cnn / "saved", "cnn-int8", tmp_path / "o", data=str(cnn / "test.npz"), overrides=overrides)
-    assert result.approved and result.source["kind"] == "savedmodel"
+    assert result.approved and result.source.kind == "savedmodel"
     assert result.accuracy.metrics["max_abs_error"] < 1e-5
 
 

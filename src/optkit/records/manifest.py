@@ -1,0 +1,309 @@
+"""``manifest.json`` as typed records: :class:`Manifest` and one model per section.
+
+The models serialise to exactly the keys (in the same order) that earlier optkit versions wrote
+from plain dicts, so ``optkit verify``, the attestation and the signature read old and new artifacts
+alike. JSON holds no NaN or infinity: pydantic writes them as ``null``, so figures that can be
+non-finite are typed ``float | None`` (None on reading such a file back).
+
+``optkit manifest schema`` prints :meth:`Manifest.model_json_schema`. Built by
+:func:`optkit.artifact.manifest.build_manifest`; sealed and checked by :mod:`optkit.artifact.manifest`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_serializer
+
+from optkit.records.search import GateStatus, Record, SearchReport
+
+SCHEMA_VERSION = 1
+
+Evidence = Literal["real-data", "random-inputs"]
+"""What the artifact was validated on: real data, or generated random inputs (--strict rejects them)."""
+
+
+class FileEntry(BaseModel):
+    """One file of the artifact: sha256 (hex) and size in bytes."""
+
+    sha256: str
+    bytes: int
+
+
+class RecipeRecord(Record):
+    """The recipe: its name, the sha256 of its resolved form, and that form (as JSON: an older
+    optkit's recipe need not validate as today's :class:`~optkit.recipe.Recipe`)."""
+
+    name: str
+    sha256: str
+    resolved: dict[str, JsonValue]
+
+
+class SourceRecord(Record):
+    """The source model: the path given, registry framework, on-disk kind (``torchscript``,
+    ``keras``, ...), sha256 (the framework's hasher), task, and the framework package versions."""
+
+    path: str
+    framework: str
+    kind: str
+    sha256: str
+    task: str | None
+    versions: dict[str, str]
+
+
+class ArtifactRecord(Record):
+    """The emitted ONNX model: ``{domain: opset}``, the execution provider it was validated on,
+    optkit's version, the ONNX IR version and its node count."""
+
+    opset: dict[str, int]
+    execution_provider: str
+    optkit_version: str
+    ir_version: int
+    nodes: int
+
+
+class CpuRecord(Record):
+    """The CPU: model name, logical cores, and the int8/fp16-relevant flags (``{flag: present}``)."""
+
+    model: str
+    logical_cores: int | None
+    flags: dict[str, bool]
+
+
+class EnvironmentRecord(Record):
+    """Python version, platform string, ``{package: version}`` and the CPU."""
+
+    python: str
+    platform: str
+    packages: dict[str, str]
+    cpu: CpuRecord
+
+
+class DataRecord(Record):
+    """The validation data: ``kind`` (``conll``, ``text``, ``npz``, ``random``), origin (path or how
+    inputs were generated), sha256 of the file (None when generated), samples, whether it is real,
+    and words dropped by truncation."""
+
+    kind: str
+    origin: str
+    sha256: str | None
+    samples: int
+    real: bool
+    truncated_words: int
+
+
+class StepDetails(BaseModel):
+    """A step's figures (any JSON, e.g. ``fusions``, ``quantized_ops``), plus the search report of a
+    searching pass, written last under ``search``."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
+
+    search: SearchReport | None = None
+
+    @model_serializer(mode="wrap")
+    def _search_last(self, handler: Any) -> Any:
+        data = handler(self)
+        search = data.pop("search", None)
+        if search is not None:
+            data["search"] = search
+        return data
+
+    @property
+    def figures(self) -> dict[str, JsonValue]:
+        """The step's figures, without the search report."""
+        return dict(self.__pydantic_extra__ or {})
+
+
+class StepEntry(Record):
+    """One pipeline step: name, wall time (s), details, warnings, and why it was skipped (or None)."""
+
+    name: str
+    seconds: float
+    details: StepDetails
+    warnings: list[str]
+    skipped: str | None
+
+
+class OutputRecord(Record):
+    """Accuracy figures of one output tensor (see :class:`~optkit.validation.accuracy.OutputComparison`)."""
+
+    name: str
+    shape: list[int]
+    max_abs_error: float | None
+    mean_abs_error: float | None
+    max_rel_error: float | None
+    cosine_min: float | None
+    cosine_mean: float | None
+    argmax_agreement: float | None
+    nonfinite: int
+
+
+class Disagreement(Record):
+    """A sample whose label differs between source and artifact (tabular classifiers)."""
+
+    sample: int
+    source: str | int | float | bool | None
+    artifact: str | int | float | bool | None
+    max_probability_diff: float | None
+
+
+class AccuracyRecord(Record):
+    """Every accuracy figure (see :class:`~optkit.validation.accuracy.AccuracyReport`)."""
+
+    metrics: dict[str, float | None]
+    unavailable: dict[str, str]
+    outputs: list[OutputRecord]
+    samples: int
+    disagreements: list[Disagreement]
+
+
+class LatencyRecord(Record):
+    """Latency of one runner at one shape (ms; throughput in samples/s)."""
+
+    p50_ms: float
+    p90_ms: float
+    mean_ms: float
+    min_ms: float
+    throughput: float | None
+    iterations: int
+
+
+class ShapeRecord(Record):
+    """Source vs artifact at one (device, batch size, sequence length)."""
+
+    device: str
+    batch_size: int
+    sequence_length: int | None
+    source: LatencyRecord
+    artifact: LatencyRecord
+
+
+class SpeedRecord(Record):
+    """Every speed figure (see :class:`~optkit.validation.speed.SpeedReport`): seconds, MB (10^6 bytes)."""
+
+    threads: int
+    warmup: int
+    iterations: int
+    shapes: list[ShapeRecord]
+    load_seconds: dict[str, float]
+    rss_growth_mb: dict[str, float]
+    size_mb: dict[str, float]
+    skipped_devices: dict[str, str]
+
+
+class GateRecord(Record):
+    """One gate's verdict (see :class:`~optkit.validation.gates.GateResult`)."""
+
+    name: str
+    kind: Literal["accuracy", "speed"]
+    metric: str
+    op: Literal[">=", "<="]
+    threshold: float
+    value: float | None
+    status: GateStatus
+    reason: str = ""
+
+
+class SearchSummary(Record):
+    """The manifest's top-level line for one search (the full table is in the step's details):
+    step name, strategy, candidates tried (without the fp32 input), the chosen id and its settings,
+    whether it met the gates, the nodes kept in float32, and the search's wall time (s)."""
+
+    step: str
+    strategy: Literal["accuracy-aware"]
+    candidates: int
+    chosen: int
+    settings: str
+    met_gates: bool
+    fp32_nodes: list[str]
+    elapsed_s: float
+
+
+def _unset(value: object) -> bool:
+    return value is None
+
+
+class SandboxSection(BaseModel):
+    """How the source model was confined: ``status`` last, after the worker's confinement
+    (Landlock ABI, filesystem rules, network, scopes, paths, private /dev/shm, socket filter; see
+    :class:`~optkit.sandbox.landlock.Confinement`) or the ``reason`` it ran unconfined. Fields the
+    worker did not report are left out of the JSON; keys a newer worker adds are kept."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, JsonValue] = Field(init=False)
+
+    reason: str | None = Field(None, exclude_if=_unset)
+    abi: int | None = Field(None, exclude_if=_unset)
+    filesystem: bool | None = Field(None, exclude_if=_unset)
+    network: str | None = Field(None, exclude_if=_unset)
+    scopes: list[str] | None = Field(None, exclude_if=_unset)
+    read_only: list[str] | None = Field(None, exclude_if=_unset)
+    writable: list[str] | None = Field(None, exclude_if=_unset)
+    private_shm: bool | None = Field(None, exclude_if=_unset)
+    sockets: str | None = Field(None, exclude_if=_unset)
+    status: Literal["confined", "unavailable", "off"]
+
+    @model_serializer(mode="wrap")
+    def _status_last(self, handler: Any) -> Any:
+        data = handler(self)
+        data["status"] = data.pop("status")
+        return data
+
+
+class Manifest(BaseModel):
+    """The artifact manifest (``manifest.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    approved: bool
+    strict: bool
+    recipe: RecipeRecord
+    source: SourceRecord
+    artifact: ArtifactRecord
+    files: dict[str, FileEntry]
+    environment: EnvironmentRecord
+    data: DataRecord
+    steps: list[StepEntry]
+    accuracy: AccuracyRecord
+    speed: SpeedRecord | None
+    gates: list[GateRecord]
+    warnings: list[str]
+    search: list[SearchSummary] = []
+    #: ``"real-data"`` or ``"random-inputs"`` (validated on generated inputs: --strict rejects it)
+    evidence: Evidence = "real-data"
+    #: how the source model was confined (None in artifacts made before the sandbox existed, which
+    #: wrote ``{}``)
+    sandbox: SandboxSection | None = None
+    digest: str = ""
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _unrecorded_sandbox(cls, value: object) -> object:
+        return None if value == {} else value
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "AccuracyRecord",
+    "ArtifactRecord",
+    "CpuRecord",
+    "DataRecord",
+    "Disagreement",
+    "EnvironmentRecord",
+    "Evidence",
+    "FileEntry",
+    "GateRecord",
+    "LatencyRecord",
+    "Manifest",
+    "OutputRecord",
+    "RecipeRecord",
+    "SandboxSection",
+    "SearchSummary",
+    "ShapeRecord",
+    "SourceRecord",
+    "SpeedRecord",
+    "StepDetails",
+    "StepEntry",
+]

@@ -1,0 +1,128 @@
+"""The record of an accuracy-aware int8 search: :class:`SearchReport` and its :class:`Candidate` rows.
+
+Built once by :mod:`optkit.search.int8_search`, carried in ``PassOutcome.search`` /
+``StepRecord.search``, rendered by the report and the CLI, and written into ``manifest.json``
+(under the step's ``details.search``) by serialising this model; its JSON keys are those the
+manifest has always had.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Stage = Literal["fp32 input", "settings", "op types", "fp32 fallback"]
+"""Which stage of the search tried a candidate (see :mod:`optkit.search.int8_search`)."""
+
+Verdict = Literal["chosen", "passed", "failed", "error", "reference"]
+"""A candidate's outcome: ``reference`` is the fp32 input, ``error`` could not be built or run."""
+
+GateStatus = Literal["passed", "failed", "skipped"]
+"""A gate's verdict (the same three as :class:`~optkit.validation.gates.GateResult`)."""
+
+
+class Record(BaseModel):
+    """Base of the JSON records: unknown keys are an error (a typo, or a file from elsewhere)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CandidateGate(Record):
+    """One accuracy gate evaluated on a candidate: ``value`` is None when skipped (or NaN/inf,
+    which JSON cannot hold)."""
+
+    name: str
+    value: float | None
+    status: GateStatus
+
+
+class Candidate(Record):
+    """One row of the search table.
+
+    Attributes:
+        id: position in search order (0 = the fp32 input, for reference).
+        stage: the stage that tried it; settings: its settings in words (``qint8 per-channel``).
+        weight_type / per_channel / reduce_range / op_types: the ``quantize_dynamic`` settings
+            (None for the fp32 input; ``op_types`` None = ONNX Runtime's default list).
+        fp32_nodes: nodes kept in float32; quantized_ops: ``{quantized op type: count}``.
+        metrics: its accuracy metrics (None where NaN/inf); gates: the recipe's accuracy gates on it.
+        passed: every accuracy gate held; margin: worst normalised gate margin (None when infinite).
+        latency_ms / best_ms: p50 and fastest call at the gated shape (ms); size_mb: MB (10^6 bytes).
+        seconds: wall time to build and score it (s, 2 decimals); error: why it failed to build/run.
+    """
+
+    id: int
+    stage: Stage
+    settings: str
+    weight_type: str | None
+    per_channel: bool | None
+    reduce_range: bool | None
+    op_types: list[str] | None
+    fp32_nodes: list[str]
+    quantized_ops: dict[str, int]
+    metrics: dict[str, float | None]
+    gates: list[CandidateGate]
+    passed: bool
+    margin: float | None
+    latency_ms: float | None
+    best_ms: float | None = None
+    size_mb: float | None
+    seconds: float
+    error: str | None
+    verdict: Verdict
+
+
+class NodeSensitivityRecord(Record):
+    """One node of the int8 sensitivity ranking: ``error`` is a relative Frobenius error;
+    ``method`` is ``output`` (product on real activations) or ``weight`` (weight only)."""
+
+    node: str
+    op_type: str
+    error: float | None
+    method: Literal["output", "weight"]
+
+
+class SearchReport(Record):
+    """Everything one accuracy-aware search tried and chose.
+
+    Attributes:
+        strategy: ``accuracy-aware`` (the only search so far).
+        candidates: every candidate in search order, the fp32 input first.
+        chosen: the chosen candidate's ``id``; met_gates: it met every accuracy gate.
+        fp32_nodes: nodes the chosen candidate keeps in float32.
+        budget_s / budget_exhausted / elapsed_s: the time budget, whether it ran out, time spent (s).
+        latency_shape: the input shape candidates were timed at, e.g. ``1×128``.
+        sensitivity: the 30 most sensitive nodes, when the node fallback ranked them.
+    """
+
+    strategy: Literal["accuracy-aware"]
+    candidates: list[Candidate]
+    chosen: int
+    met_gates: bool
+    fp32_nodes: list[str]
+    budget_s: float
+    budget_exhausted: bool
+    elapsed_s: float
+    latency_shape: str
+    sensitivity: list[NodeSensitivityRecord] = []
+
+    @property
+    def chosen_candidate(self) -> Candidate:
+        """The row whose ``id`` is :attr:`chosen`.
+
+        Raises:
+            ValueError: no such row (a hand-made report).
+        """
+        for candidate in self.candidates:
+            if candidate.id == self.chosen:
+                return candidate
+        raise ValueError(f"search report has no candidate {self.chosen}")
+
+    @property
+    def tried(self) -> int:
+        """Candidates tried, not counting the fp32 input."""
+        return len(self.candidates) - 1
+
+
+__all__ = ["Candidate", "CandidateGate", "GateStatus", "NodeSensitivityRecord", "SearchReport", "Stage", "Verdict"]
