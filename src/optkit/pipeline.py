@@ -108,7 +108,7 @@ def convert(
         resolved = load_recipe(recipe, overrides)
     src_path = require_regular(source, "source model", SourceModelError, allow_dir=True)
     if resolved.validation.data:  # before the slow source load
-        require_regular(resolved.validation.data, "validation data", DataError)
+        require_regular(resolved.validation.data, "validation data", DataError, allow_dir=True)
     out = Path(output) if output else Path("optkit-out") / f"{src_path.stem}-{resolved.name}"
     inputs = [src_path, resolved.validation.data, *[getattr(p, "calibration_data", None) for p in resolved.passes]]
     check_output(out, overwrite, protect=[Path(p) for p in inputs if p])
