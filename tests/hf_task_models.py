@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from tests.tiny_models import WORDS
 
 LAYERS = {"num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
@@ -73,7 +72,9 @@ def save_image_classifier(folder: Path, model_type: str, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     if model_type == "convnext":
-        config = transformers.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=2, image_size=32)
+        config = transformers.ConvNextConfig(
+            hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=2, image_size=32
+        )
         arch = "ConvNextForImageClassification"
     elif model_type == "resnet":
         config = transformers.ResNetConfig(

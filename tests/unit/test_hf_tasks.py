@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests import hf_task_models as models
 
 from optkit.errors import DataError, SourceModelError
 from optkit.formats.hf_config import transformer_shape
@@ -19,7 +20,6 @@ from optkit.passes.fuse import ort_model_type
 from optkit.sources import torch_source
 from optkit.sources.hf_tasks import detect_task
 from optkit.validation.data import load_validation_set
-from tests import hf_task_models as models
 
 pytest.importorskip("transformers")
 
@@ -29,7 +29,7 @@ FAST = [
     "--sequence-lengths",
     "16",
     "--set",
-    "benchmark.iterations=2",
+    "benchmark.iterations=3",
     "--set",
     "benchmark.warmup=1",
     "--set",
@@ -88,9 +88,7 @@ def fuse_details(manifest: dict) -> dict:
 
 def test_vit_image_folder_vision_int8(hf, tmp_path):
     out = tmp_path / "vit"
-    manifest = approved(
-        convert(hf["vit"], "vision-int8", out, "--data", str(hf["images"]), "--set", "passes.2.search=off"), out
-    )
+    manifest = approved(convert(hf["vit"], "vision-int8", out, "--data", str(hf["images"])), out)
     assert manifest["source"]["task"] == "image-classification"
     assert manifest["data"]["kind"] == "images" and manifest["data"]["samples"] == 6
     assert graph_io(out / "model.onnx") == (["pixel_values"], ["logits"])
@@ -98,6 +96,7 @@ def test_vit_image_folder_vision_int8(hf, tmp_path):
     assert details["model_type"] == "vit" and details["num_heads"] == 2 and details["hidden_size"] == 32
     assert "fusions" in details and "attention_fusions" in details
     assert manifest["accuracy"]["metrics"]["label_agreement"] >= 0.98
+    assert manifest["search"], "the accuracy-aware int8 search ran"
 
 
 def test_vit_npz_of_pixel_values(hf, tmp_path):
@@ -272,3 +271,10 @@ def test_random_audio_goes_through_the_feature_extractor(audio_info):
     assert not vset.is_real and vset.feeds["input_values"].shape == (2, 16000)
     # Wav2Vec2FeatureExtractor normalizes each clip to zero mean, unit variance
     assert abs(float(vset.feeds["input_values"][0].std()) - 1.0) < 0.01
+
+
+def test_fifo_in_an_image_folder_is_refused_unopened(vit_info, tmp_path):
+    folder = models.write_images(tmp_path / "imgs", 1)
+    os.mkfifo(folder / "zz.png")  # opening it would block forever
+    with pytest.raises(DataError, match="FIFO"):
+        load_validation_set(str(folder), vit_info, 10, 128)

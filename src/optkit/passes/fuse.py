@@ -73,7 +73,9 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
         return PassOutcome(model_path, {}, [], skipped=reason)
     heads = config.num_heads or info.num_heads
     hidden = config.hidden_size or info.hidden_size
-    ort_type = model_type if config.model_type != "auto" else ort_model_type(model_type, heads, set(optimizer.MODEL_TYPES))
+    ort_type = (
+        model_type if config.model_type != "auto" else ort_model_type(model_type, heads, set(optimizer.MODEL_TYPES))
+    )
     if ort_type is None:
         reason = f"a {model_type} model without attention heads in its config: nothing to fuse"
         return PassOutcome(model_path, {}, [], skipped=reason)

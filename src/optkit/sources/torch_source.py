@@ -307,10 +307,11 @@ def _inputs(info: ModelInfo, modality: str, path: Path, config: Any, transformer
     name = list(extractor.model_input_names)[0]
     rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
     short, long = (
-        extractor(np.zeros(seconds * rate // 10, np.float32), sampling_rate=rate, return_tensors="np")[name].shape
-        for seconds in (1, 2)
+        extractor(np.zeros(tenths * rate // 10, np.float32), sampling_rate=rate, return_tensors="np")[name].shape
+        for tenths in (1, 2)
     )
-    dims: list[Dim] = ["batch"] + [s if s == t else "samples" for s, t in zip(short[1:], long[1:], strict=True)]
+    dims: list[Dim] = ["batch"]
+    dims += [int(s) if s == t else "samples" for s, t in zip(short[1:], long[1:], strict=True)]
     info.input_names = [name]
     info.input_specs = {name: TensorSpec(name, "float32", tuple(dims))}
 

@@ -1,4 +1,5 @@
-"""Validation inputs: the user's data (CoNLL, text, ``.npz``), or generated random inputs as a last
+"""Validation inputs: the user's data (CoNLL, text, ``.npz``, a folder of images or sound files: see
+:mod:`optkit.validation.media`), or generated random inputs (tokens, pixels, noise) as a last
 resort (labelled so in the report; gates that need labels are then skipped).
 
 Readers stream: a CoNLL or text file is read line by line and reading stops once ``max_samples``
@@ -96,9 +97,9 @@ def load_validation_set(
 
     Raises:
         DataError: missing file, a path that is not a regular file or folder (FIFO, device,
-            socket: refused without opening it), a folder for a model that takes neither images nor audio, unreadable file, bad format (with line number), unknown
-            labels, input names that do not match the model, NaN/Inf in a float input, or no way
-            to build inputs.
+            socket: refused without opening it), a folder for a model that takes neither images
+            nor audio, unreadable file, bad format (with line number), unknown labels, input
+            names that do not match the model, NaN/Inf in a float input, or no way to build inputs.
     """
     if data is None:
         return _random_set(info, min(max_samples, 64), sequence_length, seed)
