@@ -167,7 +167,7 @@ def run_request(
     resolved = request.recipe
     src_path = require_regular(resolve_source(request.source), "source model", SourceModelError, allow_dir=True)
     if resolved.validation.data:  # before the slow source load
-        require_regular(resolved.validation.data, "validation data", DataError)
+        require_regular(resolved.validation.data, "validation data", DataError, allow_dir=True)
     out = request.output_dir
     inputs = [src_path, resolved.validation.data, *[getattr(p, "calibration_data", None) for p in resolved.passes]]
     check_output(out, request.overwrite, protect=[Path(p) for p in inputs if p])

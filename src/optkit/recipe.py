@@ -74,6 +74,7 @@ class ExportConfig(StrictModel):
 AccuracyMetric = Literal[
     "tag_agreement",
     "label_agreement",
+    "top1_agreement",
     "entity_f1_drop",
     "cosine_min",
     "cosine_mean",
@@ -94,6 +95,7 @@ FIDELITY_METRICS = frozenset(
     {
         "tag_agreement",
         "label_agreement",
+        "top1_agreement",
         "entity_f1_drop",
         "cosine_min",
         "cosine_mean",

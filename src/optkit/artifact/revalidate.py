@@ -133,7 +133,7 @@ def revalidate(
             "run from the folder convert ran in, or pass --source PATH",
         )
     require_regular(src_path, "source model", SourceModelError, allow_dir=True)
-    require_regular(data, "validation data", DataError)
+    require_regular(data, "validation data", DataError, allow_dir=True)
     framework = detect_framework(src_path, manifest.source.framework)
     expected = manifest.source.sha256
     actual = resolve(framework.hasher)(src_path)

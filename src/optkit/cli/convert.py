@@ -57,7 +57,9 @@ def convert_command(
     output: Path | None = typer.Option(
         None, "--output", "-o", help="artifact folder [default: optkit-out/<model>-<recipe>]"
     ),
-    data: str | None = typer.Option(None, "--data", "-d", help="validation data: .conll, .txt or .npz"),
+    data: str | None = typer.Option(
+        None, "--data", "-d", help="validation data: .conll, .txt, .npz, or a folder of images or sound files"
+    ),
     opset: int | None = typer.Option(None, "--opset", min=9, max=21, help="override export.opset (9-21)"),
     batch_sizes: str | None = typer.Option(None, "--batch-sizes", help="override benchmark.batch_sizes, e.g. 1,8"),
     sequence_lengths: str | None = typer.Option(None, "--sequence-lengths", help="override benchmark.sequence_lengths"),

@@ -1,6 +1,10 @@
 """ONNX Runtime transformer fusions (``onnxruntime.transformers.optimizer.optimize_model``).
 
-Model type, head count and hidden size come from the recipe or the source model's config. Fusion
+Model type, head count and hidden size come from the recipe or the source model's config (heads and
+hidden size read per architecture, see :mod:`optkit.formats.hf_config`); the HF ``model_type`` is
+mapped to the optimizer's own (:data:`ORT_MODEL_TYPES`, after Optimum's ``ORTConfigManager``). A model
+with no attention heads in its config and no optimizer type of its own (a CNN: ResNet, ConvNeXt) is
+skipped. Fusion
 counts (``get_fused_operator_statistics``) are always recorded; a transformer with 0 Attention
 fusions is a warning in the report (or an error with ``require_attention``), because that is the
 fusion that brings most of the speed (e.g. exports with SDPA attention never match).
@@ -18,6 +22,41 @@ from optkit.recipe import FusePass
 from optkit.records.figures import Figure
 
 ATTENTION_OPS = ("Attention", "MultiHeadAttention", "GroupQueryAttention", "PackedAttention")
+#: HF ``model_type`` -> ONNX Runtime optimizer ``model_type`` (optimum/onnxruntime/utils.py,
+#: ``ORTConfigManager._conf``); a type of the optimizer's own (``MODEL_TYPES``) maps to itself, any
+#: other transformer with attention heads to ``"bert"``
+ORT_MODEL_TYPES = {
+    "albert": "bert",
+    "bart": "bart",
+    "bert": "bert",
+    "big_bird": "bert",
+    "camembert": "bert",
+    "deberta": "bert",
+    "deberta-v2": "bert",
+    "deit": "vit",
+    "dinov2": "vit",
+    "distilbert": "bert",
+    "electra": "bert",
+    "mbart": "bart",
+    "marian": "bart",
+    "modernbert": "bert",
+    "mpnet": "bert",
+    "roberta": "bert",
+    "segformer": "vit",
+    "vit": "vit",
+    "xlm-roberta": "bert",
+}
+
+
+def ort_model_type(model_type: str, heads: int, optimizer_types: set[str]) -> str | None:
+    """The optimizer's ``model_type`` for HF ``model_type``: from :data:`ORT_MODEL_TYPES`, else the
+    optimizer's own type of that name, else ``"bert"`` when the model has attention heads, else
+    None (nothing to fuse)."""
+    if model_type in ORT_MODEL_TYPES:
+        return ORT_MODEL_TYPES[model_type]
+    if model_type in optimizer_types:
+        return model_type
+    return "bert" if heads > 0 else None
 
 
 def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
@@ -33,9 +72,16 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
     if not model_type:
         reason = "not a transformer (no model_type in the config and none in the recipe): nothing to fuse"
         return PassOutcome(model_path, {}, [], skipped=reason)
-    ort_type = model_type if model_type in optimizer.MODEL_TYPES else "bert"
     heads = config.num_heads or info.num_heads
     hidden = config.hidden_size or info.hidden_size
+    ort_type = (
+        model_type if config.model_type != "auto" else ort_model_type(model_type, heads, set(optimizer.MODEL_TYPES))
+    )
+    if ort_type is None:
+        reason = f"a {model_type} model without attention heads in its config: nothing to fuse"
+        return PassOutcome(model_path, {}, [], skipped=reason)
+    if ort_type not in optimizer.MODEL_TYPES:
+        ort_type = "bert"
     try:
         with quiet_logs("onnxruntime.transformers"):
             fused = optimizer.optimize_model(

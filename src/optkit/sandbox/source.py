@@ -21,7 +21,8 @@ from optkit.sandbox.protocol import WorkerCallError
 
 #: where the worker writes the export, relative to its scratch folder (never a path it chooses)
 EXPORT = "export/00-export.onnx"
-#: the files optkit copies out of a tokenizer folder the worker extracted: data only, never code
+#: the files optkit copies out of a tokenizer or processor folder the worker extracted: data only
+#: (the tokenizer's, the image processor's or feature extractor's JSON), never code
 TOKENIZER_FILES = frozenset(
     {
         "tokenizer.json",
@@ -35,6 +36,7 @@ TOKENIZER_FILES = frozenset(
         "tokenizer.model",
         "sentencepiece.bpe.model",
         "config.json",
+        "preprocessor_config.json",
     }
 )
 #: keys of the exporter's details that go into the manifest (anything else the worker sends is dropped)

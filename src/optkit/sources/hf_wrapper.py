@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 
-def make_wrapper(model: Any, input_names: list[str], output: str) -> Any:
-    """Wrap ``model`` so that ``wrapper(*tensors)`` returns ``model(**named)[output]``.
+def make_wrapper(model: Any, input_names: list[str], outputs: list[str]) -> Any:
+    """Wrap ``model`` so that ``wrapper(*tensors)`` returns ``model(**named)[output]`` for each of
+    ``outputs``: the one tensor, or a tuple of them in order.
 
     Args:
         model: a ``transformers.PreTrainedModel`` in eval mode.
-        input_names: tokenizer input names in call order (e.g. input_ids, attention_mask, ...).
-        output: the model output to return (``"logits"`` or ``"last_hidden_state"``).
+        input_names: input names in call order (e.g. input_ids, attention_mask, ...; pixel_values).
+        outputs: the model outputs to return (e.g. ``["logits"]``, ``["start_logits", "end_logits"]``).
     """
     import torch
 
@@ -25,7 +26,9 @@ def make_wrapper(model: Any, input_names: list[str], output: str) -> Any:
             super().__init__()
             self.model = model
 
-        def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-            return getattr(self.model(**dict(zip(input_names, tensors, strict=False)), return_dict=True), output)
+        def forward(self, *tensors: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+            result = self.model(**dict(zip(input_names, tensors, strict=False)), return_dict=True)
+            values = tuple(getattr(result, name) for name in outputs)
+            return values[0] if len(values) == 1 else values
 
     return HFWrapper().eval()

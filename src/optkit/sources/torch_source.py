@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from optkit.errors import SourceModelError, missing_dependency
+from optkit.errors import OptkitError, SourceModelError, missing_dependency
+from optkit.formats.hf_config import transformer_shape
 from optkit.formats.torch_format import embedded_model_info, read_embedded, sniff
-from optkit.io_spec import ModelInfo, default_dynamic_axes, token_input_specs
+from optkit.io_spec import Dim, ModelInfo, TensorSpec, default_dynamic_axes, token_input_specs
 from optkit.runners.base import Runner
 from optkit.sources.base import SourceModel
 from optkit.sources.torch_program import ProgramInput, check_feeds, program_inputs
@@ -242,10 +243,10 @@ def _info_from_embedded(embedded: dict[str, str], workdir: Path) -> ModelInfo:
 
 
 def _apply_hf_config(info: ModelInfo, config: dict) -> None:
-    """Fill model type, heads, hidden size, labels and task from a HF ``config.json`` dict."""
+    """Fill model type, heads, hidden size (read per architecture, see
+    :func:`~optkit.formats.hf_config.transformer_shape`), labels and task from a HF ``config.json`` dict."""
     info.model_type = config.get("model_type")
-    info.num_heads = int(config.get("num_attention_heads") or 0)
-    info.hidden_size = int(config.get("hidden_size") or 0)
+    info.num_heads, info.hidden_size = transformer_shape(config)
     id2label = config.get("id2label") or {}
     if id2label:
         info.labels = [id2label[k] for k in sorted(id2label, key=int)]
@@ -257,50 +258,133 @@ def _apply_hf_config(info: ModelInfo, config: dict) -> None:
 
 
 def _load_hf(path: Path, trust_remote_code: bool = False) -> TorchSource:
-    """Load a HF folder twice: with eager attention for export (ORT's attention fusion does not
-    match SDPA exports) and with transformers' default attention (SDPA) as the reference that
-    accuracy and speed are measured against, i.e. the model as its users run it."""
+    """Load a HF folder with the head it was saved with (:func:`~optkit.sources.hf_tasks.detect_task`),
+    twice: with eager attention for export (ORT's attention fusion does not match SDPA exports) and
+    with transformers' default attention (SDPA) as the reference that accuracy and speed are
+    measured against, i.e. the model as its users run it. Text models load their tokenizer, image
+    models their image processor, audio models their feature extractor (each from the folder's
+    files; their inputs' names and shapes come from it).
+
+    Raises:
+        SourceModelError: a head optkit does not validate, or a folder transformers cannot load.
+    """
     try:
         import transformers
     except ImportError as exc:
         raise missing_dependency("transformers", "torch") from exc
-    config = json.loads((path / "config.json").read_text())
-    info = ModelInfo(hf_dir=str(path))
-    _apply_hf_config(info, config)
-    auto = {
-        "token-classification": transformers.AutoModelForTokenClassification,
-        "sequence-classification": transformers.AutoModelForSequenceClassification,
-    }
-    loader = auto.get(info.task or "", transformers.AutoModel)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            remote = {"trust_remote_code": trust_remote_code}
-            model = loader.from_pretrained(str(path), attn_implementation="eager", **remote).eval()
-            default = loader.from_pretrained(str(path), **remote).eval()
-            tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), **remote)
-    except Exception as exc:  # transformers raises OSError/ValueError/... for broken folders
-        raise SourceModelError(
-            f"cannot load Hugging Face model from {path}: {str(exc).splitlines()[0]}",
-            "the folder needs config.json, weights and tokenizer files",
-        ) from exc
-    info.task = info.task or "feature-extraction"
-    info.input_names = list(tokenizer.model_input_names)
-    output = "last_hidden_state" if loader is transformers.AutoModel else "logits"
-    info.output_names = [output]
-    info.dynamic_axes = default_dynamic_axes(info.input_names, info.output_names)
-    info.input_specs = token_input_specs(info.input_names)
+    from optkit.sources.hf_tasks import detect_task
     from optkit.sources.hf_wrapper import make_wrapper
 
+    config = json.loads((path / "config.json").read_text())
+    head = detect_task(config, str(path))
+    info = ModelInfo(hf_dir=str(path))
+    _apply_hf_config(info, config)
+    info.task = head.task
+    if head.class_name is not None and hasattr(transformers, head.class_name):
+        loader, remote = getattr(transformers, head.class_name), {}
+    else:
+        loader, remote = getattr(transformers, head.auto_class), {"trust_remote_code": trust_remote_code}
+    try:
+        with warnings.catch_warnings(), quiet_logger("transformers"):
+            warnings.simplefilter("ignore")
+            model = loader.from_pretrained(str(path), attn_implementation="eager", **remote).eval()
+            default = loader.from_pretrained(str(path), **remote).eval()
+            _inputs(info, head.modality, path, model.config, transformers, trust_remote_code)
+            accepted = _forward_arguments(model)
+            if accepted is not None:  # DistilBERT takes no token_type_ids, which a BERT tokenizer makes
+                info.input_names = [n for n in info.input_names if n in accepted]
+                info.input_specs = {n: s for n, s in info.input_specs.items() if n in accepted}
+    except OptkitError:
+        raise
+    except Exception as exc:  # transformers raises OSError/ValueError/... for broken folders
+        raise SourceModelError(
+            f"cannot load Hugging Face model from {path}: {(str(exc).splitlines() or [type(exc).__name__])[0][:300]}",
+            f"a {head.task} folder needs config.json, weights and its {PROCESSOR[head.modality]} files",
+        ) from exc
+    info.output_names = list(head.outputs)
+    info.dynamic_axes = _dynamic_axes(info, head.modality, head.task)
     attention = getattr(default.config, "_attn_implementation", None) or "default"
     return TorchSource(
         path,
         info,
         "hf",
-        make_wrapper(model, info.input_names, output),
-        reference=make_wrapper(default, info.input_names, output),
+        make_wrapper(model, info.input_names, info.output_names),
+        reference=make_wrapper(default, info.input_names, info.output_names),
         reference_name=f"PyTorch eager (hf, {attention} attention)",
     )
+
+
+#: what preprocesses each modality's inputs, for messages
+PROCESSOR = {"text": "tokenizer", "image": "image processor", "audio": "feature extractor"}
+#: outputs with one row per token (axis 1 follows the input's sequence axis)
+TOKEN_OUTPUT_TASKS = ("token-classification", "fill-mask", "question-answering", "feature-extraction")
+
+
+def _forward_arguments(model: Any) -> set[str] | None:
+    """The argument names of ``model.forward``, or None when it takes ``**kwargs`` only."""
+    import inspect
+
+    parameters = inspect.signature(model.forward).parameters.values()
+    named = {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return named or None
+
+
+def _inputs(info: ModelInfo, modality: str, path: Path, config: Any, transformers: Any, remote: bool) -> None:
+    """Set ``info``'s input names and specs from the folder's tokenizer, image processor or feature
+    extractor. Image and audio shapes are measured by running the processor on a blank input: an
+    axis whose size does not change with the input's size is fixed (e.g. 3 x 224 x 224 pixels)."""
+    import numpy as np
+
+    if modality == "text":
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(path), trust_remote_code=remote)
+        info.input_names = list(tokenizer.model_input_names)
+        info.input_specs = token_input_specs(info.input_names)
+        return
+    if modality == "image":
+        shape = _image_shape(path, config, transformers, remote)
+        info.input_names = ["pixel_values"]
+        info.input_specs = {"pixel_values": TensorSpec("pixel_values", "float32", ("batch", *shape))}
+        return
+    extractor = transformers.AutoFeatureExtractor.from_pretrained(str(path), trust_remote_code=remote)
+    name = list(extractor.model_input_names)[0]
+    rate = int(getattr(extractor, "sampling_rate", 16000) or 16000)
+    short, long = (
+        extractor(np.zeros(tenths * rate // 10, np.float32), sampling_rate=rate, return_tensors="np")[name].shape
+        for tenths in (1, 2)
+    )
+    dims: list[Dim] = ["batch"]
+    dims += [int(s) if s == t else "samples" for s, t in zip(short[1:], long[1:], strict=True)]
+    info.input_names = [name]
+    info.input_specs = {name: TensorSpec(name, "float32", tuple(dims))}
+
+
+def _image_shape(path: Path, config: Any, transformers: Any, remote: bool) -> tuple[int, int, int]:
+    """``(channels, height, width)`` the image processor produces (from a blank 97 x 61 image), or
+    the model config's ``num_channels`` and ``image_size`` when the folder has no image processor."""
+    import numpy as np
+
+    if (path / "preprocessor_config.json").is_file():
+        processor = transformers.AutoImageProcessor.from_pretrained(str(path), trust_remote_code=remote)
+        from PIL import Image
+
+        blank = Image.fromarray(np.zeros((61, 97, 3), np.uint8))
+        shape = processor(images=[blank], return_tensors="np")["pixel_values"].shape
+        return int(shape[1]), int(shape[2]), int(shape[3])
+    size = getattr(config, "image_size", 224)
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    return int(getattr(config, "num_channels", 3)), height, width
+
+
+def _dynamic_axes(info: ModelInfo, modality: str, task: str) -> dict[str, dict[int, str]]:
+    """Batch axis 0 dynamic everywhere; the sequence axis of token inputs and of per-token outputs,
+    and the samples axis of audio inputs, too."""
+    axes: dict[str, dict[int, str]] = {}
+    for name, spec in info.input_specs.items():
+        axes[name] = {i: d for i, d in enumerate(spec.shape) if isinstance(d, str)}
+    per_token = modality == "text" and task in TOKEN_OUTPUT_TASKS
+    for name in info.output_names:
+        axes[name] = {0: "batch", 1: "sequence"} if per_token else {0: "batch"}
+    return axes
 
 
 def _load_pickle(path: Path, trust_pickle: bool, torch: Any) -> TorchSource:

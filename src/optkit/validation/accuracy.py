@@ -19,6 +19,10 @@ first two axes match ``attention_mask``):
   (``outlier-detection``: inlier/outlier labels) and clusterers (``clustering``: cluster ids), whose
   ``max_abs_error`` / ``max_rel_error`` then measure their ``scores`` (decision function, or the
   distances to the cluster centres).
+* ``top1_agreement``: the lowest, over every float output, fraction of rows whose argmax over the
+  last axis agrees: each real token's predicted word for a masked LM's ``logits`` (N, tokens,
+  vocabulary); each sample's answer start and answer end for question answering's ``start_logits`` /
+  ``end_logits`` (N, tokens), whichever agrees less; each sample's label for a classifier.
 * ``accuracy_source`` / ``accuracy_artifact``: fraction of correct labels against gold labels
   (``y`` in an ``.npz``), when given.
 * ``nonfinite_outputs``: count of NaN/Inf values in the artifact's outputs.
@@ -110,6 +114,11 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
     report.metrics["cosine_mean"] = float(np.mean([o.cosine_mean for o in outs]))
     report.metrics["nonfinite_outputs"] = float(sum(o.nonfinite for o in outs))
     primary = outs[0]
+    agreements = [o.argmax_agreement for o in outs if not np.isnan(o.argmax_agreement)]
+    if agreements:
+        report.metrics["top1_agreement"] = min(agreements)
+    else:
+        report.unavailable["top1_agreement"] = "every output has one value per row: no argmax"
     pooled = _pooled_cosine(pairs[0][0][1], pairs[0][1], mask)
     if pooled is None:
         for metric in ("pooled_cosine_min", "pooled_cosine_mean"):

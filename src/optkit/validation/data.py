@@ -1,4 +1,5 @@
-"""Validation inputs: the user's data (CoNLL, text, ``.npz``), or generated random inputs as a last
+"""Validation inputs: the user's data (CoNLL, text, ``.npz``, a folder of images or sound files: see
+:mod:`optkit.validation.media`), or generated random inputs (tokens, pixels, noise) as a last
 resort (labelled so in the report; gates that need labels are then skipped).
 
 Readers stream: a CoNLL or text file is read line by line and reading stops once ``max_samples``
@@ -17,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from optkit.errors import DataError, missing_dependency
-from optkit.hashing import sha256_file
+from optkit.hashing import hash_path, sha256_file
 from optkit.io_spec import ModelInfo, TensorSpec
 from optkit.paths import require_regular
 from optkit.runners.base import Feeds
+from optkit.validation import media
 
 
 @dataclass
@@ -28,7 +30,7 @@ class ValidationSet:
     """Validation inputs, all samples padded to one length.
 
     Attributes:
-        kind: ``"conll"``, ``"text"``, ``"npz"`` or ``"random"``.
+        kind: ``"conll"``, ``"text"``, ``"npz"``, ``"images"``, ``"audio"`` or ``"random"``.
         origin: the file path, or a description of how inputs were generated.
         feeds: ``{input name: array}``; axis 0 is the sample axis (N samples).
         pad_values: value used to pad each input along axis 1 (token inputs), e.g. ``{"input_ids": 0}``.
@@ -107,21 +109,24 @@ def load_validation_set(
     """Load validation inputs for a model.
 
     Args:
-        data: path to a ``.conll``/``.txt``/``.npz`` file, or ``None`` to generate random inputs.
+        data: path to a ``.conll``/``.txt``/``.npz`` file, a folder of images (image models) or
+            sound files (audio models), or ``None`` to generate random inputs.
         info: the source model's names, task and tokenizer folder.
         max_samples: use at most this many samples (the first ones, in file order).
         sequence_length: tokens per example; longer examples are truncated (counted in the report).
         seed: seed for generated inputs.
 
     Raises:
-        DataError: missing file, a path that is not a regular file (FIFO, device, socket, folder:
-            refused without opening it), unreadable file, bad format (with line number), unknown
-            labels, input names that do not match the model, NaN/Inf in a float input, or no way
-            to build inputs.
+        DataError: missing file, a path that is not a regular file or folder (FIFO, device,
+            socket: refused without opening it), a folder for a model that takes neither images
+            nor audio, unreadable file, bad format (with line number), unknown labels, input
+            names that do not match the model, NaN/Inf in a float input, or no way to build inputs.
     """
     if data is None:
         return _random_set(info, min(max_samples, 64), sequence_length, seed)
-    path = require_regular(data, "validation data", DataError)
+    path = require_regular(data, "validation data", DataError, allow_dir=True)
+    if path.is_dir():
+        return _folder_set(path, info, max_samples)
     digest = sha256_file(path)
     suffix = path.suffix.lower()
     if suffix == ".npz":
@@ -491,7 +496,33 @@ def check_against_spec(path: Path, array: np.ndarray | _Head, spec: TensorSpec) 
         )
 
 
+def _folder_set(folder: Path, info: ModelInfo, max_samples: int) -> ValidationSet:
+    """Images or sound files of ``folder``, preprocessed by the model's processor (see
+    :mod:`optkit.validation.media`); the data's sha256 covers every file of the folder."""
+    if media.is_image_model(info):
+        feeds = media.image_feeds(folder, info, max_samples)
+        kind = "images"
+    elif media.is_audio_model(info):
+        feeds = media.audio_feeds(folder, info, max_samples)
+        kind = "audio"
+    else:
+        raise DataError(
+            f"validation data {folder} is a folder, but the model takes {info.input_names or 'unknown inputs'}, "
+            "not images or audio",
+            "pass a file: .conll, .txt or .npz",
+        )
+    for name, spec in info.input_specs.items():
+        check_against_spec(folder, feeds[name], spec)
+    vset = ValidationSet(kind, str(folder), feeds)
+    vset.sha256 = hash_path(folder)
+    return vset
+
+
 def _random_set(info: ModelInfo, n: int, sequence_length: int, seed: int) -> ValidationSet:
+    if media.is_image_model(info) or media.is_audio_model(info):
+        make = media.random_image_feeds if media.is_image_model(info) else media.random_audio_feeds
+        feeds, origin = make(info, n, seed)
+        return ValidationSet("random", origin, feeds)
     if not info.hf_dir:
         raise DataError(
             "no validation data given and the model carries no tokenizer to generate inputs",
