@@ -39,6 +39,7 @@ from optkit.validation.data import ValidationSet, load_validation_set
 from optkit.validation.outputs import check_close
 from optkit.validation.speed import (
     SpeedReport,
+    TimingPlan,
     activate_measured,
     benchmark,
     size_on_disk_mb,
@@ -261,7 +262,7 @@ class _Run:
                 "the last pass produced an invalid model; remove it or change its settings",
             ) from exc
         accuracy = self._step("validate accuracy", lambda: (self._validate(art_runner, src_out, vset, info), None))
-        speed = self._step("benchmark speed", lambda: (self._benchmark(source, src_runner, art_runner, vset), None))
+        speed = self._step("benchmark speed", lambda: self._benchmark(source, src_runner, art_runner, vset))
         gates = gate_eval.evaluate_accuracy(cfg.gates, accuracy) + gate_eval.evaluate_speed(
             self.recipe.benchmark.gates, speed
         )
@@ -325,9 +326,13 @@ class _Run:
         art_out = concat_outputs([art_runner.infer(b) for b in vset.batches(cfg.batch_size)])
         return compare(src_out, art_out, vset, info)
 
-    def _benchmark(self, source, src_runner, art_runner, vset: ValidationSet) -> SpeedReport:
+    def _benchmark(self, source, src_runner, art_runner, vset: ValidationSet) -> tuple[SpeedReport, PassOutcome]:
+        """Time every shape in alternating rounds (:func:`~optkit.validation.speed.benchmark`); the
+        busy-machine warnings of every shape become the step's warnings."""
         bench = self.recipe.benchmark
         report = SpeedReport(self.threads, bench.warmup, bench.iterations)
+        report.rounds, report.max_rounds, report.budget_s = bench.rounds, bench.max_rounds, bench.budget_s
+        plan = TimingPlan(bench.warmup, bench.iterations, bench.rounds, bench.max_rounds, bench.budget_s)
         report.load_seconds = {
             "source": self.source_load_s + src_runner.load_seconds,
             "artifact": art_runner.load_seconds,
@@ -339,16 +344,8 @@ class _Run:
             "artifact": size_on_disk_mb(model, model.with_name(model.name + ".data")),
         }
         on_shape = lambda shape: self.emit("shape", shape)  # noqa: E731
-        report.shapes += benchmark(
-            src_runner,
-            art_runner,
-            vset,
-            bench.batch_sizes,
-            bench.sequence_lengths,
-            bench.warmup,
-            bench.iterations,
-            on_shape,
-        )
+        args = (vset, bench.batch_sizes, bench.sequence_lengths, plan, bench.gates, on_shape)
+        report.shapes += benchmark(src_runner, art_runner, *args)
         for device in sorted({g.device for g in bench.gates} - {"cpu"}):
             reason = self._device_missing(source, device)
             if reason:
@@ -358,17 +355,15 @@ class _Run:
                 source.runner(self.threads, device),
                 OrtRunner(art_runner.model_path, self.threads, device),
             )
-            report.shapes += benchmark(
-                dev_src,
-                dev_art,
-                vset,
-                bench.batch_sizes,
-                bench.sequence_lengths,
-                bench.warmup,
-                bench.iterations,
-                on_shape,
+            report.shapes += benchmark(dev_src, dev_art, *args)
+        rounds = {}
+        for shape in report.shapes:
+            where = f"{shape.device} batch {shape.batch_size}" + (
+                f" × seq {shape.sequence_length}" if shape.sequence_length else ""
             )
-        return report
+            rounds[where] = shape.rounds
+            report.warnings += [f"{where}: {w}" for w in (shape.noise.warnings if shape.noise else [])]
+        return report, PassOutcome(model, {"rounds": rounds}, list(report.warnings))
 
     @staticmethod
     def _device_missing(source: WorkerSource, device: str) -> str | None:

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from optkit.artifact.report import SEARCH_CONSOLE_COLUMNS, fmt, search_console_rows, search_tables
 
-STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+STYLE = {"passed": "green", "failed": "bold red", "inconclusive": "bold magenta", "skipped": "yellow"}
 
 
 class Progress:
@@ -32,19 +32,23 @@ class Progress:
         elif kind == "progress":
             self.console.print(f"  [dim]{payload}[/dim]", highlight=False)
         elif kind == "shape":
+            est = payload.estimate
+            interval = f" [{est.ci_low:.2f}, {est.ci_high:.2f}] 95 %" if est else ""
             self.console.print(
                 f"  {payload.device} batch {payload.batch_size} × seq {payload.sequence_length}: "
                 f"source {payload.source.p50_ms:.2f} ms, artifact {payload.artifact.p50_ms:.2f} ms "
-                f"(p50) → {payload.speedup:.2f}×",
+                f"(p50, {payload.rounds} rounds) → {payload.speedup:.2f}×{interval}",
                 highlight=False,
             )
+            for warning in payload.noise.warnings if payload.noise else []:
+                self.console.print(f"  [yellow]warning:[/yellow] busy machine: {warning}", highlight=False)
 
 
 def render_result(console: Console, result) -> None:
     """Gate table, speed table, warnings and the final PASSED/FAILED line."""
     if result.speed and result.speed.shapes:
-        speed = Table(title="Speed vs source (p50 / p90 ms, same run)")
-        for col in ("device", "batch", "seq", "source", "artifact", "speed-up"):
+        speed = Table(title="Speed vs source (p50 / p90 ms, same run, alternating rounds)")
+        for col in ("device", "batch", "seq", "source", "artifact", "speed-up", "95 % interval", "rounds"):
             speed.add_column(col)
         for s in result.speed.shapes:
             speed.add_row(
@@ -54,6 +58,8 @@ def render_result(console: Console, result) -> None:
                 f"{s.source.p50_ms:.2f} / {s.source.p90_ms:.2f}",
                 f"{s.artifact.p50_ms:.2f} / {s.artifact.p90_ms:.2f}",
                 f"{s.speedup:.2f}×",
+                f"[{s.estimate.ci_low:.2f}, {s.estimate.ci_high:.2f}]" if s.estimate else "—",
+                str(s.rounds),
             )
         console.print(speed)
     for step, search in search_tables(result):
