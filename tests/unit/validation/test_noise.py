@@ -11,6 +11,7 @@ from optkit.validation.noise import CV_WARN, OTHERS_CORES_WARN, NoiseMonitor, No
 CpuTimes = namedtuple("CpuTimes", "user nice system idle iowait irq softirq steal")
 ProcTimes = namedtuple("ProcTimes", "user system")
 Freq = namedtuple("Freq", "current min max")
+FREQ = Freq(2400.0, 800.0, 3000.0)
 
 
 class FakeProcess:
@@ -31,7 +32,7 @@ class FakeProcess:
 class Machine:
     """Scripted readings: system busy seconds per read, our tree's seconds, load, frequency."""
 
-    def __init__(self, monkeypatch, system, me, worker, load=(0.5, 3.1), freq=Freq(2400.0, 800.0, 3000.0)):
+    def __init__(self, monkeypatch, system, me, worker, load=(0.5, 3.1), freq=FREQ):
         self.system = list(system)
         self.loads = list(load)
         tree = FakeProcess(1, me, [FakeProcess(2, worker)])

@@ -148,7 +148,9 @@ def test_a_quiet_clear_gate_does_not_mention_the_machine():
 
 
 def inconclusive_gate():
-    return GateResult("speedup b1 cpu >= 1.2", "speed", "speedup", ">=", 1.2, 1.3, "inconclusive", "straddles", 1.0, 3.9)
+    return GateResult(
+        "speedup b1 cpu >= 1.2", "speed", "speedup", ">=", 1.2, 1.3, "inconclusive", "straddles", 1.0, 3.9
+    )
 
 
 @pytest.mark.parametrize("strict", [False, True])
@@ -169,7 +171,16 @@ def test_converted_result_counts_inconclusive_as_not_passed():
 
     accuracy = GateResult("tag_agreement >= 0.99", "accuracy", "tag_agreement", ">=", 0.99, 1.0, "passed")
     result = ConvertResult(
-        False, False, None, {}, {}, [], None, None, [accuracy, inconclusive_gate()], []  # type: ignore[arg-type]
+        False,
+        False,
+        None,
+        {},
+        {},
+        [],
+        None,
+        None,
+        [accuracy, inconclusive_gate()],
+        [],  # type: ignore[arg-type]
     )
     assert result.failed_gates == [inconclusive_gate()]
     assert result.rejections == ["speedup b1 cpu >= 1.2"]
