@@ -43,6 +43,7 @@ from optkit.validation.data import ValidationSet, load_validation_set
 from optkit.validation.export_check import check_export
 from optkit.validation.speed import (
     SpeedReport,
+    TimingPlan,
     activate_measured,
     benchmark,
     size_on_disk_mb,
@@ -323,15 +324,12 @@ class _Run:
         )
         speed = self._step(
             "benchmark speed",
-            lambda: (
-                self._benchmark(
-                    source,
-                    src_runner,
-                    art_runner,
-                    vset,
-                    _Footprint(source_load_s + src_runner.load_seconds, src_rss, art_rss),
-                ),
-                None,
+            lambda: self._benchmark(
+                source,
+                src_runner,
+                art_runner,
+                vset,
+                _Footprint(source_load_s + src_runner.load_seconds, src_rss, art_rss),
             ),
         )
         gates = checked.gates + gate_eval.evaluate_speed(self.recipe.benchmark.gates, speed)
@@ -410,9 +408,15 @@ class _Run:
         outcome = run_pass(path, config, ctx)
         return outcome.model_path, outcome
 
-    def _benchmark(self, source, src_runner, art_runner, vset: ValidationSet, footprint: _Footprint) -> SpeedReport:
+    def _benchmark(
+        self, source, src_runner, art_runner, vset: ValidationSet, footprint: _Footprint
+    ) -> tuple[SpeedReport, PassOutcome]:
+        """Time every shape in alternating rounds (:func:`~optkit.validation.speed.benchmark`); the
+        busy-machine warnings of every shape become the step's warnings."""
         bench = self.recipe.benchmark
         report = SpeedReport(self.threads, bench.warmup, bench.iterations)
+        report.rounds, report.max_rounds, report.budget_s = bench.rounds, bench.max_rounds, bench.budget_s
+        plan = TimingPlan(bench.warmup, bench.iterations, bench.rounds, bench.max_rounds, bench.budget_s)
         report.load_seconds = {
             "source": footprint.source_load_s,
             "artifact": art_runner.load_seconds,
@@ -424,16 +428,8 @@ class _Run:
             "artifact": size_on_disk_mb(model, model.with_name(model.name + ".data")),
         }
         on_shape = self.progress.shape_measured
-        report.shapes += benchmark(
-            src_runner,
-            art_runner,
-            vset,
-            bench.batch_sizes,
-            bench.sequence_lengths,
-            bench.warmup,
-            bench.iterations,
-            on_shape,
-        )
+        args = (vset, bench.batch_sizes, bench.sequence_lengths, plan, bench.gates, on_shape)
+        report.shapes += benchmark(src_runner, art_runner, *args)
         for device in sorted({g.device for g in bench.gates} - {"cpu"}):
             reason = self._device_missing(source, device)
             if reason:
@@ -443,17 +439,15 @@ class _Run:
                 source.runner(self.threads, device),
                 OrtRunner(art_runner.model_path, self.threads, device),
             )
-            report.shapes += benchmark(
-                dev_src,
-                dev_art,
-                vset,
-                bench.batch_sizes,
-                bench.sequence_lengths,
-                bench.warmup,
-                bench.iterations,
-                on_shape,
+            report.shapes += benchmark(dev_src, dev_art, *args)
+        rounds = {}
+        for shape in report.shapes:
+            where = f"{shape.device} batch {shape.batch_size}" + (
+                f" × seq {shape.sequence_length}" if shape.sequence_length else ""
             )
-        return report
+            rounds[where] = shape.rounds
+            report.warnings += [f"{where}: {w}" for w in (shape.noise.warnings if shape.noise else [])]
+        return report, PassOutcome(model, {"rounds": rounds}, list(report.warnings))
 
     @staticmethod
     def _device_missing(source: WorkerSource, device: str) -> str | None:

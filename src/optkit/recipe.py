@@ -128,6 +128,11 @@ class AccuracyGate(StrictModel):
 class SpeedGate(StrictModel):
     """A minimum speed-up (source p50 latency / artifact p50 latency) at one input shape.
 
+    Read from the speed-up's 95 % confidence interval over rounds: ``passed`` when the whole
+    interval is >= ``min``, ``failed`` when it is wholly below, otherwise ``inconclusive`` (after
+    re-measuring within ``benchmark.max_rounds`` / ``benchmark.budget_s``); an inconclusive gate
+    does not approve the artifact.
+
     ``device``: where the claim is measured. A gate whose device is absent (e.g. ``cuda`` on a
     CPU-only machine) is reported ``skipped`` with the reason, never faked.
     """
@@ -167,7 +172,8 @@ class ValidationConfig(StrictModel):
 
 
 class BenchmarkConfig(StrictModel):
-    """Side-by-side latency of source and artifact: same inputs, same threads, warm-up, medians."""
+    """Side-by-side latency of source and artifact: same inputs, same threads, warm-up, medians,
+    alternating rounds with a 95 % confidence interval of the speed-up (docs/benchmarks.md)."""
 
     batch_sizes: list[int] = Field(
         default_factory=lambda: [1, 8], min_length=1, description="batch sizes timed; --batch-sizes overrides"
@@ -177,8 +183,29 @@ class BenchmarkConfig(StrictModel):
         min_length=1,
         description="sequence lengths (tokens) timed; --sequence-lengths overrides",
     )
-    warmup: int = Field(5, ge=0, description="untimed calls per shape and model before timing")
-    iterations: int = Field(20, ge=3, description="timed calls per shape and model; the median (p50, ms) is compared")
+    warmup: int = Field(
+        5, ge=0, description="untimed calls per shape and model before its first block (1 before each later block)"
+    )
+    iterations: int = Field(
+        20, ge=3, description="timed calls per block (one block per model per round); p50 in ms over every round"
+    )
+    rounds: int = Field(
+        5,
+        ge=5,
+        description="alternating rounds (source block, then artifact block) per shape; the speed-up's 95 % "
+        "interval is a bootstrap over rounds",
+    )
+    max_rounds: int = Field(
+        15,
+        ge=5,
+        description="the most rounds at a shape while a speed gate there is inconclusive (>= rounds)",
+    )
+    budget_s: float = Field(
+        60.0,
+        ge=0,
+        description="seconds a shape may spend on rounds beyond `rounds` while a speed gate there is "
+        "inconclusive; 0 = never re-measure",
+    )
     threads: int | None = Field(
         None,
         ge=1,
@@ -186,7 +213,17 @@ class BenchmarkConfig(StrictModel):
         description="deprecated alias of runtime.threads (moved there when the recipe is read; "
         "setting both to different values is an error)",
     )
-    gates: list[SpeedGate] = Field(default_factory=list, description="speed gates; none = speed is reported, not gated")
+    gates: list[SpeedGate] = Field(
+        default_factory=list,
+        description="speed gates; none = speed is reported, not gated. A gate passes when the whole 95 % "
+        "interval of the speed-up clears `min`, fails when it is wholly below, else is inconclusive",
+    )
+
+    @model_validator(mode="after")
+    def _round_limits(self) -> BenchmarkConfig:
+        if self.max_rounds < self.rounds:
+            raise ValueError(f"max_rounds ({self.max_rounds}) must be >= rounds ({self.rounds})")
+        return self
 
 
 class RuntimeConfig(StrictModel):

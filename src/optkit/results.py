@@ -147,8 +147,8 @@ class ConvertResult:
 
     @property
     def failed_gates(self) -> list[GateResult]:
-        """Gates that failed, plus skipped ones when ``strict``."""
-        return [g for g in self.gates if g.status == "failed" or (self.strict and g.status == "skipped")]
+        """Gates that did not pass: failed or inconclusive, plus skipped ones when ``strict``."""
+        return [g for g in self.gates if g.blocks(self.strict)]
 
     @property
     def rejections(self) -> list[str]:

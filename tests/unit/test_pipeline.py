@@ -43,6 +43,20 @@ def test_approved_artifact_has_model_manifest_report(approved):
     assert manifest["data"]["kind"] == "conll" and manifest["data"]["sha256"]
 
 
+def test_speed_is_timed_in_rounds_and_recorded_with_its_interval_and_noise(approved):
+    result, out = approved
+    manifest = json.loads((out / "manifest.json").read_text())
+    [shape] = manifest["speed"]["shapes"]
+    assert len(shape["source_round_ms"]) == len(shape["artifact_round_ms"]) == 5  # benchmark.rounds default
+    assert shape["source"]["iterations"] == 5 * 3  # 5 rounds of 3 calls
+    estimate = shape["estimate"]
+    assert estimate["rounds"] == 5 and 0 < estimate["ci_low"] <= estimate["ci_high"]
+    assert {"load_before", "others_cores", "cv_source", "cv_artifact", "warnings"} <= set(shape["noise"])
+    assert manifest["speed"]["rounds"] == 5 and "95 % interval" in (out / "report.md").read_text()
+    [step] = [s for s in result.steps if s.name == "benchmark speed"]
+    assert step.warnings == result.speed.warnings and step.details["rounds"] == {"cpu batch 1 × seq 16": 5}
+
+
 def test_every_gate_is_recorded_with_threshold_and_value(approved):
     result, out = approved
     gates = {g.metric: g for g in result.gates}

@@ -1,4 +1,5 @@
-"""JUnit XML for CI systems: one test case per gate (failed → ``<failure>``, skipped → ``<skipped>``),
+"""JUnit XML for CI systems: one test case per gate (failed or inconclusive → ``<failure>``, skipped →
+``<skipped>``),
 the format GitHub Actions, GitLab and Jenkins test reporters read.
 
 :func:`check_junit_path` runs before the conversion, so an unwritable ``--junit-xml`` (a folder, a
@@ -29,8 +30,9 @@ def check_junit_path(path: str | Path) -> Path:
 
 def junit_xml(suite: str, gates: list[GateResult], strict: bool) -> bytes:
     """The JUnit XML document (UTF-8 bytes) with one ``<testcase>`` per gate of recipe ``suite``;
-    ``strict`` reports skipped gates as failures."""
-    failures = sum(g.status == "failed" or (strict and g.status == "skipped") for g in gates)
+    ``strict`` reports skipped gates as failures; an inconclusive speed gate is a failure in both
+    modes (it did not pass), its message says ``inconclusive``."""
+    failures = sum(g.blocks(strict) for g in gates)
     skipped = sum(g.status == "skipped" and not strict for g in gates)
     root = ET.Element(
         "testsuite",
@@ -46,8 +48,8 @@ def junit_xml(suite: str, gates: list[GateResult], strict: bool) -> bytes:
         detail = f"measured {value}, required {gate.op} {gate.threshold:g}" + (
             f"; {gate.reason}" if gate.reason else ""
         )
-        if gate.status == "failed" or (strict and gate.status == "skipped"):
-            ET.SubElement(case, "failure", message=detail)
+        if gate.blocks(strict):
+            ET.SubElement(case, "failure", message=detail, type=gate.status)
         elif gate.status == "skipped":
             ET.SubElement(case, "skipped", message=detail)
         else:

@@ -9,7 +9,7 @@ from optkit.records.search import SearchReport
 if TYPE_CHECKING:
     from optkit.results import ConvertResult, StepRecord
 
-STATUS = {"passed": "PASS", "failed": "FAIL", "skipped": "SKIP"}
+STATUS = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "SKIP"}
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -86,7 +86,10 @@ def render_report(result: ConvertResult) -> str:
         sp = result.speed
         lines += [
             f"## Speed vs source (same run, {sp.threads} threads, {sp.warmup} warm-up, "
-            f"{sp.iterations} timed runs each, latency in ms)",
+            f"{sp.iterations} timed calls per block, alternating rounds, latency in ms)",
+            "",
+            "Speed-up = source p50 / artifact p50 over every round; the 95 % interval is a bootstrap over "
+            "rounds. A speed gate passes only when the whole interval clears its threshold.",
             "",
         ]
         lines += _table(
@@ -100,6 +103,10 @@ def render_report(result: ConvertResult) -> str:
                 "artifact p90",
                 "artifact samples/s",
                 "speed-up",
+                "95 % interval",
+                "rounds",
+                "spread (CV)",
+                "others' CPU",
             ],
             [
                 [
@@ -112,6 +119,10 @@ def render_report(result: ConvertResult) -> str:
                     f"{s.artifact.p90_ms:.2f}",
                     f"{s.artifact.throughput:.1f}",
                     f"{s.speedup:.2f}×",
+                    _interval(s),
+                    str(s.rounds),
+                    _spread(s),
+                    _others(s),
                 ]
                 for s in sp.shapes
             ],
@@ -126,6 +137,8 @@ def render_report(result: ConvertResult) -> str:
         ]
         for device, reason in sp.skipped_devices.items():
             lines += [f"- {device}: not measured — {reason}"]
+        for warning in sp.warnings:
+            lines += [f"- busy machine: {warning}"]
         lines += [""]
     if result.warnings:
         lines += ["## Warnings", ""] + [f"- {w}" for w in result.warnings] + [""]
@@ -177,7 +190,7 @@ def search_rows(search: SearchReport) -> list[list[str]]:
 
 def search_console_rows(search: SearchReport) -> list[list[str]]:
     """Narrow rows for a terminal: gate values in the recipe's gate order, ✓ passed / ✗ failed."""
-    mark = {"passed": "✓", "failed": "✗", "skipped": "-"}
+    mark = {"passed": "✓", "failed": "✗", "inconclusive": "?", "skipped": "-"}
     return [
         [
             str(c.id),
@@ -217,6 +230,24 @@ def _search_section(result: ConvertResult) -> list[str]:
                 [[s.node, s.op_type, fmt(s.error), s.method] for s in search.sensitivity[:10]],
             )
     return lines
+
+
+def _interval(shape) -> str:
+    """``[low, high]`` of a shape's speed-up interval, or ``—`` without one."""
+    est = shape.estimate
+    return f"[{est.ci_low:.2f}, {est.ci_high:.2f}]" if est else "—"
+
+
+def _spread(shape) -> str:
+    """The larger round-to-round CV of the two runners, as a percentage."""
+    return f"{max(shape.noise.cv_source, shape.noise.cv_artifact):.0%}" if shape.noise else "—"
+
+
+def _others(shape) -> str:
+    """Other processes' average CPU use while the shape was timed, in cores."""
+    if shape.noise is None or shape.noise.others_cores is None:
+        return "—"
+    return f"{shape.noise.others_cores:.2f} cores"
 
 
 def _details(step: StepRecord) -> str:

@@ -27,6 +27,7 @@ from optkit.artifact.manifest import Manifest, digest_ok, sha256_file
 from optkit.artifact.signing import SIGNATURE, SignatureCheck, verify_signature
 from optkit.errors import OutputError
 from optkit.recipe import FIDELITY_METRICS
+from optkit.validation.gates import status_blocks
 
 MANIFEST = "manifest.json"
 
@@ -106,7 +107,7 @@ def verify_artifact(
     if not manifest.approved:
         problems.append("the manifest does not say approved")
     for gate in manifest.gates:
-        if gate.status == "failed" or (strict and gate.status == "skipped"):
+        if status_blocks(gate.status, strict):
             problems.append(f"gate {gate.status}: {gate.name}")
     if strict:
         problems += _strict_problems(manifest)

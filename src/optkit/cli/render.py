@@ -9,7 +9,7 @@ from optkit.artifact.report import SEARCH_CONSOLE_COLUMNS, fmt, search_console_r
 from optkit.results import ConvertResult, StepRecord
 from optkit.validation.speed import ShapeResult
 
-STYLE = {"passed": "green", "failed": "bold red", "skipped": "yellow"}
+STYLE = {"passed": "green", "failed": "bold red", "inconclusive": "bold magenta", "skipped": "yellow"}
 
 
 class Progress:
@@ -36,20 +36,24 @@ class Progress:
         self.console.print(f"  [dim]{text}[/dim]", highlight=False)
 
     def shape_measured(self, shape: ShapeResult) -> None:
-        """Source vs artifact p50 at one shape, and the speed-up."""
+        """Source vs artifact p50 at one shape, the speed-up and its 95 % interval; a busy machine's warnings."""
+        est = shape.estimate
+        interval = f" [{est.ci_low:.2f}, {est.ci_high:.2f}] 95 %" if est else ""
         self.console.print(
             f"  {shape.device} batch {shape.batch_size} × seq {shape.sequence_length}: "
             f"source {shape.source.p50_ms:.2f} ms, artifact {shape.artifact.p50_ms:.2f} ms "
-            f"(p50) → {shape.speedup:.2f}×",
+            f"(p50, {shape.rounds} rounds) → {shape.speedup:.2f}×{interval}",
             highlight=False,
         )
+        for warning in shape.noise.warnings if shape.noise else []:
+            self.console.print(f"  [yellow]warning:[/yellow] busy machine: {warning}", highlight=False)
 
 
 def render_result(console: Console, result: ConvertResult) -> None:
     """Gate table, speed table, warnings and the final PASSED/FAILED line."""
     if result.speed and result.speed.shapes:
-        speed = Table(title="Speed vs source (p50 / p90 ms, same run)")
-        for col in ("device", "batch", "seq", "source", "artifact", "speed-up"):
+        speed = Table(title="Speed vs source (p50 / p90 ms, same run, alternating rounds)")
+        for col in ("device", "batch", "seq", "source", "artifact", "speed-up", "95 % interval", "rounds"):
             speed.add_column(col)
         for s in result.speed.shapes:
             speed.add_row(
@@ -59,6 +63,8 @@ def render_result(console: Console, result: ConvertResult) -> None:
                 f"{s.source.p50_ms:.2f} / {s.source.p90_ms:.2f}",
                 f"{s.artifact.p50_ms:.2f} / {s.artifact.p90_ms:.2f}",
                 f"{s.speedup:.2f}×",
+                f"[{s.estimate.ci_low:.2f}, {s.estimate.ci_high:.2f}]" if s.estimate else "—",
+                str(s.rounds),
             )
         console.print(speed)
     for step, search in search_tables(result):

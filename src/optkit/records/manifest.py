@@ -169,14 +169,56 @@ class LatencyRecord(Record):
     iterations: int
 
 
+class EstimateRecord(Record):
+    """A speed-up with its confidence interval over rounds (see
+    :class:`~optkit.validation.stats.RatioEstimate`)."""
+
+    ratio: float | None
+    ci_low: float | None
+    ci_high: float | None
+    confidence: float
+    rounds: int
+    resamples: int
+    method: str
+
+
+class VerdictRecord(Record):
+    """A speed gate's threshold at a shape and the verdict its interval gives."""
+
+    threshold: float
+    verdict: Literal["passed", "failed", "inconclusive"]
+
+
+class NoiseSection(Record):
+    """The machine's state around one timed shape (see :class:`~optkit.validation.noise.NoiseRecord`):
+    load averages, other processes' CPU use (cores), CPU clock (MHz), per-runner round-to-round CV,
+    the timing window (s) and the busy-machine warnings."""
+
+    load_before: float | None = None
+    load_after: float | None = None
+    others_cores: float | None = None
+    cpu_freq_mhz: float | None = None
+    cpu_freq_max_mhz: float | None = None
+    cv_source: float | None = 0.0
+    cv_artifact: float | None = 0.0
+    window_s: float = 0.0
+    warnings: list[str] = []
+
+
 class ShapeRecord(Record):
-    """Source vs artifact at one (device, batch size, sequence length)."""
+    """Source vs artifact at one (device, batch size, sequence length): latency over every call,
+    each round's p50 (ms), the speed-up's interval, each gate's verdict and the machine's noise."""
 
     device: str
     batch_size: int
     sequence_length: int | None
     source: LatencyRecord
     artifact: LatencyRecord
+    source_round_ms: list[float] = []
+    artifact_round_ms: list[float] = []
+    estimate: EstimateRecord | None = None
+    verdicts: list[VerdictRecord] = []
+    noise: NoiseSection | None = None
 
 
 class SpeedRecord(Record):
@@ -190,6 +232,10 @@ class SpeedRecord(Record):
     rss_growth_mb: dict[str, float]
     size_mb: dict[str, float]
     skipped_devices: dict[str, str]
+    rounds: int = 0
+    max_rounds: int = 0
+    budget_s: float = 0.0
+    warnings: list[str] = []
 
 
 class GateRecord(Record):
@@ -203,6 +249,8 @@ class GateRecord(Record):
     value: float | None
     status: GateStatus
     reason: str = ""
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 class SearchSummary(Record):

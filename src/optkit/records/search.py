@@ -18,7 +18,7 @@ Stage = Literal["fp32 input", "settings", "op types", "fp32 fallback"]
 Verdict = Literal["chosen", "passed", "failed", "error", "reference"]
 """A candidate's outcome: ``reference`` is the fp32 input, ``error`` could not be built or run."""
 
-GateStatus = Literal["passed", "failed", "skipped"]
+GateStatus = Literal["passed", "failed", "skipped", "inconclusive"]
 """A gate's verdict (the same three as :class:`~optkit.validation.gates.GateResult`)."""
 
 

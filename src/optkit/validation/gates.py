@@ -1,5 +1,12 @@
 """Gates: thresholds from the recipe, evaluated on measured figures. Every gate is evaluated (all
-failures are collected before reporting, never stopping at the first)."""
+failures are collected before reporting, never stopping at the first).
+
+A speed gate reads the speed-up's 95 % confidence interval (:mod:`optkit.validation.stats`):
+``passed`` when the whole interval clears the threshold, ``failed`` when the whole interval is below
+it, ``inconclusive`` when it straddles the threshold. An inconclusive gate blocks approval exactly
+like a failed one (exit code 1, with or without ``--strict``: an approval must rest on a figure that
+holds), but is reported distinctly, with the interval and the machine's state in ``reason``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,8 @@ from dataclasses import dataclass
 
 from optkit.recipe import AccuracyGate, SpeedGate
 from optkit.validation.accuracy import AccuracyReport
-from optkit.validation.speed import SpeedReport
+from optkit.validation.speed import ShapeResult, SpeedReport
+from optkit.validation.stats import MIN_ROUNDS, verdict
 
 
 @dataclass
@@ -19,8 +27,10 @@ class GateResult:
         kind: ``"accuracy"`` or ``"speed"``.
         metric / op / threshold: what was checked (``op`` is ``">="`` or ``"<="``).
         value: the measured value, or None when the gate was skipped.
-        status: ``"passed"``, ``"failed"`` or ``"skipped"``.
-        reason: why a gate was skipped (or extra context).
+        status: ``"passed"``, ``"failed"``, ``"inconclusive"`` (a speed gate whose interval
+            straddles the threshold) or ``"skipped"``.
+        reason: why a gate was skipped or inconclusive (or extra context).
+        ci_low / ci_high: a speed gate's 95 % confidence interval of the speed-up (None otherwise).
     """
 
     name: str
@@ -31,6 +41,22 @@ class GateResult:
     value: float | None
     status: str
     reason: str = ""
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    def blocks(self, strict: bool) -> bool:
+        """True when this gate stops approval: failed or inconclusive, or skipped under ``strict``."""
+        return status_blocks(self.status, strict)
+
+
+#: statuses that stop approval whatever the mode (``skipped`` stops it only under ``--strict``)
+BLOCKING = frozenset({"failed", "inconclusive"})
+
+
+def status_blocks(status: str, strict: bool) -> bool:
+    """True when a gate of ``status`` stops approval (see :data:`BLOCKING`); for manifests read back
+    as dicts, which have the status but no :class:`GateResult`."""
+    return status in BLOCKING or (strict and status == "skipped")
 
 
 def _verdict(value: float, op: str, threshold: float) -> str:
@@ -59,7 +85,8 @@ def evaluate_accuracy(gates: list[AccuracyGate], report: AccuracyReport) -> list
 
 
 def evaluate_speed(gates: list[SpeedGate], report: SpeedReport | None) -> list[GateResult]:
-    """Evaluate speed-up gates against measured shapes; absent devices give ``skipped``."""
+    """Evaluate speed-up gates against measured shapes from their confidence intervals (see the
+    module docstring); absent devices give ``skipped``, an unmeasured shape ``failed``."""
     results = []
     for gate in gates:
         seq = f" s{gate.sequence_length}" if gate.sequence_length else ""
@@ -89,16 +116,33 @@ def evaluate_speed(gates: list[SpeedGate], report: SpeedReport | None) -> list[G
                 )
             )
             continue
-        results.append(
-            GateResult(
-                name,
-                "speed",
-                "speedup",
-                ">=",
-                gate.min,
-                shape.speedup,
-                _verdict(shape.speedup, ">=", gate.min),
-                f"p50 {shape.source.p50_ms:.2f} ms vs {shape.artifact.p50_ms:.2f} ms",
-            )
-        )
+        results.append(_speed_result(name, gate, shape))
     return results
+
+
+def _speed_result(name: str, gate: SpeedGate, shape: ShapeResult) -> GateResult:
+    """The verdict of ``gate`` from ``shape``'s interval, with the figures it rests on in ``reason``."""
+    figures = f"p50 {shape.source.p50_ms:.2f} ms vs {shape.artifact.p50_ms:.2f} ms"
+    est = shape.estimate
+    if est is None:
+        return GateResult(
+            name,
+            "speed",
+            "speedup",
+            ">=",
+            gate.min,
+            shape.speedup,
+            "inconclusive",
+            f"{figures} timed in {shape.rounds} round(s): no confidence interval (it needs >= {MIN_ROUNDS} rounds)",
+        )
+    status = verdict(est.ci_low, est.ci_high, gate.min)
+    interval = f"95 % interval [{est.ci_low:.2f}, {est.ci_high:.2f}] over {est.rounds} rounds"
+    if status == "inconclusive":
+        reason = f"speed inconclusive: {interval} straddles the {gate.min:g}× threshold; {figures}"
+    elif status == "failed":
+        reason = f"{interval} is below the {gate.min:g}× threshold; {figures}"
+    else:
+        reason = f"{interval} clears the {gate.min:g}× threshold; {figures}"
+    if shape.noise is not None and (shape.noise.busy or status == "inconclusive"):
+        reason += f"; {shape.noise.summary()}"
+    return GateResult(name, "speed", "speedup", ">=", gate.min, est.ratio, status, reason, est.ci_low, est.ci_high)

@@ -1,25 +1,40 @@
 """Side-by-side latency of the source model and the artifact, measured in the same run.
 
-Method (see docs/benchmarks.md): both runners get the same inputs (real validation samples padded or
-truncated to each shape), the same intra-op thread count, ``warmup`` untimed runs each, then
-``iterations`` timed runs each, in blocks (all source runs, then all artifact runs): interleaving
-them in one process lets one runtime's spinning worker threads (OpenMP, ORT's thread pool) steal
-the cores the other needs, which slowed a tiny TorchScript model ~50x in our measurements.
+Method (see docs/benchmarks.md, "How speed verdicts are decided"): both runners get the same inputs
+(real validation samples padded or truncated to each shape), the same intra-op thread count, then
+alternate in **rounds**: a block of ``iterations`` timed calls of the source, then a block of the
+artifact, repeated ``rounds`` times (``warmup`` untimed calls before each runner's first block, one
+before every later block). Blocks, not single interleaved calls: interleaving call by call lets one
+runtime's spinning worker threads (OpenMP, ORT's thread pool) steal the cores the other needs, which
+slowed a tiny TorchScript model ~50x in our measurements. Rounds, not one block each: a neighbour's
+burst lands on both runners' blocks of some rounds instead of deciding the whole figure, and the
+round-to-round spread gives the speed-up its confidence interval (:mod:`optkit.validation.stats`).
+Each runner keeps its own process: the source runs (and is timed) inside the confined worker, the
+artifact in optkit's process.
+
+While a speed gate at a shape is ``inconclusive`` (its interval straddles the threshold), more
+rounds are timed, up to ``max_rounds`` or ``budget_s`` seconds for that shape.
+
 Latency is wall time per call (``time.perf_counter``), reported as the median (p50) and 90th
-percentile (p90) in milliseconds; throughput = batch size / p50 in samples per second; speed-up =
-source p50 / artifact p50.
+percentile (p90) in milliseconds over every call of every round; throughput = batch size / p50 in
+samples per second; speed-up = source p50 / artifact p50.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from optkit import interrupts
+from optkit.recipe import SpeedGate
 from optkit.runners.base import Feeds, Runner
 from optkit.validation.data import ValidationSet
+from optkit.validation.noise import NoiseMonitor, NoiseRecord
+from optkit.validation.stats import MIN_ROUNDS, RatioEstimate, speedup_interval, verdict
 
 
 @dataclass
@@ -44,19 +59,47 @@ class LatencyStats:
 
 
 @dataclass
+class GateVerdict:
+    """A speed gate's threshold at a shape and the verdict its interval gives (see
+    :func:`optkit.validation.stats.verdict`)."""
+
+    threshold: float
+    verdict: str
+
+
+@dataclass
 class ShapeResult:
-    """Source vs artifact at one (device, batch size, sequence length)."""
+    """Source vs artifact at one (device, batch size, sequence length).
+
+    Attributes:
+        source / artifact: latency over every timed call of every round.
+        source_round_ms / artifact_round_ms: each round's p50 (ms), in timing order.
+        estimate: the speed-up with its 95 % interval over rounds; None when fewer than
+            :data:`~optkit.validation.stats.MIN_ROUNDS` rounds were timed (then no gate can pass on it).
+        verdicts: the verdict of each speed gate read at this shape, after the last round.
+        noise: the machine's state during this shape's timing (load, others' CPU, spread).
+    """
 
     device: str
     batch_size: int
     sequence_length: int | None
     source: LatencyStats
     artifact: LatencyStats
+    source_round_ms: list[float] = field(default_factory=list)
+    artifact_round_ms: list[float] = field(default_factory=list)
+    estimate: RatioEstimate | None = None
+    verdicts: list[GateVerdict] = field(default_factory=list)
+    noise: NoiseRecord | None = None
 
     @property
     def speedup(self) -> float:
         """Source p50 / artifact p50 (> 1 means the artifact is faster)."""
         return self.source.p50_ms / self.artifact.p50_ms
+
+    @property
+    def rounds(self) -> int:
+        """Rounds timed (source block + artifact block each)."""
+        return len(self.source_round_ms)
 
 
 @dataclass
@@ -65,7 +108,9 @@ class SpeedReport:
 
     Attributes:
         shapes: one entry per (device, batch size, sequence length).
-        threads / warmup / iterations: the settings used for both runners.
+        threads / warmup / iterations: the settings used for both runners (``iterations`` calls
+            per block).
+        rounds / max_rounds / budget_s: the timing protocol (see the module docstring).
         load_seconds: ``{"source": s, "artifact": s}``: model load / session creation time.
         rss_growth_mb: ``{"source": MB, "artifact": MB}``: growth of this process's resident set
             while loading the model and running the first batch (psutil; an approximation of the
@@ -73,6 +118,7 @@ class SpeedReport:
         size_mb: ``{"source": MB, "artifact": MB}``: file size on disk (MB = 10^6 bytes; a
             folder counts all its files; the artifact counts its external data file too).
         skipped_devices: ``{device: reason}`` for devices a gate asked for that are absent.
+        warnings: the busy-machine warnings of every shape (see :mod:`optkit.validation.noise`).
     """
 
     threads: int
@@ -83,6 +129,10 @@ class SpeedReport:
     rss_growth_mb: dict[str, float] = field(default_factory=dict)
     size_mb: dict[str, float] = field(default_factory=dict)
     skipped_devices: dict[str, str] = field(default_factory=dict)
+    rounds: int = 0
+    max_rounds: int = 0
+    budget_s: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     def find(self, device: str, batch_size: int, sequence_length: int | None) -> ShapeResult | None:
         """The result at a shape; ``sequence_length=None`` matches the first one measured."""
@@ -94,6 +144,25 @@ class SpeedReport:
             ):
                 return shape
         return None
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    """How each shape is timed.
+
+    Attributes:
+        warmup: untimed calls before each runner's first block (one before every later block).
+        iterations: timed calls per block.
+        rounds: rounds always timed (>= 3 for an interval; recipes ask for >= 5).
+        max_rounds: the most rounds while a gate at the shape is inconclusive (>= ``rounds``).
+        budget_s: seconds a shape may spend on extra rounds while inconclusive (0 = none).
+    """
+
+    warmup: int
+    iterations: int
+    rounds: int = 5
+    max_rounds: int = 5
+    budget_s: float = 0.0
 
 
 def size_on_disk_mb(*paths: Path) -> float:
@@ -125,15 +194,96 @@ def time_runner(runner: Runner, feeds: Feeds, warmup: int, iterations: int) -> l
     return times
 
 
+def _verdicts(estimate: RatioEstimate | None, thresholds: Sequence[float]) -> list[GateVerdict]:
+    if estimate is None:
+        return [GateVerdict(t, "inconclusive") for t in thresholds]
+    return [GateVerdict(t, verdict(estimate.ci_low, estimate.ci_high, t)) for t in thresholds]
+
+
+def measure_shape(
+    source: Runner,
+    artifact: Runner,
+    feeds: Feeds,
+    batch_size: int,
+    sequence_length: int | None,
+    plan: TimingPlan,
+    thresholds: Sequence[float] = (),
+    clock: Callable[[], float] = time.monotonic,
+    monitor: NoiseMonitor | None = None,
+) -> ShapeResult:
+    """Time ``source`` and ``artifact`` at one shape in alternating rounds (see the module docstring).
+
+    Args:
+        source / artifact: activated runners on the same device with the same thread count.
+        feeds: the inputs at this shape.
+        batch_size / sequence_length: the shape, for the record (``sequence_length`` None for
+            inputs without a token axis).
+        plan: warm-up, calls per block, rounds, and the re-measuring limits.
+        thresholds: the minimum speed-ups of the gates read at this shape; while any is
+            inconclusive, extra rounds are timed within ``plan.max_rounds`` and ``plan.budget_s``.
+        clock: seconds, for the budget (injectable for tests).
+        monitor: reads the machine's state around the window (a fresh :class:`NoiseMonitor` when None).
+
+    Raises:
+        DataError: a runner rejected the inputs (from the runner).
+        KeyboardInterrupt and the other signals of :mod:`optkit.interrupts` between blocks.
+    """
+    monitor = monitor or NoiseMonitor(clock)
+    monitor.start()
+    src_blocks: list[list[float]] = []
+    art_blocks: list[list[float]] = []
+    estimate: RatioEstimate | None = None
+    extra_since: float | None = None
+    while True:
+        first = not src_blocks
+        warm = plan.warmup if first else min(plan.warmup, 1)
+        src_blocks.append(time_runner(source, feeds, warm, plan.iterations))
+        art_blocks.append(time_runner(artifact, feeds, warm, plan.iterations))
+        done = len(src_blocks)
+        if done >= MIN_ROUNDS:
+            estimate = speedup_interval(src_blocks, art_blocks)
+        if done < plan.rounds:
+            continue
+        pending = any(v.verdict == "inconclusive" for v in _verdicts(estimate, thresholds))
+        if extra_since is None:
+            extra_since = clock()
+        if not pending or done >= plan.max_rounds or clock() - extra_since >= plan.budget_s:
+            break
+    src_round = [float(np.median(b)) * 1e3 for b in src_blocks]
+    art_round = [float(np.median(b)) * 1e3 for b in art_blocks]
+    noise = monitor.stop(src_round, art_round)
+    return ShapeResult(
+        source.device,
+        batch_size,
+        sequence_length,
+        LatencyStats.from_seconds([t for b in src_blocks for t in b], batch_size),
+        LatencyStats.from_seconds([t for b in art_blocks for t in b], batch_size),
+        src_round,
+        art_round,
+        estimate,
+        _verdicts(estimate, thresholds),
+        noise,
+    )
+
+
+def gate_reads(
+    gate: SpeedGate, device: str, batch_size: int, sequence_length: int | None, first_seq: int | None
+) -> bool:
+    """True when ``gate`` is read at this shape, matching :meth:`SpeedReport.find`: same device and
+    batch size, and the gate's sequence length (None = the first one timed, ``first_seq``)."""
+    wanted = gate.sequence_length if gate.sequence_length is not None else first_seq
+    return gate.device == device and gate.batch_size == batch_size and wanted == sequence_length
+
+
 def benchmark(
     source: Runner,
     artifact: Runner,
     vset: ValidationSet,
     batch_sizes: list[int],
     sequence_lengths: list[int],
-    warmup: int,
-    iterations: int,
-    on_shape=None,
+    plan: TimingPlan,
+    gates: Sequence[SpeedGate] = (),
+    on_shape: Callable[[ShapeResult], None] | None = None,
 ) -> list[ShapeResult]:
     """Time source and artifact on one device at every (batch size, sequence length).
 
@@ -145,6 +295,8 @@ def benchmark(
             range of lengths at each requested length clamped into it
             (:meth:`ValidationSet.model_length`): the shape records the length really timed (a
             speed gate at a length the model cannot take then reads "shape not benchmarked").
+        plan: the timing protocol (:class:`TimingPlan`).
+        gates: the recipe's speed gates; those read at a shape get more rounds while inconclusive.
         on_shape: optional callback ``(ShapeResult) -> None`` for progress display.
     """
     results = []
@@ -155,11 +307,8 @@ def benchmark(
     for seq in lengths:
         for batch in batch_sizes:
             feeds = vset.shaped(batch, seq)
-            src = time_runner(source, feeds, warmup, iterations)
-            art = time_runner(artifact, feeds, warmup, iterations)
-            result = ShapeResult(
-                source.device, batch, seq, LatencyStats.from_seconds(src, batch), LatencyStats.from_seconds(art, batch)
-            )
+            thresholds = [g.min for g in gates if gate_reads(g, source.device, batch, seq, lengths[0])]
+            result = measure_shape(source, artifact, feeds, batch, seq, plan, thresholds)
             results.append(result)
             if on_shape:
                 on_shape(result)

@@ -195,3 +195,16 @@ def test_strict_rejects_random_input_evidence(copy):
     reseal(copy, lambda data: data.update(evidence="random-inputs"))
     assert verify_artifact(copy).ok
     assert any("random inputs" in p for p in verify_artifact(copy, strict=True).problems)
+
+
+def test_an_inconclusive_gate_in_the_manifest_is_a_problem(copy):
+    """A manifest edited to say approved with an inconclusive speed gate does not verify, strict or not."""
+
+    def edit(data):
+        accuracy = [g for g in data["gates"] if g["kind"] == "accuracy"]
+        speed = {**accuracy[0], "kind": "speed", "name": "speedup b1 cpu >= 1.2", "metric": "speedup"}
+        data["gates"] = [*accuracy, {**speed, "status": "inconclusive", "ci_low": 1.0, "ci_high": 1.5}]
+
+    reseal(copy, edit)
+    for strict in (False, True):
+        assert "gate inconclusive: speedup b1 cpu >= 1.2" in verify_artifact(copy, strict=strict).problems

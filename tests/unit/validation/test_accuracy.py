@@ -11,6 +11,7 @@ from optkit.validation.accuracy import compare
 from optkit.validation.data import ValidationSet
 from optkit.validation.gates import evaluate_accuracy, evaluate_speed
 from optkit.validation.speed import LatencyStats, ShapeResult, SpeedReport
+from optkit.validation.stats import speedup_interval
 
 LABELS = ["O", "B-PER", "I-PER"]
 
@@ -84,10 +85,18 @@ def test_accuracy_gates_pass_fail():
     assert results[0].value == pytest.approx(0.01, rel=1e-3)
 
 
-def _speed(src_ms, art_ms):
+def _speed(src_ms, art_ms, rounds=5):
+    """A report at b1 s128 whose rounds are all ``src_ms`` / ``art_ms`` (±1 %, so the interval is
+    tight around the ratio)."""
     stats = lambda ms: LatencyStats(ms, ms, ms, ms, 1000 / ms, 3)  # noqa: E731
+    wobble = [0.99, 1.0, 1.01]
+    src = [[src_ms * w / 1e3 for w in wobble] for _ in range(rounds)]
+    art = [[art_ms * w / 1e3 for w in wobble] for _ in range(rounds)]
+    estimate = speedup_interval(src, art) if rounds >= 2 else None
     report = SpeedReport(2, 1, 3)
-    report.shapes.append(ShapeResult("cpu", 1, 128, stats(src_ms), stats(art_ms)))
+    report.shapes.append(
+        ShapeResult("cpu", 1, 128, stats(src_ms), stats(art_ms), [src_ms] * rounds, [art_ms] * rounds, estimate)
+    )
     return report
 
 
@@ -95,8 +104,15 @@ def test_speed_gate_uses_p50_ratio():
     report = _speed(40.0, 10.0)
     [result] = evaluate_speed([SpeedGate(batch_size=1, min=3.0)], report)
     assert result.status == "passed" and result.value == pytest.approx(4.0)
+    assert result.ci_low is not None and result.ci_high is not None and 3.0 <= result.ci_low <= 4.0 <= result.ci_high
     [result] = evaluate_speed([SpeedGate(batch_size=1, min=5.0)], report)
     assert result.status == "failed"
+
+
+def test_speed_gate_without_an_interval_is_inconclusive_not_passed():
+    """One round gives no interval over rounds: a 4x point figure alone does not pass a 3x gate."""
+    [result] = evaluate_speed([SpeedGate(batch_size=1, min=3.0)], _speed(40.0, 10.0, rounds=1))
+    assert result.status == "inconclusive" and "no confidence interval" in result.reason
 
 
 def test_speed_gate_on_absent_device_is_skipped_not_faked():
