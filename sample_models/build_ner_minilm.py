@@ -35,7 +35,6 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -102,48 +101,42 @@ def build_labels(sentences: list[Sentence]) -> list[str]:
     return ["O"] + sorted((tag for tag in tags if tag != "O"), key=lambda t: (t[2:], t[:1]))
 
 
-@dataclass
-class Encoded:
-    """One split, tokenized: ``features`` for the Trainer (``input_ids``, ``attention_mask``,
-    ``token_type_ids``, ``labels``: -100 on special tokens and continuation sub-tokens),
-    ``first_index`` (per sentence, each word's first sub-token position, -1 when truncated away)
-    and the gold ``sentences``."""
-
-    features: list[dict[str, list[int]]]
-    first_index: list[list[int]]
-    sentences: list[Sentence]
-
-
-def encode(tokenizer, sentences: list[Sentence], label2id: dict[str, int]) -> Encoded:
-    """Tokenize word-split sentences (at most MAX_LENGTH tokens); label each word's first sub-token."""
+def encode(tokenizer, sentences: list[Sentence], label2id: dict[str, int]) -> tuple[list[dict], int]:
+    """Tokenize word-split sentences (at most MAX_LENGTH tokens) into Trainer features
+    (``input_ids``, ``attention_mask``, ``token_type_ids``, ``labels``): each word's first sub-token
+    carries its label id, special tokens and continuation sub-tokens -100. Also returns how many
+    words got no sub-token (truncated away; 0 for the tweet corpus, whose longest is 75 tokens)."""
     batch = tokenizer([t for t, _ in sentences], is_split_into_words=True, truncation=True, max_length=MAX_LENGTH)
-    features, first_index = [], []
+    features, unscored = [], 0
     for i, (tokens, tags) in enumerate(sentences):
-        word_ids = batch.word_ids(i)
-        labels, first, previous = [-100] * len(word_ids), [-1] * len(tokens), None
-        for position, word in enumerate(word_ids):
+        labels, previous = [-100] * len(batch.word_ids(i)), None
+        for position, word in enumerate(batch.word_ids(i)):
             if word is not None and word != previous:
-                labels[position], first[word] = label2id[tags[word]], position
+                labels[position] = label2id[tags[word]]
             previous = word
+        unscored += len(tokens) - sum(label != -100 for label in labels)
         features.append({key: batch[key][i] for key in ("input_ids", "attention_mask", "token_type_ids")})
         features[-1]["labels"] = labels
-        first_index.append(first)
-    return Encoded(features, first_index, sentences)
+    return features, unscored
 
 
-def entity_f1(logits, split: Encoded, id2label: dict[int, str]) -> float:
-    """Entity-level F1 (seqeval, default mode) over whole gold sentences; a word's tag is the argmax
-    at its first sub-token ("O" when it has none). ``logits``: float ``(sentences, tokens, labels)``."""
+def entity_f1(logits, label_ids, id2label: dict[int, str]) -> float:
+    """Entity-level F1 (seqeval, default mode), a word's tag being the argmax at its first sub-token.
+
+    ``logits``: float ``(sentences, tokens, labels)``; ``label_ids``: int ``(sentences, tokens)``,
+    -100 off the first sub-tokens (and on the padding the Trainer adds between batches). Rows are
+    matched by position, since the Trainer's length-grouped sampler reorders evaluation too."""
     from seqeval.metrics import f1_score
 
-    ids = logits.argmax(-1)
-    predicted = [
-        [id2label[int(ids[i][p])] if p >= 0 else "O" for p in first] for i, first in enumerate(split.first_index)
-    ]
-    return float(f1_score([tags for _, tags in split.sentences], predicted))
+    gold, predicted = [], []
+    for row_logits, row_labels in zip(logits, label_ids, strict=True):
+        keep = row_labels != -100
+        gold.append([id2label[int(t)] for t in row_labels[keep]])
+        predicted.append([id2label[int(t)] for t in row_logits.argmax(-1)[keep]])
+    return float(f1_score(gold, predicted))
 
 
-def make_trainer(model, tokenizer, data: dict[str, Encoded], id2label, args, work: str):
+def make_trainer(model, tokenizer, data: dict[str, list[dict]], id2label, args, work: str):
     """A seeded CPU ``Trainer``: AdamW (decay 0.01, none on biases/LayerNorm), linear schedule with
     10 % warm-up, clipping at 1.0, length-grouped batches of 16, validation F1 each epoch, no
     checkpoints, no reporting."""
@@ -173,11 +166,11 @@ def make_trainer(model, tokenizer, data: dict[str, Encoded], id2label, args, wor
     return Trainer(
         model=model,
         args=training,
-        train_dataset=data["train"].features,
-        eval_dataset=data["validation"].features,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"],
         data_collator=DataCollatorForTokenClassification(tokenizer),
         processing_class=tokenizer,
-        compute_metrics=lambda p: {"entity_f1": entity_f1(p.predictions, data["validation"], id2label)},
+        compute_metrics=lambda p: {"entity_f1": entity_f1(p.predictions, p.label_ids, id2label)},
     )
 
 
@@ -210,11 +203,15 @@ def build(args, out: Path, key: dict) -> dict:
     # The 30k x 384 word-embedding matrix is half the parameters; freezing it saves ~20 % of each
     # step on CPU (no dense embedding gradient or AdamW update).
     model.get_input_embeddings().weight.requires_grad_(False)
-    data = {s: encode(tokenizer, splits[s], label2id) for s in SPLITS}
+    encoded = {s: encode(tokenizer, splits[s], label2id) for s in SPLITS}
+    data = {s: features for s, (features, _) in encoded.items()}
+    unscored = sum(n for _, n in encoded.values())
+    print(f"{unscored} words truncated away (not scored)", flush=True)
     with tempfile.TemporaryDirectory(prefix="ner-trainer-") as work:
         trainer = make_trainer(model, tokenizer, data, id2label, args, work)
         trainer.train()
-        f1 = {s: entity_f1(trainer.predict(data[s].features).predictions, data[s], id2label) for s in SPLITS[1:]}
+        predictions = {s: trainer.predict(data[s]) for s in SPLITS[1:]}
+    f1 = {s: entity_f1(p.predictions, p.label_ids, id2label) for s, p in predictions.items()}
     model.eval()
     print(f"entity F1 (fp32, PyTorch): validation {f1['validation']:.4f}, test {f1['test']:.4f}", flush=True)
 
@@ -235,6 +232,7 @@ def build(args, out: Path, key: dict) -> dict:
         "labels": labels,
         "splits": sizes,
         "entity_f1": {s: round(v, 4) for s, v in f1.items()},
+        "unscored_words": unscored,
         "seconds": round(time.time() - started, 1),
     }
     publish(tmp, out, stamp)

@@ -106,3 +106,21 @@ def test_ner_corpus_reads_as_the_published_split_sizes():
         "test": 240,
     }
     assert len(build_ner_minilm.build_labels(sentences)) == 21
+
+
+def test_ner_entity_f1_matches_rows_by_position_and_skips_minus_100():
+    """Rows come back reordered (length-grouped) and padded with -100 between batches: each row is
+    scored against its own labels, only at the labelled positions."""
+    import numpy as np
+
+    id2label = {0: "O", 1: "B-PER", 2: "I-PER"}
+    labels = np.array([[-100, 1, 2, 0, -100], [-100, 0, 1, -100, -100]])
+    logits = np.full((2, 5, 3), -100.0)
+    for row, tags in enumerate(labels):
+        for position, tag in enumerate(tags):
+            if tag != -100:
+                logits[row, position, tag] = 1.0
+    assert build_ner_minilm.entity_f1(logits, labels, id2label) == 1.0
+    wrong = logits.copy()
+    wrong[1, 2] = [1.0, 0.0, 0.0]  # the second row's entity predicted as "O": 1 of 2 entities found
+    assert build_ner_minilm.entity_f1(wrong, labels, id2label) == pytest.approx(2 / 3)
