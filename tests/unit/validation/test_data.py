@@ -261,7 +261,8 @@ def test_float64_values_beyond_float32_range_are_a_data_error(tmp_path):
 
 @pytest.mark.parametrize("suffix", [".txt", ".conll"])
 def test_a_line_too_long_to_be_an_example_is_a_data_error_read_with_a_bound(tmp_path, suffix):
-    from optkit.validation.data import MAX_LINE_CHARS, read_conll, read_text
+    from optkit.validation.data import read_conll, read_text
+    from optkit.validation.lines import MAX_LINE_CHARS
 
     path = tmp_path / f"one-line{suffix}"
     path.write_text("word " * (MAX_LINE_CHARS // 2) + "\n")
