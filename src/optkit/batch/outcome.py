@@ -78,37 +78,28 @@ def run_item(name: str, request: ConvertRequest, node_id: str | None = None) -> 
     from optkit.pipeline import run_request
 
     start = time.perf_counter()
-    base = dict(name=name, output=str(request.output_dir), strict=request.strict, recipe=request.recipe.name)
     host = socket.gethostname()
+
+    def outcome(status: Status, **more) -> ItemOutcome:
+        return ItemOutcome(
+            name=name,
+            status=status,
+            output=str(request.output_dir),
+            seconds=time.perf_counter() - start,
+            strict=request.strict,
+            host=host,
+            node_id=node_id,
+            recipe=request.recipe.name,
+            **more,
+        )
+
     try:
         result = run_request(request)
     except OptkitError as exc:
-        return ItemOutcome(
-            status="error",
-            seconds=time.perf_counter() - start,
-            error=exc.one_line(),
-            exit_code=exc.exit_code,
-            host=host,
-            node_id=node_id,
-            **base,
-        )
+        return outcome("error", error=exc.one_line(), exit_code=exc.exit_code)
     except Exception as exc:  # a bug in optkit or a library: reported as the CLI reports it (exit 3)
         first = (str(exc).splitlines() or [""])[0][:300]
-        return ItemOutcome(
-            status="error",
-            seconds=time.perf_counter() - start,
-            error=f"internal error: {type(exc).__name__}: {first}",
-            exit_code=3,
-            host=host,
-            node_id=node_id,
-            **base,
-        )
-    return ItemOutcome(
-        status="approved" if result.approved else "rejected",
-        seconds=time.perf_counter() - start,
-        gates=list(result.gates),
-        exit_code=0 if result.approved else 1,
-        host=host,
-        node_id=node_id,
-        **base,
+        return outcome("error", error=f"internal error: {type(exc).__name__}: {first}", exit_code=3)
+    return outcome(
+        "approved" if result.approved else "rejected", gates=list(result.gates), exit_code=0 if result.approved else 1
     )

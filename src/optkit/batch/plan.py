@@ -23,6 +23,7 @@ exactly what ``optkit convert`` would build.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -196,7 +197,7 @@ def _under(base: Path, value: str | None) -> str | None:
     if value is None:
         return None
     path = Path(value).expanduser()
-    return str(path if path.is_absolute() else base / path)
+    return os.path.normpath(path if path.is_absolute() else base / path)
 
 
 def _recipe_spec(base: Path, spec: str) -> str:

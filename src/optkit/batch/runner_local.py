@@ -84,7 +84,7 @@ class LocalRunner:
                 broken = any(isinstance(f.exception(), BrokenProcessPool) for f in done if not f.cancelled())
                 if broken:  # a dead worker broke the pool: finish the rest in a fresh one
                     pool.shutdown(wait=False, cancel_futures=True)
-                    for future, item in list(pending.items()):
+                    for item in list(pending.values()):
                         stop = stop or not report(_died(item, BrokenProcessPool("pool broken")))
                     pending.clear()
                     pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))

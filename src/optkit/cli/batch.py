@@ -60,7 +60,7 @@ def batch_command(
 
             runner = RayRunner(ray, retries)
             runner.check(items)  # unschedulable targets: exit 2 before any work
-        console.print(f"[bold]optkit batch[/bold] {plan_file}: {len(items)} items, {runner.describe()}")  # type: ignore[attr-defined]
+        console.print(f"[bold]optkit batch[/bold] {plan_file}: {len(items)} items, {runner.describe()}")
         bar = Progress(
             TextColumn("[progress.description]{task.description}"),
             BarColumn(),
@@ -74,12 +74,14 @@ def batch_command(
         def done(outcome) -> None:
             mark = "✓" if outcome.ok else "✗"
             extra = f" {outcome.error}" if outcome.error else ""
-            bar.console.print(f"{mark} {outcome.name}: {outcome.status} ({outcome.seconds:.1f} s){extra}", highlight=False)
+            bar.console.print(
+                f"{mark} {outcome.name}: {outcome.status} ({outcome.seconds:.1f} s){extra}", highlight=False
+            )
             bar.advance(task)
 
         try:
             with bar:
-                result = run_plan(items, runner, force=force, keep_going=keep_going, on_done=done)  # type: ignore[arg-type]
+                result = run_plan(items, runner, force=force, keep_going=keep_going, on_done=done)
         except KeyboardInterrupt as exc:
             stopped: PlanOutcome | None = getattr(exc, "plan_outcome", None)
             if stopped is not None:
@@ -101,7 +103,9 @@ def batch_command(
 
 def nodes_command(
     ray: str | None = typer.Option(
-        None, "--ray", help="list the nodes of the Ray cluster at ADDRESS ('auto', HOST:PORT, 'local'); default: this machine"
+        None,
+        "--ray",
+        help="list the nodes of the Ray cluster at ADDRESS ('auto', HOST:PORT, 'local'); default: this machine",
     ),
     as_json: bool = JsonOpt,
 ) -> None:

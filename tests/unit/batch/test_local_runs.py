@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import write_plan
-
 from optkit.artifact.verify import verify_artifact
 from optkit.batch.plan import load_plan, resolve_items
 from optkit.batch.run import run_plan

@@ -10,9 +10,9 @@ import threading
 import time
 
 import pytest
-from conftest import write_plan
 from typer.testing import CliRunner
 
+from conftest import write_plan
 from optkit.artifact.verify import verify_artifact
 from optkit.batch.plan import load_plan, resolve_items
 from optkit.batch.run import run_plan
