@@ -65,6 +65,13 @@ class RecipeError(OptkitError):
     kind = "recipe error"
 
 
+class PlanError(OptkitError):
+    """The batch plan (``optkit batch PLAN.yaml``) is invalid, or one of its targets cannot be served
+    by any node of the cluster."""
+
+    kind = "plan error"
+
+
 class SourceModelError(OptkitError):
     """The source model is missing, unreadable, corrupt or of an unsupported kind."""
 

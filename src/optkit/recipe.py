@@ -531,9 +531,10 @@ def _line_of(node: Any, loc: tuple) -> int | None:
     return line
 
 
-def _fields_at(loc: tuple) -> list[str] | None:
-    """Valid keys of the model that owns the last element of ``loc`` (None if unknown)."""
-    model: Any = Recipe
+def _fields_at(loc: tuple, root: Any = None) -> list[str] | None:
+    """Valid keys of the model that owns the last element of ``loc`` (None if unknown); ``root`` is
+    the validated model class (default :class:`Recipe`)."""
+    model: Any = root or Recipe
     for part in loc[:-1]:
         if part in PASS_CONFIGS:
             model = PASS_CONFIGS[part]
@@ -554,7 +555,14 @@ def _model_in(annotation: Any) -> Any:
     return None
 
 
-def _describe(exc: ValidationError, where: str, node: Any) -> str:
+def describe_validation_error(exc: ValidationError, where: str, node: Any, root: Any = None) -> str:
+    """One ``; ``-joined line naming each problem of ``exc`` as ``<where> line N: <dotted key>: <problem>``
+    (an unknown key lists the valid keys), for YAML validated as pydantic model ``root`` (default
+    :class:`Recipe`); ``node`` is the composed YAML (``yaml.compose``), for the line numbers."""
+    return _describe(exc, where, node, root)
+
+
+def _describe(exc: ValidationError, where: str, node: Any, root: Any = None) -> str:
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -562,7 +570,7 @@ def _describe(exc: ValidationError, where: str, node: Any) -> str:
         dotted = ".".join(str(p) for p in loc if p not in PASS_TYPES) or "<top>"
         at = f"{where} line {line}" if line else where
         if err["type"] == "extra_forbidden":
-            valid = _fields_at(loc)
+            valid = _fields_at(loc, root)
             msg = f"unknown key '{loc[-1]}'" + (f" (valid: {', '.join(valid)})" if valid else "")
         elif err["type"] == "union_tag_invalid":
             msg = f"unknown pass type {err['input']!r} (valid: {', '.join(PASS_TYPES)})"

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import os
 import platform
+import socket
 import sys
 from functools import lru_cache
 from importlib import metadata
 
-from optkit.records.manifest import CpuRecord, EnvironmentRecord
+from optkit.records.manifest import CpuRecord, EnvironmentRecord, HostRecord
 
 CPU_FLAGS = (
     "avx2",
@@ -71,11 +72,37 @@ def cpu_info() -> CpuRecord:
     return CpuRecord(model=model, logical_cores=os.cpu_count(), flags={f: f in flags for f in CPU_FLAGS})
 
 
+def ray_node_id() -> str | None:
+    """The Ray node id when this process is a Ray worker or driver that has already imported and
+    started Ray (``optkit batch --ray``), else None. Never imports Ray itself."""
+    ray = sys.modules.get("ray")
+    if ray is None:
+        return None
+    try:
+        if not ray.is_initialized():
+            return None
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # a Ray that is shutting down or half-initialised: no node to name
+        return None
+
+
+def host_info() -> HostRecord:
+    """This machine's host name, ONNX Runtime execution providers and Ray node id (if any)."""
+    import onnxruntime
+
+    return HostRecord(
+        hostname=socket.gethostname(),
+        ort_providers=list(onnxruntime.get_available_providers()),
+        ray_node_id=ray_node_id(),
+    )
+
+
 def environment() -> EnvironmentRecord:
-    """Python, platform, package versions and CPU facts."""
+    """Python, platform, package versions, CPU facts and the host that measured."""
     return EnvironmentRecord(
         python=sys.version.split()[0],
         platform=platform.platform(),
         packages=package_versions(),
         cpu=cpu_info(),
+        host=host_info(),
     )

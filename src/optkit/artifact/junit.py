@@ -10,6 +10,7 @@ atomically (temporary sibling renamed into place).
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from optkit.paths import check_writable_file, write_atomic
@@ -28,15 +29,13 @@ def check_junit_path(path: str | Path) -> Path:
     return check_writable_file(path, FLAG)
 
 
-def junit_xml(suite: str, gates: list[GateResult], strict: bool) -> bytes:
-    """The JUnit XML document (UTF-8 bytes) with one ``<testcase>`` per gate of recipe ``suite``;
-    ``strict`` reports skipped gates as failures; an inconclusive speed gate is a failure in both
-    modes (it did not pass), its message says ``inconclusive``."""
+def _suite(suite: str, gates: list[GateResult], strict: bool, name: str | None = None) -> ET.Element:
+    """One ``<testsuite>`` element: a ``<testcase>`` per gate of recipe ``suite`` (see :func:`junit_xml`)."""
     failures = sum(g.blocks(strict) for g in gates)
     skipped = sum(g.status == "skipped" and not strict for g in gates)
     root = ET.Element(
         "testsuite",
-        name=f"optkit {suite}",
+        name=name or f"optkit {suite}",
         tests=str(len(gates)),
         failures=str(failures),
         skipped=str(skipped),
@@ -54,7 +53,71 @@ def junit_xml(suite: str, gates: list[GateResult], strict: bool) -> bytes:
             ET.SubElement(case, "skipped", message=detail)
         else:
             ET.SubElement(case, "system-out").text = detail
+    return root
+
+
+def junit_xml(suite: str, gates: list[GateResult], strict: bool) -> bytes:
+    """The JUnit XML document (UTF-8 bytes) with one ``<testcase>`` per gate of recipe ``suite``;
+    ``strict`` reports skipped gates as failures; an inconclusive speed gate is a failure in both
+    modes (it did not pass), its message says ``inconclusive``."""
+    return ET.tostring(_suite(suite, gates, strict), encoding="utf-8", xml_declaration=True)
+
+
+@dataclass
+class JunitSuite:
+    """One plan item's suite for :func:`junit_suites_xml`.
+
+    Attributes:
+        name: the item's name (the suite is ``optkit <name>``).
+        recipe: the recipe's name (the cases' class names, as ``optkit convert`` writes them).
+        gates: its gates (one case each).
+        strict: skipped gates fail.
+        error: why the item produced no verdict (an ``<error>`` case), or None.
+        note: a line for an item that did not run (up to date: a passing case; cancelled: a skipped
+            case), or None.
+        status: the item's status (``skipped`` = up to date, ``cancelled`` = not run).
+    """
+
+    name: str
+    recipe: str
+    gates: list[GateResult] = field(default_factory=list)
+    strict: bool = False
+    error: str | None = None
+    note: str | None = None
+    status: str = ""
+
+
+def junit_suites_xml(suites: list[JunitSuite]) -> bytes:
+    """A ``<testsuites>`` document with one ``<testsuite>`` per plan item and one ``<testcase>`` per
+    gate (an item that failed before its gates: one ``<error>`` case; up to date: one passing
+    ``artifact`` case; cancelled: one ``<skipped>`` case)."""
+    root = ET.Element("testsuites", name="optkit batch")
+    for spec in suites:
+        element = _suite(spec.recipe, spec.gates, spec.strict, name=f"optkit {spec.name}")
+        if spec.error is not None or spec.note is not None:
+            case = ET.SubElement(element, "testcase", classname=f"optkit.{spec.recipe}.artifact", name=spec.name)
+            element.set("tests", str(int(element.get("tests", "0")) + 1))
+            if spec.error is not None:
+                ET.SubElement(case, "error", message=spec.error, type="error")
+                element.set("errors", "1")
+            elif spec.status == "cancelled":
+                ET.SubElement(case, "skipped", message=spec.note or "")
+                element.set("skipped", str(int(element.get("skipped", "0")) + 1))
+            else:
+                ET.SubElement(case, "system-out").text = spec.note
+        root.append(element)
+    for key in ("tests", "failures", "errors", "skipped"):
+        root.set(key, str(sum(int(s.get(key, "0")) for s in root)))
     return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+def write_junit_suites(path: Path, suites: list[JunitSuite]) -> None:
+    """Write ``path`` (atomically) with :func:`junit_suites_xml`.
+
+    Raises:
+        OutputError: the file cannot be written; ``path`` is then unchanged.
+    """
+    write_atomic(path, junit_suites_xml(suites), FLAG)
 
 
 def write_junit(path: Path, suite: str, gates: list[GateResult], strict: bool) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import typer
 
 from optkit.cli import manifest, recipes
+from optkit.cli.batch import batch_command, nodes_command
 from optkit.cli.convert import convert_command
 from optkit.cli.verify import verify_command
 from optkit.version import __version__
@@ -22,6 +23,8 @@ app = typer.Typer(
 )
 app.command("convert")(convert_command)
 app.command("verify")(verify_command)
+app.command("batch")(batch_command)
+app.command("nodes")(nodes_command)
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(manifest.app, name="manifest")
 

@@ -70,13 +70,24 @@ class CpuRecord(Record):
     flags: dict[str, bool]
 
 
+class HostRecord(Record):
+    """The machine that measured every figure: its host name, the ONNX Runtime execution providers
+    it offers, and the Ray node id when the run was a Ray task (``optkit batch --ray``), else None."""
+
+    hostname: str
+    ort_providers: list[str]
+    ray_node_id: str | None = None
+
+
 class EnvironmentRecord(Record):
-    """Python version, platform string, ``{package: version}`` and the CPU."""
+    """Python version, platform string, ``{package: version}``, the CPU and the host (None in
+    manifests written before the host was recorded)."""
 
     python: str
     platform: str
     packages: dict[str, str]
     cpu: CpuRecord
+    host: HostRecord | None = None
 
 
 class DataRecord(Record):

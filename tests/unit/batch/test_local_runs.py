@@ -1,0 +1,38 @@
+"""Local runs (no Ray): --jobs 2 then --jobs 1, resume skipping up-to-date items, --force."""
+
+from __future__ import annotations
+
+from conftest import write_plan
+from optkit.artifact.verify import verify_artifact
+from optkit.batch.plan import load_plan, resolve_items
+from optkit.batch.run import run_plan
+from optkit.batch.runner_local import LocalRunner
+
+
+def test_jobs_2_then_resume_with_jobs_1(tiny_items, tmp_path):
+    plan_file = write_plan(tmp_path, tiny_items, ["a", "b"])
+    items = resolve_items(load_plan(plan_file), tmp_path)
+    first = run_plan(items, LocalRunner(jobs=2))
+    assert [o.status for o in first.items] == ["approved", "approved"], [o.error for o in first.items]
+    for o in first.items:
+        assert verify_artifact(tmp_path / "out" / o.name).ok
+    again = run_plan(items, LocalRunner(jobs=1))
+    assert [o.status for o in again.items] == ["skipped", "skipped"] and again.approved
+    changed = write_plan(tmp_path, tiny_items, ["a", "b"], extra=None)  # b's recipe changes below
+    text = changed.read_text().replace("name: b", "name: b\n  overrides: {validation.max_samples: 4}")
+    changed.write_text(text)
+    third = run_plan(resolve_items(load_plan(changed), tmp_path), LocalRunner(jobs=1))
+    assert [o.status for o in third.items] == ["skipped", "approved"]
+    forced = run_plan(items[:1], LocalRunner(jobs=1), force=True)
+    assert forced.items[0].status == "approved"
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a", "b"]  # no staging left over
+
+
+def test_failure_stops_the_plan_unless_keep_going(tiny_items, tmp_path):
+    plan_file = write_plan(tmp_path, tiny_items, ["bad", "good"])
+    text = plan_file.read_text().replace("name: bad", "name: bad\n  data: /nonexistent/x.npz")
+    plan_file.write_text(text)
+    items = resolve_items(load_plan(plan_file), tmp_path)
+    stopped = run_plan(items, LocalRunner(jobs=1))
+    assert [o.status for o in stopped.items] == ["error", "cancelled"]
+    assert "data error" in stopped.items[0].error and stopped.items[0].exit_code == 2
