@@ -101,6 +101,9 @@ def throughput_plot(shapes: list[ShapeRecord]) -> str | None:
                     label=name + where,
                 )
         ax.set_xscale("log", base=2)
+        batches = sorted({s.batch_size for g in groups.values() for s in g})
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.minorticks_off()
         ax.set_xlabel("batch size")
         ax.set_ylabel("samples/s")
         ax.legend(frameon=False, fontsize=7)
