@@ -91,8 +91,6 @@ def write_summary(path: Path, manifest: Manifest, artifact: Path | None, report:
     write_atomic(path, text.encode(), SUMMARY_FLAG)
 
 
-
-
 def rerender(folder: Path) -> tuple[str, bool | None]:
     """Re-render an artifact's ``report.html`` from its ``manifest.json`` (the sealed digest is not
     checked here: ``optkit verify`` does that).

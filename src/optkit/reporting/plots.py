@@ -15,13 +15,14 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from optkit.records.manifest import AccuracyRecord, EntityScore, GateRecord, OutputRecord, ShapeRecord
 from optkit.records.search import SearchReport
 
 SOURCE_COLOR, ARTIFACT_COLOR, CHOSEN_COLOR = "#8c8c8c", "#1f77b4", "#d62728"
 
-_RC = {
+_RC: dict[Any, Any] = {
     "svg.hashsalt": "optkit-report",  # element ids from this salt, not from a random uuid
     "svg.fonttype": "path",  # glyphs as paths: no font to fetch or embed
     "font.family": "DejaVu Sans",  # shipped with Matplotlib: the same glyphs on every machine
@@ -129,8 +130,13 @@ def search_plot(search: SearchReport, gates: list[GateRecord]) -> str | None:
                 color=CHOSEN_COLOR if chosen else (ARTIFACT_COLOR if c.passed else SOURCE_COLOR),
                 zorder=3,
             )
-            ax.annotate(str(c.id), (c.latency_ms or 0.0, c.gates[0].value or 0.0), fontsize=7, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                str(c.id),
+                (c.latency_ms or 0.0, c.gates[0].value or 0.0),
+                fontsize=7,
+                xytext=(3, 3),
+                textcoords="offset points",
+            )
         gate = next((g for g in gates if g.name == gate_name), None)
         if gate is not None:
             ax.axhline(gate.threshold, linestyle="--", color=CHOSEN_COLOR, linewidth=1)

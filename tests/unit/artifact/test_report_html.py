@@ -86,7 +86,9 @@ def test_render_is_deterministic_and_escapes_hostile_names(report_runs):
     data = json.loads(manifest.model_dump_json())
     data["source"]["path"] = hostile
     data["gates"][0]["name"] = '<img src=x onerror="alert(2)">'
-    data["accuracy"]["tag_flips"] = [TagFlip(source="--></svg><script>x()</script>", artifact="O", count=2).model_dump()]
+    data["accuracy"]["tag_flips"] = [
+        TagFlip(source="--></svg><script>x()</script>", artifact="O", count=2).model_dump()
+    ]
     page = render_html(Manifest.model_validate(data))
     assert "<script" not in page and "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and 'data-plot="flips"' in page
@@ -115,7 +117,7 @@ def test_error_histogram_bins_zero_tiny_huge_inf_and_drops_nan():
     assert hist["edges"] == ERROR_BIN_EDGES and len(counts) == len(ERROR_BIN_EDGES) - 1
     assert sum(counts) == 6 and counts[0] == 2  # 0 and 2e-10 below the first half decade
     assert counts[1] == 1 and counts[-1] == 2  # 1e-9; 1e6 and inf in the last bin
-    assert counts[ERROR_BIN_EDGES.index(10 ** -0.5)] == 1  # 0.5 in [10^-0.5, 1)
+    assert counts[ERROR_BIN_EDGES.index(10**-0.5)] == 1  # 0.5 in [10^-0.5, 1)
 
 
 def test_tag_flips_count_real_tokens_only_and_name_tags():
@@ -133,3 +135,28 @@ def test_entity_f1_by_type():
     gold = [["B-PER", "O", "B-LOC"]]
     scores = entity_f1_by_type(gold, [["B-PER", "O", "O"]])
     assert scores == {"LOC": (0.0, 1), "PER": (1.0, 1)}
+
+
+def test_convert_result_repr_and_notebook_html(tiny, tmp_path):
+    import optkit
+
+    result = optkit.convert(
+        tiny["pt"],
+        "fp32",
+        output=tmp_path / "o",
+        data=str(tiny["conll"]),
+        overrides={
+            "benchmark.batch_sizes": [1],
+            "benchmark.sequence_lengths": [16],
+            "benchmark.iterations": 3,
+            "benchmark.warmup": 1,
+            "benchmark.gates": [],
+            "validation.gates": [{"metric": "cosine_min", "min": 1.5}],
+        },
+    )
+    text = repr(result)
+    assert text.startswith("ConvertResult(NOT APPROVED, recipe='fp32'") and "blocking: cosine_min >= 1.5" in text
+    assert len(text) < 400 and "output_dir=None" in text
+    fragment = result._repr_html_()
+    assert fragment.startswith('<div class="optkit-report">') and "<html" not in fragment
+    assert "NOT APPROVED" in fragment and 'data-plot="latency"' in fragment and "cosine_min &gt;= 1.5" in fragment
