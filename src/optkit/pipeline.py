@@ -74,7 +74,7 @@ def convert(
     model_code: str | None = None,
 ) -> ConvertResult:
     """Convert a model with a recipe, validate it against its source framework, and emit the
-    approved artifact (``model.onnx``, ``manifest.json``, ``report.md``) when every gate holds.
+    approved artifact (``model.onnx``, ``manifest.json``, ``report.md``, ``report.html``) when every gate holds.
 
     The recipe is resolved here (loaded once, with ``overrides`` and ``data``), then the
     :class:`~optkit.request.ConvertRequest` goes to :func:`run_request`.
@@ -506,11 +506,14 @@ class _Run:
 
     def _emit(self, result: ConvertResult, model, art_runner) -> None:
         from optkit.artifact.report import render_report
+        from optkit.artifact.report_files import write_report_html
 
         with staging(self.out) as tmp:
             written = save_onnx(model, tmp / "model.onnx", self.recipe.artifact.external_data_threshold_mb)
             (tmp / "report.md").write_text(render_report(result))
             names = [p.name for p in written] + ["report.md"]
+            # the page shows the manifest as it is now: every file but itself and the attestation
+            names.append(write_report_html(tmp, self._manifest(result, model, art_runner, file_entries(tmp, names))))
             names.append(write_attestation(tmp, self._manifest(result, model, art_runner, file_entries(tmp, names))))
             text = seal(self._manifest(result, model, art_runner, file_entries(tmp, names)))
             result.manifest = Manifest.model_validate_json(text)

@@ -170,6 +170,31 @@ class ConvertResult:
         if not self.approved:
             raise GateFailed(f"not approved: {'; '.join(self.rejections)}", "see the report's gate table", result=self)
 
+    def __repr__(self) -> str:
+        """One readable line: verdict, recipe, source, gate counts (blocking ones named), folder."""
+        counts: dict[str, int] = {}
+        for gate in self.gates:
+            counts[gate.status] = counts.get(gate.status, 0) + 1
+        tally = ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no gates"
+        blocked = f"; blocking: {', '.join(g.name for g in self.failed_gates)}" if self.failed_gates else ""
+        return (
+            f"ConvertResult({'APPROVED' if self.approved else 'NOT APPROVED'}, recipe={self.recipe.name!r}, "
+            f"source={self.source.path!r}, gates: {tally}{blocked}, output_dir="
+            f"{str(self.output_dir) if self.output_dir else None!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: the compact report (verdict, gates, latency plot, search scatters) from
+        the manifest (see :func:`optkit.reporting.html.render_html`); before the run has finished,
+        the escaped :meth:`__repr__`."""
+        if self.manifest is None:
+            import html
+
+            return f"<pre>{html.escape(repr(self))}</pre>"
+        from optkit.reporting.html import render_html
+
+        return render_html(self.manifest, compact=True)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``--json`` output): ``approved``, ``output_dir``, then the
         manifest's keys."""

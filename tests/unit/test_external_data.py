@@ -40,7 +40,13 @@ def external(tiny, tmp_path_factory):
 
 def test_weights_go_to_model_onnx_data_listed_with_their_sha256(external):
     manifest = json.loads((external / "manifest.json").read_text())
-    assert sorted(manifest["files"]) == ["attestation.intoto.json", "model.onnx", "model.onnx.data", "report.md"]
+    assert sorted(manifest["files"]) == [
+        "attestation.intoto.json",
+        "model.onnx",
+        "model.onnx.data",
+        "report.html",
+        "report.md",
+    ]
     data = external / "model.onnx.data"
     assert manifest["files"]["model.onnx.data"] == {"sha256": sha256_file(data), "bytes": data.stat().st_size}
     assert data.stat().st_size > (external / "model.onnx").stat().st_size / 10  # the weights are there
@@ -72,5 +78,6 @@ def test_python_api_writes_the_same_files(tiny, tmp_path):
         "attestation.intoto.json",
         "model.onnx",
         "model.onnx.data",
+        "report.html",
         "report.md",
     ]

@@ -11,6 +11,7 @@ import typer
 from optkit.cli import manifest, recipes
 from optkit.cli.batch import batch_command, nodes_command
 from optkit.cli.convert import convert_command
+from optkit.cli.report import report_command
 from optkit.cli.verify import verify_command
 from optkit.version import __version__
 
@@ -25,6 +26,7 @@ app.command("convert")(convert_command)
 app.command("verify")(verify_command)
 app.command("batch")(batch_command)
 app.command("nodes")(nodes_command)
+app.command("report")(report_command)
 app.add_typer(recipes.app, name="recipes")
 app.add_typer(manifest.app, name="manifest")
 

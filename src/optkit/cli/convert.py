@@ -94,6 +94,12 @@ def convert_command(
     strict: bool = StrictOpt,
     as_json: bool = JsonOpt,
     junit_xml: Path | None = typer.Option(None, "--junit-xml", help="write one JUnit test case per gate"),
+    report_dir: Path | None = typer.Option(
+        None, "--report-dir", help="also write report.html and report.md here, approved or not (created if missing)"
+    ),
+    summary_md: Path | None = typer.Option(
+        None, "--summary-md", help="write a short Markdown summary (e.g. to $GITHUB_STEP_SUMMARY)"
+    ),
     sign_key: Path | None = typer.Option(None, "--sign-key", help="PEM EC private key: sign the artifact (model.sig)"),
     sign_keyless: bool = typer.Option(False, "--sign-keyless", help="sign with Sigstore (online, OIDC identity)"),
 ) -> None:
@@ -113,6 +119,13 @@ def convert_command(
             from optkit.artifact.junit import check_junit_path
 
             check_junit_path(junit_xml)
+        if report_dir is not None or summary_md is not None:
+            from optkit.artifact.report_files import check_report_dir, check_summary_path
+
+            if report_dir is not None:
+                check_report_dir(report_dir)
+            if summary_md is not None:
+                check_summary_path(summary_md)
         overrides = parse_sets(sets)
         for key, value in (  # the flags win over a --set of the same field
             ("export.opset", opset),
@@ -159,6 +172,16 @@ def convert_command(
                 from optkit.artifact.junit import write_junit
 
                 write_junit(junit_xml, result.recipe.name, result.gates, result.strict)
+            if report_dir is not None or summary_md is not None:
+                from optkit.artifact.report_files import write_report_dir, write_summary
+
+                page = write_report_dir(report_dir, result) if report_dir is not None else None
+                if summary_md is not None:
+                    assert result.manifest is not None  # set before the artifact is published
+                    folder = request.output_dir if result.approved else None
+                    if page is None and folder is not None:
+                        page = folder / "report.html"
+                    write_summary(summary_md, result.manifest, folder, page)
 
         request = ConvertRequest(
             source=source,

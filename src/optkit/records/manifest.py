@@ -136,6 +136,30 @@ class StepEntry(Record):
     skipped: str | None
 
 
+class ErrorHistogram(Record):
+    """Counts of |artifact − source| per element in fixed bins: ``counts[i]`` values fell in
+    ``[edges[i], edges[i+1])`` (see :data:`~optkit.validation.accuracy.ERROR_BIN_EDGES`)."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class TagFlip(Record):
+    """Token classification: how many real tokens' predicted tag went from ``source`` to ``artifact``."""
+
+    source: str
+    artifact: str
+    count: int
+
+
+class EntityScore(Record):
+    """NER, one entity type: source and artifact F1 (0–100 points) against gold, and gold support."""
+
+    source: float
+    artifact: float
+    support: int
+
+
 class OutputRecord(Record):
     """Accuracy figures of one output tensor (see :class:`~optkit.validation.accuracy.OutputComparison`)."""
 
@@ -148,6 +172,7 @@ class OutputRecord(Record):
     cosine_mean: float | None
     argmax_agreement: float | None
     nonfinite: int
+    error_histogram: ErrorHistogram | None = None
 
 
 class Disagreement(Record):
@@ -167,6 +192,8 @@ class AccuracyRecord(Record):
     outputs: list[OutputRecord]
     samples: int
     disagreements: list[Disagreement]
+    tag_flips: list[TagFlip] = []
+    entity_f1: dict[str, EntityScore] = {}
 
 
 class LatencyRecord(Record):
@@ -350,7 +377,9 @@ __all__ = [
     "CpuRecord",
     "DataRecord",
     "Disagreement",
+    "EntityScore",
     "EnvironmentRecord",
+    "ErrorHistogram",
     "Evidence",
     "FileEntry",
     "GateRecord",
@@ -365,4 +394,5 @@ __all__ = [
     "SpeedRecord",
     "StepDetails",
     "StepEntry",
+    "TagFlip",
 ]

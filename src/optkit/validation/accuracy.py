@@ -28,6 +28,11 @@ first two axes match ``attention_mask``):
 * ``nonfinite_outputs``: count of NaN/Inf values in the artifact's outputs.
 * ``entity_f1_source`` / ``entity_f1_artifact``: seqeval entity F1 (0–100 points) against the
   gold tags; ``entity_f1_drop`` = source − artifact, in points.
+
+For the report's plots (not gates): each float output's ``error_histogram`` (counts of |a − s| in
+the fixed half-decade bins :data:`ERROR_BIN_EDGES`), ``tag_flips`` (token classification: which
+predicted tag of the source became which tag of the artifact, on real tokens, with counts) and
+``entity_f1`` (per entity type: source and artifact F1 in points, gold support).
 """
 
 from __future__ import annotations
@@ -40,12 +45,19 @@ from optkit.errors import PassError
 from optkit.io_spec import ModelInfo
 from optkit.runners.base import Feeds
 from optkit.validation.data import ValidationSet
-from optkit.validation.ner import decode_tags, entity_f1
+from optkit.validation.ner import decode_tags, entity_f1, entity_f1_by_type
 from optkit.validation.outputs import match_outputs
 
 #: tasks whose first output is a predicted label per sample (scikit-learn classifiers, outlier
 #: detectors, clusterers), compared by equality; their other outputs are compared as floats
 LABEL_TASKS = frozenset({"classification", "outlier-detection", "clustering"})
+
+#: bin edges of the |artifact − source| histograms: 0, then half decades from 1e-9 to 1e3 (the
+#: last bin also holds larger and infinite differences)
+ERROR_BIN_EDGES: list[float] = [0.0] + [float(10 ** (k / 2)) for k in range(-18, 7)]
+
+#: at most this many distinct (source tag, artifact tag) flips are kept, most frequent first
+MAX_TAG_FLIPS = 30
 
 
 @dataclass
@@ -61,6 +73,8 @@ class OutputComparison:
     cosine_mean: float
     argmax_agreement: float
     nonfinite: int
+    #: ``{"edges": ERROR_BIN_EDGES, "counts": [...]}``: |a − s| per element (NaN left out)
+    error_histogram: dict | None = None
 
 
 @dataclass
@@ -72,6 +86,12 @@ class AccuracyReport:
         unavailable: ``{metric name: reason}`` for metrics that cannot be computed on this data.
         outputs: per-output figures.
         samples: number of validation samples compared.
+        disagreements: label tasks: each sample whose label differs (sample, source, artifact, diff).
+        tag_flips: token classification: ``{"source": tag, "artifact": tag, "count": n}`` per
+            distinct flip of the predicted tag on real tokens (most frequent first, at most
+            :data:`MAX_TAG_FLIPS`).
+        entity_f1: NER with gold tags: ``{type: {"source": F1, "artifact": F1, "support": n}}``,
+            F1 in points (0–100).
     """
 
     metrics: dict[str, float] = field(default_factory=dict)
@@ -79,6 +99,8 @@ class AccuracyReport:
     outputs: list[OutputComparison] = field(default_factory=list)
     samples: int = 0
     disagreements: list[dict] = field(default_factory=list)
+    tag_flips: list[dict] = field(default_factory=list)
+    entity_f1: dict[str, dict] = field(default_factory=dict)
 
 
 def concat_outputs(batches: list[Feeds]) -> Feeds:
@@ -130,6 +152,7 @@ def compare(source: Feeds, artifact: Feeds, vset: ValidationSet, info: ModelInfo
         )
     if info.task == "token-classification":
         report.metrics["tag_agreement"] = primary.argmax_agreement
+        report.tag_flips = tag_flips(pairs[0][0][1], pairs[0][1], mask, info.labels)
         report.unavailable["label_agreement"] = "token classification: use tag_agreement"
     elif info.task == "sequence-classification" or (len(primary.shape) == 2 and primary.shape[-1] > 1):
         report.metrics["label_agreement"] = primary.argmax_agreement
@@ -198,6 +221,56 @@ def _entity_f1(
     f1_src = 100 * entity_f1(vset.gold_tags, decode_tags(src_logits, vset.word_starts, info.labels))
     f1_art = 100 * entity_f1(vset.gold_tags, decode_tags(art_logits, vset.word_starts, info.labels))
     report.metrics.update(entity_f1_source=f1_src, entity_f1_artifact=f1_art, entity_f1_drop=f1_src - f1_art)
+    by_src = entity_f1_by_type(vset.gold_tags, decode_tags(src_logits, vset.word_starts, info.labels))
+    by_art = entity_f1_by_type(vset.gold_tags, decode_tags(art_logits, vset.word_starts, info.labels))
+    report.entity_f1 = {
+        kind: {"source": 100 * f1, "artifact": 100 * by_art.get(kind, (0.0, support))[0], "support": support}
+        for kind, (f1, support) in by_src.items()
+    }
+
+
+def tag_flips(
+    src_logits: np.ndarray, art_logits: np.ndarray, mask: np.ndarray | None, labels: list[str] | None
+) -> list[dict]:
+    """Which predicted tag of the source became which of the artifact, on real tokens.
+
+    Args:
+        src_logits / art_logits: ``(N, L, tags)`` float logits (other shapes: ``[]``).
+        mask: ``(N, L)`` attention mask, or None (every token counts).
+        labels: tag names by index (``id2label``); None or too short: the index as text.
+
+    Returns:
+        ``[{"source": tag, "artifact": tag, "count": n}]``, most frequent first (ties by name), at
+        most :data:`MAX_TAG_FLIPS` entries.
+    """
+    if src_logits.ndim != 3 or src_logits.shape != art_logits.shape:
+        return []
+    src, art = src_logits.argmax(-1), art_logits.argmax(-1)
+    keep = np.ones(src.shape, bool) if mask is None or mask.shape != src.shape else mask.astype(bool)
+    differ = keep & (src != art)
+    names = labels or []
+    counts: dict[tuple[str, str], int] = {}
+    for s_id, a_id in zip(src[differ].tolist(), art[differ].tolist(), strict=True):
+        key = (_tag(names, s_id), _tag(names, a_id))
+        counts[key] = counts.get(key, 0) + 1
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_TAG_FLIPS]
+    return [{"source": s, "artifact": a, "count": n} for (s, a), n in ranked]
+
+
+def _tag(names: list[str], index: int) -> str:
+    return names[index] if 0 <= index < len(names) else str(index)
+
+
+def error_histogram(diff: np.ndarray) -> dict:
+    """Counts of |a − s| (any shape; NaN left out, inf in the last bin) in :data:`ERROR_BIN_EDGES`:
+    ``{"edges": [...], "counts": [...]}`` with ``len(counts) == len(edges) - 1``; a value in
+    ``[edges[i], edges[i+1])`` counts in bin ``i``."""
+    values = np.asarray(diff, np.float64).ravel()
+    values = values[~np.isnan(values)]
+    edges = np.asarray(ERROR_BIN_EDGES)
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    counts = np.bincount(index, minlength=len(edges) - 1)
+    return {"edges": list(ERROR_BIN_EDGES), "counts": [int(c) for c in counts]}
 
 
 def _pooled_cosine(s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> np.ndarray | None:
@@ -246,4 +319,5 @@ def _compare_one(name: str, s: np.ndarray, a: np.ndarray, mask: np.ndarray | Non
         cosine_mean=float(cos.mean()) if cos.size else 1.0,
         argmax_agreement=agree,
         nonfinite=nonfinite,
+        error_histogram=error_histogram(diff),
     )

@@ -22,3 +22,16 @@ def entity_f1(gold: list[list[str]], predicted: list[list[str]]) -> float:
     from seqeval.metrics import f1_score
 
     return float(f1_score(gold, predicted, zero_division=0))
+
+
+def entity_f1_by_type(gold: list[list[str]], predicted: list[list[str]]) -> dict[str, tuple[float, int]]:
+    """``{entity type: (F1 in [0, 1], gold support)}`` (``seqeval.metrics.classification_report``,
+    default mode), sorted by type; the micro/macro/weighted averages are left out."""
+    from seqeval.metrics import classification_report
+
+    table = classification_report(gold, predicted, output_dict=True, zero_division=0)
+    return {
+        kind: (float(row["f1-score"]), int(row["support"]))
+        for kind, row in sorted(table.items())
+        if not kind.endswith(" avg")
+    }

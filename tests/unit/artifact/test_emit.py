@@ -237,7 +237,7 @@ def test_oserror_while_staging_is_one_line_output_error(tmp_path):
     assert _leftovers(tmp_path) == []
 
 
-@pytest.mark.parametrize("failing", ["model.onnx", "report.md"])
+@pytest.mark.parametrize("failing", ["model.onnx", "report.md", "report.html"])
 def test_disk_full_while_writing_the_artifact(tiny, tmp_path, monkeypatch, failing):
     """ENOSPC in the middle of writing model.onnx (onnx.save_model) or report.md: one-line error,
     exit 2, no output folder, no staging folder, no temporary work folder."""
@@ -267,7 +267,7 @@ def test_disk_full_while_writing_the_artifact(tiny, tmp_path, monkeypatch, faili
         return real_save(model, path, *args, **kwargs)
 
     def write_text(self, *args, **kwargs):
-        if failing == "report.md" and self.name == "report.md" and ".tmp-" in str(self):
+        if failing == self.name and failing in ("report.md", "report.html") and ".tmp-" in str(self):
             full(self)
         return real_write(self, *args, **kwargs)
 

@@ -37,7 +37,7 @@ def copy(artifact, tmp_path):
 
 def test_untouched_artifact_verifies(copy):
     result = verify_artifact(copy)
-    assert result.ok and result.checked_files == [ATTESTATION, "model.onnx", "report.md"]
+    assert result.ok and result.checked_files == [ATTESTATION, "model.onnx", "report.html", "report.md"]
     assert result.signature.status == "unsigned"
     cli = runner.invoke(app, ["verify", str(copy)])
     assert cli.exit_code == 0 and "signature: unsigned" in cli.output
