@@ -17,7 +17,7 @@ class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
 
     Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
-    ORT default op types. Only when none of them passes: stage 2 (``op_type_subsets``) leaves out
+    ORT default op types, then one static QDQ candidate per ``static_methods`` entry. Only when none of them passes: stage 2 (``op_type_subsets``) leaves out
     one quantizable op type at a time from the most accurate stage-1 setting, and stage 3
     (``node_fallback``) keeps its most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates
     hold. The fastest passing candidate wins.
@@ -32,6 +32,17 @@ class Int8SearchSpace(StrictModel):
     reduce_range: list[bool] = Field(
         default_factory=lambda: [False, True], min_length=1, description="stage 1: reduce_range settings tried"
     )
+    static_methods: list[Literal["minmax", "percentile", "entropy"]] = Field(
+        default_factory=list,
+        description="static QDQ int8 candidates (quantize_static, per-channel weights) tried beside stage 1, "
+        "one per calibration method; empty = none",
+    )
+    calibration_data: str | None = Field(
+        None,
+        description="data for the static candidates' calibration (.npz/.conll/.txt); null = every other "
+        "validation sample (recorded; those samples are also scored by the gates)",
+    )
+    calibration_samples: int = Field(64, ge=1, description="calibration samples for the static candidates")
     op_type_subsets: bool = Field(True, description="also try leaving out each quantizable op type")
     node_fallback: bool = Field(True, description="keep the most sensitive nodes in fp32 when nothing passes")
     allow_fp32: bool = Field(
