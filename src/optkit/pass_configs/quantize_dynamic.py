@@ -17,8 +17,9 @@ class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
 
     Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
-    ORT default op types, then one static QDQ candidate per ``static_methods`` entry. Only when none of them passes: stage 2 (``op_type_subsets``) leaves out
-    one quantizable op type at a time from the most accurate stage-1 setting, and stage 3
+    ORT default op types, then one static QDQ candidate per ``static_methods`` entry. Only when none
+    of them passes: stage 2 (``op_type_subsets``) leaves out one quantizable op type at a time
+    from the most accurate stage-1 setting, and stage 3
     (``node_fallback``) keeps its most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates
     hold. The fastest passing candidate wins.
     """
