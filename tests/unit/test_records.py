@@ -43,6 +43,7 @@ ROW = {
     "quantizer": "dynamic",
     "calibrate_method": None,
     "calibration": None,
+    "smooth_alpha": None,
 }
 REFERENCE = {
     **ROW,

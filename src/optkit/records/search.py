@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Stage = Literal["fp32 input", "settings", "static", "op types", "fp32 fallback"]
+Stage = Literal["fp32 input", "settings", "smoothed", "static", "op types", "fp32 fallback"]
 """Which stage of the search tried a candidate (see :mod:`optkit.search.int8_search`)."""
 
 Verdict = Literal["chosen", "passed", "failed", "error", "reference"]
@@ -52,6 +52,7 @@ class Candidate(Record):
         seconds: wall time to build and score it (s, 2 decimals); error: why it failed to build/run.
         quantizer: ``dynamic`` (quantize_dynamic) or ``static`` (quantize_static, QDQ); for static:
             calibrate_method (``minmax``/``percentile``/``entropy``) and calibration (which samples).
+        smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``).
     """
 
     id: int
@@ -76,6 +77,7 @@ class Candidate(Record):
     quantizer: Literal["dynamic", "static"] | None = None
     calibrate_method: str | None = None
     calibration: str | None = None
+    smooth_alpha: float | None = None
 
 
 class NodeSensitivityRecord(Record):

@@ -30,6 +30,8 @@ class CandidateRun:
         verdict: ``"chosen"``, ``"passed"``, ``"failed"``, ``"error"`` or ``"reference"``.
         quantizer: ``"dynamic"`` (quantize_dynamic) or ``"static"`` (quantize_static, QDQ, stage
             ``"static"``); calibrate_method / calibration: a static candidate's calibrator and samples.
+        smooth_alpha / source: the SmoothQuant alpha and the smoothed fp32 model quantized (stage
+            ``"smoothed"``; None = the search's input).
     """
 
     id: int
@@ -54,6 +56,8 @@ class CandidateRun:
     quantizer: Literal["dynamic", "static"] = "dynamic"
     calibrate_method: str | None = None
     calibration: str | None = None
+    smooth_alpha: float | None = None
+    source: Path | None = None
 
     @property
     def is_int8(self) -> bool:
@@ -69,6 +73,8 @@ class CandidateRun:
             parts.insert(0, f"static QDQ {self.calibrate_method}")
         if self.reduce_range:
             parts.append("reduce_range")
+        if self.smooth_alpha is not None:
+            parts.append(f"smoothed alpha={self.smooth_alpha:g}")
         if self.op_types is not None:
             parts.append("ops=" + "+".join(self.op_types))
         return ", ".join(parts)
@@ -99,4 +105,5 @@ class CandidateRun:
             quantizer=self.quantizer if self.is_int8 else None,
             calibrate_method=self.calibrate_method,
             calibration=self.calibration,
+            smooth_alpha=self.smooth_alpha,
         )

@@ -6,7 +6,9 @@ Order (deterministic for the same model, data and recipe):
    Runtime's default op types; then ``static``: one static QDQ candidate (``quantize_static``,
    per-channel qint8 weights, quint8 activations) per ``search_space.static_methods`` calibrator,
    calibrated on ``search_space.calibration_data`` or on a deterministic split of the validation
-   samples (every other one, recorded in the row);
+   samples (every other one, recorded in the row). Between the two, when no setting passed:
+   ``smoothed``: the most accurate setting on the model smoothed (SmoothQuant,
+   :mod:`optkit.search.smoothquant`) with each ``search_space.smooth_alphas`` in order, until one passes;
 2. ``op types`` (only when no stage-1 or static candidate passed): the most accurate setting with one
    quantizable op type left in float32 at a time;
 3. ``fp32 fallback`` (only when no stage-1 candidate passed; it runs even when stage 2 found one,
@@ -100,6 +102,8 @@ class _Search:
         self._try(CandidateRun(0, "fp32 input"))
         for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
             self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))
+        if not any(c.passed and c.stage == "settings" for c in self.rows):
+            self._smoothed()
         for method in self.space.static_methods:
             self._try(
                 CandidateRun(
@@ -108,7 +112,7 @@ class _Search:
             )
         types = sorted({op_type_of(n) for n in self.nodes})
         base = self._closest(stage="settings")
-        settled = any(c.passed and c.stage in ("settings", "static") for c in self.rows)
+        settled = any(c.passed and c.stage in ("settings", "smoothed", "static") for c in self.rows)
         if self.space.op_type_subsets and base is not None and len(types) > 1 and not settled:
             for left_out in types:
                 kept = [t for t in types if t != left_out]
@@ -144,7 +148,7 @@ class _Search:
                 assert cand.weight_type is not None  # is_int8
                 cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
                 cand.quantized_ops = quantize(
-                    self.path,
+                    cand.source or self.path,
                     cand.path,
                     cand.weight_type,
                     bool(cand.per_channel),
@@ -176,6 +180,42 @@ class _Search:
         cand.seconds = time.perf_counter() - began
         self.ctx.progress(self._line(cand))
         return cand
+
+    def _smoothed(self) -> None:
+        """The most accurate stage-1 setting on the model smoothed with each alpha, in order, until
+        one passes (same speed as unsmoothed: smoothing changes weights only)."""
+        base = self._closest(stage="settings")
+        if base is None or not self.space.smooth_alphas:
+            return
+        from optkit.search.smoothquant import smooth
+
+        batches = self.ctx.validation.batches(16)
+        for alpha in self.space.smooth_alphas:
+            model = load_onnx(self.path)
+            try:
+                layers = smooth(model, batches, alpha, self.ctx.threads)
+            except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
+                self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+                return
+            done = sum(layer.status == "smoothed" for layer in layers)
+            self.ctx.progress(f"smoothing alpha={alpha:g}: {done} of {len(layers)} layer(s) smoothed")
+            if not done:
+                return  # nothing can absorb a scale: every alpha gives the same model
+            source = self.ctx.output_path(f"smoothed-a{int(round(alpha * 100)):03d}")
+            save_onnx(model, source, self.ctx.external_threshold_mb)
+            cand = self._try(
+                CandidateRun(
+                    len(self.rows),
+                    "smoothed",
+                    base.weight_type,
+                    base.per_channel,
+                    base.reduce_range,
+                    smooth_alpha=alpha,
+                    source=source,
+                )
+            )
+            if cand is None or cand.passed:
+                return
 
     def _calibration_batches(self) -> tuple[list, str]:
         """Calibration batches for the static candidates and where they came from (computed once):
@@ -355,8 +395,12 @@ class _Search:
             "quantizer": chosen.quantizer if chosen.is_int8 else None,
             "calibrate_method": chosen.calibrate_method,
             "calibration": chosen.calibration,
+            "smooth_alpha": chosen.smooth_alpha,
         }
         for cand in self.rows:  # free disk: only the chosen model is needed from here on
+            if cand.source is not None:
+                cand.source.unlink(missing_ok=True)
+                cand.source.with_name(cand.source.name + ".data").unlink(missing_ok=True)
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)
                 cand.path.with_name(cand.path.name + ".data").unlink(missing_ok=True)

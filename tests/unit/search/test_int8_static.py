@@ -126,3 +126,85 @@ def test_calibration_split_takes_every_other_sample_up_to_the_limit():
 def test_calibration_split_of_a_tiny_set_keeps_one_sample(size):
     split, _ = calibration_split({"x": np.zeros((size, 3))}, 64)
     assert len(split["x"]) == 1
+
+
+# ---------------------------------------------------------------------------- smoothing alphas
+def pre_ln_chain():
+    """x (2, 8) -> LayerNorm -> MatMul "a" -> MatMul "b": the LayerNorm can absorb a smoothing scale."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "gamma"),
+        numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "beta"),
+        numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), "w_0"),
+        numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), "w_1"),
+    ]
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], name="ln", axis=-1),
+        helper.make_node("MatMul", ["y", "w_0"], ["h_0"], name="a"),
+        helper.make_node("MatMul", ["h_0", "w_1"], ["h_1"], name="b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("h_1", TensorProto.FLOAT, [2, 8])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def _smoothed_run(tmp_path, rule, model=None, **space):
+    path = save(model or pre_ln_chain(), tmp_path / "in.onnx")
+    evaluator = FakeEvaluator(rule)
+    lines: list[str] = []
+    cfg = config(smooth_alphas=[0.5, 0.75], op_type_subsets=False, node_fallback=False, **space)
+    outcome = search(path, cfg, context(tmp_path, evaluator, lines))
+    return outcome, outcome.search.model_dump(), lines
+
+
+def test_smoothing_alphas_are_tried_in_order_after_a_failing_stage_one_until_one_passes(tmp_path):
+    seen = []
+
+    def rule(view):
+        seen.append(view.id)
+        return (1.0, 20.0) if view.id == 0 else ((0.999, 4.0) if view.id == 3 else (0.9, 4.0))
+
+    outcome, found, lines = _smoothed_run(tmp_path, rule)
+    rows = found["candidates"]
+    assert [(r["stage"], r["smooth_alpha"]) for r in rows] == [
+        ("fp32 input", None),
+        ("settings", None),
+        ("smoothed", 0.5),
+        ("smoothed", 0.75),
+    ]
+    assert rows[3]["settings"] == "qint8, per-channel, smoothed alpha=0.75"
+    assert found["chosen"] == 3 and outcome.details["smooth_alpha"] == 0.75
+    names = {t.name for t in onnx.load(str(outcome.model_path)).graph.initializer}
+    assert "gamma_smooth" in names and "gamma" not in names  # the smoothed model was quantized
+    assert any("smoothing alpha=0.5: 1 of 2 layer(s) smoothed" in line for line in lines)
+    assert not list(tmp_path.glob("*smoothed-a*.onnx"))  # the fp32 smoothed models are not kept
+
+
+def test_a_passing_smoothed_candidate_stops_the_alphas(tmp_path):
+    rule = lambda view: (1.0, 20.0) if view.id == 0 else ((0.999, 4.0) if view.id == 2 else (0.9, 4.0))  # noqa: E731
+    _, found, _ = _smoothed_run(tmp_path, rule)
+    assert [r["smooth_alpha"] for r in found["candidates"] if r["stage"] == "smoothed"] == [0.5]
+
+
+def test_no_smoothing_when_a_stage_one_setting_passes_or_nothing_can_absorb(tmp_path):
+    passes = lambda view: (0.999, 4.0)  # noqa: E731
+    _, found, _ = _smoothed_run(tmp_path / "passes", passes)
+    assert "smoothed" not in {r["stage"] for r in found["candidates"]}
+    fails = lambda view: (1.0, 20.0) if view.id == 0 else (0.9, 4.0)  # noqa: E731
+    _, found, lines = _smoothed_run(tmp_path / "chain", fails, model=chain(["a", "b"]))
+    assert "smoothed" not in {r["stage"] for r in found["candidates"]}
+    assert any("0 of 2 layer(s) smoothed" in line for line in lines)
+
+
+def test_a_smoothing_alpha_outside_zero_one_is_refused():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="alpha must be in"):
+        config(smooth_alphas=[0.5, 1.2])
