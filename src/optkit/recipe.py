@@ -31,6 +31,7 @@ from optkit.pass_configs import Int8SearchSpace as Int8SearchSpace
 from optkit.pass_configs import QuantizeDynamicPass as QuantizeDynamicPass
 from optkit.pass_configs import QuantizeStaticPass as QuantizeStaticPass
 from optkit.pass_configs import SimplifyPass as SimplifyPass
+from optkit.pass_configs import SmoothPass as SmoothPass
 from optkit.strict import StrictModel
 
 BUILTIN_PACKAGE = "optkit.builtin_recipes"

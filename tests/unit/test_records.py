@@ -40,8 +40,19 @@ ROW = {
     "seconds": 0.25,
     "error": None,
     "verdict": "chosen",
+    "quantizer": "dynamic",
+    "calibrate_method": None,
+    "calibration": None,
+    "smooth_alpha": None,
 }
-REFERENCE = {**ROW, "id": 0, "stage": "fp32 input", "settings": "fp32 (no quantization)", "verdict": "reference"}
+REFERENCE = {
+    **ROW,
+    "id": 0,
+    "stage": "fp32 input",
+    "settings": "fp32 (no quantization)",
+    "verdict": "reference",
+    "quantizer": None,
+}
 
 
 def report(**changes) -> SearchReport:

@@ -19,12 +19,14 @@ from optkit.pass_configs.fuse import FusePass
 from optkit.pass_configs.quantize_dynamic import Int8SearchSpace, QuantizeDynamicPass
 from optkit.pass_configs.quantize_static import QuantizeStaticPass
 from optkit.pass_configs.simplify import SimplifyPass
+from optkit.pass_configs.smooth import SmoothPass
 from optkit.strict import StrictModel
 
 # In the order error messages, the schema and the docs list them.
 PASS_CLASSES: tuple[type[StrictModel], ...] = (
     SimplifyPass,
     FusePass,
+    SmoothPass,
     QuantizeDynamicPass,
     QuantizeStaticPass,
     Fp16Pass,
@@ -44,7 +46,8 @@ PASS_RUNNERS: dict[str, str] = {
 }
 if TYPE_CHECKING:  # mypy cannot unpack a runtime tuple: the same classes as PASS_CLASSES, spelled out
     PassConfig = Annotated[
-        SimplifyPass | FusePass | QuantizeDynamicPass | QuantizeStaticPass | Fp16Pass, Field(discriminator="type")
+        SimplifyPass | FusePass | SmoothPass | QuantizeDynamicPass | QuantizeStaticPass | Fp16Pass,
+        Field(discriminator="type"),
     ]
 else:
     PassConfig = Annotated[Union[PASS_CLASSES], Field(discriminator="type")]  # noqa: UP007 (Union of a runtime tuple)
@@ -62,4 +65,5 @@ __all__ = [
     "QuantizeDynamicPass",
     "QuantizeStaticPass",
     "SimplifyPass",
+    "SmoothPass",
 ]

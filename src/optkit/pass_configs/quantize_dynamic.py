@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from optkit.strict import StrictModel
 
@@ -17,8 +17,11 @@ class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
 
     Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
-    ORT default op types. Only when none of them passes: stage 2 (``op_type_subsets``) leaves out
-    one quantizable op type at a time from the most accurate stage-1 setting, and stage 3
+    ORT default op types, then (when none passed) the most accurate of them on the model smoothed
+    with each of ``smooth_alphas`` until one passes, then one static QDQ candidate per
+    ``static_methods`` entry. Only when none
+    of them passes: stage 2 (``op_type_subsets``) leaves out one quantizable op type at a time
+    from the most accurate stage-1 setting, and stage 3
     (``node_fallback``) keeps its most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates
     hold. The fastest passing candidate wins.
     """
@@ -32,6 +35,30 @@ class Int8SearchSpace(StrictModel):
     reduce_range: list[bool] = Field(
         default_factory=lambda: [False, True], min_length=1, description="stage 1: reduce_range settings tried"
     )
+    smooth_alphas: list[float] = Field(
+        default_factory=list,
+        description="when no stage-1 setting passes: SmoothQuant alphas tried (each in [0, 1], e.g. [0.5, 0.75]) "
+        "with the most accurate stage-1 setting, until one passes; empty = none",
+    )
+    static_methods: list[Literal["minmax", "percentile", "entropy"]] = Field(
+        default_factory=list,
+        description="static QDQ int8 candidates (quantize_static, per-channel weights) tried beside stage 1, "
+        "one per calibration method; empty = none",
+    )
+    calibration_data: str | None = Field(
+        None,
+        description="data for the static candidates' calibration (.npz/.conll/.txt); null = every other "
+        "validation sample (recorded; those samples are also scored by the gates)",
+    )
+    calibration_samples: int = Field(64, ge=1, description="calibration samples for the static candidates")
+
+    @field_validator("smooth_alphas")
+    @classmethod
+    def _alphas_in_range(cls, alphas: list[float]) -> list[float]:
+        if any(not 0 <= a <= 1 for a in alphas):
+            raise ValueError(f"every smoothing alpha must be in [0, 1], got {alphas}")
+        return alphas
+
     op_type_subsets: bool = Field(True, description="also try leaving out each quantizable op type")
     node_fallback: bool = Field(True, description="keep the most sensitive nodes in fp32 when nothing passes")
     allow_fp32: bool = Field(

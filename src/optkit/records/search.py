@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Stage = Literal["fp32 input", "settings", "op types", "fp32 fallback"]
+Stage = Literal["fp32 input", "settings", "smoothed", "static", "op types", "fp32 fallback"]
 """Which stage of the search tried a candidate (see :mod:`optkit.search.int8_search`)."""
 
 Verdict = Literal["chosen", "passed", "failed", "error", "reference"]
@@ -50,6 +50,9 @@ class Candidate(Record):
         passed: every accuracy gate held; margin: worst normalised gate margin (None when infinite).
         latency_ms / best_ms: p50 and fastest call at the gated shape (ms); size_mb: MB (10^6 bytes).
         seconds: wall time to build and score it (s, 2 decimals); error: why it failed to build/run.
+        quantizer: ``dynamic`` (quantize_dynamic) or ``static`` (quantize_static, QDQ); for static:
+            calibrate_method (``minmax``/``percentile``/``entropy``) and calibration (which samples).
+        smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``).
     """
 
     id: int
@@ -71,6 +74,10 @@ class Candidate(Record):
     seconds: float
     error: str | None
     verdict: Verdict
+    quantizer: Literal["dynamic", "static"] | None = None
+    calibrate_method: str | None = None
+    calibration: str | None = None
+    smooth_alpha: float | None = None
 
 
 class NodeSensitivityRecord(Record):

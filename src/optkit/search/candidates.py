@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from optkit.records.search import Candidate, CandidateGate, Stage, Verdict
 
@@ -16,7 +17,7 @@ class CandidateRun:
 
     Attributes:
         id: position in search order (0 = the fp32 input, for reference).
-        stage: ``"fp32 input"``, ``"settings"``, ``"op types"`` or ``"fp32 fallback"``.
+        stage: ``"fp32 input"``, ``"settings"``, ``"static"``, ``"op types"`` or ``"fp32 fallback"``.
         weight_type / per_channel / reduce_range / op_types: the ``quantize_dynamic`` settings
             (``op_types`` None = ONNX Runtime's default list).
         fp32_nodes: nodes kept in float32 (``nodes_to_exclude``).
@@ -27,6 +28,10 @@ class CandidateRun:
             ranks by); size_mb: model size on disk (MB = 10^6 bytes).
         seconds: wall time to build and score it; error: why it could not be built or run.
         verdict: ``"chosen"``, ``"passed"``, ``"failed"``, ``"error"`` or ``"reference"``.
+        quantizer: ``"dynamic"`` (quantize_dynamic) or ``"static"`` (quantize_static, QDQ, stage
+            ``"static"``); calibrate_method / calibration: a static candidate's calibrator and samples.
+        smooth_alpha / source: the SmoothQuant alpha and the smoothed fp32 model quantized (stage
+            ``"smoothed"``; None = the search's input).
     """
 
     id: int
@@ -48,6 +53,11 @@ class CandidateRun:
     error: str | None = None
     verdict: Verdict = "failed"
     path: Path | None = None
+    quantizer: Literal["dynamic", "static"] = "dynamic"
+    calibrate_method: str | None = None
+    calibration: str | None = None
+    smooth_alpha: float | None = None
+    source: Path | None = None
 
     @property
     def is_int8(self) -> bool:
@@ -59,8 +69,12 @@ class CandidateRun:
         if not self.is_int8:
             return "fp32 (no quantization)"
         parts = [str(self.weight_type), "per-channel" if self.per_channel else "per-tensor"]
+        if self.quantizer == "static":
+            parts.insert(0, f"static QDQ {self.calibrate_method}")
         if self.reduce_range:
             parts.append("reduce_range")
+        if self.smooth_alpha is not None:
+            parts.append(f"smoothed alpha={self.smooth_alpha:g}")
         if self.op_types is not None:
             parts.append("ops=" + "+".join(self.op_types))
         return ", ".join(parts)
@@ -88,4 +102,8 @@ class CandidateRun:
             seconds=round(self.seconds, 2),
             error=self.error,
             verdict=self.verdict,
+            quantizer=self.quantizer if self.is_int8 else None,
+            calibrate_method=self.calibrate_method,
+            calibration=self.calibration,
+            smooth_alpha=self.smooth_alpha,
         )

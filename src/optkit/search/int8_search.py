@@ -3,8 +3,13 @@
 Order (deterministic for the same model, data and recipe):
 
 1. ``settings``: every ``weight_type × per_channel × reduce_range`` of the search space, on ONNX
-   Runtime's default op types;
-2. ``op types`` (only when no stage-1 candidate passed): the most accurate setting with one
+   Runtime's default op types; then ``static``: one static QDQ candidate (``quantize_static``,
+   per-channel qint8 weights, quint8 activations) per ``search_space.static_methods`` calibrator,
+   calibrated on ``search_space.calibration_data`` or on a deterministic split of the validation
+   samples (every other one, recorded in the row). Between the two, when no setting passed:
+   ``smoothed``: the most accurate setting on the model smoothed (SmoothQuant,
+   :mod:`optkit.search.smoothquant`) with each ``search_space.smooth_alphas`` in order, until one passes;
+2. ``op types`` (only when no stage-1 or static candidate passed): the most accurate setting with one
    quantizable op type left in float32 at a time;
 3. ``fp32 fallback`` (only when no stage-1 candidate passed; it runs even when stage 2 found one,
    because a whole op type in float32 is usually slower than a few nodes): the nodes of the most
@@ -38,6 +43,7 @@ from optkit.records.figures import Figure
 from optkit.records.search import CandidateGate, NodeSensitivityRecord, SearchReport
 from optkit.search.candidates import CandidateRun
 from optkit.search.ort_quantize import quantize
+from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.speed import size_on_disk_mb
 
@@ -74,6 +80,7 @@ class _Search:
         self.rows: list[CandidateRun] = []
         self.exhausted = False
         self.ranking: list[NodeSensitivity] = []
+        self._calibration: tuple[list, str] | None = None
 
     def _named_copy(self, model_path: Path) -> Path:
         """Node names are how nodes are kept in fp32: give unnamed/duplicate nodes stable names."""
@@ -95,9 +102,17 @@ class _Search:
         self._try(CandidateRun(0, "fp32 input"))
         for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
             self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))
+        if not any(c.passed and c.stage == "settings" for c in self.rows):
+            self._smoothed()
+        for method in self.space.static_methods:
+            self._try(
+                CandidateRun(
+                    len(self.rows), "static", "qint8", True, False, quantizer="static", calibrate_method=method
+                )
+            )
         types = sorted({op_type_of(n) for n in self.nodes})
         base = self._closest(stage="settings")
-        settled = any(c.passed and c.stage == "settings" for c in self.rows)
+        settled = any(c.passed and c.stage in ("settings", "smoothed", "static") for c in self.rows)
         if self.space.op_type_subsets and base is not None and len(types) > 1 and not settled:
             for left_out in types:
                 kept = [t for t in types if t != left_out]
@@ -123,11 +138,17 @@ class _Search:
         began = time.perf_counter()
         self.rows.append(cand)
         try:
-            if cand.is_int8:
+            if cand.quantizer == "static":
+                batches, cand.calibration = self._calibration_batches()
+                cand.path = self.ctx.output_path(f"quantize-static-c{cand.id:02d}")
+                cand.quantized_ops = quantize_static_qdq(
+                    self.path, cand.path, batches, str(cand.calibrate_method), True, None, []
+                )
+            elif cand.is_int8:
                 assert cand.weight_type is not None  # is_int8
                 cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
                 cand.quantized_ops = quantize(
-                    self.path,
+                    cand.source or self.path,
                     cand.path,
                     cand.weight_type,
                     bool(cand.per_channel),
@@ -159,6 +180,61 @@ class _Search:
         cand.seconds = time.perf_counter() - began
         self.ctx.progress(self._line(cand))
         return cand
+
+    def _smoothed(self) -> None:
+        """The most accurate stage-1 setting on the model smoothed with each alpha, in order, until
+        one passes (same speed as unsmoothed: smoothing changes weights only)."""
+        base = self._closest(stage="settings")
+        if base is None or not self.space.smooth_alphas:
+            return
+        from optkit.search.smoothquant import smooth
+
+        batches = self.ctx.validation.batches(16)
+        for alpha in self.space.smooth_alphas:
+            model = load_onnx(self.path)
+            try:
+                layers = smooth(model, batches, alpha, self.ctx.threads)
+            except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
+                self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+                return
+            done = sum(layer.status == "smoothed" for layer in layers)
+            self.ctx.progress(f"smoothing alpha={alpha:g}: {done} of {len(layers)} layer(s) smoothed")
+            if not done:
+                return  # nothing can absorb a scale: every alpha gives the same model
+            source = self.ctx.output_path(f"smoothed-a{int(round(alpha * 100)):03d}")
+            save_onnx(model, source, self.ctx.external_threshold_mb)
+            cand = self._try(
+                CandidateRun(
+                    len(self.rows),
+                    "smoothed",
+                    base.weight_type,
+                    base.per_channel,
+                    base.reduce_range,
+                    smooth_alpha=alpha,
+                    source=source,
+                )
+            )
+            if cand is None or cand.passed:
+                return
+
+    def _calibration_batches(self) -> tuple[list, str]:
+        """Calibration batches for the static candidates and where they came from (computed once):
+        ``search_space.calibration_data``, else every other validation sample (0, 2, 4, …, at most
+        ``calibration_samples``), so the same split is used by every static candidate and run."""
+        if self._calibration is None:
+            samples = self.space.calibration_samples
+            if self.space.calibration_data:
+                from optkit.validation.data import load_validation_set
+
+                feeds = load_validation_set(self.space.calibration_data, self.ctx.info, samples, 128).feeds
+                size = len(next(iter(feeds.values())))
+                source = f"{self.space.calibration_data} ({size} samples)"
+            else:
+                feeds, source = calibration_split(self.ctx.validation.feeds, samples)
+            size = len(next(iter(feeds.values())))
+            batches = [{k: v[i : i + 16] for k, v in feeds.items()} for i in range(0, size, 16)]
+            self._calibration = (batches, source)
+        return self._calibration
 
     def _line(self, cand: CandidateRun) -> str:
         kept = f", {len(cand.fp32_nodes)} node(s) in fp32" if cand.fp32_nodes else ""
@@ -271,6 +347,11 @@ class _Search:
                 "no int8 candidate met the accuracy gates; search_space.allow_fp32 kept the model in "
                 "float32 (not quantized)"
             )
+        elif chosen.quantizer == "static" and not self.space.calibration_data:
+            warnings.append(
+                f"the chosen static int8 candidate was calibrated on {chosen.calibration}, which the "
+                "accuracy gates score too (optimistic); set search_space.calibration_data to a separate split"
+            )
         elif not chosen.quantized_ops:
             warnings.append("the chosen candidate has no quantized node: this model has nothing int8 can speed up")
         if not met:
@@ -311,13 +392,39 @@ class _Search:
             "nodes_to_exclude": chosen.fp32_nodes,
             "quantized_ops": chosen.quantized_ops,
             "candidates": len(self.rows) - 1,
+            "quantizer": chosen.quantizer if chosen.is_int8 else None,
+            "calibrate_method": chosen.calibrate_method,
+            "calibration": chosen.calibration,
+            "smooth_alpha": chosen.smooth_alpha,
         }
         for cand in self.rows:  # free disk: only the chosen model is needed from here on
+            if cand.source is not None:
+                cand.source.unlink(missing_ok=True)
+                cand.source.with_name(cand.source.name + ".data").unlink(missing_ok=True)
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)
                 cand.path.with_name(cand.path.name + ".data").unlink(missing_ok=True)
         assert chosen.path is not None  # every candidate that can be chosen was written
         return PassOutcome(chosen.path, details, warnings, search=search)
+
+
+def calibration_split(feeds: dict, samples: int) -> tuple[dict, str]:
+    """The static candidates' calibration samples taken from the validation inputs: every other
+    sample (indices 0, 2, 4, …), at most ``samples`` of them, so at least half of the validation
+    set was never calibrated on; deterministic (no random draw).
+
+    Args:
+        feeds: ``{input: (N, ...) array}``, the validation inputs.
+        samples: the most calibration samples to take.
+
+    Returns:
+        The calibration feeds and the description recorded in the row, e.g.
+        ``validation samples 0, 2, …, 62 (32 of 64)``.
+    """
+    size = len(next(iter(feeds.values())))
+    indices = list(range(0, size, 2))[:samples]
+    shown = ", ".join(str(i) for i in indices) if len(indices) <= 4 else f"{indices[0]}, {indices[1]}, …, {indices[-1]}"
+    return {k: v[indices] for k, v in feeds.items()}, f"validation samples {shown} ({len(indices)} of {size})"
 
 
 def _best_ms(cand: CandidateRun) -> float:
@@ -331,4 +438,4 @@ def _shape(feeds: dict) -> str:
     return "×".join(str(d) for d in first.shape)
 
 
-__all__ = ["search"]
+__all__ = ["calibration_split", "search"]

@@ -62,6 +62,7 @@ class View:
         int8: names of the MatMul nodes quantized (``MatMulInteger`` named ``<name>_quant``).
         weight_type: ``"qint8"`` / ``"quint8"`` from the quantized weights' dtype, None for fp32.
         per_channel: one weight scale per output channel (None for fp32).
+        static: a static QDQ candidate (it holds DequantizeLinear nodes; its MatMuls stay MatMul).
     """
 
     id: int
@@ -69,6 +70,7 @@ class View:
     int8: set[str]
     weight_type: str | None
     per_channel: bool | None
+    static: bool = False
 
 
 def read_view(path: Path) -> View:
@@ -88,6 +90,7 @@ def read_view(path: Path) -> View:
         {n.name.removesuffix("_quant") for n in integer},
         weight_type,
         per_channel,
+        any(n.op_type == "DequantizeLinear" for n in model.graph.node),
     )
 
 
@@ -144,7 +147,10 @@ class FakeClock:
 
 
 class FakeValidation:
-    """``ctx.validation``: only ``batches`` is used by the search (for the sensitivity ranking)."""
+    """``ctx.validation``: ``batches`` (the sensitivity ranking) and ``feeds`` (4 samples: the static
+    candidates calibrate on samples 0 and 2, one batch of the chain's fixed 2 rows)."""
+
+    feeds = {"x": np.linspace(-1, 1, 32, dtype=np.float32).reshape(4, 8)}
 
     def batches(self, size: int) -> list[dict[str, np.ndarray]]:
         return [{"x": np.linspace(-1, 1, 16, dtype=np.float32).reshape(2, 8)}]

@@ -1,0 +1,309 @@
+"""SmoothQuant (Xiao et al. 2023, "SmoothQuant: Accurate and Efficient Post-Training Quantization for
+Large Language Models", arXiv:2211.10438, eq. 4): an exact fp32 rewrite that moves activation outliers
+into the weights so that int8 quantization of the activations loses less.
+
+For an activation ``X`` (``(..., K)``) feeding MatMuls ``Y_i = X @ W_i`` (``W_i``: ``(K, N_i)``), the
+per-channel scale ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (``max|W_j|`` over row ``j`` of
+every ``W_i``) gives ``Y_i = (X / s) @ (diag(s) W_i)``: the producer of ``X`` is divided by ``s``
+and the rows of every ``W_i`` multiplied by it. A producer can absorb the division when it is
+
+* a LayerNormalization / SkipLayerNormalization / (Skip)SimplifiedLayerNormalization /
+  EmbedLayerNormalization (its normalised output 0): gamma and beta (when present) are divided;
+* a fused ``Attention`` (com.microsoft), whose output is ``softmax(Q K^T) V`` per head, linear in
+  ``V = X W_v + b_v``: the V columns of its packed weight and bias are divided (the attention output
+  projection is smoothed this way, exactly).
+
+Consumers are ``MatMul`` (weight = input 1, an initializer ``(K, N)``) and the fused ``Attention``
+(its packed QKV weight, input 1, ``(K, Q+K+V)``: rows scaled), so ORT's fused operators stay as they
+are and ``quantize-dynamic`` still makes QAttention of them. When ``X`` also feeds anything else (a
+residual Add, the next SkipLayerNormalization's skip input, a graph output) nothing can absorb the
+scale for that consumer and the layer is left unsmoothed, with the reason recorded. In a post-LN
+BERT every LayerNorm output feeds the residual, so only the attention output projections are
+smoothed there; a pre-LN graph (LN output only into QKV and FC1) gets its LayerNorms smoothed too.
+
+Per-channel ``max|X_j|`` is measured by running the fp32 model with ONNX Runtime on real inputs,
+with every smoothable ``X`` added as a graph output.
+
+Used by the ``smooth`` pass (:mod:`optkit.passes.smooth`) and meant for the int8 search (``alpha`` as
+a search dimension), so it lives in search/ and imports no pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from optkit.runners.base import Feeds
+
+#: producer op type -> (gamma input index, beta input index or None); output 0 is the normalised one
+NORM_PARAMS: dict[str, tuple[int, int | None]] = {
+    "LayerNormalization": (1, 2),
+    "SkipLayerNormalization": (2, 3),
+    "SimplifiedLayerNormalization": (1, None),
+    "SkipSimplifiedLayerNormalization": (2, None),
+    "EmbedLayerNormalization": (5, 6),
+}
+#: consumers whose input 1 is a MatMul-like ``(K, N)`` weight applied to input 0
+CONSUMERS = ("MatMul", "Attention")
+
+
+@dataclass
+class Layer:
+    """One activation considered for smoothing.
+
+    Attributes:
+        tensor: the activation ``X``'s name; producer / producer_op: the node writing it.
+        consumers: names of the MatMul / Attention nodes reading it as input 0.
+        status: ``"smoothed"`` or ``"skipped"``; reason: why it was skipped (None when smoothed).
+        max_scale / min_scale: the largest and smallest ``s_j`` applied (None when skipped).
+    """
+
+    tensor: str
+    producer: str | None
+    producer_op: str | None
+    consumers: list[str]
+    status: str = "skipped"
+    reason: str | None = None
+    max_scale: float | None = None
+    min_scale: float | None = None
+
+    def record(self) -> dict[str, str | float | list[str] | None]:
+        """The layer as JSON values, for the step details."""
+        return {
+            "tensor": self.tensor,
+            "producer": self.producer_op,
+            "consumers": self.consumers,
+            "status": self.status,
+            "reason": self.reason,
+            "max_scale": None if self.max_scale is None else round(self.max_scale, 4),
+            "min_scale": None if self.min_scale is None else round(self.min_scale, 4),
+        }
+
+
+@dataclass
+class _Plan:
+    layer: Layer
+    producer: onnx.NodeProto | None = None
+    consumers: list[onnx.NodeProto] = field(default_factory=list)
+
+
+def plan(model: onnx.ModelProto) -> list[_Plan]:
+    """Every activation read (as input 0) by a MatMul/Attention with a constant weight, in graph
+    order, each either smoothable (``reason`` None) or with the reason it is not."""
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    producers = {out: node for node in graph.node for out in node.output if out}
+    readers: dict[str, list[tuple[onnx.NodeProto, int]]] = {}
+    for node in graph.node:
+        for index, name in enumerate(node.input):
+            readers.setdefault(name, []).append((node, index))
+    outputs = {o.name for o in graph.output}
+    plans: dict[str, _Plan] = {}
+    for node in graph.node:
+        if node.domain not in ("", "ai.onnx", "com.microsoft") or node.op_type not in CONSUMERS:
+            continue
+        if len(node.input) < 2 or node.input[1] not in inits or len(inits[node.input[1]].dims) != 2:
+            continue
+        x = node.input[0]
+        if x not in plans:
+            producer = producers.get(x)
+            layer = Layer(x, producer.name if producer else None, producer.op_type if producer else None, [])
+            plans[x] = _Plan(layer, producer)
+        plans[x].consumers.append(node)
+        plans[x].layer.consumers.append(node.name)
+    for x, item in plans.items():
+        item.layer.reason = _why_not(x, item, readers.get(x, []), outputs, inits)
+    return list(plans.values())
+
+
+def _why_not(
+    x: str,
+    item: _Plan,
+    readers: list[tuple[onnx.NodeProto, int]],
+    outputs: set[str],
+    inits: dict[str, onnx.TensorProto],
+) -> str | None:
+    producer = item.producer
+    if producer is None:
+        return "a graph input or initializer: no node can absorb the scale"
+    if x in outputs:
+        return "also a graph output: dividing it would change the model's output"
+    others = sorted({f"{n.op_type} input {i}" for n, i in readers if n not in item.consumers or i != 0})
+    if others:
+        return f"also feeds {', '.join(others)} (e.g. a residual): nothing can absorb the scale there"
+    if list(producer.output).index(x) != 0:
+        return f"output {list(producer.output).index(x)} of {producer.op_type}, not its normalised output"
+    width = {int(inits[c.input[1]].dims[0]) for c in item.consumers}
+    if len(width) != 1:
+        return f"consumers disagree on the channel count ({sorted(width)})"
+    (channels,) = width
+    if producer.op_type in NORM_PARAMS:
+        gamma, beta = NORM_PARAMS[producer.op_type]
+        params = [gamma] + ([beta] if beta is not None and len(producer.input) > beta and producer.input[beta] else [])
+        for index in params:
+            name = producer.input[index] if len(producer.input) > index else ""
+            if name not in inits:
+                return f"{producer.op_type} input {index} is not a constant"
+            if int(np.prod(inits[name].dims)) != channels:
+                return f"{producer.op_type} gamma/beta size {list(inits[name].dims)} is not the {channels} channels"
+        if producer.op_type == "LayerNormalization" and _attr(producer, "axis", -1) != -1:
+            return "LayerNormalization over an axis other than the last (axis != -1)"
+        return None
+    if producer.op_type == "Attention" and producer.domain == "com.microsoft":
+        if any(out for out in list(producer.output)[1:]):
+            return "Attention with a present (key/value cache) output: V is reused elsewhere"
+        if len(producer.input) < 2 or producer.input[1] not in inits:
+            return "Attention weight is not a constant"
+        v = _v_size(producer, inits)
+        if v != channels:
+            return f"Attention V size {v} is not the consumers' {channels} channels"
+        if len(producer.input) > 2 and producer.input[2] and producer.input[2] not in inits:
+            return "Attention bias is not a constant"
+        return None
+    return f"produced by {producer.op_type}, which cannot absorb a per-channel scale"
+
+
+def _attr(node: onnx.NodeProto, name: str, default: int) -> int:
+    for attribute in node.attribute:
+        if attribute.name == name:
+            return int(onnx.helper.get_attribute_value(attribute))
+    return default
+
+
+def _v_size(node: onnx.NodeProto, inits: dict[str, onnx.TensorProto]) -> int:
+    """The V width of a fused Attention: the last of ``qkv_hidden_sizes``, else a third of the packed weight."""
+    for attribute in node.attribute:
+        if attribute.name == "qkv_hidden_sizes":
+            return int(list(attribute.ints)[-1])
+    return int(inits[node.input[1]].dims[1]) // 3
+
+
+def activation_max(
+    model: onnx.ModelProto, tensors: list[str], batches: Iterable[Feeds], threads: int
+) -> dict[str, np.ndarray]:
+    """Per-channel ``max |X_j|`` of each tensor over every element of every batch.
+
+    Args:
+        model: the fp32 model (not modified; a copy gets the tensors as extra graph outputs).
+        tensors: activation names, each ``(..., K)`` float32.
+        batches: model inputs (cast to the graph's input dtypes; inputs the graph lacks are dropped).
+        threads: ONNX Runtime intra-op threads.
+
+    Returns:
+        ``{tensor: (K,) float64}``.
+
+    Raises:
+        onnxruntime errors propagate (the pass turns them into a PassError).
+    """
+    import onnxruntime as ort
+
+    probe = onnx.ModelProto()
+    probe.CopyFrom(model)
+    for name in tensors:
+        probe.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    dtypes = {i.name: onnx.helper.tensor_dtype_to_np_dtype(i.type.tensor_type.elem_type) for i in model.graph.input}
+    found: dict[str, np.ndarray] = {}
+    for batch in batches:
+        feeds = {k: np.ascontiguousarray(v, dtype=dtypes[k]) for k, v in batch.items() if k in dtypes}
+        values = session.run(tensors, feeds)
+        for name, value in zip(tensors, values, strict=True):
+            peak = np.abs(np.asarray(value, np.float64)).reshape(-1, value.shape[-1]).max(axis=0)
+            found[name] = np.maximum(found[name], peak) if name in found else peak
+    return found
+
+
+def smooth(
+    model: onnx.ModelProto,
+    batches: Iterable[Feeds],
+    alpha: float,
+    threads: int = 2,
+    min_scale: float = 1e-4,
+) -> list[Layer]:
+    """Smooth ``model`` in place; returns every considered layer, smoothed or skipped (with why).
+
+    Args:
+        model: an fp32 ONNX model, ideally fused (``fuse`` pass) so LayerNorms and Attention are ops.
+        batches: real inputs for the activation ranges (``{input: (B, S) array}`` per batch).
+        alpha: migration strength in [0, 1] (0.5 in the paper for most models).
+        threads: ONNX Runtime intra-op threads for the activation run.
+        min_scale: scales are clipped to ``[min_scale, 1 / min_scale]``; a channel whose activation
+            or weight maximum is 0 gets scale 1.
+
+    Raises:
+        ValueError: ``alpha`` outside [0, 1]. ONNX Runtime errors of the activation run propagate.
+    """
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    plans = plan(model)
+    usable = [p for p in plans if p.layer.reason is None]
+    if not usable:
+        return [p.layer for p in plans]
+    peaks = activation_max(model, [p.layer.tensor for p in usable], batches, threads)
+    inits = {t.name: t for t in model.graph.initializer}
+    for item in usable:
+        weights = [numpy_helper.to_array(inits[c.input[1]]).astype(np.float64) for c in item.consumers]
+        w_max = np.abs(np.concatenate(weights, axis=1)).max(axis=1)
+        x_max = peaks[item.layer.tensor]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.power(x_max, alpha) / np.power(w_max, 1 - alpha)
+        scale = np.where((x_max > 0) & (w_max > 0) & np.isfinite(scale), scale, 1.0)
+        scale = np.clip(scale, min_scale, 1 / min_scale).astype(np.float32)
+        _divide_producer(model, inits, item.producer, scale)
+        for consumer in item.consumers:
+            _replace(model, inits, consumer, 1, lambda w, s=scale: w * s[:, None])
+        item.layer.status, item.layer.reason = "smoothed", None
+        item.layer.max_scale, item.layer.min_scale = float(scale.max()), float(scale.min())
+    _drop_unused(model)
+    return [p.layer for p in plans]
+
+
+def _divide_producer(
+    model: onnx.ModelProto, inits: dict[str, onnx.TensorProto], producer: onnx.NodeProto | None, scale: np.ndarray
+) -> None:
+    assert producer is not None  # only smoothable plans get here
+    if producer.op_type in NORM_PARAMS:
+        gamma, beta = NORM_PARAMS[producer.op_type]
+        for index in (gamma, beta):
+            if index is not None and len(producer.input) > index and producer.input[index]:
+                _replace(model, inits, producer, index, lambda p: p / scale.reshape(p.shape))
+        return
+    v = scale.shape[0]  # Attention: the last v columns of the packed weight and bias are V
+    _replace(model, inits, producer, 1, lambda w: np.concatenate([w[:, :-v], w[:, -v:] / scale], axis=1))
+    if len(producer.input) > 2 and producer.input[2]:
+        _replace(model, inits, producer, 2, lambda b: np.concatenate([b[:-v], b[-v:] / scale]))
+
+
+def _replace(
+    model: onnx.ModelProto, inits: dict[str, onnx.TensorProto], node: onnx.NodeProto, index: int, change
+) -> None:
+    """Give ``node`` input ``index`` a changed copy of its initializer under a fresh name (the old
+    one may be shared with nodes that must not change)."""
+    old = node.input[index]
+    value = numpy_helper.to_array(inits[old])
+    new = change(value).astype(value.dtype)
+    name, number = f"{old}_smooth", 0
+    while name in inits:
+        number += 1
+        name = f"{old}_smooth{number}"
+    tensor = numpy_helper.from_array(new, name)
+    model.graph.initializer.append(tensor)
+    inits[name] = tensor
+    node.input[index] = name
+
+
+def _drop_unused(model: onnx.ModelProto) -> None:
+    used = {name for node in model.graph.node for name in node.input} | {o.name for o in model.graph.output}
+    keep = [t for t in model.graph.initializer if t.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+
+
+__all__ = ["CONSUMERS", "NORM_PARAMS", "Layer", "activation_max", "plan", "smooth"]
