@@ -56,7 +56,7 @@ def convert(
     recipe: str | Recipe = "fp32",
     output: str | Path | None = None,
     *,
-    data: str | None = None,
+    data: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     framework: str = "auto",
     trust_pickle: bool = False,
@@ -120,7 +120,7 @@ def convert(
     """
     overrides = dict(overrides or {})
     if data is not None:
-        overrides["validation.data"] = data
+        overrides["validation.data"] = str(data)  # a Path is fine too
     if isinstance(recipe, Recipe):
         resolved = apply_overrides(recipe, overrides) if overrides else recipe
     else:

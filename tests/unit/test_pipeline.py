@@ -135,3 +135,13 @@ def test_same_source_and_recipe_give_a_byte_identical_model(tiny, tmp_path, appr
         tiny["pt"], "ner-int8", tmp_path / "again", data=str(tiny["conll"]), overrides={**FAST, **NER_INT8_FIXED}
     )
     assert sha256_file(again.output_dir / "model.onnx") == sha256_file(first / "model.onnx")
+
+
+def test_data_may_be_a_path_object(tmp_path):
+    """``convert(data=Path(...))`` is read as the data path (it used to fail recipe validation)."""
+    from optkit.errors import DataError
+
+    source = tmp_path / "model.onnx"
+    source.write_bytes(b"not read before the data check")
+    with pytest.raises(DataError, match="missing.npz"):
+        optkit.convert(source, "fp32", tmp_path / "out", data=tmp_path / "missing.npz")
