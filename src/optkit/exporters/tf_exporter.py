@@ -2,11 +2,11 @@
 
 Keras 3 breaks ``tf2onnx.convert.from_keras`` (``KeyError: 'keras_tensor_…'``); exporting the Keras
 model as a SavedModel (``model.export``) and converting that works. tf2onnx runs its documented
-command line (``tf2onnx.convert``'s ``main``, with inputs and outputs renamed to the source model's
-names, matched by name afterwards: never by position, since tf2onnx orders a signature's inputs
-by name, not as the Keras model lists them) in this process, which is the source's confined worker: a child process would not see its
-own ``/proc/self`` there (only the worker's is granted), and TensorFlow aborts when it cannot read
-``/proc/self/cmdline``.
+command line (``tf2onnx.convert``'s ``main``) in this process, which is the source's confined
+worker: a child process would not see its own ``/proc/self`` there (only the worker's is granted),
+and TensorFlow aborts when it cannot read ``/proc/self/cmdline``. The ONNX inputs and outputs are
+then given the source model's names by name (:func:`rename_by_name`), never by position: tf2onnx
+orders a signature's inputs by name, not as the Keras model lists them.
 """
 
 from __future__ import annotations
