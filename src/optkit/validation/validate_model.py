@@ -82,7 +82,7 @@ def validate_model(
         for padding, ref in references.items()
     }
     accuracy = worse_of(list(reports.values()), gates)
-    by_padding = {p: dict(r.metrics) for p, r in reports.items()} if len(reports) > 1 else {}
+    by_padding = {str(p): dict(r.metrics) for p, r in reports.items()} if len(reports) > 1 else {}
     return Validation(accuracy, evaluate_accuracy(gates, accuracy), by_padding)
 
 
