@@ -38,9 +38,10 @@ from optkit.search.evaluator import CandidateEvaluator
 from optkit.sources.hf_hub import resolve_source
 from optkit.sources.torch_model_code import ModelCode, resolve_model_code
 from optkit.validation import gates as gate_eval
-from optkit.validation.accuracy import concat_outputs
 from optkit.validation.data import ValidationSet, load_validation_set
 from optkit.validation.export_check import check_export
+from optkit.validation.padding import PaddedReference, reference_outputs
+from optkit.validation.shape_check import ShapeCheck, check_export_shapes, check_final_shapes, probe_source
 from optkit.validation.speed import (
     SpeedReport,
     TimingPlan,
@@ -218,6 +219,7 @@ class _Run:
         self.progress = progress
         self.steps: list[StepRecord] = []
         self.threads = request.recipe.runtime.threads
+        self.shape_check = ShapeCheck()  # the export step's probes, reused for the final model
 
     def _step(self, name: str, fn: Callable[[], tuple[Any, PassOutcome | None]]) -> Any:
         return self._timed(name, fn)[0]
@@ -299,7 +301,7 @@ class _Run:
         src_rss = self._activate_source(src_runner, vset)
         src_out = self._step(
             f"reference run ({src_runner.name}, {vset.size} samples)",
-            lambda: (finite_reference(concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))), None),
+            lambda: self._reference(src_runner, vset),
         )
         model_path = self._step("export", lambda: self._export(source, vset, src_runner))
         evaluator = self._evaluator(src_out, vset, info)
@@ -318,9 +320,10 @@ class _Run:
             model_path = self._step(pass_cfg.type, functools.partial(self._pass, run_pass, model_path, pass_cfg, ctx))
         art_runner = OrtRunner(model_path, self.threads)
         art_rss = self._activate_artifact(art_runner, vset)
+        self._step("check other shapes (final model)", lambda: self._final_shapes(art_runner, vset, model_path))
         checked = self._step(
             "validate accuracy",
-            lambda: (validate_model(art_runner, src_out, vset, info, cfg.gates, cfg.batch_size), None),
+            lambda: self._validate(art_runner, src_out, vset, info, model_path),
         )
         speed = self._step(
             "benchmark speed",
@@ -384,25 +387,56 @@ class _Run:
             vset.shaped(batch, seq if vset.pad_values else None),
         )
 
+    def _reference(self, src_runner, vset: ValidationSet) -> tuple[PaddedReference, PassOutcome | None]:
+        """The source's outputs on every sample, under each padding the recipe validates
+        (:func:`~optkit.validation.padding.reference_outputs`), checked to be finite."""
+        cfg = self.recipe.validation
+        reference = reference_outputs(src_runner, vset, cfg.batch_size, cfg.padding)
+        for outputs in reference.outputs.values():
+            finite_reference(outputs, vset.feeds.get("attention_mask"))
+        return reference, None
+
     def _export(self, source: WorkerSource, vset: ValidationSet, src_runner) -> tuple[Path, PassOutcome]:
         """Export, then check the export against the source on one real batch
-        (:func:`~optkit.validation.export_check.check_export`)."""
+        (:func:`~optkit.validation.export_check.check_export`) and at two other batch sizes and two
+        other sequence lengths (:mod:`~optkit.validation.shape_check`)."""
         cfg = self.recipe.export
+        example = vset.batches(2)[0]
         outcome = source.export(
-            vset.batches(2)[0],
+            example,
             cfg,
             self.workdir / "00-export.onnx",
             self.recipe.artifact.external_data_threshold_mb,
         )
-        outcome.details["export_check_max_abs_error"] = check_export(
-            outcome.model_path,
-            src_runner,
-            vset.batches(self.recipe.validation.batch_size)[0],
-            cfg.check_atol,
-            cfg.check_rtol,
-            self.threads,
+        tolerances = (cfg.check_atol, cfg.check_rtol, self.threads)
+        # first at the traced shape itself: a failure there is a mistrace, not a baked dimension
+        at_export = check_export(outcome.model_path, src_runner, example, *tolerances)
+        self.shape_check = probe_source(src_runner, vset, source.info, example)
+        check_export_shapes(outcome.model_path, self.shape_check, vset, *tolerances)
+        outcome.details["shapes_checked"] = self.shape_check.details()
+        at_batch = check_export(
+            outcome.model_path, src_runner, vset.batches(self.recipe.validation.batch_size)[0], *tolerances
         )
+        outcome.details["export_check_max_abs_error"] = max(at_export, at_batch)
         return outcome.model_path, outcome
+
+    def _final_shapes(self, art_runner: OrtRunner, vset: ValidationSet, model_path: Path) -> tuple[None, PassOutcome]:
+        """The final model at the export check's other shapes: it runs and gives the source's
+        output shapes (:func:`~optkit.validation.shape_check.check_final_shapes`)."""
+        check_final_shapes(art_runner, self.shape_check, vset)
+        return None, PassOutcome(model_path, self.shape_check.details())
+
+    def _validate(self, art_runner: OrtRunner, reference: PaddedReference, vset, info, model_path: Path):
+        """Accuracy of the final model under each padding (:func:`validate_model`); the step records
+        the paddings and, with both, each padding's metrics."""
+        cfg = self.recipe.validation
+        checked = validate_model(art_runner, reference, vset, info, cfg.gates, cfg.batch_size)
+        details: dict[str, Figure] = {"padding": cfg.padding, "paddings_validated": list(reference.paddings)}
+        if reference.note:
+            details["padding_note"] = reference.note
+        if checked.by_padding:
+            details["metrics_by_padding"] = checked.by_padding
+        return checked, PassOutcome(model_path, details)
 
     def _pass(self, run_pass, path: Path, config, ctx: PassContext) -> tuple[Path, PassOutcome]:
         outcome = run_pass(path, config, ctx)

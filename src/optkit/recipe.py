@@ -167,6 +167,12 @@ class ValidationConfig(StrictModel):
     )
     batch_size: int = Field(32, ge=1, description="examples per validation batch")
     sequence_length: int = Field(128, ge=2, description="tokens; longer examples are truncated")
+    padding: Literal["per-batch", "fixed", "both"] = Field(
+        "both",
+        description="how token inputs are padded for the accuracy gates: 'per-batch' (each batch to its "
+        "longest example, as a server padding each request), 'fixed' (the whole set to one length), "
+        "'both' (each gated metric's worse value counts; dynamic int8 scales see the padding)",
+    )
     gates: list[AccuracyGate] = Field(
         default_factory=list, description="accuracy gates, all must pass; a recipe needs at least one"
     )

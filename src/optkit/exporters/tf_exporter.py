@@ -2,10 +2,11 @@
 
 Keras 3 breaks ``tf2onnx.convert.from_keras`` (``KeyError: 'keras_tensor_…'``); exporting the Keras
 model as a SavedModel (``model.export``) and converting that works. tf2onnx runs its documented
-command line (``tf2onnx.convert``'s ``main``, with inputs and outputs renamed to the source model's
-names) in this process, which is the source's confined worker: a child process would not see its
-own ``/proc/self`` there (only the worker's is granted), and TensorFlow aborts when it cannot read
-``/proc/self/cmdline``.
+command line (``tf2onnx.convert``'s ``main``) in this process, which is the source's confined
+worker: a child process would not see its own ``/proc/self`` there (only the worker's is granted),
+and TensorFlow aborts when it cannot read ``/proc/self/cmdline``. The ONNX inputs and outputs are
+then given the source model's names by name (:func:`rename_by_name`), never by position: tf2onnx
+orders a signature's inputs by name, not as the Keras model lists them.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import sys
 from pathlib import Path
 
 from optkit.errors import ExportError
-from optkit.onnx_io import load_onnx
+from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassOutcome
 from optkit.recipe import ExportConfig
 from optkit.records.figures import Figure
@@ -53,10 +54,6 @@ def export(
         str(config.opset),
         "--signature_def",
         SERVING,
-        "--rename-inputs",
-        ",".join(info.input_names),
-        "--rename-outputs",
-        ",".join(info.output_names),
     ]
     failure = _run_tf2onnx(arguments)
     if failure is not None or not out_path.exists():
@@ -65,13 +62,68 @@ def export(
             "try another --opset; see tf2onnx's supported ops",
         )
     model = load_onnx(out_path)
+    renamed = rename_by_name(model.graph, info.input_names, info.output_names)
+    if renamed:
+        save_onnx(model, out_path, external_threshold_mb)
     details: dict[str, Figure] = {
         "exporter": "tf2onnx (SavedModel)",
         "opset": config.opset,
         "source_kind": source.kind,
         "nodes": len(model.graph.node),
     }
+    if renamed:
+        details["renamed"] = renamed
     return PassOutcome(out_path, details)
+
+
+def rename_by_name(graph, inputs: list[str], outputs: list[str]) -> dict[str, str]:
+    """Give the graph's inputs and outputs the source model's names, matching them by name: a
+    graph name equal to a source name, or equal once tf2onnx's tensor suffix (``:0``) is dropped.
+    A renamed input feeds an ``Identity`` to its old name (and a renamed output is an ``Identity``
+    of it), so no node or subgraph needs rewriting.
+
+    Args:
+        graph: the ``onnx.GraphProto`` tf2onnx wrote (changed in place).
+        inputs / outputs: the source model's input and output names.
+
+    Returns:
+        ``{old name: new name}`` for each renamed tensor (empty when every name already matched).
+
+    Raises:
+        ExportError: a source name has no graph input or output of its name (both lists named).
+    """
+    from onnx import helper
+
+    renamed: dict[str, str] = {}
+    for values, wanted, kind in ((graph.input, inputs, "input"), (graph.output, outputs, "output")):
+        have = [v.name for v in values]
+        pairs = {}
+        for name in have:
+            base = name.rsplit(":", 1)[0] if name not in wanted else name
+            if base in wanted:
+                pairs[name] = base
+        missing = sorted(set(wanted) - set(pairs.values()))
+        if missing:
+            raise ExportError(
+                f"tf2onnx wrote {kind}s {have}, which do not match the model's {wanted} by name (missing {missing})",
+                "name the SavedModel signature's tensors after the model's inputs and outputs",
+            )
+        for value in values:
+            old, new = value.name, pairs.get(value.name, value.name)
+            if old == new:
+                continue
+            value.name = new
+            node = (
+                helper.make_node("Identity", [new], [old])
+                if kind == "input"
+                else helper.make_node("Identity", [old], [new])
+            )
+            if kind == "input":
+                graph.node.insert(0, node)
+            else:
+                graph.node.append(node)
+            renamed[old] = new
+    return renamed
 
 
 def _run_tf2onnx(arguments: list[str]) -> str | None:

@@ -14,6 +14,7 @@ from optkit.runners.ort_runner import OrtRunner
 from optkit.validation.accuracy import AccuracyReport
 from optkit.validation.data import ValidationSet
 from optkit.validation.gates import GateResult
+from optkit.validation.padding import PaddedReference
 from optkit.validation.speed import LatencyStats, time_runner
 from optkit.validation.validate_model import validate_model
 
@@ -59,7 +60,8 @@ class CandidateEvaluator:
     """Runs candidate models on the validation set and at the gated shape.
 
     Args:
-        reference: the source framework's outputs on every validation sample, ``{name: (N, ...)}``.
+        reference: the source framework's outputs on every validation sample, ``{name: (N, ...)}``,
+            or under each padding the recipe validates (a :class:`PaddedReference`).
         vset: the validation inputs those outputs came from.
         info: the source model's task and labels.
         gates: the recipe's accuracy gates.
@@ -71,7 +73,7 @@ class CandidateEvaluator:
 
     def __init__(
         self,
-        reference: Feeds,
+        reference: Feeds | PaddedReference,
         vset: ValidationSet,
         info: ModelInfo,
         gates: list[AccuracyGate],

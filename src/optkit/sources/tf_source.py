@@ -135,10 +135,13 @@ def load(
     info = ModelInfo(input_names=inputs, output_names=outputs, dynamic_axes={n: {0: "batch"} for n in inputs + outputs})
     if len(outputs) == 1 and model.outputs[0].shape[-1] and model.outputs[0].shape[-1] > 1:
         info.task = "sequence-classification"
-    predict = tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), reduce_retracing=True)
+    # fed by name (a dict keyed by the Keras inputs' names), never by position
+    predict = tf.function(
+        lambda feeds: model(feeds if len(inputs) > 1 else feeds[inputs[0]], training=False), reduce_retracing=True
+    )
 
     def call(feeds: dict) -> dict:
-        out = predict(*[feeds[n] for n in inputs])
+        out = predict({n: feeds[n] for n in inputs})
         out = out if isinstance(out, (list, tuple)) else [out]
         return dict(zip(outputs, out, strict=False))
 

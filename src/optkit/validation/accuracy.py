@@ -279,7 +279,9 @@ def _pooled_cosine(s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> np.
         return None
     weights = mask.astype(np.float64)[..., None]
     count = np.maximum(weights.sum(1), 1.0)
-    ps, pa = (s.astype(np.float64) * weights).sum(1) / count, (a.astype(np.float64) * weights).sum(1) / count
+    real = mask.astype(bool)[..., None]  # padded positions are dropped, not multiplied by 0 (NaN * 0 is NaN)
+    s64, a64 = np.where(real, s.astype(np.float64), 0.0), np.where(real, a.astype(np.float64), 0.0)
+    ps, pa = (s64 * weights).sum(1) / count, (a64 * weights).sum(1) / count
     return row_cosine(ps, pa)
 
 
@@ -297,16 +299,30 @@ def row_cosine(s: np.ndarray, a: np.ndarray) -> np.ndarray:
 
 
 def _compare_one(name: str, s: np.ndarray, a: np.ndarray, mask: np.ndarray | None) -> OutputComparison:
+    """Figures of one output pair, over real tokens only where the output follows the mask: a
+    (N, T, ...) output keeps its real tokens' rows; a (N, T) output (one value per token, e.g. a
+    question-answering head's start logits) has its padded positions set to 0 on both sides for the
+    errors and cosines and left out of the argmax. Non-finite values at padded positions are not
+    counted: a model may write anything there."""
     s64, a64 = s.astype(np.float64), a.astype(np.float64)
-    nonfinite = int(np.size(a64) - np.count_nonzero(np.isfinite(a64)))
+    argmax_s = argmax_a = None
     if mask is not None and s.ndim >= 3 and s.shape[:2] == mask.shape:
         valid = mask.astype(bool)
         s64, a64 = s64[valid], a64[valid]  # (tokens, features)
+    elif mask is not None and s.ndim == 2 and s.shape == mask.shape and s.shape[1] > 1:
+        valid = mask.astype(bool)
+        argmax_s = np.where(valid, s64, -np.inf).argmax(-1)
+        argmax_a = np.where(valid, np.nan_to_num(a64, nan=-np.inf), -np.inf).argmax(-1)
+        s64, a64 = np.where(valid, s64, 0.0), np.where(valid, a64, 0.0)
+    nonfinite = int(np.size(a64) - np.count_nonzero(np.isfinite(a64)))
     rows_s = s64.reshape(-1, s64.shape[-1]) if s64.ndim >= 2 else s64.reshape(-1, 1)
     rows_a = a64.reshape(rows_s.shape)
     diff = np.abs(rows_a - rows_s)
     cos = row_cosine(rows_s, rows_a)
-    agree = float(np.mean(rows_a.argmax(-1) == rows_s.argmax(-1))) if rows_s.shape[-1] > 1 else float("nan")
+    if argmax_s is not None and argmax_a is not None:
+        agree = float(np.mean(argmax_s == argmax_a))
+    else:
+        agree = float(np.mean(rows_a.argmax(-1) == rows_s.argmax(-1))) if rows_s.shape[-1] > 1 else float("nan")
     finite = np.isfinite(diff)
     diff_f = np.where(finite, diff, np.inf)
     return OutputComparison(

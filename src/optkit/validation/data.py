@@ -14,6 +14,7 @@ import itertools
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -25,6 +26,9 @@ from optkit.runners.base import Feeds
 from optkit.validation import media
 from optkit.validation.conll import read_conll
 from optkit.validation.lines import read_lines
+
+#: how validation batches are padded (recipe ``validation.padding``; see :meth:`ValidationSet.batches`)
+Padding = Literal["fixed", "per-batch"]
 
 
 @dataclass
@@ -82,9 +86,55 @@ class ValidationSet:
         """False when the inputs were generated (random) rather than read from data."""
         return self.kind != "random"
 
-    def batches(self, batch_size: int) -> list[Feeds]:
-        """Consecutive batches of at most ``batch_size`` samples, in order."""
-        return [{k: v[i : i + batch_size] for k, v in self.feeds.items()} for i in range(0, self.size, batch_size)]
+    def batches(self, batch_size: int, padding: Padding = "fixed") -> list[Feeds]:
+        """Consecutive batches of at most ``batch_size`` samples, in order.
+
+        Args:
+            batch_size: samples per batch.
+            padding: ``"fixed"``: every batch keeps the set's own length (the whole set padded to
+                its longest example, or the model's fixed length); ``"per-batch"``: token inputs are
+                cut to the batch's longest example (its real tokens by ``attention_mask``), as a
+                server that pads each request to its longest does (see :meth:`batch_length`).
+        """
+        batches = [{k: v[i : i + batch_size] for k, v in self.feeds.items()} for i in range(0, self.size, batch_size)]
+        if padding == "per-batch" and self.pads_per_batch:
+            batches = [self._trim(batch) for batch in batches]
+        return batches
+
+    @property
+    def sequence_length(self) -> int | None:
+        """Axis 1 of the token inputs (the set's padded length T), or None without token inputs."""
+        names = self.token_inputs
+        return int(self.feeds[names[0]].shape[1]) if names else None
+
+    @property
+    def token_inputs(self) -> list[str]:
+        """Inputs padded along axis 1 (names in :attr:`pad_values` of rank 2 and up)."""
+        return [n for n in self.feeds if n in self.pad_values and self.feeds[n].ndim >= 2]
+
+    @property
+    def pads_per_batch(self) -> bool:
+        """Whether per-batch padding can differ from the fixed length: the set has token inputs and
+        an ``attention_mask`` that tells real tokens from padding, and the model does not fix its
+        length. (Without a mask the padding cannot be told from real tokens, so nothing is cut.)"""
+        return bool(self.token_inputs) and "attention_mask" in self.token_inputs and not self.fixed_length
+
+    def batch_length(self, batch: Feeds) -> int:
+        """The length a batch is padded to per batch: its longest example's real tokens (the last
+        position where ``attention_mask`` is set, plus one), at least 1 and raised to the model's
+        minimum length (:attr:`length_range`); at most the set's length."""
+        full = self.sequence_length or 0
+        mask = np.asarray(batch["attention_mask"])
+        real = np.flatnonzero(mask.reshape(mask.shape[0], mask.shape[1], -1).any(axis=(0, 2)))
+        length = int(real[-1]) + 1 if real.size else 1
+        if self.length_range is not None:
+            length = max(length, self.length_range[0])
+        return min(max(length, 1), full)
+
+    def _trim(self, batch: Feeds) -> Feeds:
+        length = self.batch_length(batch)
+        tokens = set(self.token_inputs)
+        return {k: np.ascontiguousarray(v[:, :length]) if k in tokens else v for k, v in batch.items()}
 
     def shaped(self, batch_size: int, sequence_length: int | None) -> Feeds:
         """Real inputs at an exact shape for timing: the first ``batch_size`` samples (cycled when

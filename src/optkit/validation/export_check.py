@@ -1,5 +1,6 @@
 """The post-export check: the freshly exported ONNX model and the source model run on one real batch;
-every float output, matched by name, must be allclose (``|onnx - src| <= atol + rtol * |src|``), so an
+every float output, matched by name, must be allclose (``|onnx - src| <= atol + rtol * |src|``, at
+real tokens: padded positions by ``attention_mask`` are not compared), so an
 exporter that "succeeds with a warning" but computes something else never reaches the passes."""
 
 from __future__ import annotations
@@ -44,4 +45,5 @@ def check_export(model_path: Path, src_runner: Runner, batch: Feeds, atol: float
         rtol,
         ExportError,
         "the exporter mistraced the model; try --opset or a torch.export (.pt2) source",
+        batch.get("attention_mask"),
     )

@@ -44,9 +44,20 @@ def match_outputs(source: Feeds, artifact: Feeds, error: type[OptkitError]) -> l
     return [(name, name if name in artifact else pairs[name]) for name in source]
 
 
-def check_close(source: Feeds, artifact: Feeds, atol: float, rtol: float, error: type[OptkitError], hint: str) -> float:
+def check_close(
+    source: Feeds,
+    artifact: Feeds,
+    atol: float,
+    rtol: float,
+    error: type[OptkitError],
+    hint: str,
+    mask: np.ndarray | None = None,
+) -> float:
     """Check every float output pair with ``|artifact - source| <= atol + rtol * |source|``, collecting
     every failing output before raising (so one message names them all).
+
+    ``mask``: the inputs' ``attention_mask`` (N, T), if any; in outputs whose first two axes are
+    (N, T), padded positions are not compared (a model may write anything there, NaN included).
 
     Returns:
         The largest absolute difference over all float outputs.
@@ -66,6 +77,9 @@ def check_close(source: Feeds, artifact: Feeds, atol: float, rtol: float, error:
         if a.dtype.kind not in "fiub":
             failures.append(f"'{src_name}' is {a.dtype} in ONNX, {s.dtype} in the source")
             continue
+        if mask is not None and s.ndim >= 2 and s.shape[:2] == mask.shape:
+            real = mask.astype(bool)
+            s, a = s[real], a[real]
         with np.errstate(invalid="ignore", over="ignore"):
             err = np.abs(a.astype(np.float64) - s)
         largest = float(err.max()) if err.size else 0.0  # NaN when either side has one

@@ -95,3 +95,36 @@ def test_lambda_layer_is_refused(tmp_path):
     model.save(tmp_path / "lambda.keras")
     with pytest.raises(UnsafeModelError, match="Lambda"):  # the scan refuses it before Keras loads it
         optkit.convert(tmp_path / "lambda.keras", "cnn-int8", tmp_path / "o", overrides=FAST)
+
+
+@pytest.fixture(scope="module")
+def two_inputs(tmp_path_factory):
+    """A Keras 3 model with two named inputs whose names sort the other way round from the model's
+    order (``pixels`` (N, 8, 8, 1) first, ``meta`` (N, 4) second), its data and its SavedModel twin."""
+    folder = tmp_path_factory.mktemp("keras2")
+    keras.utils.set_random_seed(0)
+    pixels, meta = keras.Input((8, 8, 1), name="pixels"), keras.Input((4,), name="meta")
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(pixels))
+    x = keras.layers.Concatenate()([x, keras.layers.Dense(3)(meta)])
+    model = keras.Model([pixels, meta], keras.layers.Dense(3)(x))
+    model.save(folder / "two.keras")
+    rng = np.random.default_rng(0)
+    np.savez(
+        folder / "data.npz",
+        pixels=rng.random((12, 8, 8, 1), dtype=np.float32),
+        meta=rng.random((12, 4), dtype=np.float32),
+    )
+    return folder
+
+
+def test_keras_two_named_inputs_are_fed_and_exported_by_name(two_inputs, tmp_path):
+    result = optkit.convert(
+        two_inputs / "two.keras", "fp32", tmp_path / "o", data=str(two_inputs / "data.npz"), overrides=FAST
+    )
+    assert result.approved, [(g.name, g.value, g.status) for g in result.gates]
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "o" / "model.onnx")).graph
+    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
+    assert ranks == {"pixels": 4, "meta": 2}  # each name on its own tensor (positional renaming swapped them)
+    assert result.accuracy.metrics["max_abs_error"] < 1e-5
