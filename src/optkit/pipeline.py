@@ -25,7 +25,7 @@ from optkit.errors import DataError, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.paths import require_regular
-from optkit.recipe import Recipe, apply_overrides, load_recipe
+from optkit.recipe import AccuracyGate, Recipe, apply_overrides, load_recipe
 from optkit.records.figures import Figure
 from optkit.records.manifest import DataRecord, SandboxSection, SourceRecord
 from optkit.registry import PASSES, detect_framework, resolve
@@ -48,6 +48,7 @@ from optkit.validation.speed import (
     benchmark,
     size_on_disk_mb,
 )
+from optkit.validation.task_gates import available_metrics, resolve_gates
 from optkit.validation.validate_model import finite_reference, validate_model
 
 
@@ -297,12 +298,12 @@ class _Run:
         )
         src_runner = source.runner(self.threads)
         src_rss = self._activate_source(src_runner, vset)
-        src_out = self._step(
+        src_out, gates = self._step(
             f"reference run ({src_runner.name}, {vset.size} samples)",
-            lambda: (finite_reference(concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))), None),
+            lambda: self._reference(src_runner, vset, info),
         )
         model_path = self._step("export", lambda: self._export(source, vset, src_runner))
-        evaluator = self._evaluator(src_out, vset, info)
+        evaluator = self._evaluator(src_out, vset, info, gates)
         for index, pass_cfg in enumerate(self.recipe.passes):
             ctx = PassContext(
                 self.workdir,
@@ -320,7 +321,7 @@ class _Run:
         art_rss = self._activate_artifact(art_runner, vset)
         checked = self._step(
             "validate accuracy",
-            lambda: (validate_model(art_runner, src_out, vset, info, cfg.gates, cfg.batch_size), None),
+            lambda: (validate_model(art_runner, src_out, vset, info, gates, cfg.batch_size), None),
         )
         speed = self._step(
             "benchmark speed",
@@ -334,6 +335,21 @@ class _Run:
         )
         gates = checked.gates + gate_eval.evaluate_speed(self.recipe.benchmark.gates, speed)
         return self._finish(source, vset, model_path, art_runner, checked.accuracy, speed, gates)
+
+    def _reference(self, src_runner, vset: ValidationSet, info) -> tuple[tuple[Any, list[AccuracyGate]], PassOutcome]:
+        """The source's outputs on every validation batch (checked finite), and the recipe's accuracy
+        gates resolved for the model's task (:func:`~optkit.validation.task_gates.resolve_gates`:
+        a fidelity gate that cannot be evaluated is replaced by the task's own, warned).
+
+        Raises:
+            RecipeError: no fidelity gate can be evaluated for this model (before any export).
+        """
+        cfg = self.recipe.validation
+        src_out = finite_reference(concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size))))
+        resolved = resolve_gates(
+            cfg.gates, available_metrics(src_out, vset, info), info.task, f"recipe {self.recipe.name}"
+        )
+        return (src_out, resolved.gates), PassOutcome(self.source_path, {}, resolved.warnings)
 
     def _activate_source(self, src_runner, vset: ValidationSet) -> float:
         """Activate the source runner on the first validation batch; returns its RSS growth (MB).
@@ -367,9 +383,9 @@ class _Run:
                 "the last pass produced an invalid model; remove it or change its settings",
             ) from exc
 
-    def _evaluator(self, src_out, vset: ValidationSet, info) -> CandidateEvaluator:
-        """Scores search candidates with the recipe's accuracy gates, timed at the first CPU speed
-        gate's shape (or the first benchmarked shape)."""
+    def _evaluator(self, src_out, vset: ValidationSet, info, gates: list[AccuracyGate]) -> CandidateEvaluator:
+        """Scores search candidates with the recipe's accuracy gates as resolved for the task
+        (``gates``), timed at the first CPU speed gate's shape (or the first benchmarked shape)."""
         bench = self.recipe.benchmark
         gate = next((g for g in bench.gates if g.device == "cpu"), None)
         batch = gate.batch_size if gate else bench.batch_sizes[0]
@@ -378,7 +394,7 @@ class _Run:
             src_out,
             vset,
             info,
-            self.recipe.validation.gates,
+            gates,
             self.recipe.validation.batch_size,
             self.threads,
             vset.shaped(batch, seq if vset.pad_values else None),
@@ -401,6 +417,7 @@ class _Run:
             cfg.check_atol,
             cfg.check_rtol,
             self.threads,
+            source.traits,
         )
         return outcome.model_path, outcome
 
@@ -492,8 +509,9 @@ class _Run:
             evidence="real-data" if vset.is_real else "random-inputs",
             sandbox=SandboxSection.model_validate(worker.sandbox.to_dict()),
         )
-        result.approved = not result.rejections
         model = load_onnx(model_path)  # once: the manifest and the emitted file both read it
+        result.gates += gate_eval.evaluate_int8_compute(self.recipe.passes, model)
+        result.approved = not result.rejections
         result.manifest = self._manifest(result, model, art_runner, {})
         if result.approved:
             self._emit(result, model, art_runner)
