@@ -245,8 +245,9 @@ class _Search:
     def _choose(self) -> tuple[CandidateRun, bool]:
         passing = [c for c in self.rows if c.passed and not c.error and c.is_int8 and _computes_int8(c)]
         self.float_only = [c.id for c in self.rows if c.passed and not c.error and c.is_int8 and not _computes_int8(c)]
-        if not passing and self.space.allow_fp32:
-            passing = [c for c in self.rows if c.passed and not c.error]  # the fp32 input, as a last resort
+        if not passing and self.space.allow_fp32:  # float-only int8 candidates, then the fp32 input, as a last resort
+            passing = [c for c in self.rows if c.passed and not c.error and c.is_int8]
+            passing = passing or [c for c in self.rows if c.passed and not c.error]
         if passing:
             if len(passing) > 1:
                 self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
