@@ -25,7 +25,7 @@ from optkit.errors import DataError, OptkitError, PassError, SourceModelError
 from optkit.onnx_io import load_onnx, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.paths import require_regular
-from optkit.recipe import Recipe, apply_overrides, load_recipe
+from optkit.recipe import AccuracyGate, Recipe, apply_overrides, load_recipe
 from optkit.records.figures import Figure
 from optkit.records.manifest import DataRecord, SandboxSection, SourceRecord
 from optkit.registry import PASSES, detect_framework, resolve
@@ -49,6 +49,7 @@ from optkit.validation.speed import (
     benchmark,
     size_on_disk_mb,
 )
+from optkit.validation.task_gates import available_metrics, resolve_gates
 from optkit.validation.validate_model import finite_reference, validate_model
 
 
@@ -299,12 +300,12 @@ class _Run:
         )
         src_runner = source.runner(self.threads)
         src_rss = self._activate_source(src_runner, vset)
-        src_out = self._step(
+        src_out, gates = self._step(
             f"reference run ({src_runner.name}, {vset.size} samples)",
-            lambda: self._reference(src_runner, vset),
+            lambda: self._reference(src_runner, vset, info),
         )
         model_path = self._step("export", lambda: self._export(source, vset, src_runner))
-        evaluator = self._evaluator(src_out, vset, info)
+        evaluator = self._evaluator(src_out, vset, info, gates)
         for index, pass_cfg in enumerate(self.recipe.passes):
             ctx = PassContext(
                 self.workdir,
@@ -323,7 +324,7 @@ class _Run:
         self._step("check other shapes (final model)", lambda: self._final_shapes(art_runner, vset, model_path))
         checked = self._step(
             "validate accuracy",
-            lambda: self._validate(art_runner, src_out, vset, info, model_path),
+            lambda: self._validate(art_runner, src_out, vset, info, model_path, gates),
         )
         speed = self._step(
             "benchmark speed",
@@ -370,9 +371,9 @@ class _Run:
                 "the last pass produced an invalid model; remove it or change its settings",
             ) from exc
 
-    def _evaluator(self, src_out, vset: ValidationSet, info) -> CandidateEvaluator:
-        """Scores search candidates with the recipe's accuracy gates, timed at the first CPU speed
-        gate's shape (or the first benchmarked shape)."""
+    def _evaluator(self, src_out, vset: ValidationSet, info, gates: list[AccuracyGate]) -> CandidateEvaluator:
+        """Scores search candidates with the recipe's accuracy gates as resolved for the task
+        (``gates``), timed at the first CPU speed gate's shape (or the first benchmarked shape)."""
         bench = self.recipe.benchmark
         gate = next((g for g in bench.gates if g.device == "cpu"), None)
         batch = gate.batch_size if gate else bench.batch_sizes[0]
@@ -381,20 +382,33 @@ class _Run:
             src_out,
             vset,
             info,
-            self.recipe.validation.gates,
+            gates,
             self.recipe.validation.batch_size,
             self.threads,
             vset.shaped(batch, seq if vset.pad_values else None),
         )
 
-    def _reference(self, src_runner, vset: ValidationSet) -> tuple[PaddedReference, PassOutcome | None]:
+    def _reference(
+        self, src_runner, vset: ValidationSet, info
+    ) -> tuple[tuple[PaddedReference, list[AccuracyGate]], PassOutcome]:
         """The source's outputs on every sample, under each padding the recipe validates
-        (:func:`~optkit.validation.padding.reference_outputs`), checked to be finite."""
+        (:func:`~optkit.validation.padding.reference_outputs`), checked to be finite; and the recipe's
+        accuracy gates resolved for the model's task (:func:`~optkit.validation.task_gates.resolve_gates`:
+        a fidelity gate that cannot be evaluated is replaced by the task's own, warned).
+
+        Raises:
+            SourceModelError: the source's own outputs hold NaN/Inf.
+            RecipeError: no fidelity gate can be evaluated for this model (before any export).
+        """
         cfg = self.recipe.validation
         reference = reference_outputs(src_runner, vset, cfg.batch_size, cfg.padding)
         for outputs in reference.outputs.values():
             finite_reference(outputs, vset.feeds.get("attention_mask"))
-        return reference, None
+        first = reference.outputs[reference.paddings[0]]
+        resolved = resolve_gates(
+            cfg.gates, available_metrics(first, vset, info), info.task, f"recipe {self.recipe.name}"
+        )
+        return (reference, resolved.gates), PassOutcome(self.source_path, {}, resolved.warnings)
 
     def _export(self, source: WorkerSource, vset: ValidationSet, src_runner) -> tuple[Path, PassOutcome]:
         """Export, then check the export against the source on one real batch
@@ -410,12 +424,16 @@ class _Run:
         )
         tolerances = (cfg.check_atol, cfg.check_rtol, self.threads)
         # first at the traced shape itself: a failure there is a mistrace, not a baked dimension
-        at_export = check_export(outcome.model_path, src_runner, example, *tolerances)
+        at_export = check_export(outcome.model_path, src_runner, example, *tolerances, source.traits)
         self.shape_check = probe_source(src_runner, vset, source.info, example)
         check_export_shapes(outcome.model_path, self.shape_check, vset, *tolerances)
         outcome.details["shapes_checked"] = self.shape_check.details()
         at_batch = check_export(
-            outcome.model_path, src_runner, vset.batches(self.recipe.validation.batch_size)[0], *tolerances
+            outcome.model_path,
+            src_runner,
+            vset.batches(self.recipe.validation.batch_size)[0],
+            *tolerances,
+            source.traits,
         )
         outcome.details["export_check_max_abs_error"] = max(at_export, at_batch)
         return outcome.model_path, outcome
@@ -426,11 +444,11 @@ class _Run:
         check_final_shapes(art_runner, self.shape_check, vset)
         return None, PassOutcome(model_path, self.shape_check.details())
 
-    def _validate(self, art_runner: OrtRunner, reference: PaddedReference, vset, info, model_path: Path):
-        """Accuracy of the final model under each padding (:func:`validate_model`); the step records
-        the paddings and, with both, each padding's metrics."""
+    def _validate(self, art_runner: OrtRunner, reference: PaddedReference, vset, info, model_path: Path, gates):
+        """Accuracy of the final model under each padding (:func:`validate_model`), gated by the
+        resolved accuracy ``gates``; the step records the paddings and, with both, each padding's metrics."""
         cfg = self.recipe.validation
-        checked = validate_model(art_runner, reference, vset, info, cfg.gates, cfg.batch_size)
+        checked = validate_model(art_runner, reference, vset, info, gates, cfg.batch_size)
         details: dict[str, Figure] = {"padding": cfg.padding, "paddings_validated": list(reference.paddings)}
         if reference.note:
             details["padding_note"] = reference.note
@@ -526,8 +544,9 @@ class _Run:
             evidence="real-data" if vset.is_real else "random-inputs",
             sandbox=SandboxSection.model_validate(worker.sandbox.to_dict()),
         )
-        result.approved = not result.rejections
         model = load_onnx(model_path)  # once: the manifest and the emitted file both read it
+        result.gates += gate_eval.evaluate_int8_compute(self.recipe.passes, model)
+        result.approved = not result.rejections
         result.manifest = self._manifest(result, model, art_runner, {})
         if result.approved:
             self._emit(result, model, art_runner)

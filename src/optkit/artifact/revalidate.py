@@ -26,6 +26,7 @@ from optkit.sandbox.source import load_source
 from optkit.validation.accuracy import AccuracyReport, concat_outputs
 from optkit.validation.data import load_validation_set
 from optkit.validation.gates import GateResult
+from optkit.validation.task_gates import available_metrics, resolve_gates
 from optkit.validation.validate_model import validate_model
 
 MODEL = "model.onnx"
@@ -200,5 +201,6 @@ def _compare(
     with art_runner:  # already active; released when both models have run (or one fails)
         src_runner = src.runner(threads)
         src_out = concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))
-        checked = validate_model(art_runner, src_out, vset, src.info, cfg.gates, cfg.batch_size)
+        gates = resolve_gates(cfg.gates, available_metrics(src_out, vset, src.info), src.info.task).gates
+        checked = validate_model(art_runner, src_out, vset, src.info, gates, cfg.batch_size)
     return RevalidateResult(data, vset.size, checked.accuracy, checked.gates, strict)

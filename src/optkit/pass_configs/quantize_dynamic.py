@@ -62,7 +62,9 @@ class Int8SearchSpace(StrictModel):
     op_type_subsets: bool = Field(True, description="also try leaving out each quantizable op type")
     node_fallback: bool = Field(True, description="keep the most sensitive nodes in fp32 when nothing passes")
     allow_fp32: bool = Field(
-        False, description="accept a model with every node kept in fp32 when no int8 candidate passes"
+        False,
+        description="accept a model with every node kept in fp32 when no int8 candidate passes (else a final "
+        "model without int8 compute fails the int8_compute_ops gate)",
     )
     sensitivity_samples: int = Field(16, ge=1, description="validation samples used to rank node sensitivity")
     latency_tolerance: float = Field(

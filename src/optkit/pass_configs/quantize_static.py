@@ -28,3 +28,8 @@ class QuantizeStaticPass(StrictModel):
     weight_type: Literal["qint8", "quint8"] = Field("qint8", description="int8 weight type")
     op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
     nodes_to_exclude: list[str] = Field(default_factory=list, description="node names kept in float32")
+    allow_fp32: bool = Field(
+        False,
+        description="accept a final model with no int8 matrix product or convolution left "
+        "(else the int8_compute_ops gate fails)",
+    )

@@ -21,6 +21,7 @@ from optkit.quiet_logs import quiet_logs
 from optkit.recipe import QuantizeStaticPass
 from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
+from optkit.validation.int8_compute import int8_compute_ops
 
 
 def _reader(feeds: Feeds, input_types: dict[str, type | None], batch: int):
@@ -111,7 +112,8 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
             f"static quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}",
             "try quantize-static.op_types: [Conv, MatMul] or exclude the failing node",
         ) from exc
-    counts = op_counts(load_onnx(out))
+    quantized = load_onnx(out)
+    counts = op_counts(quantized)
     details: dict[str, Figure] = {
         "calibration": source,
         "calibration_samples": len(next(iter(calib.values()))),
@@ -121,5 +123,6 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
         "activation_type": config.activation_type,
         "weight_type": config.weight_type,
         "quantize_linear_nodes": counts.get("QuantizeLinear", 0),
+        "int8_compute_ops": dict(int8_compute_ops(quantized)),
     }
     return PassOutcome(out, details, warnings)

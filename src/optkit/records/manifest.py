@@ -280,7 +280,7 @@ class GateRecord(Record):
     """One gate's verdict (see :class:`~optkit.validation.gates.GateResult`)."""
 
     name: str
-    kind: Literal["accuracy", "speed"]
+    kind: Literal["accuracy", "speed", "compute"]
     metric: str
     op: Literal[">=", "<="]
     threshold: float

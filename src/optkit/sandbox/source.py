@@ -101,6 +101,12 @@ class WorkerSource:
         reason = self.worker.call("device_missing", device=device).get("reason")
         return None if reason is None else str(reason)[:300]
 
+    def traits(self) -> dict[str, Any]:
+        """The loaded model's facts that explain an export mismatch (see
+        :meth:`~optkit.sources.base.SourceModel.traits`), from the worker; only JSON scalars are kept."""
+        traits = self.worker.field(self.worker.call("traits"), "traits", dict)
+        return {str(k)[:40]: v for k, v in traits.items() if isinstance(v, (bool, int, float, str))}
+
     def export(self, example: Feeds, config: ExportConfig, out_path: Path, threshold_mb: float) -> PassOutcome:
         """Export to ONNX in the worker, then copy the model (and its one external data file) into
         ``out_path``, a file of optkit's own.

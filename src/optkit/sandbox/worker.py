@@ -145,6 +145,9 @@ class _Server:
             "skipped": outcome.skipped,
         }
 
+    def op_traits(self) -> dict[str, Any]:
+        return {"traits": self.source.traits()}
+
     def op_device_missing(self, device: str) -> dict[str, Any]:
         return {"reason": self.source.device_missing(device)}
 

@@ -45,6 +45,7 @@ from optkit.search.candidates import CandidateRun
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
+from optkit.validation.int8_compute import INT8_COMPUTE_OPS
 from optkit.validation.speed import size_on_disk_mb
 
 #: candidates closer than this (ms) always tie: sub-millisecond models time within timer and cache noise
@@ -81,6 +82,7 @@ class _Search:
         self.exhausted = False
         self.ranking: list[NodeSensitivity] = []
         self._calibration: tuple[list, str] | None = None
+        self.float_only: list[int] = []  # passing candidates without int8 compute (see _choose)
 
     def _named_copy(self, model_path: Path) -> Path:
         """Node names are how nodes are kept in fp32: give unnamed/duplicate nodes stable names."""
@@ -317,9 +319,11 @@ class _Search:
 
     # ------------------------------------------------------------------ choice
     def _choose(self) -> tuple[CandidateRun, bool]:
-        passing = [c for c in self.rows if c.passed and not c.error and c.is_int8]
-        if not passing and self.space.allow_fp32:
-            passing = [c for c in self.rows if c.passed and not c.error]  # the fp32 input, as a last resort
+        passing = [c for c in self.rows if c.passed and not c.error and c.is_int8 and _computes_int8(c)]
+        self.float_only = [c.id for c in self.rows if c.passed and not c.error and c.is_int8 and not _computes_int8(c)]
+        if not passing and self.space.allow_fp32:  # float-only int8 candidates, then the fp32 input, as a last resort
+            passing = [c for c in self.rows if c.passed and not c.error and c.is_int8]
+            passing = passing or [c for c in self.rows if c.passed and not c.error]
         if passing:
             if len(passing) > 1:
                 self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
@@ -354,6 +358,12 @@ class _Search:
             )
         elif not chosen.quantized_ops:
             warnings.append("the chosen candidate has no quantized node: this model has nothing int8 can speed up")
+        if not met and self.float_only and not self.space.allow_fp32:
+            warnings.append(
+                f"candidate(s) {', '.join(map(str, self.float_only))} met the accuracy gates only with every "
+                "MatMul, Gemm, Conv and Attention in float32 (no int8 compute): not an int8 model, not chosen; "
+                "set search_space.allow_fp32: true to accept a float32 model"
+            )
         if not met:
             failing = [g for g in chosen.gates if g.status == "failed"]
             gate_text = ", ".join(
@@ -425,6 +435,12 @@ def calibration_split(feeds: dict, samples: int) -> tuple[dict, str]:
     indices = list(range(0, size, 2))[:samples]
     shown = ", ".join(str(i) for i in indices) if len(indices) <= 4 else f"{indices[0]}, {indices[1]}, …, {indices[-1]}"
     return {k: v[indices] for k, v in feeds.items()}, f"validation samples {shown} ({len(indices)} of {size})"
+
+
+def _computes_int8(cand: CandidateRun) -> bool:
+    """The candidate has an int8 matrix product or convolution (a passing candidate that quantized
+    only an embedding lookup, or nothing, is no int8 model: see :mod:`optkit.validation.int8_compute`)."""
+    return any(op in INT8_COMPUTE_OPS for op in cand.quantized_ops or {})
 
 
 def _best_ms(cand: CandidateRun) -> float:

@@ -43,6 +43,14 @@ class SourceModel(ABC):
         framework ignores the device). Frameworks with device support override it."""
         return None
 
+    def traits(self) -> dict[str, object]:
+        """Facts about the loaded model that explain an export mismatch (JSON values), read by
+        :func:`~optkit.validation.export_check.likely_causes`: ``training`` (modules in training
+        mode), ``dropout`` (dropout layers or ops that are active), ``attention`` (the reference's
+        attention implementation, when it is not the exported one's), ``float16`` (half-precision
+        weights). Empty when the framework tells nothing; frameworks override it."""
+        return {}
+
     def framework_versions(self) -> dict[str, str]:
         """Versions of the framework packages involved, for the manifest: ``__version__`` of each
         module in :attr:`version_modules` that can be imported."""

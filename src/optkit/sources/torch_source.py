@@ -40,6 +40,22 @@ def import_torch() -> Any:
     return torch
 
 
+def _active_dropout_ops(graph: Any) -> int:
+    """Dropout ops of a TorchScript graph whose ``train`` argument is the constant True (what
+    ``torch.jit.trace`` of a module in training mode bakes in; a scripted module reads
+    ``self.training`` instead, which ``.eval()`` turns off), plus ``aten::bernoulli``."""
+    count = 0
+    for node in graph.nodes():
+        kind = node.kind()
+        if kind == "aten::bernoulli" or kind == "aten::bernoulli_":
+            count += 1
+        elif "dropout" in kind:
+            args = list(node.inputs())
+            if len(args) >= 3 and args[2].node().kind() == "prim::Constant" and args[2].toIValue() is True:
+                count += 1
+    return count
+
+
 class TorchSource(SourceModel):
     """A PyTorch model loaded for reference runs and export.
 
@@ -73,6 +89,39 @@ class TorchSource(SourceModel):
         self.reference = reference
         self.reference_name = reference_name or f"PyTorch ({kind})"
         self.program_inputs = program_inputs or []
+
+    def traits(self) -> dict[str, object]:
+        """See :meth:`~optkit.sources.base.SourceModel.traits`: modules left in training mode,
+        active dropout (``nn.Dropout`` in training mode, or dropout ops that a trace in training
+        mode baked into a TorchScript graph), half-precision weights, and the reference's attention
+        implementation (a Hugging Face folder is exported with eager attention, the reference runs
+        transformers' default, e.g. SDPA)."""
+        import torch
+
+        found: dict[str, object] = {}
+        for module in (self.module, self.reference):
+            if not isinstance(module, torch.nn.Module):
+                continue
+            training = [n or type(module).__name__ for n, m in module.named_modules() if m.training]
+            dropout = [
+                n
+                for n, m in module.named_modules()
+                if isinstance(m, torch.nn.modules.dropout._DropoutNd) and m.training
+            ]
+            if training:
+                found["training"] = len(training)
+            if dropout:
+                found["dropout"] = len(dropout)
+            graph = getattr(module, "inlined_graph", None)
+            if graph is not None:
+                ops = _active_dropout_ops(graph)
+                if ops:
+                    found["dropout"] = max(ops, int(found.get("dropout", 0)))  # type: ignore[call-overload]
+            if any(p.dtype in (torch.float16, torch.bfloat16) for p in module.parameters()):
+                found["float16"] = True
+        if self.reference is not None and "eager attention" not in self.reference_name:
+            found["attention"] = self.reference_name
+        return found
 
     def runner(self, threads: int, device: str = "cpu") -> Runner:
         """The reference runner; for a ``.pt2`` it first checks each batch against the shapes the

@@ -1,19 +1,40 @@
 """The post-export check: the freshly exported ONNX model and the source model run on one real batch;
 every float output, matched by name, must be allclose (``|onnx - src| <= atol + rtol * |src|``, at
 real tokens: padded positions by ``attention_mask`` are not compared), so an
-exporter that "succeeds with a warning" but computes something else never reaches the passes."""
+exporter that "succeeds with a warning" but computes something else never reaches the passes.
+
+Where they differ, the message names each output and its largest difference, then the likely
+cause (:func:`likely_causes`): a source that is not deterministic (it is run a second time on the
+same batch), dropout left active (training mode), a reference that runs another attention
+implementation than the exported one (SDPA vs eager), half-precision weights.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from optkit.errors import ExportError
 from optkit.runners.base import Feeds, Runner
 from optkit.runners.ort_runner import OrtRunner
 from optkit.validation.outputs import check_close
 
+#: the exporter's own hint, when no likelier cause is found
+MISTRACED = "the exporter mistraced the model; try --opset or a torch.export (.pt2) source"
 
-def check_export(model_path: Path, src_runner: Runner, batch: Feeds, atol: float, rtol: float, threads: int) -> float:
+
+def check_export(
+    model_path: Path,
+    src_runner: Runner,
+    batch: Feeds,
+    atol: float,
+    rtol: float,
+    threads: int,
+    traits: Callable[[], dict[str, Any]] | None = None,
+) -> float:
     """Run ``model_path`` in ONNX Runtime and ``src_runner`` on ``batch`` and compare them.
 
     Args:
@@ -22,6 +43,8 @@ def check_export(model_path: Path, src_runner: Runner, batch: Feeds, atol: float
         batch: one validation batch, ``{input name: array}``.
         atol / rtol: tolerances (the recipe's ``export.check_atol`` / ``export.check_rtol``).
         threads: ONNX Runtime intra-op threads.
+        traits: ``() -> {fact: value}`` of the source model
+            (:meth:`~optkit.sources.base.SourceModel.traits`), asked only when outputs differ.
 
     Returns:
         The largest absolute difference over all float outputs (recorded as
@@ -38,12 +61,77 @@ def check_export(model_path: Path, src_runner: Runner, batch: Feeds, atol: float
             f"the exported model does not run in ONNX Runtime: {str(exc).splitlines()[0][:300]}",
             "try another --opset",
         ) from exc
-    return check_close(
-        src_runner.infer(batch),
-        onnx_out,
-        atol,
-        rtol,
-        ExportError,
-        "the exporter mistraced the model; try --opset or a torch.export (.pt2) source",
-        batch.get("attention_mask"),
-    )
+    reference = src_runner.infer(batch)
+    try:
+        return check_close(reference, onnx_out, atol, rtol, ExportError, MISTRACED, batch.get("attention_mask"))
+    except ExportError as exc:
+        if "computes different outputs" not in exc.message:
+            raise  # a shape or name mismatch: no tolerance question
+        causes = likely_causes(_rerun_difference(src_runner, batch, reference), traits() if traits else {})
+        if not causes:
+            raise
+        raise ExportError(f"{exc.message}; likely: {'; '.join(c for c, _ in causes)}", causes[0][1]) from exc
+
+
+def _rerun_difference(src_runner: Runner, batch: Feeds, first: Feeds) -> float:
+    """The largest difference between two source runs on the same ``batch`` (0 for a
+    deterministic model; inf when an output changes shape)."""
+    second = src_runner.infer(batch)
+    worst = 0.0
+    for name, a in first.items():
+        b = second.get(name)
+        if b is None or b.shape != a.shape:
+            return float("inf")
+        if np.issubdtype(a.dtype, np.floating) and a.size:
+            worst = max(worst, float(np.nanmax(np.abs(a.astype(np.float64) - b))))
+    return worst
+
+
+def likely_causes(rerun_difference: float, traits: dict[str, Any]) -> list[tuple[str, str]]:
+    """Likely causes of an export mismatch, most likely first, each as ``(cause, fix)``.
+
+    Args:
+        rerun_difference: the largest difference between two source runs on the same batch
+            (:func:`_rerun_difference`); > 0 means the source itself is not deterministic.
+        traits: the source's facts (:meth:`~optkit.sources.base.SourceModel.traits`).
+    """
+    causes = []
+    dropout, training = int(traits.get("dropout", 0) or 0), int(traits.get("training", 0) or 0)
+    if rerun_difference > 0 or dropout:
+        what = (
+            f"the source model is not deterministic (two runs on the same batch differ by up to {rerun_difference:.3g})"
+            if rerun_difference > 0
+            else "the source model has active dropout"
+        )
+        if dropout:
+            what += f": {dropout} dropout layer(s)/op(s) active" + (
+                f", {training} module(s) in training mode" if training else ""
+            )
+        causes.append(
+            (
+                what,
+                "put the model in inference mode before saving or tracing it (model.eval(); "
+                "torch.jit.trace in training mode bakes dropout into the graph)",
+            )
+        )
+    elif training:
+        causes.append(
+            (f"{training} module(s) of the source are in training mode", "call model.eval() before saving it")
+        )
+    if traits.get("attention"):
+        causes.append(
+            (
+                f"the reference runs {traits['attention']} while the export uses eager attention "
+                "(attention implementations differ in rounding)",
+                "raise export.check_atol to the difference shown if it is rounding, or load the model "
+                "with attn_implementation='eager'",
+            )
+        )
+    if traits.get("float16"):
+        causes.append(
+            (
+                "the source has float16/bfloat16 weights (half-precision rounding)",
+                "export a float32 copy of the model, or raise export.check_atol",
+            )
+        )
+    return causes

@@ -11,11 +11,16 @@ holds), but is reported distinctly, with the interval and the machine's state in
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import onnx
 
 from optkit.recipe import AccuracyGate, SpeedGate
 from optkit.validation.accuracy import AccuracyReport
+from optkit.validation.int8_compute import GATE_NAME, int8_compute_ops, no_int8_reason
 from optkit.validation.speed import ShapeResult, SpeedReport
 from optkit.validation.stats import MIN_ROUNDS, verdict
+from optkit.validation.task_gates import SubstitutedGate
 
 
 @dataclass
@@ -24,7 +29,8 @@ class GateResult:
 
     Attributes:
         name: human-readable, e.g. ``"tag_agreement >= 0.99"`` or ``"speedup b1 s128 cpu >= 1.2"``.
-        kind: ``"accuracy"`` or ``"speed"``.
+        kind: ``"accuracy"``, ``"speed"`` or ``"compute"`` (a quantized recipe's final model
+            computes in int8: :func:`evaluate_int8_compute`).
         metric / op / threshold: what was checked (``op`` is ``">="`` or ``"<="``).
         value: the measured value, or None when the gate was skipped.
         status: ``"passed"``, ``"failed"``, ``"inconclusive"`` (a speed gate whose interval
@@ -65,23 +71,67 @@ def _verdict(value: float, op: str, threshold: float) -> str:
 
 
 def evaluate_accuracy(gates: list[AccuracyGate], report: AccuracyReport) -> list[GateResult]:
-    """Evaluate accuracy gates; a metric that cannot be computed on this data is ``skipped``."""
+    """Evaluate accuracy gates; a metric that cannot be computed on this data is ``skipped``.
+
+    ``gates`` are the recipe's, resolved for the model's task
+    (:func:`~optkit.validation.task_gates.resolve_gates`): a
+    :class:`~optkit.validation.task_gates.SubstitutedGate` carries the substitution in its result's
+    ``reason``."""
     results = []
     for gate in gates:
         op, threshold = (">=", gate.min) if gate.min is not None else ("<=", gate.max)
         assert threshold is not None  # an accuracy gate has min or max (AccuracyGate checks it)
         name = f"{gate.metric} {op} {threshold:g}"
+        note = gate.reason if isinstance(gate, SubstitutedGate) else ""
         value = report.metrics.get(gate.metric)
         if value is None:
             reason = report.unavailable.get(gate.metric, "metric not computed")
+            reason = f"{note}; {reason}" if note else reason
             results.append(GateResult(name, "accuracy", gate.metric, op, threshold, None, "skipped", reason))
         elif value != value:  # NaN never passes
-            results.append(GateResult(name, "accuracy", gate.metric, op, threshold, value, "failed", "NaN"))
+            reason = f"{note}; NaN" if note else "NaN"
+            results.append(GateResult(name, "accuracy", gate.metric, op, threshold, value, "failed", reason))
         else:
             results.append(
-                GateResult(name, "accuracy", gate.metric, op, threshold, value, _verdict(value, op, threshold))
+                GateResult(name, "accuracy", gate.metric, op, threshold, value, _verdict(value, op, threshold), note)
             )
     return results
+
+
+#: quantize passes and the recipe key (under the pass) that accepts a model without int8 compute
+QUANTIZE_PASSES = {"quantize-dynamic": "search_space.allow_fp32", "quantize-static": "allow_fp32"}
+
+
+def _allows_fp32(pass_cfg: Any) -> bool:
+    if pass_cfg.type == "quantize-dynamic":
+        return bool(pass_cfg.search_space.allow_fp32)
+    return bool(getattr(pass_cfg, "allow_fp32", False))
+
+
+def evaluate_int8_compute(passes: list[Any], model: onnx.ModelProto) -> list[GateResult]:
+    """The ``int8_compute_ops >= 1`` gate of a recipe with a quantize pass, on its final ``model``
+    (:mod:`optkit.validation.int8_compute`): ``failed`` when no int8 matrix product or convolution
+    is left, unless the pass allows an all-float32 outcome (then the gate reads ``>= 0`` and
+    passes, saying so). No gate (an empty list) for a recipe without a quantize pass.
+
+    Args:
+        passes: the recipe's pass configs (their ``type``).
+        model: the final ONNX model.
+    """
+    quantize = [p for p in passes if p.type in QUANTIZE_PASSES]
+    if not quantize:
+        return []
+    counts = int8_compute_ops(model)
+    total = float(sum(counts.values()))
+    found = ", ".join(f"{n} {op}" for op, n in counts.items())
+    last = quantize[-1]
+    if total:
+        return [GateResult(GATE_NAME, "compute", "int8_compute_ops", ">=", 1, total, "passed", found)]
+    if any(_allows_fp32(p) for p in quantize):
+        reason = f"no int8 compute left; {last.type}.{QUANTIZE_PASSES[last.type]}: true accepts a float32 model"
+        return [GateResult("int8_compute_ops >= 0", "compute", "int8_compute_ops", ">=", 0, 0.0, "passed", reason)]
+    reason = no_int8_reason(last.type, model, QUANTIZE_PASSES[last.type])
+    return [GateResult(GATE_NAME, "compute", "int8_compute_ops", ">=", 1, 0.0, "failed", reason)]
 
 
 def evaluate_speed(gates: list[SpeedGate], report: SpeedReport | None) -> list[GateResult]:
