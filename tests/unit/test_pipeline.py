@@ -27,13 +27,14 @@ def test_approved_artifact_has_model_manifest_report(approved):
         "attestation.intoto.json",
         "manifest.json",
         "model.onnx",
+        "report.html",
         "report.md",
     ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["approved"] is True
     for name, entry in manifest["files"].items():
         assert sha256_file(out / name) == entry["sha256"]
-    assert set(manifest["files"]) == {"attestation.intoto.json", "model.onnx", "report.md"}
+    assert set(manifest["files"]) == {"attestation.intoto.json", "model.onnx", "report.html", "report.md"}
     assert len(manifest["source"]["sha256"]) == 64 and manifest["recipe"]["name"] == "ner-int8"
     assert manifest["recipe"]["resolved"]["benchmark"]["iterations"] == 3  # overrides are recorded
     assert manifest["artifact"]["execution_provider"] == "CPUExecutionProvider"

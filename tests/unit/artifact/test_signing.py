@@ -111,7 +111,7 @@ def test_signed_artifact_is_valid_and_signs_every_file(copy, keys):
     assert result.signature.status == "valid"
     statement = json.loads(base64.b64decode(json.loads((copy / SIGNATURE).read_text())["dsseEnvelope"]["payload"]))
     signed_names = {item["name"] for item in statement["predicate"]["resources"]}
-    assert signed_names == {"model.onnx", "report.md", "manifest.json", ATTESTATION}
+    assert signed_names == {"model.onnx", "report.html", "report.md", "manifest.json", ATTESTATION}
 
 
 def test_attestation_is_an_in_toto_statement_of_the_approval(copy):
@@ -119,7 +119,7 @@ def test_attestation_is_an_in_toto_statement_of_the_approval(copy):
     statement = json.loads((copy / ATTESTATION).read_text())
     assert statement["_type"] == STATEMENT_TYPE and statement["predicateType"] == PREDICATE_TYPE
     assert statement["subject"] == [
-        {"name": n, "digest": {"sha256": manifest["files"][n]["sha256"]}} for n in ("model.onnx", "report.md")
+        {"name": n, "digest": {"sha256": manifest["files"][n]["sha256"]}} for n in ("model.onnx", "report.html", "report.md")
     ]
     predicate = statement["predicate"]
     assert predicate["approved"] is True and predicate["source"]["sha256"] == manifest["source"]["sha256"]
