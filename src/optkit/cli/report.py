@@ -15,11 +15,12 @@ from optkit.errors import EXIT_APPROVED, EXIT_GATE_FAILED
 
 def report_command(
     artifact: Path = typer.Argument(..., help="artifact folder written by optkit convert"),
-    output: str = typer.Option(
-        "-",
+    output: str | None = typer.Option(
+        None,
         "--output",
         "-o",
-        help="where to write the page ('-' = stdout); never into the artifact, whose report.html is hashed",
+        help="where to write the page ('-' = stdout, the default without --check); never into the "
+        "artifact, whose report.html is hashed",
     ),
     check: bool = typer.Option(
         False, "--check", help="exit 1 unless the artifact's report.html is exactly the re-rendered page"
@@ -41,13 +42,13 @@ def report_command(
         from optkit.paths import check_writable_file, write_atomic
         from optkit.reporting.html import REPORT_HTML
 
-        target = None if output == "-" else check_writable_file(output, "--output")
+        target = None if output in (None, "-") else check_writable_file(output, "--output")
         page, same = rerender(artifact)
         if target is not None:
             write_atomic(target, page.encode(), "--output")
             console.print(f"wrote {target}", highlight=False)
-        elif not (open_page and same):
-            sys.stdout.write(page)
+        elif output == "-" or (output is None and not check and not (open_page and same)):
+            sys.stdout.write(page)  # --check alone only compares: the page is not printed
         state = {True: "identical to", False: "different from", None: "missing:"}[same]
         console.print(f"the re-rendered page is {state} {artifact / REPORT_HTML}", highlight=False)
         if open_page:

@@ -42,6 +42,8 @@ def test_optkit_report_reproduces_the_page_byte_for_byte(report_runs, tmp_path):
     assert out.read_bytes() == (folder / "report.html").read_bytes()
     stdout = runner.invoke(app, ["report", str(folder)])
     assert stdout.exit_code == 0 and stdout.stdout == out.read_text(encoding="utf-8")
+    checked = runner.invoke(app, ["report", str(folder), "--check"])  # compares only: no page on stdout
+    assert checked.exit_code == 0 and checked.stdout == "" and "identical" in checked.stderr
 
 
 def test_optkit_report_on_an_artifact_without_a_page_or_a_changed_one(report_runs, tmp_path):
