@@ -119,7 +119,8 @@ def test_attestation_is_an_in_toto_statement_of_the_approval(copy):
     statement = json.loads((copy / ATTESTATION).read_text())
     assert statement["_type"] == STATEMENT_TYPE and statement["predicateType"] == PREDICATE_TYPE
     assert statement["subject"] == [
-        {"name": n, "digest": {"sha256": manifest["files"][n]["sha256"]}} for n in ("model.onnx", "report.html", "report.md")
+        {"name": n, "digest": {"sha256": manifest["files"][n]["sha256"]}}
+        for n in ("model.onnx", "report.html", "report.md")
     ]
     predicate = statement["predicate"]
     assert predicate["approved"] is True and predicate["source"]["sha256"] == manifest["source"]["sha256"]
