@@ -112,3 +112,17 @@ def test_a_recipe_whose_gates_never_compare_artifact_and_source_is_refused(gates
     artifact computes what the source computes."""
     with pytest.raises(RecipeError, match="no gate that compares the artifact with the source model"):
         load_recipe("sklearn-fp32", {"validation.gates": gates})
+
+
+def test_builtin_recipes_use_runtime_threads_not_the_deprecated_alias():
+    """``benchmark.threads`` is a deprecated alias of ``runtime.threads``; the built-ins set the real field."""
+    from importlib import resources
+
+    import yaml
+
+    files = [f for f in resources.files("optkit.builtin_recipes").iterdir() if f.name.endswith(".yaml")]
+    assert len(files) >= 13
+    for file in files:
+        data = yaml.safe_load(file.read_text())
+        assert "threads" not in (data.get("benchmark") or {}), file.name
+        assert (data.get("runtime") or {}).get("threads", 2) >= 1, file.name
