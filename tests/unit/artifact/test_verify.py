@@ -108,7 +108,9 @@ def test_junit_has_one_case_per_gate(tiny, tmp_path):
     assert done.exit_code == 1
     suite = ET.parse(junit).getroot()
     cases = {c.get("name"): c for c in suite.iter("testcase")}
-    assert suite.get("tests") == "3" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    # the int8 recipe's compute gate (int8_compute_ops >= 1) is the fourth case
+    assert suite.get("tests") == "4" and suite.get("failures") == "1" and suite.get("skipped") == "1"
+    assert cases["int8_compute_ops >= 1"].find("failure") is None
     assert cases["max_abs_error <= 0"].find("failure") is not None
     assert cases["tag_agreement >= 0.5"].find("failure") is None
     assert cases["speedup b1 cuda >= 1"].find("skipped") is not None
