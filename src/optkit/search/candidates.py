@@ -22,6 +22,8 @@ class CandidateRun:
             (``op_types`` None = ONNX Runtime's default list).
         fp32_nodes: nodes kept in float32 (``nodes_to_exclude``).
         quantized_ops: ``{quantized op type: count}`` in the candidate.
+        int8_compute: int8 matrix products and convolutions counted in a QDQ candidate's file
+            (:func:`~optkit.validation.int8_compute.int8_compute_ops`); None = read from ``quantized_ops``.
         metrics: its accuracy metrics; gates: the accuracy gates evaluated on it.
         passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes).
         latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, what the search
@@ -42,6 +44,7 @@ class CandidateRun:
     op_types: list[str] | None = None
     fp32_nodes: list[str] = field(default_factory=list)
     quantized_ops: dict[str, int] = field(default_factory=dict)
+    int8_compute: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     gates: list[CandidateGate] = field(default_factory=list)
     passed: bool = False

@@ -34,6 +34,8 @@ import itertools
 import time
 from pathlib import Path
 
+import onnx
+
 from optkit import interrupts
 from optkit.errors import PassError
 from optkit.onnx_io import load_onnx, name_nodes, save_onnx
@@ -45,7 +47,7 @@ from optkit.search.candidates import CandidateRun
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
-from optkit.validation.int8_compute import INT8_COMPUTE_OPS
+from optkit.validation.int8_compute import INT8_COMPUTE_OPS, int8_compute_ops
 from optkit.validation.speed import size_on_disk_mb
 
 #: candidates closer than this (ms) always tie: sub-millisecond models time within timer and cache noise
@@ -146,6 +148,9 @@ class _Search:
                 cand.quantized_ops = quantize_static_qdq(
                     self.path, cand.path, batches, str(cand.calibrate_method), True, None, []
                 )
+                # QDQ: a MatMul counts as int8 only when both operands come from a DequantizeLinear
+                qdq = onnx.load(str(cand.path), load_external_data=False)
+                cand.int8_compute = sum(int8_compute_ops(qdq).values())
             elif cand.is_int8:
                 assert cand.weight_type is not None  # is_int8
                 cand.path = self.ctx.output_path(f"quantize-dynamic-c{cand.id:02d}")
@@ -440,6 +445,8 @@ def calibration_split(feeds: dict, samples: int) -> tuple[dict, str]:
 def _computes_int8(cand: CandidateRun) -> bool:
     """The candidate has an int8 matrix product or convolution (a passing candidate that quantized
     only an embedding lookup, or nothing, is no int8 model: see :mod:`optkit.validation.int8_compute`)."""
+    if cand.int8_compute is not None:
+        return cand.int8_compute > 0
     return any(op in INT8_COMPUTE_OPS for op in cand.quantized_ops or {})
 
 
