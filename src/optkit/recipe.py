@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from optkit.errors import RecipeError, UsageError
+from optkit.errors import OptkitError, RecipeError, UsageError
 from optkit.pass_configs import (  # re-exported (``X as X``): ``from optkit.recipe import FusePass`` keeps working
     PASS_CONFIGS,
     PASS_TYPES,
@@ -345,8 +345,15 @@ def load_recipe(spec: str, overrides: dict[str, Any] | None = None) -> Recipe:
     return parse_recipe(text, where, overrides)
 
 
-def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] | None = None) -> Recipe:
-    """Parse and validate recipe YAML ``text``; ``where`` names it in errors. See :func:`load_recipe`."""
+def load_yaml_mapping(
+    text: str, where: str, error: type[OptkitError], what: str, hint: str
+) -> tuple[dict[str, Any], Any]:
+    """Parse YAML ``text`` that must be a mapping: the data and its node tree (for the line numbers
+    of :func:`describe_validation_error`). Shared by recipes and batch plans.
+
+    Raises:
+        error: invalid YAML (``where line N: invalid YAML: ...``), or not a mapping (``where: what, got T``).
+    """
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)
@@ -354,12 +361,17 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(f"{where}{line}: invalid YAML: {problem}", "fix the YAML syntax") from exc
+        raise error(f"{where}{line}: invalid YAML: {problem}", "fix the YAML syntax") from exc
     if not isinstance(data, dict):
-        raise RecipeError(
-            f"{where}: a recipe must be a YAML mapping, got {type(data).__name__}",
-            "start from `optkit recipes show fp32`",
-        )
+        raise error(f"{where}: {what}, got {type(data).__name__}", hint)
+    return data, node
+
+
+def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] | None = None) -> Recipe:
+    """Parse and validate recipe YAML ``text``; ``where`` names it in errors. See :func:`load_recipe`."""
+    data, node = load_yaml_mapping(
+        text, where, RecipeError, "a recipe must be a YAML mapping", "start from `optkit recipes show fp32`"
+    )
     _move_legacy_threads(data, where)
     for key, value in (overrides or {}).items():
         for target in _expand_pass_type(data, key, where):

@@ -64,6 +64,26 @@ class ItemOutcome:
         return asdict(self)
 
 
+def worker_died(name: str, request: ConvertRequest, what: str) -> ItemOutcome:
+    """The outcome of an item whose worker (a pool process, a Ray task) died mid-run: nothing was
+    published, since the artifact is staged and renamed into place only when complete.
+
+    Args:
+        name / request: the item.
+        what: what died, e.g. ``"the worker process running this item died (BrokenProcessPool)"``.
+    """
+    return ItemOutcome(
+        name=name,
+        status="error",
+        output=str(request.output_dir),
+        error=f"worker error: {what}; nothing was published (hint: run the plan again: it makes only "
+        "the missing items)",
+        exit_code=3,
+        strict=request.strict,
+        recipe=request.recipe.name,
+    )
+
+
 def run_item(name: str, request: ConvertRequest, node_id: str | None = None) -> ItemOutcome:
     """Run one item as ``optkit convert`` would (:func:`optkit.pipeline.run_request`) and report it.
 

@@ -29,11 +29,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from optkit.errors import OptkitError, PlanError
-from optkit.recipe import apply_overrides, describe_validation_error, flag_overrides, load_recipe
+from optkit.recipe import apply_overrides, describe_validation_error, flag_overrides, load_recipe, load_yaml_mapping
 from optkit.request import ConvertRequest
 from optkit.strict import StrictModel
 
@@ -158,19 +157,9 @@ def parse_plan(text: str, where: str = "<plan>") -> Plan:
         PlanError: invalid YAML, not a mapping, an unknown key, a wrong type, no items, repeated item
             names; the message names the file and line (and the valid keys for an unknown one).
     """
-    try:
-        data = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PlanError(f"{where}{line}: invalid YAML: {problem}", "fix the YAML syntax") from exc
-    if not isinstance(data, dict):
-        raise PlanError(
-            f"{where}: a plan must be a YAML mapping with 'items', got {type(data).__name__}",
-            "see docs/scale.md for a plan file",
-        )
+    data, node = load_yaml_mapping(
+        text, where, PlanError, "a plan must be a YAML mapping with 'items'", "see docs/scale.md for a plan file"
+    )
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:

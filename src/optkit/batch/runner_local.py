@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from optkit.batch.outcome import ItemOutcome, run_item
+from optkit.batch.outcome import ItemOutcome, run_item, worker_died
 from optkit.batch.plan import ResolvedItem
 
 #: called with each finished item; returns False to stop starting new items
@@ -24,16 +24,7 @@ Report = Callable[[ItemOutcome], bool]
 
 
 def _died(item: ResolvedItem, exc: BaseException) -> ItemOutcome:
-    return ItemOutcome(
-        name=item.name,
-        status="error",
-        output=str(item.request.output_dir),
-        error=f"worker error: the worker process running this item died ({type(exc).__name__}); "
-        "nothing was published (hint: run the plan again: it makes only the missing items)",
-        exit_code=3,
-        strict=item.request.strict,
-        recipe=item.request.recipe.name,
-    )
+    return worker_died(item.name, item.request, f"the worker process running this item died ({type(exc).__name__})")
 
 
 class LocalRunner:

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from optkit.batch.outcome import ItemOutcome, run_item
+from optkit.batch.outcome import ItemOutcome, run_item, worker_died
 from optkit.batch.plan import ResolvedItem
 from optkit.errors import PlanError, missing_dependency
 from optkit.request import ConvertRequest
@@ -154,16 +154,7 @@ class RayRunner:
             return ray.get(ref)
         except Exception as exc:  # WorkerCrashedError, TaskCancelledError, a node lost ...
             first = (str(exc).splitlines() or [""])[0][:200]
-            return ItemOutcome(
-                name=item.name,
-                status="error",
-                output=str(item.request.output_dir),
-                error=f"worker error: the Ray task died ({type(exc).__name__}: {first}); nothing was "
-                "published (hint: run the plan again: it makes only the missing items)",
-                exit_code=3,
-                strict=item.request.strict,
-                recipe=item.request.recipe.name,
-            )
+            return worker_died(item.name, item.request, f"the Ray task died ({type(exc).__name__}: {first})")
 
     @staticmethod
     def _cancel(ray: Any, pending: dict[Any, ResolvedItem]) -> None:
