@@ -285,6 +285,12 @@ class _Run:
         )
         if source.scan.get("skipped"):
             warnings.append("the static scan of the model file was skipped (--trust-model-code)")
+        target = self.request.recipe.target
+        if target is not None and not self.request.on_target:
+            warnings.append(
+                f"the recipe names a target ({target.ray_resources()}) but this run was not placed on it: every "
+                "figure was measured on this machine; `optkit batch --ray` runs it on a node that has the target"
+            )
         details: dict[str, Figure] = {"sandbox": record.to_dict(), "scan": source.scan}
         if code:
             details["model_code"] = {"path": str(code.file), "factory": code.factory, "sha256": code.sha256}

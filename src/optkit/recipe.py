@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from optkit.errors import OptkitError, RecipeError, UsageError
 from optkit.pass_configs import (  # re-exported (``X as X``): ``from optkit.recipe import FusePass`` keeps working
@@ -256,6 +256,38 @@ class ArtifactConfig(StrictModel):
     )
 
 
+class TargetConfig(StrictModel):
+    """The hardware a model must be validated and timed on (a Ray node that has it): set by a recipe
+    (``target:``) or a batch plan item (the item's wins), placed by ``optkit batch --ray``.
+
+    Attributes:
+        resources: Ray custom resources the node must offer, e.g. ``{"avx512_vnni": 1}`` (declared
+            with ``ray start --resources='{"avx512_vnni": 1}'``).
+        accelerator_type: a Ray accelerator type (``accelerator_type:<T>`` resource), e.g. ``"A100"``.
+        num_cpus: CPUs the item's task reserves on that node (default 1).
+    """
+
+    resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources the node must have")
+    accelerator_type: str | None = Field(None, description="Ray accelerator type, e.g. A100")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs the item's task reserves")
+
+    @field_validator("resources")
+    @classmethod
+    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [k for k, v in value.items() if v <= 0]
+        if bad:
+            raise ValueError(f"resource amounts must be > 0 ({', '.join(bad)})")
+        return value
+
+    def ray_resources(self) -> dict[str, float]:
+        """Every resource the task needs, as Ray names them (``CPU`` and ``accelerator_type:<T>``
+        included)."""
+        need = {"CPU": self.num_cpus, **self.resources}
+        if self.accelerator_type:
+            need[f"accelerator_type:{self.accelerator_type}"] = 0.001
+        return need
+
+
 class Recipe(StrictModel):
     """A complete conversion: source → export → passes → validation → benchmark → artifact."""
 
@@ -276,6 +308,11 @@ class Recipe(StrictModel):
         default_factory=RuntimeConfig, description="run-wide runtime settings (threads) of every model run"
     )
     artifact: ArtifactConfig = Field(default_factory=ArtifactConfig, description="how the artifact is written")
+    target: TargetConfig | None = Field(
+        None,
+        description="hardware to validate and time on (Ray resources); `optkit batch --ray` places the run on a "
+        "node that has it, `optkit convert` measures on this machine and says so",
+    )
 
     @model_validator(mode="after")
     def _threads_alias(self) -> Recipe:
@@ -294,7 +331,10 @@ class Recipe(StrictModel):
 
     def sha256(self) -> str:
         """sha256 (hex) of the resolved recipe as canonical JSON (sorted keys)."""
-        text = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        resolved = self.model_dump(mode="json")
+        if resolved.get("target") is None:  # recipes without a target keep the hash they had before it existed
+            resolved.pop("target", None)
+        text = json.dumps(resolved, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
 

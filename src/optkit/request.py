@@ -36,6 +36,8 @@ class ConvertRequest:
         sign_keyless: sign with Sigstore (online) instead.
         model_code: ``module:factory`` that builds the ``nn.Module`` a PyTorch state dict loads into
             (``--model-code``; see :mod:`optkit.sources.torch_model_code`), or None.
+        on_target: the run was placed on a node that has the recipe's ``target`` (``optkit batch
+            --ray`` sets it); without it a recipe that names a target warns that this machine measured.
     """
 
     source: Path
@@ -52,6 +54,7 @@ class ConvertRequest:
     sign_key: Path | None = None
     sign_keyless: bool = False
     model_code: str | None = None
+    on_target: bool = False
 
     @property
     def sandbox_mode(self) -> SandboxMode:

@@ -32,42 +32,18 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from optkit.errors import OptkitError, PlanError
-from optkit.recipe import apply_overrides, describe_validation_error, flag_overrides, load_recipe, load_yaml_mapping
+from optkit.recipe import (
+    TargetConfig,
+    apply_overrides,
+    describe_validation_error,
+    flag_overrides,
+    load_recipe,
+    load_yaml_mapping,
+)
 from optkit.request import ConvertRequest
 from optkit.strict import StrictModel
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-class TargetConfig(StrictModel):
-    """The hardware an item must be validated and timed on (a Ray node that has it).
-
-    Attributes:
-        resources: Ray custom resources the node must offer, e.g. ``{"avx512_vnni": 1}`` (declared
-            with ``ray start --resources='{"avx512_vnni": 1}'``).
-        accelerator_type: a Ray accelerator type (``accelerator_type:<T>`` resource), e.g. ``"A100"``.
-        num_cpus: CPUs the item's task reserves on that node (default 1).
-    """
-
-    resources: dict[str, float] = Field(default_factory=dict, description="Ray custom resources the node must have")
-    accelerator_type: str | None = Field(None, description="Ray accelerator type, e.g. A100")
-    num_cpus: float = Field(1.0, gt=0, description="CPUs the item's task reserves")
-
-    @field_validator("resources")
-    @classmethod
-    def _positive(cls, value: dict[str, float]) -> dict[str, float]:
-        bad = [k for k, v in value.items() if v <= 0]
-        if bad:
-            raise ValueError(f"resource amounts must be > 0 ({', '.join(bad)})")
-        return value
-
-    def ray_resources(self) -> dict[str, float]:
-        """Every resource the task needs, as Ray names them (``CPU`` and ``accelerator_type:<T>``
-        included)."""
-        need = {"CPU": self.num_cpus, **self.resources}
-        if self.accelerator_type:
-            need[f"accelerator_type:{self.accelerator_type}"] = 0.001
-        return need
 
 
 class ItemDefaults(StrictModel):
@@ -255,7 +231,7 @@ def resolve_items(plan: Plan, base: Path) -> list[ResolvedItem]:
             overwrite=True,  # replaces only an optkit artifact (an out-of-date one: see resume.py)
             strict=item.strict if item.strict is not None else defaults.strict,
         )
-        resolved.append(ResolvedItem(name, request, item.target or defaults.target))
+        resolved.append(ResolvedItem(name, request, item.target or defaults.target or recipe.target))
     names = [r.name for r in resolved]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:

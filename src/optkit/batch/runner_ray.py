@@ -17,6 +17,7 @@ once, not a task that waits forever.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -134,7 +135,9 @@ class RayRunner:
                 options["resources"] = dict(item.target.resources)
             if item.target and item.target.accelerator_type:
                 options["accelerator_type"] = item.target.accelerator_type
-            pending[task.options(**options).remote(item.name, item.request)] = item
+            # placed on a node that has the target: the run says so instead of warning that it was not
+            request = dataclasses.replace(item.request, on_target=True) if item.target else item.request
+            pending[task.options(**options).remote(item.name, request)] = item
             on_start(item.name)
         try:
             while pending:

@@ -36,3 +36,26 @@ def test_failure_stops_the_plan_unless_keep_going(tiny_items, tmp_path):
     stopped = run_plan(items, LocalRunner(jobs=1))
     assert [o.status for o in stopped.items] == ["error", "cancelled"]
     assert "data error" in stopped.items[0].error and stopped.items[0].exit_code == 2
+
+
+def test_a_recipe_target_not_placed_is_a_warning_and_placed_is_not(tiny_items, tmp_path):
+    """``optkit convert`` of a recipe naming a target measures here and says so; a run placed on the
+    target (``on_target``, set by the Ray runner) does not warn."""
+    import dataclasses
+
+    from conftest import FAST
+    from optkit.pipeline import run_request
+    from optkit.recipe import apply_overrides, load_recipe
+    from optkit.request import ConvertRequest
+
+    recipe = apply_overrides(
+        load_recipe("fp32"),
+        {**FAST, "validation.data": str(tiny_items / "x.npz"), "target": {"resources": {"avx512_vnni": 1}}},
+    )
+    request = ConvertRequest(source=tiny_items / "tiny0.onnx", recipe=recipe, output=tmp_path / "here")
+    here = run_request(request)
+    warned = [w for step in here.steps for w in step.warnings if "names a target" in w]
+    assert warned and "avx512_vnni" in warned[0] and "optkit batch --ray" in warned[0]
+    placed = run_request(dataclasses.replace(request, output=tmp_path / "placed", on_target=True))
+    assert not [w for step in placed.steps for w in step.warnings if "names a target" in w]
+    assert here.approved and placed.approved

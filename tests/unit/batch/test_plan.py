@@ -7,6 +7,7 @@ import pytest
 from optkit.batch.plan import parse_plan, resolve_items
 from optkit.batch.run import check_targets_local
 from optkit.errors import PlanError
+from optkit.recipe import TargetConfig
 
 PLAN = """\
 output: out
@@ -70,3 +71,34 @@ def test_a_target_without_ray_is_refused(tmp_path):
     items = resolve_items(parse_plan(text), tmp_path)
     with pytest.raises(PlanError, match="only a Ray cluster"):
         check_targets_local(items)
+
+
+def _recipe_with_target(tmp_path, resources: str) -> str:
+    from optkit.recipe import builtin_text
+
+    text = builtin_text("fp32").replace("name: fp32", "name: fp32-vnni", 1)
+    (tmp_path / "vnni.yaml").write_text(f"{text}\ntarget: {{resources: {resources}}}\n")
+    return "vnni.yaml"
+
+
+def test_a_recipe_target_is_the_items_target_unless_the_item_names_one(tmp_path):
+    recipe = _recipe_with_target(tmp_path, "{avx512_vnni: 1}")
+    text = (
+        f"items:\n  - {{source: a.onnx, recipe: {recipe}, name: from-recipe}}\n"
+        f"  - {{source: a.onnx, recipe: {recipe}, name: own, target: {{resources: {{amx: 1}}}}}}\n"
+    )
+    first, second = resolve_items(parse_plan(text), tmp_path)
+    assert first.target is not None and first.target.resources == {"avx512_vnni": 1}
+    assert second.target is not None and second.target.resources == {"amx": 1}
+    with pytest.raises(PlanError, match="from-recipe, own name a target"):
+        check_targets_local([first, second])
+
+
+def test_a_recipe_without_target_keeps_its_hash():
+    from optkit.recipe import load_recipe
+
+    recipe = load_recipe("fp32")
+    assert "target" in recipe.model_dump()
+    assert recipe.sha256() == recipe.model_copy(update={}).sha256()
+    with_target = load_recipe("fp32").model_copy(update={"target": TargetConfig(resources={"vnni": 1})})
+    assert with_target.sha256() != recipe.sha256()
