@@ -1,7 +1,11 @@
-"""Plan wall time with ``--jobs 1`` vs Ray (a local cluster) on tiny ONNX items, and Ray's per-item
-overhead (task round trip minus the item's own time, items run one at a time).
+"""Plan wall time with ``--jobs 1`` vs Ray (a local cluster), and Ray's per-item overhead (task round
+trip minus the item's own time, items run one at a time).
 
     PYTHONPATH=src python benchmarks/batch_overhead.py [--items 4]
+    PYTHONPATH=src python benchmarks/batch_overhead.py --plan plans/samples.yaml --overhead-item ner-fp16
+
+The first form times tiny ONNX items; the second a real plan (every item forced to run, once with
+``--jobs 1`` and once on Ray), then the named items one at a time on Ray for the overhead.
 
 Prints a markdown table (docs/benchmarks.md holds a run's figures).
 """
@@ -28,7 +32,12 @@ from optkit.batch.runner_ray import RayRunner  # noqa: E402
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--items", type=int, default=4)
+    parser.add_argument("--plan", type=Path, help="a real plan file instead of tiny items")
+    parser.add_argument("--overhead-item", action="append", default=[], help="with --plan: items timed alone")
     args = parser.parse_args()
+    if args.plan:
+        real_plan(args.plan, args.overhead_item)
+        return
     import ray
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,6 +78,39 @@ def main() -> None:
     print(f"| item time inside a Ray task (mean) | {item_s:.2f} |")
     print(f"| Ray per-item overhead (round trip − item, mean of {len(overheads)}) | {np.mean(overheads):.2f} |")
     print(f"| overhead / item time | {100 * np.mean(overheads) / item_s:.1f} % |")
+
+
+def real_plan(plan_file: Path, alone: list[str]) -> None:
+    """Run ``plan_file`` with ``--jobs 1`` then on a local Ray cluster (2 CPUs), every item forced;
+    then each item in ``alone`` by itself on Ray; print a markdown table."""
+    import ray
+
+    items = resolve_items(load_plan(plan_file), plan_file.parent)
+    start = time.perf_counter()
+    local = run_plan(items, LocalRunner(1), force=True, keep_going=True)
+    jobs1_s = time.perf_counter() - start
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    init_s = time.perf_counter() - start
+    start = time.perf_counter()
+    on_ray = run_plan(items, RayRunner("auto", retries=0), force=True, keep_going=True)
+    ray_s = time.perf_counter() - start
+    rows = []
+    for item in (i for i in items if i.name in alone):
+        start = time.perf_counter()
+        outcome = run_plan([item], RayRunner("auto", retries=0), force=True).items[0]
+        rows.append((item.name, outcome.seconds, time.perf_counter() - start - outcome.seconds, outcome.status))
+    ray.shutdown()
+    print(f"| {plan_file} ({len(items)} items) | --jobs 1 | Ray |")
+    print("|---|---|---|")
+    for a, b in zip(local.items, on_ray.items, strict=True):
+        print(f"| {a.name} | {a.status}, {a.seconds:.1f} s | {b.status}, {b.seconds:.1f} s |")
+    print(f"| plan wall time | {jobs1_s:.1f} s | {ray_s:.1f} s (+ {init_s:.1f} s cluster start) |")
+    for name, item_s, over_s, status in rows:
+        print(
+            f"| {name} alone on Ray: item {item_s:.1f} s ({status}), overhead {over_s:.2f} s | "
+            f"{100 * over_s / item_s:.1f} % | |"
+        )
 
 
 if __name__ == "__main__":
