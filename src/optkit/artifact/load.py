@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from optkit.artifact.verify import verify_artifact
+from optkit.artifact.verify import read_manifest, verify_artifact
 from optkit.errors import OutputError
 from optkit.records.session import SessionSettings
 from optkit.runners.ort_runner import session_options
@@ -41,12 +41,10 @@ def load_session(artifact_dir: str | Path, threads: int | None = None) -> Any:
     if checked.serving is not None:
         settings = checked.serving.settings
     else:
-        from optkit.artifact.verify import read_manifest
-
-        manifest, _ = read_manifest(folder)
-        recipe_threads = manifest.recipe.resolved.get("runtime", {})
-        fallback = recipe_threads.get("threads", 2) if isinstance(recipe_threads, dict) else 2
-        settings = SessionSettings.default(threads or (fallback if isinstance(fallback, int) else 2))
+        runtime = read_manifest(folder)[0].recipe.resolved.get("runtime")
+        recipe_threads = runtime.get("threads") if isinstance(runtime, dict) else None
+        fallback = recipe_threads if isinstance(recipe_threads, int) and recipe_threads >= 1 else 2
+        settings = SessionSettings.default(threads or fallback)
     return ort.InferenceSession(str(folder / "model.onnx"), session_options(settings), providers=["CPUExecutionProvider"])
 
 

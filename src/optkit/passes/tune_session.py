@@ -146,7 +146,9 @@ def search(
             if left <= 0:
                 tried.append(SessionCandidate(change=change, settings=settings, note="not timed: budget_s ran out"))
                 continue
-            timed, noise = _time_candidate(reference, make_runner, change, settings, feeds, config, left, clock)
+            timed, noise = _time_candidate(
+                reference, make_runner, (change, settings), (feeds, batch_size, sequence_length), config, left, clock
+            )
             tried.append(timed)
             warnings += noise
             gain = timed.gain
@@ -193,15 +195,17 @@ def search(
 def _time_candidate(
     reference: Runner,
     make_runner: RunnerFactory,
-    change: str,
-    settings: SessionSettings,
-    feeds: Feeds,
+    candidate: tuple[str, SessionSettings],
+    shape: tuple[Feeds, int, int | None],
     config: TuneSessionPass,
     left_s: float,
     clock: Callable[[], float],
 ) -> tuple[SessionCandidate, list[str]]:
     """One candidate against the default runner: loaded, timed in rounds, released; returns it with
-    the busy-machine warnings of its timing."""
+    the busy-machine warnings of its timing. ``candidate`` = (change, settings); ``shape`` = (feeds,
+    batch size, sequence length)."""
+    change, settings = candidate
+    feeds, batch_size, sequence_length = shape
     runner = make_runner(settings)
     try:
         runner.activate()
@@ -210,10 +214,12 @@ def _time_candidate(
         return SessionCandidate(change=change, settings=settings, note=note), []
     try:
         plan = TimingPlan(config.warmup, config.iterations, config.rounds, config.max_rounds, left_s)
-        shape = measure_shape(reference, runner, feeds, 0, None, plan, thresholds=(1.0,), clock=clock)
+        timed = measure_shape(
+            reference, runner, feeds, batch_size, sequence_length, plan, thresholds=(1.0,), clock=clock
+        )
     finally:
         runner.deactivate()
-    est = shape.estimate
+    est = timed.estimate
     gain = (
         GainRecord(
             ratio=est.ratio, ci_low=est.ci_low, ci_high=est.ci_high, confidence=est.confidence, rounds=est.rounds
@@ -221,7 +227,7 @@ def _time_candidate(
         if est is not None
         else None
     )
-    noise = list(shape.noise.warnings) if shape.noise is not None else []
+    noise = list(timed.noise.warnings) if timed.noise is not None else []
     return SessionCandidate(change=change, settings=settings, gain=gain), noise
 
 
