@@ -45,7 +45,9 @@ def load_session(artifact_dir: str | Path, threads: int | None = None) -> Any:
         recipe_threads = runtime.get("threads") if isinstance(runtime, dict) else None
         fallback = recipe_threads if isinstance(recipe_threads, int) and recipe_threads >= 1 else 2
         settings = SessionSettings.default(threads or fallback)
-    return ort.InferenceSession(str(folder / "model.onnx"), session_options(settings), providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(
+        str(folder / "model.onnx"), session_options(settings), providers=["CPUExecutionProvider"]
+    )
 
 
 __all__ = ["load_session"]

@@ -19,8 +19,8 @@ from optkit.artifact.verify import read_manifest
 from optkit.errors import DataError, OutputError, SourceModelError
 from optkit.paths import require_regular
 from optkit.recipe import FIDELITY_METRICS, Recipe
-from optkit.registry import detect_framework, resolve
 from optkit.records.session import SessionSettings
+from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import load_source

@@ -54,9 +54,7 @@ def check_serving(folder: Path, manifest: Manifest) -> tuple[ServingConfig | Non
         problems.append(f"{SESSION_FILE} disagrees with the manifest's serving configuration")
     used = found.settings.threads_used
     if used > found.threads_budget:
-        problems.append(
-            f"{SESSION_FILE} asks for {used} threads, more than its thread budget ({found.threads_budget})"
-        )
+        problems.append(f"{SESSION_FILE} asks for {used} threads, more than its thread budget ({found.threads_budget})")
     return (expected if not problems else None), problems
 
 

@@ -97,12 +97,11 @@ def choose(tried: Sequence[SessionCandidate]) -> int | None:
     lower bound wins, the earliest on a tie. Pure: the same gains always give the same choice.
     """
     best: int | None = None
+    best_low = 1.0
     for index, candidate in enumerate(tried):
-        gain = candidate.gain
-        if gain is None or gain.ci_low is None or gain.ci_low <= 1.0:
-            continue
-        if best is None or gain.ci_low > (tried[best].gain.ci_low or 0.0):  # type: ignore[union-attr]
-            best = index
+        low = candidate.gain.ci_low if candidate.gain is not None else None
+        if low is not None and low > best_low:
+            best, best_low = index, low
     return best
 
 

@@ -18,8 +18,8 @@ from markupsafe import Markup
 
 from optkit.records.manifest import GateRecord, Manifest
 from optkit.records.search import SearchReport
-from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summary
 from optkit.reporting import plots
+from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summary
 
 REPORT_HTML = "report.html"
 #: files written after the page (they hash it), so the page does not list them

@@ -13,7 +13,9 @@ def gain_text(gain: GainRecord | None) -> str:
     """``1.23× [1.10, 1.31]`` (default p50 / tuned p50 with its interval), or ``—``."""
     if gain is None or gain.ratio is None:
         return "—"
-    interval = f" [{gain.ci_low:.3f}, {gain.ci_high:.3f}]" if gain.ci_low is not None and gain.ci_high is not None else ""
+    interval = (
+        f" [{gain.ci_low:.3f}, {gain.ci_high:.3f}]" if gain.ci_low is not None and gain.ci_high is not None else ""
+    )
     return f"{gain.ratio:.3f}×{interval}"
 
 

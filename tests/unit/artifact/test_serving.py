@@ -146,7 +146,6 @@ def test_tampered_session_json_fails_verify_and_load(tuned, tmp_path):
         optkit.load_session(folder)
 
 
-
 def test_hostile_session_json_with_an_unknown_option_is_refused(tuned, tmp_path):
     folder = _copy(tuned, tmp_path)
     data = json.loads((folder / SESSION_FILE).read_text())
@@ -176,3 +175,26 @@ def test_missing_session_json_is_a_problem(tuned, tmp_path):
     (folder / SESSION_FILE).unlink()
     result = verify_artifact(folder)
     assert not result.ok and "missing file: session.json" in result.problems
+
+
+def test_the_page_rerenders_identically_and_escapes_a_hostile_change(tuned):
+    from optkit.reporting.html import render_html
+
+    manifest, _ = read_manifest(tuned)
+    assert render_html(manifest) == (tuned / "report.html").read_text(encoding="utf-8")
+    data = json.loads(manifest.model_dump_json())
+    data["serving"]["candidates"][0]["change"] = "<script>alert(1)</script>"
+    page = render_html(Manifest.model_validate(data))
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_an_artifact_without_the_pass_has_no_serving_config(tmp_path):
+    model, data = _tiny_onnx(tmp_path)
+    recipe = tmp_path / "plain.yaml"
+    head, tail = RECIPE.split("passes:\n", 1)
+    recipe.write_text(head + "passes: []\n" + tail.split("budget_s: 30\n", 1)[1])
+    result = optkit.convert(model, str(recipe), tmp_path / "out", data=data)
+    assert result.approved and result.serving is None
+    manifest, text = read_manifest(tmp_path / "out")
+    assert manifest.serving is None and '"serving"' not in text and SESSION_FILE not in manifest.files
+    assert verify_artifact(tmp_path / "out").serving is None
