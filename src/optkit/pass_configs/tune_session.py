@@ -48,10 +48,17 @@ class TuneSessionPass(StrictModel):
     max_rounds: int = Field(
         10, ge=3, description="the most rounds for a candidate while its interval straddles 1 (>= rounds)"
     )
+    on_busy_machine: Literal["keep-default", "use"] = Field(
+        "keep-default",
+        description="when other processes used more than 0.25 cores while the winner was timed: keep the "
+        "default (a setting that wins under load, typically fewer threads, may lose when served) or use "
+        "the winner anyway",
+    )
     budget_s: float = Field(
         60.0,
         gt=0,
-        description="seconds for the whole search; candidates not reached in time are recorded as not tried",
+        description="seconds for the whole search, checked before each candidate (one that has started "
+        "finishes its `rounds`); candidates not reached in time are recorded as not timed",
     )
 
     @model_validator(mode="after")

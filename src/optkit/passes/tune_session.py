@@ -24,7 +24,11 @@ rounds, more up to ``max_rounds`` while the interval straddles 1), giving defaul
 p50 with its 95 % bootstrap interval (:func:`~optkit.validation.stats.speedup_interval`). A
 candidate can replace the default only when its whole interval is above 1; among those, the one
 with the highest lower bound wins (the earliest in the order above on a tie). Otherwise the
-default is kept: "no setting beat the default". The whole search stops at ``budget_s`` seconds;
+default is kept: "no setting beat the default". A winner timed while other processes used more than
+:data:`~optkit.validation.noise.OTHERS_CORES_WARN` cores is not adopted either (unless
+``on_busy_machine: use``): under load fewer threads win (measured: 1 thread 1.58× [1.34, 2.71]
+over 2 on the NER sample with 1.75 cores taken by neighbours), and the artifact would then be
+served single-threaded on a quiet machine. The whole search stops at ``budget_s`` seconds;
 candidates not reached are recorded as not timed.
 
 Olive's ``OrtSessionParamsTuning`` pass searches a similar space (it keeps the fastest mean
@@ -41,13 +45,16 @@ from optkit.pass_configs.tune_session import TuneSessionPass
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.records.figures import Figure
 from optkit.records.session import GainRecord, ServingConfig, SessionCandidate, SessionSettings
+from optkit.reporting.serving import gain_text
 from optkit.runners.base import Feeds, Runner
 from optkit.runners.ort_runner import OrtRunner
+from optkit.validation.noise import OTHERS_CORES_WARN, NoiseMonitor
 from optkit.validation.speed import TimingPlan, measure_shape
 
 NO_WIN = "no setting beat the default (no candidate's 95 % interval was wholly above 1)"
 
 RunnerFactory = Callable[[SessionSettings], Runner]
+MonitorFactory = Callable[[Callable[[], float]], NoiseMonitor]
 
 
 def candidates(default: SessionSettings, factors: Sequence[str], threads: int) -> list[tuple[str, SessionSettings]]:
@@ -114,6 +121,7 @@ def search(
     sequence_length: int | None,
     clock: Callable[[], float] = time.monotonic,
     progress: Callable[[str], None] = lambda message: None,
+    monitor: MonitorFactory = NoiseMonitor,
 ) -> tuple[ServingConfig, list[str]]:
     """Time every candidate against the default and choose (see the module docstring).
 
@@ -125,6 +133,7 @@ def search(
         batch_size / sequence_length: the shape of ``feeds``, for the record.
         clock: seconds, for the budget (injectable for tests).
         progress: one line per candidate for the user.
+        monitor: ``(clock) -> NoiseMonitor`` for each candidate's timing window (fakes in tests).
 
     Returns:
         The :class:`ServingConfig` and the busy-machine warnings of the timing.
@@ -146,28 +155,38 @@ def search(
                 tried.append(SessionCandidate(change=change, settings=settings, note="not timed: budget_s ran out"))
                 continue
             timed, noise = _time_candidate(
-                reference, make_runner, (change, settings), (feeds, batch_size, sequence_length), config, left, clock
+                reference,
+                make_runner,
+                (change, settings),
+                (feeds, batch_size, sequence_length),
+                config,
+                left,
+                monitor(clock),
             )
             tried.append(timed)
             warnings += noise
             gain = timed.gain
-            progress(
-                f"session {change}: "
-                + (
-                    f"{gain.ratio:.3f}× [{gain.ci_low:.3f}, {gain.ci_high:.3f}]"
-                    if gain is not None and gain.ratio is not None
-                    else timed.note
-                )
-            )
+            progress(f"session {change}: " + (gain_text(gain) if gain is not None else timed.note))
     finally:
         reference.deactivate()
     index = choose(tried)
+    reason = NO_WIN
+    busy = tried[index].others_cores if index is not None else None
+    if index is not None and busy is not None and busy > OTHERS_CORES_WARN and config.on_busy_machine == "keep-default":
+        won = tried[index]
+        reason = (
+            f"{won.change} beat the default ({gain_text(won.gain)}) but other processes used {busy:.2f} cores "
+            f"while it was timed: a setting that wins under load may lose when served; default kept "
+            "(on_busy_machine: use accepts it)"
+        )
+        warnings.append(f"tune-session: {reason}")
+        index = None
     if index is None:
         serving = ServingConfig(
             settings=default,
             tuned=False,
             change="default",
-            reason=NO_WIN,
+            reason=reason,
             threads_budget=threads,
             batch_size=batch_size,
             sequence_length=sequence_length,
@@ -182,7 +201,7 @@ def search(
             tuned=True,
             change=won.change,
             gain=gain,
-            reason=f"{won.change} beat the default: {gain.ratio:.3f}× [{gain.ci_low:.3f}, {gain.ci_high:.3f}]",
+            reason=f"{won.change} beat the default: {gain_text(gain)}",
             threads_budget=threads,
             batch_size=batch_size,
             sequence_length=sequence_length,
@@ -198,7 +217,7 @@ def _time_candidate(
     shape: tuple[Feeds, int, int | None],
     config: TuneSessionPass,
     left_s: float,
-    clock: Callable[[], float],
+    monitor: NoiseMonitor,
 ) -> tuple[SessionCandidate, list[str]]:
     """One candidate against the default runner: loaded, timed in rounds, released; returns it with
     the busy-machine warnings of its timing. ``candidate`` = (change, settings); ``shape`` = (feeds,
@@ -214,7 +233,15 @@ def _time_candidate(
     try:
         plan = TimingPlan(config.warmup, config.iterations, config.rounds, config.max_rounds, left_s)
         timed = measure_shape(
-            reference, runner, feeds, batch_size, sequence_length, plan, thresholds=(1.0,), clock=clock
+            reference,
+            runner,
+            feeds,
+            batch_size,
+            sequence_length,
+            plan,
+            thresholds=(1.0,),
+            clock=monitor.clock,
+            monitor=monitor,
         )
     finally:
         runner.deactivate()
@@ -226,8 +253,14 @@ def _time_candidate(
         if est is not None
         else None
     )
-    noise = list(timed.noise.warnings) if timed.noise is not None else []
-    return SessionCandidate(change=change, settings=settings, gain=gain), noise
+    noise = timed.noise
+    others = noise.others_cores if noise is not None else None
+    warnings = [
+        f"tune-session {change}: "
+        + w.replace("the source's", "the default session's").replace("the artifact's", "the candidate's")
+        for w in (noise.warnings if noise is not None else [])
+    ]
+    return SessionCandidate(change=change, settings=settings, gain=gain, others_cores=others), warnings
 
 
 def _shape(feeds: Feeds, token_inputs: bool) -> tuple[int, int | None]:

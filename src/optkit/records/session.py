@@ -88,11 +88,13 @@ class GainRecord(Record):
 
 class SessionCandidate(Record):
     """One candidate of the search: what it changes from the default (``change``), its settings,
-    its gain (None when it was not timed) and why it was not timed or failed to load (``note``)."""
+    its gain (None when it was not timed), the CPU other processes used while it was timed
+    (``others_cores``, cores; None when unread) and why it was not timed or failed to load (``note``)."""
 
     change: str
     settings: SessionSettings
     gain: GainRecord | None = None
+    others_cores: float | None = None
     note: str = ""
 
 

@@ -10,6 +10,7 @@ from optkit.pass_configs.tune_session import TuneSessionPass
 from optkit.passes.tune_session import NO_WIN, candidates, choose, search
 from optkit.records.session import GainRecord, SessionCandidate, SessionSettings
 from optkit.runners.base import Feeds, Runner
+from optkit.validation.noise import NoiseMonitor, NoiseRecord
 
 FEEDS: Feeds = {"x": np.zeros((1, 4), np.float32)}
 
@@ -52,6 +53,28 @@ def factory(speed: dict[str, float], noise: float = 0.05, fail: tuple[str, ...] 
 CONFIG = TuneSessionPass(type="tune-session", iterations=10, warmup=0)
 
 
+class FakeMonitor(NoiseMonitor):
+    """Reports a fixed CPU use by other processes instead of reading psutil."""
+
+    def __init__(self, clock, others_cores: float = 0.0) -> None:
+        super().__init__(clock)
+        self.others = others_cores
+
+    def start(self) -> None:
+        pass
+
+    def stop(self, source_round_ms, artifact_round_ms) -> NoiseRecord:
+        return NoiseRecord(others_cores=self.others)
+
+
+def quiet(clock) -> NoiseMonitor:
+    return FakeMonitor(clock, 0.0)
+
+
+def busy(clock) -> NoiseMonitor:
+    return FakeMonitor(clock, 1.75)
+
+
 @pytest.mark.parametrize("threads", [1, 2, 3, 4, 8])
 def test_no_candidate_uses_more_threads_than_the_run(threads):
     default = SessionSettings.default(threads)
@@ -84,7 +107,7 @@ def test_choose_needs_the_whole_interval_above_one_and_takes_the_highest_lower_b
 
 def test_a_known_faster_candidate_wins_with_its_interval():
     fast = SessionSettings.default(2).model_copy(update={"allow_spinning": False}).label()
-    serving, _ = search(factory({fast: 1.5}), FEEDS, CONFIG, 2, 1, None)
+    serving, _ = search(factory({fast: 1.5}), FEEDS, CONFIG, 2, 1, None, monitor=quiet)
     assert serving.tuned and serving.change == "allow_spinning=0"
     assert serving.settings.allow_spinning is False and serving.settings.intra_op_num_threads == 2
     assert serving.gain is not None and 1.0 < serving.gain.ci_low <= 1.5 <= serving.gain.ci_high * 1.05
@@ -93,15 +116,15 @@ def test_a_known_faster_candidate_wins_with_its_interval():
 
 
 def test_noise_only_keeps_the_default():
-    serving, _ = search(factory({}, noise=0.5), FEEDS, CONFIG, 2, 1, None)
+    serving, _ = search(factory({}, noise=0.5), FEEDS, CONFIG, 2, 1, None, monitor=quiet)
     assert not serving.tuned and serving.settings == SessionSettings.default(2)
     assert serving.change == "default" and serving.reason == NO_WIN and serving.gain is None
 
 
 def test_the_same_timings_give_the_same_choice():
     fast = SessionSettings.default(4).model_copy(update={"graph_optimization_level": "basic"}).label()
-    first, _ = search(factory({fast: 1.3}, noise=0.3), FEEDS, CONFIG, 4, 1, None)
-    again, _ = search(factory({fast: 1.3}, noise=0.3), FEEDS, CONFIG, 4, 1, None)
+    first, _ = search(factory({fast: 1.3}, noise=0.3), FEEDS, CONFIG, 4, 1, None, monitor=quiet)
+    again, _ = search(factory({fast: 1.3}, noise=0.3), FEEDS, CONFIG, 4, 1, None, monitor=quiet)
     assert first == again and first.change == "graph_optimization_level=basic"
 
 
@@ -109,7 +132,7 @@ def test_a_candidate_that_fails_to_load_is_recorded_and_the_search_goes_on():
     default = SessionSettings.default(2)
     broken = default.model_copy(update={"enable_cpu_mem_arena": False}).label()
     fast = default.model_copy(update={"graph_optimization_level": "extended"}).label()
-    serving, _ = search(factory({fast: 2.0}, fail=(broken,)), FEEDS, CONFIG, 2, 1, None)
+    serving, _ = search(factory({fast: 2.0}, fail=(broken,)), FEEDS, CONFIG, 2, 1, None, monitor=quiet)
     failed = next(c for c in serving.candidates if c.change == "enable_cpu_mem_arena=0")
     assert failed.gain is None and failed.note.startswith("failed to load: RuntimeError")
     assert serving.change == "graph_optimization_level=extended"
@@ -122,8 +145,8 @@ def test_the_budget_stops_the_search_and_names_what_was_not_timed():
         now[0] += 1.0  # every reading is one second later
         return now[0]
 
-    config = TuneSessionPass(type="tune-session", iterations=5, warmup=0, budget_s=12, max_rounds=5)
-    serving, _ = search(factory({}), FEEDS, config, 2, 1, None, clock=clock)
+    config = TuneSessionPass(type="tune-session", iterations=5, warmup=0, budget_s=3, max_rounds=5)
+    serving, _ = search(factory({}), FEEDS, config, 2, 1, None, clock=clock, monitor=quiet)
     untimed = [c for c in serving.candidates if c.gain is None]
     assert untimed and all(c.note == "not timed: budget_s ran out" for c in untimed)
     assert serving.candidates[0].gain is not None
@@ -134,7 +157,7 @@ def test_the_default_runner_failing_propagates():
         return FakeRunner(settings, 1e-3, 0.0, 0, fail=True)
 
     with pytest.raises(RuntimeError, match="refuses"):
-        search(make, FEEDS, CONFIG, 2, 1, None)
+        search(make, FEEDS, CONFIG, 2, 1, None, monitor=quiet)
 
 
 def test_recipe_requires_tune_session_last_and_once():
@@ -157,3 +180,16 @@ def test_pass_config_refuses_bad_rounds_and_repeated_factors():
         TuneSessionPass(type="tune-session", rounds=6, max_rounds=5)
     with pytest.raises(ValidationError, match="twice"):
         TuneSessionPass(type="tune-session", factors=["spinning", "spinning"])
+
+
+def test_a_winner_timed_on_a_busy_machine_does_not_replace_the_default():
+    fast = SessionSettings.default(2).model_copy(update={"intra_op_num_threads": 1}).label()
+    serving, warnings = search(factory({fast: 1.6}), FEEDS, CONFIG, 2, 1, None, monitor=busy)
+    assert not serving.tuned and serving.settings == SessionSettings.default(2)
+    assert serving.reason.startswith("intra_op_num_threads=1 beat the default (1.")
+    assert "other processes used 1.75 cores" in serving.reason and "on_busy_machine: use" in serving.reason
+    assert any(w.startswith("tune-session: intra_op_num_threads=1 beat") for w in warnings)
+    assert serving.candidates[0].others_cores == 1.75
+    use = CONFIG.model_copy(update={"on_busy_machine": "use"})
+    taken, _ = search(factory({fast: 1.6}), FEEDS, use, 2, 1, None, monitor=busy)
+    assert taken.tuned and taken.change == "intra_op_num_threads=1"
