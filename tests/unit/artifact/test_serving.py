@@ -198,3 +198,11 @@ def test_an_artifact_without_the_pass_has_no_serving_config(tmp_path):
     manifest, text = read_manifest(tmp_path / "out")
     assert manifest.serving is None and '"serving"' not in text and SESSION_FILE not in manifest.files
     assert verify_artifact(tmp_path / "out").serving is None
+    options = optkit.load_session(tmp_path / "out").get_session_options()
+    assert options.intra_op_num_threads == 2  # the recipe's runtime.threads, optkit's default session
+    assert optkit.load_session(tmp_path / "out", threads=1).get_session_options().intra_op_num_threads == 1
+
+
+def test_load_session_refuses_a_folder_that_is_no_artifact(tmp_path):
+    with pytest.raises(OutputError, match="has no manifest.json"):
+        optkit.load_session(tmp_path)
