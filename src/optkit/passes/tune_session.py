@@ -272,16 +272,22 @@ def run(model_path: Path, config: TuneSessionPass, ctx: PassContext) -> PassOutc
     """Search the session settings of ``model_path`` (unchanged); the outcome's ``serving`` holds
     the choice.
 
-    Inputs: ``config.batch_size`` × ``config.sequence_length`` real validation inputs, or (when not
-    set) the searches' gated shape (``ctx.evaluator.latency_feeds``: the first CPU speed gate's).
+    Inputs: real validation inputs at ``config.batch_size`` × ``config.sequence_length``; what is
+    not set comes from the searches' gated shape (``ctx.evaluator.latency_feeds``: the first CPU
+    speed gate's, else the first benchmarked shape), or batch 1 × 128 tokens without an evaluator.
+
+    Raises:
+        onnxruntime's exceptions when the model does not load with the default settings.
     """
     vset = ctx.validation
     token_inputs = bool(getattr(vset, "pad_values", None))
-    if config.batch_size is not None or ctx.evaluator is None:
-        seq = (config.sequence_length or 128) if token_inputs else None
-        feeds = vset.shaped(config.batch_size or 1, seq)
+    gated: Feeds | None = ctx.evaluator.latency_feeds if ctx.evaluator is not None else None
+    if gated is not None and config.batch_size is None and config.sequence_length is None:
+        feeds = gated
     else:
-        feeds = ctx.evaluator.latency_feeds
+        gate_batch, gate_seq = _shape(gated, token_inputs) if gated is not None else (1, 128)
+        seq = (config.sequence_length or gate_seq) if token_inputs else None
+        feeds = vset.shaped(config.batch_size or gate_batch, seq)
     batch, seq_len = _shape(feeds, token_inputs)
     serving, warnings = search(
         lambda settings: OrtRunner(model_path, ctx.threads, session=settings),

@@ -193,3 +193,42 @@ def test_a_winner_timed_on_a_busy_machine_does_not_replace_the_default():
     use = CONFIG.model_copy(update={"on_busy_machine": "use"})
     taken, _ = search(factory({fast: 1.6}), FEEDS, use, 2, 1, None, monitor=busy)
     assert taken.tuned and taken.change == "intra_op_num_threads=1"
+
+
+def _tiny_model(path):
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 2), np.float32), "w")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "t",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 2])],
+        [w],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+@pytest.mark.parametrize(("batch", "expected"), [(None, 3), (5, 5)])
+def test_run_times_the_gated_shape_unless_the_config_names_one(tmp_path, batch, expected):
+    from types import SimpleNamespace
+
+    from optkit.io_spec import ModelInfo
+    from optkit.pass_context import PassContext
+    from optkit.passes.tune_session import run
+    from optkit.validation.data import ValidationSet
+
+    model = _tiny_model(tmp_path / "m.onnx")
+    vset = ValidationSet("npz", "x.npz", {"x": np.ones((8, 4), np.float32)})
+    evaluator = SimpleNamespace(latency_feeds=vset.shaped(3, None))
+    config = TuneSessionPass(type="tune-session", factors=["memory_arena"], rounds=3, max_rounds=3, iterations=2)
+    if batch is not None:
+        config = config.model_copy(update={"batch_size": batch})
+    ctx = PassContext(tmp_path, ModelInfo(), 1, validation=vset, evaluator=evaluator, threads=1)
+    outcome = run(model, config, ctx)
+    assert outcome.model_path == model and outcome.serving is not None  # the model itself is unchanged
+    assert outcome.serving.batch_size == expected and outcome.serving.sequence_length is None
+    assert [c.change for c in outcome.serving.candidates] == ["enable_cpu_mem_arena=0"]
+    assert outcome.details["settings"] == outcome.serving.settings.label()
