@@ -206,3 +206,39 @@ def test_an_artifact_without_the_pass_has_no_serving_config(tmp_path):
 def test_load_session_refuses_a_folder_that_is_no_artifact(tmp_path):
     with pytest.raises(OutputError, match="has no manifest.json"):
         optkit.load_session(tmp_path)
+
+
+def test_a_forged_serving_config_in_a_signed_artifact_fails_the_signature(tuned, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from optkit.artifact.attestation import ATTESTATION, write_attestation
+    from optkit.artifact.signing import sign_artifact
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    private, public = tmp_path / "k.pem", tmp_path / "k.pub"
+    private.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    folder = _copy(tuned, tmp_path)
+    sign_artifact(folder, private)
+    assert verify_artifact(folder, public_key=public).ok
+    # the forger rewrites session.json and the manifest consistently, then re-seals (no key needed)
+    manifest, _ = read_manifest(folder)
+    forged = manifest.serving.model_copy(
+        update={"settings": manifest.serving.settings.model_copy(update={"allow_spinning": False})}
+    )
+    (folder / SESSION_FILE).write_text(forged.model_dump_json(indent=2) + "\n")
+    data = json.loads(manifest.model_dump_json())
+    data["serving"] = json.loads(forged.model_dump_json())
+    data["files"].update({k: v.model_dump() for k, v in file_entries(folder, [SESSION_FILE]).items()})
+    write_attestation(folder, Manifest.model_validate(data))
+    data["files"].update({k: v.model_dump() for k, v in file_entries(folder, [ATTESTATION]).items()})
+    (folder / "manifest.json").write_text(seal(Manifest.model_validate(data)))
+    assert verify_artifact(folder).ok  # a digest only catches accidents
+    checked = verify_artifact(folder, public_key=public)
+    assert not checked.ok and checked.signature.status == "invalid" and checked.serving is None
+    assert any(p.startswith("signature invalid:") and SESSION_FILE in p for p in checked.problems), checked.problems
