@@ -111,6 +111,9 @@ def test_the_report_shows_the_serving_settings(tuned):
     manifest, _ = read_manifest(tuned)
     assert "Serving configuration" in html and manifest.serving.settings.label() in html
     assert "Serving configuration" in (tuned / "report.md").read_text()
+    from optkit.reporting.summary import render_summary
+
+    assert f"**Session**: {manifest.serving.settings.label()}" in render_summary(manifest, str(tuned))
 
 
 def test_verify_loads_the_model_with_the_serving_settings(tuned):
