@@ -6,7 +6,15 @@ from __future__ import annotations
 from optkit.records.session import GainRecord, ServingConfig
 
 #: the columns of :func:`serving_rows`
-SERVING_COLUMNS = ["change from the default", "settings", "gain", "95 % interval", "rounds", "verdict"]
+SERVING_COLUMNS = [
+    "change from the default",
+    "settings",
+    "gain",
+    "95 % interval",
+    "rounds",
+    "others (cores)",
+    "verdict",
+]
 
 
 def gain_text(gain: GainRecord | None) -> str:
@@ -28,8 +36,9 @@ def serving_summary(serving: ServingConfig) -> str:
 
 
 def serving_rows(serving: ServingConfig) -> list[list[str]]:
-    """One row per candidate (see :data:`SERVING_COLUMNS`); verdict ``chosen``, ``faster``
-    (interval above 1, not the best), ``not faster``, or the candidate's note."""
+    """One row per candidate (see :data:`SERVING_COLUMNS`): the CPU other processes used while it
+    was timed, and its verdict: ``chosen``, ``faster`` (interval above 1, but not the best, or not
+    adopted on a busy machine), ``not faster``, or the candidate's note."""
     rows = []
     for c in serving.candidates:
         gain = c.gain
@@ -47,7 +56,8 @@ def serving_rows(serving: ServingConfig) -> list[list[str]]:
             if gain is not None and gain.ci_low is not None and gain.ci_high is not None
             else "—"
         )
-        rows.append([c.change, c.settings.label(), ratio, interval, str(gain.rounds) if gain else "—", verdict])
+        others = f"{c.others_cores:.2f}" if c.others_cores is not None else "—"
+        rows.append([c.change, c.settings.label(), ratio, interval, str(gain.rounds) if gain else "—", others, verdict])
     return rows
 
 

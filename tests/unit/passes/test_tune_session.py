@@ -232,3 +232,14 @@ def test_run_times_the_gated_shape_unless_the_config_names_one(tmp_path, batch, 
     assert outcome.serving.batch_size == expected and outcome.serving.sequence_length is None
     assert [c.change for c in outcome.serving.candidates] == ["enable_cpu_mem_arena=0"]
     assert outcome.details["settings"] == outcome.serving.settings.label()
+
+
+def test_serving_rows_give_each_candidate_its_verdict():
+    from optkit.reporting.serving import SERVING_COLUMNS, serving_rows
+
+    fast = SessionSettings.default(2).model_copy(update={"allow_spinning": False}).label()
+    serving, _ = search(factory({fast: 1.5}), FEEDS, CONFIG, 2, 1, None, monitor=quiet)
+    rows = {r[0]: r for r in serving_rows(serving)}
+    assert all(len(r) == len(SERVING_COLUMNS) for r in rows.values())
+    assert rows["allow_spinning=0"][-1] == "chosen" and rows["allow_spinning=0"][-2] == "0.00"
+    assert {r[-1] for k, r in rows.items() if k != "allow_spinning=0"} == {"not faster"}
