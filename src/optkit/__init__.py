@@ -5,6 +5,7 @@ Python API::
     import optkit
     result = optkit.convert("model.pt", recipe="ner-int8", data="test.conll")
     result.approved, result.output_dir, result.gates
+    session = optkit.load_session(result.output_dir)  # ONNX Runtime, with the serving settings
 """
 
 from __future__ import annotations
@@ -19,4 +20,12 @@ def convert(*args, **kwargs):
     return _convert(*args, **kwargs)
 
 
-__all__ = ["__version__", "convert"]
+def load_session(*args, **kwargs):
+    """See :func:`optkit.artifact.load.load_session`: an ONNX Runtime session of a verified artifact
+    with its serving configuration (imported lazily)."""
+    from optkit.artifact.load import load_session as _load_session
+
+    return _load_session(*args, **kwargs)
+
+
+__all__ = ["__version__", "convert", "load_session"]

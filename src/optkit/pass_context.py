@@ -14,6 +14,7 @@ from typing import Any
 from optkit.io_spec import ModelInfo
 from optkit.records.figures import Figure
 from optkit.records.search import SearchReport
+from optkit.records.session import ServingConfig
 
 
 @dataclass
@@ -59,6 +60,8 @@ class PassOutcome:
         skipped: a reason when the pass left the model unchanged on purpose or after a failure.
         search: a searching pass's candidate table and choice (the manifest writes it under the
             step's ``details.search``).
+        serving: the session settings the artifact is to be served with (the ``tune-session``
+            pass); the pipeline validates, benchmarks and emits the artifact with them.
     """
 
     model_path: Path
@@ -66,3 +69,4 @@ class PassOutcome:
     warnings: list[str] = field(default_factory=list)
     skipped: str | None = None
     search: SearchReport | None = None
+    serving: ServingConfig | None = None

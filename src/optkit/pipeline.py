@@ -28,6 +28,7 @@ from optkit.paths import require_regular
 from optkit.recipe import AccuracyGate, Recipe, apply_overrides, load_recipe
 from optkit.records.figures import Figure
 from optkit.records.manifest import DataRecord, SandboxSection, SourceRecord
+from optkit.records.session import ServingConfig
 from optkit.registry import PASSES, detect_framework, resolve
 from optkit.request import ConvertRequest
 from optkit.results import ConvertResult, Event, EventProgress, NullProgress, Progress, StepRecord
@@ -221,6 +222,7 @@ class _Run:
         self.steps: list[StepRecord] = []
         self.threads = request.recipe.runtime.threads
         self.shape_check = ShapeCheck()  # the export step's probes, reused for the final model
+        self.serving: ServingConfig | None = None  # the tune-session pass's choice, if it ran
 
     def _step(self, name: str, fn: Callable[[], tuple[Any, PassOutcome | None]]) -> Any:
         return self._timed(name, fn)[0]
@@ -325,7 +327,8 @@ class _Run:
             )
             run_pass = resolve(PASSES[pass_cfg.type])
             model_path = self._step(pass_cfg.type, functools.partial(self._pass, run_pass, model_path, pass_cfg, ctx))
-        art_runner = OrtRunner(model_path, self.threads)
+        # the artifact as it will be served: the tune-session pass's settings, else the default
+        art_runner = OrtRunner(model_path, self.threads, session=self.serving.settings if self.serving else None)
         art_rss = self._activate_artifact(art_runner, vset)
         self._step("check other shapes (final model)", lambda: self._final_shapes(art_runner, vset, model_path))
         checked = self._step(
@@ -464,6 +467,8 @@ class _Run:
 
     def _pass(self, run_pass, path: Path, config, ctx: PassContext) -> tuple[Path, PassOutcome]:
         outcome = run_pass(path, config, ctx)
+        if outcome.serving is not None:
+            self.serving = outcome.serving
         return outcome.model_path, outcome
 
     def _benchmark(
@@ -549,6 +554,7 @@ class _Run:
             warnings=warnings,
             evidence="real-data" if vset.is_real else "random-inputs",
             sandbox=SandboxSection.model_validate(worker.sandbox.to_dict()),
+            serving=self.serving,
         )
         model = load_onnx(model_path)  # once: the manifest and the emitted file both read it
         result.gates += gate_eval.evaluate_int8_compute(self.recipe.passes, model)
@@ -566,11 +572,14 @@ class _Run:
     def _emit(self, result: ConvertResult, model, art_runner) -> None:
         from optkit.artifact.report import render_report
         from optkit.artifact.report_files import write_report_html
+        from optkit.artifact.serving import write_serving
 
         with staging(self.out) as tmp:
             written = save_onnx(model, tmp / "model.onnx", self.recipe.artifact.external_data_threshold_mb)
             (tmp / "report.md").write_text(render_report(result))
             names = [p.name for p in written] + ["report.md"]
+            if result.serving is not None:
+                names.append(write_serving(tmp, result.serving))
             # the page shows the manifest as it is now: every file but itself and the attestation
             names.append(write_report_html(tmp, self._manifest(result, model, art_runner, file_entries(tmp, names))))
             names.append(write_attestation(tmp, self._manifest(result, model, art_runner, file_entries(tmp, names))))

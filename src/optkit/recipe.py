@@ -32,6 +32,7 @@ from optkit.pass_configs import QuantizeDynamicPass as QuantizeDynamicPass
 from optkit.pass_configs import QuantizeStaticPass as QuantizeStaticPass
 from optkit.pass_configs import SimplifyPass as SimplifyPass
 from optkit.pass_configs import SmoothPass as SmoothPass
+from optkit.pass_configs import TuneSessionPass as TuneSessionPass
 from optkit.strict import StrictModel
 
 BUILTIN_PACKAGE = "optkit.builtin_recipes"
@@ -327,6 +328,18 @@ class Recipe(StrictModel):
             )
         self.runtime.threads = legacy
         self.benchmark.threads = None
+        return self
+
+    @model_validator(mode="after")
+    def _tune_session_last(self) -> Recipe:
+        """``tune-session`` measures the final model's session settings: once, as the last pass
+        (a later pass would change the model they were chosen for)."""
+        types = [p.type for p in self.passes]
+        if "tune-session" in types and (types.count("tune-session") > 1 or types[-1] != "tune-session"):
+            raise ValueError(
+                f"tune-session must be the last pass, once (passes: {', '.join(types)}): it tunes the "
+                "final model's session settings"
+            )
         return self
 
     def sha256(self) -> str:

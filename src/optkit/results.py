@@ -18,6 +18,7 @@ from optkit.recipe import FIDELITY_METRICS, Recipe
 from optkit.records.figures import Figure
 from optkit.records.manifest import DataRecord, Evidence, Manifest, SandboxSection, SourceRecord
 from optkit.records.search import SearchReport
+from optkit.records.session import ServingConfig
 from optkit.validation.accuracy import AccuracyReport
 from optkit.validation.gates import GateResult
 from optkit.validation.speed import ShapeResult, SpeedReport
@@ -128,6 +129,8 @@ class ConvertResult:
             rejects it).
         sandbox: how the source model was confined (``status`` ``confined`` / ``unavailable`` /
             ``off``), or None when not recorded.
+        serving: the ONNX Runtime session settings the artifact was validated and benchmarked with
+            and is served with (``session.json``), when the recipe ran the ``tune-session`` pass.
     """
 
     approved: bool
@@ -144,6 +147,7 @@ class ConvertResult:
     manifest: Manifest | None = None
     evidence: Evidence = "real-data"
     sandbox: SandboxSection | None = None
+    serving: ServingConfig | None = None
 
     @property
     def failed_gates(self) -> list[GateResult]:

@@ -68,7 +68,7 @@ def test_replace_generated_needs_the_markers():
 def test_pass_names_come_from_the_pass_modules():
     schema = Recipe.model_json_schema()
     mapping = schema["properties"]["passes"]["items"]["discriminator"]["mapping"]
-    assert PASS_TYPES == ("simplify", "fuse", "smooth", "quantize-dynamic", "quantize-static", "fp16")
+    assert PASS_TYPES == ("simplify", "fuse", "smooth", "quantize-dynamic", "quantize-static", "fp16", "tune-session")
     assert list(registry.PASSES) == list(PASS_TYPES) and set(mapping) == set(PASS_TYPES)
     for name, config_class in pass_configs.PASS_CONFIGS.items():
         module = importlib.import_module(config_class.__module__.replace(".pass_configs.", ".passes."))

@@ -85,6 +85,7 @@ def build_manifest(
         evidence=result.evidence,
         sandbox=result.sandbox,
         search=[search_summary(s) for s in result.steps if s.search is not None],
+        serving=result.serving,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from optkit.records.search import SearchReport
+from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summary
 
 if TYPE_CHECKING:
     from optkit.results import ConvertResult, StepRecord
@@ -54,6 +55,7 @@ def render_report(result: ConvertResult) -> str:
     lines += ["## Steps", ""]
     lines += _table(["step", "seconds", "details"], [[s.name, f"{s.seconds:.1f}", _details(s)] for s in result.steps])
     lines += _search_section(result)
+    lines += _serving_section(result)
     acc = result.accuracy
     lines += [f"## Accuracy vs source ({acc.samples} samples)", ""]
     lines += _table(["metric", "value"], [[k, fmt(v)] for k, v in acc.metrics.items()])
@@ -230,6 +232,23 @@ def _search_section(result: ConvertResult) -> list[str]:
                 [[s.node, s.op_type, fmt(s.error), s.method] for s in search.sensitivity[:10]],
             )
     return lines
+
+
+def _serving_section(result: ConvertResult) -> list[str]:
+    """The tune-session pass's choice and every candidate it timed against the default."""
+    serving = result.serving
+    if serving is None:
+        return []
+    shape = f"batch {serving.batch_size}" + (f" × seq {serving.sequence_length}" if serving.sequence_length else "")
+    lines = [
+        "## Serving configuration (session.json)",
+        "",
+        f"{serving_summary(serving)}. Timed at {shape} against the default session in alternating "
+        f"rounds, within the run's {serving.threads_budget}-thread budget; validation and the speed "
+        "gates used these settings.",
+        "",
+    ]
+    return lines + _table(SERVING_COLUMNS, serving_rows(serving))
 
 
 def _interval(shape) -> str:

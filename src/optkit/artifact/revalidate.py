@@ -19,6 +19,7 @@ from optkit.artifact.verify import read_manifest
 from optkit.errors import DataError, OutputError, SourceModelError
 from optkit.paths import require_regular
 from optkit.recipe import FIDELITY_METRICS, Recipe
+from optkit.records.session import SessionSettings
 from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sandbox.client import SandboxMode, SourceWorker
@@ -108,6 +109,8 @@ def revalidate(
         strict: a gate that cannot be measured on this data (``skipped``) is a failure, and the
             source model must run confined.
         threads: intra-op threads of both runners; default the recipe's ``runtime.threads``.
+            The artifact runs with its serving configuration (``session.json``, the manifest's
+            ``serving``) when it has one, as it is served.
 
     Returns:
         The :class:`RevalidateResult`; ``ok`` is False when a gate failed or the model did not run.
@@ -162,6 +165,7 @@ def revalidate(
                 trust_remote_code,
                 trust_model_code,
                 tuple(trust_skops_types),
+                manifest.serving.settings if manifest.serving is not None else None,
             )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -180,6 +184,7 @@ def _compare(
     trust_remote_code: bool,
     trust_model_code: bool,
     trust_skops_types: tuple[str, ...] = (),
+    session: SessionSettings | None = None,
 ) -> RevalidateResult:
     """Load the source in ``worker``, run both models on ``data`` and evaluate the accuracy gates."""
     src = load_source(
@@ -193,7 +198,7 @@ def _compare(
         trust_skops_types=trust_skops_types,
     )
     vset = load_validation_set(data, src.info, cfg.max_samples, cfg.sequence_length)
-    art_runner = OrtRunner(folder / MODEL, threads)
+    art_runner = OrtRunner(folder / MODEL, threads, session=session)
     try:
         art_runner.activate()
     except Exception as exc:  # onnxruntime raises its own exception types

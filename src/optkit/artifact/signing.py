@@ -2,7 +2,8 @@
 ``model-signing`` library (https://github.com/sigstore/model-transparency, PyPI ``model-signing``).
 
 What is signed: every file of the folder (``model.onnx``, its external data, ``manifest.json``,
-``report.md``, ``attestation.intoto.json``) except ``model.sig`` itself, each by path and sha256.
+``report.md``, ``session.json`` when the artifact has a serving configuration,
+``attestation.intoto.json``) except ``model.sig`` itself, each by path and sha256.
 model-signing puts that list in an in-toto statement, signs it in a DSSE envelope and writes a
 Sigstore bundle (https://sigstore.github.io/model-transparency/model_signing.html). Unlike the
 manifest's digest, which anyone can recompute after editing a file, the signature can only be made

@@ -4,7 +4,10 @@
 exist as a regular file (never a symlink) with the recorded sha256 and size; any other entry of the
 folder (file, folder, empty folder, symlink) is a problem too (something was added after approval);
 ``attestation.intoto.json`` must agree with the manifest; the manifest must say ``approved`` and
-every gate must have passed (a skipped gate is a problem only with ``strict``).
+every gate must have passed (a skipped gate is a problem only with ``strict``). An artifact with a
+serving configuration (``session.json``, written by the ``tune-session`` pass) must hold a valid one
+that agrees with the manifest, and, when nothing else is wrong, ``model.onnx`` is loaded in ONNX
+Runtime with those settings (as it will be served).
 
 A digest only catches accidents: whoever edits a file can recompute it. ``model.sig`` (see
 :mod:`optkit.artifact.signing`) catches forgeries, when checked with a public key (or a Sigstore
@@ -24,9 +27,11 @@ from pydantic import ValidationError
 
 from optkit.artifact.attestation import check_attestation
 from optkit.artifact.manifest import Manifest, digest_ok, sha256_file
+from optkit.artifact.serving import check_serving
 from optkit.artifact.signing import SIGNATURE, SignatureCheck, verify_signature
 from optkit.errors import OutputError
 from optkit.recipe import FIDELITY_METRICS
+from optkit.records.session import ServingConfig
 from optkit.validation.gates import status_blocks
 
 MANIFEST = "manifest.json"
@@ -41,12 +46,15 @@ class VerifyResult:
         problems: one line per problem, each naming the file or gate.
         checked_files: files whose hash was checked.
         signature: the ``model.sig`` check (``unsigned`` when there is none).
+        serving: the serving configuration ``model.onnx`` was loaded with (None when the artifact
+            has none, or when it was not loaded because of another problem).
     """
 
     ok: bool
     problems: list[str] = field(default_factory=list)
     checked_files: list[str] = field(default_factory=list)
     signature: SignatureCheck = field(default_factory=lambda: SignatureCheck("unsigned"))
+    serving: ServingConfig | None = None
 
 
 def read_manifest(folder: Path) -> tuple[Manifest, str]:
@@ -104,6 +112,8 @@ def verify_artifact(
     problems = [] if digest_ok(text, manifest.digest) else [f"modified file: {MANIFEST} (its digest does not match)"]
     problems += _file_problems(folder, manifest)
     problems += check_attestation(folder, manifest)
+    serving, serving_problems = check_serving(folder, manifest)
+    problems += serving_problems
     if not manifest.approved:
         problems.append("the manifest does not say approved")
     for gate in manifest.gates:
@@ -116,7 +126,28 @@ def verify_artifact(
         problems.append(f"signature invalid: {signature.reason}")
     elif signature.status == "unsigned" and checking:
         problems.append(f"unsigned: no {SIGNATURE}, but a signature was asked for (--public-key/--identity)")
-    return VerifyResult(not problems, problems, sorted(manifest.files), signature)
+    if serving is not None and not problems:  # never load a model that failed any other check
+        problem = _load_problem(folder, serving)
+        if problem:
+            problems.append(problem)
+            serving = None
+    elif problems:
+        serving = None
+    return VerifyResult(not problems, problems, sorted(manifest.files), signature, serving)
+
+
+def _load_problem(folder: Path, serving: ServingConfig) -> str | None:
+    """Create (and release) an ONNX Runtime session of ``model.onnx`` with ``serving``'s settings;
+    the reason when it fails, else None."""
+    from optkit.runners.ort_runner import OrtRunner
+
+    runner = OrtRunner(folder / "model.onnx", serving.settings.intra_op_num_threads, session=serving.settings)
+    try:
+        runner.activate()
+    except Exception as exc:  # onnxruntime raises its own exception types
+        return f"model.onnx does not load with its serving settings: {(str(exc).splitlines() or [''])[0][:200]}"
+    runner.deactivate()
+    return None
 
 
 def _file_problems(folder: Path, manifest: Manifest) -> list[str]:

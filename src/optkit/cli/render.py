@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from optkit.artifact.report import SEARCH_CONSOLE_COLUMNS, fmt, search_console_rows, search_tables
+from optkit.reporting.serving import serving_summary
 from optkit.results import ConvertResult, StepRecord
 from optkit.validation.speed import ShapeResult
 
@@ -79,6 +80,8 @@ def render_result(console: Console, result: ConvertResult) -> None:
         for row in search_console_rows(search):
             found.add_row(*row, style="bold" if row[-1] == "chosen" else None)
         console.print(found)
+    if result.serving is not None:
+        console.print(f"session: {serving_summary(result.serving)}", highlight=False)
     table = Table(title=f"Gates ({result.recipe.name})")
     for col in ("gate", "measured", "verdict", "note"):
         table.add_column(col)

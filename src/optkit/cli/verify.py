@@ -55,6 +55,8 @@ def verify_command(
     """Re-hash every artifact file against manifest.json and check that it was approved; with
     --public-key (or --identity/--oidc-issuer) check that model.sig signs every file; with --data,
     also validate model.onnx against its source model again and evaluate the recipe's accuracy gates.
+    An artifact with a serving configuration (session.json, from the tune-session pass) is loaded
+    with those ONNX Runtime settings, and revalidated with them.
 
     Exit codes: 0 verified, 1 a file or gate does not check out, 2 bad input, 3 internal error, 130/143/129 stopped by
     SIGINT/SIGTERM/SIGHUP.
@@ -72,9 +74,17 @@ def verify_command(
         console.print(
             f"signature: {sig.status}" + (f" ({sig.reason})" if sig.status == "unchecked" else ""), highlight=False
         )
+        if result.serving is not None:
+            from optkit.reporting.serving import serving_summary
+
+            console.print(
+                f"session: model.onnx loaded with its serving settings ({serving_summary(result.serving)})",
+                highlight=False,
+            )
         payload: dict = {
             "checked_files": result.checked_files,
             "signature": {"status": sig.status, "reason": sig.reason},
+            "serving": result.serving.settings.model_dump() if result.serving is not None else None,
         }
         if data is not None:
             from optkit.artifact.revalidate import revalidate

@@ -20,6 +20,7 @@ from optkit.pass_configs.quantize_dynamic import Int8SearchSpace, QuantizeDynami
 from optkit.pass_configs.quantize_static import QuantizeStaticPass
 from optkit.pass_configs.simplify import SimplifyPass
 from optkit.pass_configs.smooth import SmoothPass
+from optkit.pass_configs.tune_session import TuneSessionPass
 from optkit.strict import StrictModel
 
 # In the order error messages, the schema and the docs list them.
@@ -30,6 +31,7 @@ PASS_CLASSES: tuple[type[StrictModel], ...] = (
     QuantizeDynamicPass,
     QuantizeStaticPass,
     Fp16Pass,
+    TuneSessionPass,
 )
 
 
@@ -46,7 +48,7 @@ PASS_RUNNERS: dict[str, str] = {
 }
 if TYPE_CHECKING:  # mypy cannot unpack a runtime tuple: the same classes as PASS_CLASSES, spelled out
     PassConfig = Annotated[
-        SimplifyPass | FusePass | SmoothPass | QuantizeDynamicPass | QuantizeStaticPass | Fp16Pass,
+        SimplifyPass | FusePass | SmoothPass | QuantizeDynamicPass | QuantizeStaticPass | Fp16Pass | TuneSessionPass,
         Field(discriminator="type"),
     ]
 else:
@@ -66,4 +68,5 @@ __all__ = [
     "QuantizeStaticPass",
     "SimplifyPass",
     "SmoothPass",
+    "TuneSessionPass",
 ]

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_serializer
 
 from optkit.records.search import GateStatus, Record, SearchReport
+from optkit.records.session import ServingConfig
 
 SCHEMA_VERSION = 1
 
@@ -362,6 +363,9 @@ class Manifest(BaseModel):
     #: how the source model was confined (None in artifacts made before the sandbox existed, which
     #: wrote ``{}``)
     sandbox: SandboxSection | None = None
+    #: the ONNX Runtime session settings the artifact is served with (the ``tune-session`` pass;
+    #: the same record as ``session.json``); left out of the JSON when the pass did not run
+    serving: ServingConfig | None = Field(None, exclude_if=_unset)
     digest: str = ""
 
     @field_validator("sandbox", mode="before")

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from optkit.records.manifest import GateRecord, Manifest
 from optkit.records.search import SearchReport
 from optkit.reporting import plots
+from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summary
 
 REPORT_HTML = "report.html"
 #: files written after the page (they hash it), so the page does not list them
@@ -103,6 +104,10 @@ def render_html(manifest: Manifest, compact: bool = False) -> str:
         "rejections": [g.name for g in view.gates if blocking(g, view.strict)],
         "latency_plot": _markup(plots.latency_plot(speed.shapes)) if speed else None,
         "searches": searches,
+        "serving": view.serving,
+        "serving_summary": serving_summary(view.serving) if view.serving else "",
+        "serving_columns": SERVING_COLUMNS,
+        "serving_rows": serving_rows(view.serving) if view.serving else [],
     }
     if not compact:
         context.update(

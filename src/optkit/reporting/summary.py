@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from optkit.records.manifest import Manifest
 from optkit.reporting.html import STATUS, blocking, fmt
+from optkit.reporting.serving import serving_summary
 
 
 def _cell(text: str) -> str:
@@ -53,6 +54,8 @@ def render_summary(manifest: Manifest, artifact: str | None, report: str | None 
                 f"({fmt(ratio, 2)}×)"
             )
         lines += ["**Speed** (artifact vs source p50): " + "; ".join(parts), ""]
+    if manifest.serving is not None:  # the tune-session pass's serving configuration
+        lines += [f"**Session**: {_cell(serving_summary(manifest.serving))}", ""]
     if artifact is not None:
         lines.append(f"Artifact: `{_cell(artifact)}`" + (f" — report: `{_cell(report)}`" if report else ""))
     else:

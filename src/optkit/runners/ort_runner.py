@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from optkit.records.session import SessionSettings
 from optkit.runners.base import Feeds, Runner
 
 PROVIDERS = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}
@@ -31,14 +32,46 @@ def available_devices() -> list[str]:
     return devices
 
 
+def session_options(settings: SessionSettings) -> Any:
+    """An ``onnxruntime.SessionOptions`` holding ``settings`` (log severity: errors only).
+
+    ``allow_spinning`` is the session config entry ``session.intra_op.allow_spinning`` (and
+    ``session.inter_op.allow_spinning`` in parallel mode), see ORT's
+    ``onnxruntime_session_options_config_keys.h``.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = settings.intra_op_num_threads
+    options.inter_op_num_threads = settings.inter_op_num_threads
+    options.execution_mode = (
+        ort.ExecutionMode.ORT_PARALLEL if settings.execution_mode == "parallel" else ort.ExecutionMode.ORT_SEQUENTIAL
+    )
+    options.graph_optimization_level = {
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[settings.graph_optimization_level]
+    spin = "1" if settings.allow_spinning else "0"
+    options.add_session_config_entry("session.intra_op.allow_spinning", spin)
+    options.add_session_config_entry("session.inter_op.allow_spinning", spin)
+    options.enable_cpu_mem_arena = settings.enable_cpu_mem_arena
+    options.log_severity_level = 3
+    return options
+
+
 class OrtRunner(Runner):
-    """ONNX Runtime ``InferenceSession`` with ``intra_op_num_threads=threads``,
-    ``inter_op_num_threads=1``, sequential execution, full graph optimization (ORT_ENABLE_ALL).
+    """ONNX Runtime ``InferenceSession`` built from :class:`~optkit.records.session.SessionSettings`:
+    by default ``intra_op_num_threads=threads``, ``inter_op_num_threads=1``, sequential execution,
+    full graph optimization (ORT_ENABLE_ALL), spinning and the CPU arena on; or the artifact's
+    serving configuration (``session``, chosen by the ``tune-session`` pass).
 
     Args:
         model_path: the ``.onnx`` file (external data beside it).
-        threads: intra-op threads, the same number the source runner uses.
+        threads: intra-op threads, the same number the source runner uses (ignored when ``session``
+            is given: its ``intra_op_num_threads`` is used).
         device: ``"cpu"`` (CPUExecutionProvider) or ``"cuda"`` (CUDAExecutionProvider).
+        session: the session settings; None = the default for ``threads``.
 
     Raises:
         onnxruntime exceptions from session creation propagate (the caller maps them).
@@ -46,8 +79,11 @@ class OrtRunner(Runner):
 
     name = "ONNX Runtime"
 
-    def __init__(self, model_path: Path, threads: int, device: str = "cpu") -> None:
-        super().__init__(threads, device)
+    def __init__(
+        self, model_path: Path, threads: int, device: str = "cpu", session: SessionSettings | None = None
+    ) -> None:
+        self.settings = session if session is not None else SessionSettings.default(threads)
+        super().__init__(self.settings.intra_op_num_threads, device)
         self.model_path = model_path
         self.session: Any = None  # an onnxruntime.InferenceSession while active
 
@@ -59,12 +95,7 @@ class OrtRunner(Runner):
     def _activate(self) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
+        options = session_options(self.settings)
         self.session = ort.InferenceSession(str(self.model_path), options, providers=[self.provider])
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_dtypes = {i.name: ORT_DTYPES.get(i.type) for i in self.session.get_inputs()}
