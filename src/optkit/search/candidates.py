@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from optkit.records.search import Candidate, CandidateGate, Stage, Verdict
+from optkit.records.search import Candidate, CandidateGate, SpeedupInterval, Stage, Verdict
 
 
 @dataclass
@@ -34,6 +34,7 @@ class CandidateRun:
             ``"static"``); calibrate_method / calibration: a static candidate's calibrator and samples.
         smooth_alpha / source: the SmoothQuant alpha and the smoothed fp32 model quantized (stage
             ``"smoothed"``; None = the search's input).
+        speedup: its speed-up over the fp32 input with a 95 % interval, once the ranking timed it.
     """
 
     id: int
@@ -61,6 +62,7 @@ class CandidateRun:
     calibration: str | None = None
     smooth_alpha: float | None = None
     source: Path | None = None
+    speedup: SpeedupInterval | None = None
 
     @property
     def is_int8(self) -> bool:
@@ -109,4 +111,5 @@ class CandidateRun:
             calibrate_method=self.calibrate_method,
             calibration=self.calibration,
             smooth_alpha=self.smooth_alpha,
+            speedup=self.speedup,
         )
