@@ -26,8 +26,8 @@ class CandidateRun:
             (:func:`~optkit.validation.int8_compute.int8_compute_ops`); None = read from ``quantized_ops``.
         metrics: its accuracy metrics; gates: the accuracy gates evaluated on it.
         passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes).
-        latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, what the search
-            ranks by); size_mb: model size on disk (MB = 10^6 bytes).
+        latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, lowered by the
+            ranking's rounds); size_mb: model size on disk (MB = 10^6 bytes).
         seconds: wall time to build and score it; error: why it could not be built or run.
         verdict: ``"chosen"``, ``"passed"``, ``"failed"``, ``"error"`` or ``"reference"``.
         quantizer: ``"dynamic"`` (quantize_dynamic) or ``"static"`` (quantize_static, QDQ, stage

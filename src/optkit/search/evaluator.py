@@ -29,8 +29,8 @@ class Score:
         passed: no accuracy gate failed (skipped gates do not block a candidate).
         margin: the worst normalised gate margin (> 0 passes; used to rank failing candidates).
         latency_ms: p50 wall time per call at the gated shape, ms.
-        best_ms: the fastest call at that shape, ms: what the search ranks by, because other
-            processes on a loaded machine inflate medians far more than minimums.
+        best_ms: the fastest call at that shape, ms: which passing candidates the ranking times
+            first when more pass than it times (:data:`~optkit.search.int8_search.MAX_TIMED`).
     """
 
     accuracy: AccuracyReport

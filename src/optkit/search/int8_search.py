@@ -51,9 +51,9 @@ from optkit.recipe import QuantizeDynamicPass
 from optkit.records.figures import Figure
 from optkit.records.search import CandidateGate, NodeSensitivityRecord, Ranking, SearchReport, SpeedupInterval
 from optkit.search.candidates import CandidateRun
-from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
+from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.int8_compute import INT8_COMPUTE_OPS, int8_compute_ops
 from optkit.validation.speed import size_on_disk_mb
