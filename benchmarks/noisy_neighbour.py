@@ -22,8 +22,11 @@ Then checks the Done-when of issue 12 for every recipe:
    than 25 % away from the quiet run's at the same shape.
 
 Exit 0 when every check holds, 1 when one fails (each failure is printed), 2 on bad usage or a
-conversion that produced no manifest. Do not run it under ``nice``: it measures. It costs four
-conversions of the sample (about 10 minutes on a 2-core machine).
+conversion that produced no manifest, 130 on Ctrl-C (the finished runs' JSON stays under
+``--keep``). Do not run it under ``nice``: it measures. It costs four conversions of the sample:
+about 10 minutes on an otherwise idle 2-core machine, far more on a busy one (the first
+``ner-int8`` run took 25 minutes at load average 8-10). The loaded runs start busy loops on every
+core this process may use: on a machine shared with other jobs they slow those jobs too.
 """
 
 from __future__ import annotations
@@ -283,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     runs: dict[str, dict[str, dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         root = args.keep or Path(tmp)
+        root.mkdir(parents=True, exist_ok=True)
         for recipe in args.recipes.split(","):
             runs[recipe] = {}
             for condition in CONDITIONS:
@@ -301,6 +305,9 @@ def main(argv: list[str] | None = None) -> int:
                 except RuntimeError as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     return 2
+                except KeyboardInterrupt:  # the neighbours and the conversion are already stopped
+                    print(f"interrupted during {recipe}, {condition}", file=sys.stderr)
+                    return 130
                 runs[recipe][condition] = found
                 if args.keep:
                     (root / f"{recipe}-{condition}.json").write_text(json.dumps(found, indent=2), encoding="utf-8")

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
@@ -134,3 +135,36 @@ def test_neighbours_pin_themselves_and_are_gone_after_the_block():
             psutil.Process(proc.pid).cpu_percent(0.05)
         assert psutil.Process(proc.pid).cpu_affinity() == [core]
     assert not proc.is_alive() and proc.exitcode is not None
+
+
+def _sample(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "model.pt").write_bytes(b"")
+    (tmp_path / "data" / "test.conll").write_text("")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "message"),
+    [
+        (KeyboardInterrupt(), 130, "interrupted during ner-int8, quiet"),
+        (RuntimeError("ner-int8: exit 2, no manifest on stdout: boom"), 2, "error: ner-int8: exit 2"),
+    ],
+)
+def test_main_stops_on_ctrl_c_or_a_run_without_a_manifest(tmp_path, monkeypatch, capsys, raised, code, message):
+    def convert(*args):
+        raise raised
+
+    monkeypatch.setattr(nn, "convert", convert)
+    assert nn.main(["--sample", str(_sample(tmp_path))]) == code
+    assert message in capsys.readouterr().err
+
+
+def test_main_prints_the_table_and_exits_1_when_a_check_fails(tmp_path, monkeypatch, capsys):
+    runs = iter([QUIET, manifest("failed", 1.0, 0.9, 1.1, approved=False)])
+    monkeypatch.setattr(nn, "convert", lambda *args: next(runs))
+    monkeypatch.setattr(nn, "Neighbours", lambda count, cores: contextlib.nullcontext())
+    assert nn.main(["--sample", str(_sample(tmp_path)), "--recipes", "ner-int8", "--keep", str(tmp_path / "k")]) == 1
+    out = capsys.readouterr().out
+    assert "| ner-int8 | loaded | 1×128 | 1.00× |" in out and "FAILED: ner-int8: speedup b1 cpu >= 1.2" in out
+    assert (tmp_path / "k" / "ner-int8-loaded.json").is_file()
