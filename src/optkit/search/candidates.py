@@ -25,7 +25,8 @@ class CandidateRun:
         int8_compute: int8 matrix products and convolutions counted in a QDQ candidate's file
             (:func:`~optkit.validation.int8_compute.int8_compute_ops`); None = read from ``quantized_ops``.
         metrics: its accuracy metrics; gates: the accuracy gates evaluated on it.
-        passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes).
+        passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes);
+            margins: every gate's normalised margin, in gate order (what the ranking compares).
         latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, lowered by the
             ranking's rounds); size_mb: model size on disk (MB = 10^6 bytes).
         seconds: wall time to build and score it; error: why it could not be built or run.
@@ -50,6 +51,7 @@ class CandidateRun:
     gates: list[CandidateGate] = field(default_factory=list)
     passed: bool = False
     margin: float = float("-inf")
+    margins: tuple[float, ...] = ()
     latency_ms: float | None = None
     best_ms: float | None = None
     size_mb: float | None = None

@@ -26,8 +26,8 @@ are then ranked with the speed gates' statistics (:mod:`optkit.search.ranking`):
 candidate's speed-up over the fp32 input gets a 95 % bootstrap interval over rounds; the one with
 the largest speed-up is the fastest, the candidates whose interval overlaps its interval (or within
 ``latency_tolerance`` plus 0.05 ms of its median) are a near-tie, and among those the most accurate
-(largest gate margin) wins, then the earliest in search order, so the choice between candidates that
-timing cannot separate does not depend on timing. Cost: ``(timed + 1) × RANK_ROUNDS ×
+(gate margins compared worst first, leximin) wins, then the earliest in search order, so the
+choice between candidates that timing cannot separate does not depend on timing. Cost: ``(timed + 1) × RANK_ROUNDS ×
 (iterations + 1)`` calls at the gated shape, at most 7 × 5 × 16 = 560 (for the NER sample at
 1 × 128 tokens, a few seconds), once per search, even when one candidate passes (its interval is
 recorded). When nothing passes, the closest candidate (largest gate margin) is
@@ -51,6 +51,7 @@ from optkit.recipe import QuantizeDynamicPass
 from optkit.records.figures import Figure
 from optkit.records.search import CandidateGate, NodeSensitivityRecord, Ranking, SearchReport, SpeedupInterval
 from optkit.search.candidates import CandidateRun
+from optkit.search.evaluator import gate_margin
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
@@ -66,7 +67,7 @@ MAX_TIMED = 6
 RULE = (
     "largest speed-up over the fp32 input (95 % bootstrap interval over rounds); candidates whose "
     "interval overlaps the fastest's, or within latency_tolerance of it, tie: the most accurate "
-    "(largest gate margin) wins, then the earliest"
+    "(normalised gate margins compared worst first) wins, then the earliest"
 )
 
 
@@ -192,6 +193,7 @@ class _Search:
         else:
             cand.metrics = dict(score.accuracy.metrics)
             cand.gates = [CandidateGate(name=g.name, value=g.value, status=g.status) for g in score.gates]
+            cand.margins = tuple(gate_margin(g) for g in score.gates)
             cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (
                 score.passed,
                 score.margin,
@@ -375,7 +377,7 @@ class _Search:
             blocks = self.ctx.evaluator.time_rounds([reference.path] + [c.path for c in timed], RANK_ROUNDS)
             ranking = rank(
                 blocks[0],
-                [Contender(c.id, c.margin, b) for c, b in zip(timed, blocks[1:], strict=True)],
+                [Contender(c.id, c.margins, b) for c, b in zip(timed, blocks[1:], strict=True)],
                 self.space.latency_tolerance,
             )
         except Exception as exc:  # a session that no longer runs: fall back to the scoring calls

@@ -17,10 +17,14 @@ Rule (:func:`rank`):
    candidate >= ``ci_low`` of the fastest), or when its pooled median is within ``tolerance`` of
    the fastest's (``latency_tolerance``, relative) plus :data:`TIMER_FLOOR_MS`: timing cannot tell
    such candidates apart;
-3. among the near-tie the **most accurate** wins: the largest gate margin
-   (:func:`~optkit.search.evaluator.gate_margin`, the worst normalised distance to a threshold of the
-   recipe's accuracy gates), which is deterministic for the same model, data and recipe;
-4. equal margins go to the **earliest in search order** (smallest id).
+3. among the near-tie the **most accurate** wins: each candidate's normalised margins to the
+   thresholds of the recipe's accuracy gates (:func:`~optkit.search.evaluator.gate_margin`) are
+   sorted from worst to best and compared in that order (leximin): the largest worst margin wins,
+   an equal worst margin goes to the larger second-worst, and so on. (The worst margin alone does
+   not separate candidates when a gate sits at its threshold for all of them, e.g.
+   ``nonfinite_outputs <= 0`` at 0.) The margins are deterministic for the same model, data and
+   recipe;
+4. equal margins throughout go to the **earliest in search order** (smallest id).
 
 Only steps 1–2 read timings; a candidate that is clearly slower (its interval entirely below the
 fastest's, and beyond the tolerance) can never be chosen, and among candidates timing cannot
@@ -47,14 +51,15 @@ class Contender:
 
     Attributes:
         id: its candidate id (search order; smaller = earlier).
-        margin: its worst normalised accuracy-gate margin (larger = more accurate; +inf when every
-            gate was skipped).
+        margins: its normalised margin to each accuracy gate's threshold, any order (larger = more
+            accurate; +inf for a skipped gate, NaN ranks as -inf); every contender has the recipe's
+            same gates.
         blocks: its call times in seconds, shape (rounds, calls per block), timed in the same
             rounds as the reference.
     """
 
     id: int
-    margin: float
+    margins: tuple[float, ...]
     blocks: Sequence[Sequence[float]]
 
 
@@ -133,8 +138,8 @@ def rank(
     tied = sorted(
         r.id for r in ranked if r.estimate.ci_high >= fastest.estimate.ci_low or r.p50_ms <= fastest.p50_ms + slack
     )
-    margins = {c.id: c.margin for c in contenders}
-    chosen = max(tied, key=lambda i: (_finite(margins[i]), -i))
+    accuracy = {c.id: tuple(sorted(_finite(m) for m in c.margins)) for c in contenders}
+    chosen = max(tied, key=lambda i: (accuracy[i], -i))
     return Ranking(chosen, fastest.id, tied, ranked)
 
 

@@ -105,6 +105,8 @@ class FakeEvaluator:
             listed gets :func:`steady` blocks at its scored ``best_ms`` (no spread).
         clock: a :class:`FakeClock` advanced by ``seconds_per_score`` at each score.
         fail_timing: ``time_rounds`` raises this instead of timing.
+        zero_gate: also a ``nonfinite_outputs <= 0`` gate at 0 on every candidate (margin 0 for
+            all, as the NER recipes' gate gives), before the cosine gate.
     """
 
     iterations = 3
@@ -116,9 +118,10 @@ class FakeEvaluator:
         clock: FakeClock | None = None,
         seconds_per_score: float = 0.0,
         fail_timing: Exception | None = None,
+        zero_gate: bool = False,
     ) -> None:
         self.rule, self.timings, self.clock, self.step = rule, timings or {}, clock, seconds_per_score
-        self.fail_timing = fail_timing
+        self.fail_timing, self.zero_gate = fail_timing, zero_gate
         self.latency_feeds = {"x": np.zeros((1, 8), np.float32)}
         self.scored: list[View] = []
         self.retimed: list[list[int]] = []
@@ -134,7 +137,12 @@ class FakeEvaluator:
         gate = GateResult(f"cosine_min >= {THRESHOLD}", "accuracy", "cosine_min", ">=", THRESHOLD, value, status)
         self._best[view.id] = best
         report = AccuracyReport(metrics={"cosine_min": value}, samples=4)
-        return Score(report, [gate], status == "passed", gate_margin(gate), best * 1.5, best)
+        gates = [gate]
+        if self.zero_gate:
+            zero = GateResult("nonfinite_outputs <= 0", "accuracy", "nonfinite_outputs", "<=", 0.0, 0.0, "passed")
+            gates.insert(0, zero)
+        margin = min(gate_margin(g) for g in gates)
+        return Score(report, gates, status == "passed", margin, best * 1.5, best)
 
     def time_rounds(self, model_paths: list[Path], rounds: int = 5) -> list[list[list[float]]]:
         """Seconds per call, (models, rounds, calls), from ``timings`` (ms) or steady blocks."""

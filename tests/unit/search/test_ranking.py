@@ -23,7 +23,7 @@ def _seconds(blocks):
     return [[ms / 1e3 for ms in block] for block in blocks]
 
 
-def _run(tmp_path, accuracy, timings, lines=None, **space):
+def _run(tmp_path, accuracy, timings, lines=None, zero_gate=False, **space):
     """The search on a two-MatMul chain with four settings; ``accuracy`` ``{id: cosine}`` (ids 1-4,
     others fail) and ``timings`` ``{id: blocks in ms}`` (the fp32 input gets :data:`REFERENCE`)."""
     model = save(chain(["a", "b"]), tmp_path / "in.onnx")
@@ -31,7 +31,7 @@ def _run(tmp_path, accuracy, timings, lines=None, **space):
     def rule(view):
         return (1.0, 20.0) if view.id == 0 else (accuracy.get(view.id, 0.5), 10.0)
 
-    evaluator = FakeEvaluator(rule, timings={0: REFERENCE, **timings})
+    evaluator = FakeEvaluator(rule, timings={0: REFERENCE, **timings}, zero_gate=zero_gate)
     outcome = int8_search.search(model, config(**FOUR_SETTINGS, **space), context(tmp_path, evaluator, lines))
     return outcome.search.model_dump(), evaluator
 
@@ -39,8 +39,8 @@ def _run(tmp_path, accuracy, timings, lines=None, **space):
 # ---------------------------------------------------------------------------- the rule itself
 def test_a_clearly_faster_candidate_wins_over_a_more_accurate_one():
     ref = _seconds(REFERENCE)
-    slow_accurate = Contender(1, margin=0.9, blocks=_seconds(noisy(10.0, 0.05)))
-    fast = Contender(2, margin=0.1, blocks=_seconds(noisy(5.0, 0.05)))
+    slow_accurate = Contender(1, margins=(0.9,), blocks=_seconds(noisy(10.0, 0.05)))
+    fast = Contender(2, margins=(0.1,), blocks=_seconds(noisy(5.0, 0.05)))
     found = rank(ref, [slow_accurate, fast], tolerance=0.05)
     assert found.chosen == 2 and found.fastest == 2 and found.tied == [2]
     low, high = found.ranked[0].estimate, found.ranked[1].estimate
@@ -50,8 +50,8 @@ def test_a_clearly_faster_candidate_wins_over_a_more_accurate_one():
 
 def test_overlapping_intervals_go_to_the_more_accurate_candidate_even_with_zero_tolerance():
     ref = _seconds(REFERENCE)
-    fast = Contender(1, margin=0.1, blocks=_seconds(noisy(10.0, 0.3, shift=0)))
-    accurate = Contender(2, margin=0.5, blocks=_seconds(noisy(10.8, 0.3, shift=2)))
+    fast = Contender(1, margins=(0.1,), blocks=_seconds(noisy(10.0, 0.3, shift=0)))
+    accurate = Contender(2, margins=(0.5,), blocks=_seconds(noisy(10.8, 0.3, shift=2)))
     found = rank(ref, [fast, accurate], tolerance=0.0)
     a, b = (r.estimate for r in found.ranked)
     assert a.ratio > b.ratio and b.ci_high >= a.ci_low  # 1 is faster on the point, not beyond noise
@@ -60,22 +60,32 @@ def test_overlapping_intervals_go_to_the_more_accurate_candidate_even_with_zero_
 
 def test_equal_margins_in_a_near_tie_go_to_the_earliest_and_nan_ranks_last():
     ref = _seconds(steady(20.0))
-    same = [Contender(i, margin=0.2, blocks=_seconds(steady(10.0))) for i in (3, 1, 2)]
+    same = [Contender(i, margins=(0.2,), blocks=_seconds(steady(10.0))) for i in (3, 1, 2)]
     assert rank(ref, same, tolerance=0.0).chosen == 1
-    with_nan = [Contender(1, math.nan, _seconds(steady(10.0))), Contender(2, -0.5, _seconds(steady(10.0)))]
+    with_nan = [Contender(1, (math.nan,), _seconds(steady(10.0))), Contender(2, (-0.5,), _seconds(steady(10.0)))]
     assert rank(ref, with_nan, tolerance=0.0).chosen == 2
+
+
+def test_accuracy_is_compared_worst_margin_first_then_the_next_worst():
+    # a gate at its threshold for both (nonfinite_outputs <= 0 at 0) leaves the worst margins equal
+    ref, blocks = _seconds(steady(20.0)), _seconds(steady(10.0))
+    first = Contender(1, margins=(0.0, 0.47, 0.125), blocks=blocks)
+    second = Contender(2, margins=(0.35, 0.0, 0.787), blocks=blocks)
+    assert rank(ref, [first, second], tolerance=0.0).chosen == 2  # [0, 0.35, 0.79] > [0, 0.125, 0.47]
+    lower_worst = Contender(3, margins=(-0.1, 5.0, 5.0), blocks=blocks)
+    assert rank(ref, [first, lower_worst], tolerance=0.0).chosen == 1  # the worst margin comes first
 
 
 def test_the_latency_tolerance_ties_candidates_whose_intervals_are_apart():
     ref = _seconds(steady(20.0))
-    fast, close = Contender(1, 0.1, _seconds(steady(10.0))), Contender(2, 0.5, _seconds(steady(10.4)))
+    fast, close = Contender(1, (0.1,), _seconds(steady(10.0))), Contender(2, (0.5,), _seconds(steady(10.4)))
     assert rank(ref, [fast, close], tolerance=0.05).chosen == 2  # 10.4 <= 10 * 1.05 + 0.05
     assert rank(ref, [fast, close], tolerance=0.01).chosen == 1  # 10.4 > 10 * 1.01 + 0.05
 
 
 def test_the_same_timings_always_give_the_same_ranking():
     ref = _seconds(REFERENCE)
-    contenders = [Contender(i, 0.1 * i, _seconds(noisy(9.0 + i, 0.25, shift=i))) for i in range(1, 5)]
+    contenders = [Contender(i, (0.1 * i,), _seconds(noisy(9.0 + i, 0.25, shift=i))) for i in range(1, 5)]
     first, second = rank(ref, contenders, 0.05), rank(ref, contenders, 0.05)
     assert first == second
 
@@ -84,9 +94,9 @@ def test_the_same_timings_always_give_the_same_ranking():
     ("contenders", "tolerance", "message"),
     [
         ([], 0.05, "no contender"),
-        ([Contender(1, 0.1, [[0.01]] * 5)], -0.1, "tolerance"),
-        ([Contender(1, 0.1, [[0.01]] * 4)], 0.05, "rounds"),  # not timed in the reference's rounds
-        ([Contender(1, 0.1, [[0.01], [0.0], [0.01], [0.01], [0.01]])], 0.05, "finite and > 0"),
+        ([Contender(1, (0.1,), [[0.01]] * 5)], -0.1, "tolerance"),
+        ([Contender(1, (0.1,), [[0.01]] * 4)], 0.05, "rounds"),  # not timed in the reference's rounds
+        ([Contender(1, (0.1,), [[0.01], [0.0], [0.01], [0.01], [0.01]])], 0.05, "finite and > 0"),
     ],
 )
 def test_bad_rankings_are_refused(contenders, tolerance, message):
@@ -116,6 +126,14 @@ def test_the_search_gives_a_near_tie_to_the_more_accurate_candidate(tmp_path):
     assert found["ranking"]["fastest"] == 1 and found["ranking"]["tied"] == [1, 2]
     assert found["chosen"] == 2
     assert [r["verdict"] for r in found["candidates"]][:3] == ["reference", "passed", "chosen"]
+
+
+def test_a_gate_every_candidate_meets_at_its_threshold_does_not_hide_the_accuracy_difference(tmp_path):
+    # the NER recipes' nonfinite_outputs <= 0 gives every candidate a worst margin of 0
+    timings = {1: noisy(10.0, 0.3, shift=0), 2: noisy(10.8, 0.3, shift=2)}
+    found, _ = _run(tmp_path, {1: 0.991, 2: 0.9999}, timings, zero_gate=True, latency_tolerance=0.0)
+    assert [r["margin"] for r in found["candidates"][1:3]] == [0.0, 0.0]
+    assert found["ranking"]["tied"] == [1, 2] and found["chosen"] == 2  # decided by the cosine gate
 
 
 def test_two_runs_with_the_same_timings_choose_the_same_and_record_the_same(tmp_path):
