@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from optkit.records.search import SearchReport
+from optkit.records.search import Candidate, SearchReport
 from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summary
 
 if TYPE_CHECKING:
@@ -160,8 +160,42 @@ def render_report(result: ConvertResult) -> str:
     return "\n".join(lines)
 
 
-SEARCH_COLUMNS = ["#", "stage", "settings", "fp32 nodes", "gates (value)", "p50 ms", "best ms", "size MB", "verdict"]
-SEARCH_CONSOLE_COLUMNS = ["#", "stage", "settings", "fp32", "gate values", "best ms", "verdict"]
+SEARCH_COLUMNS = [
+    "#",
+    "stage",
+    "settings",
+    "fp32 nodes",
+    "gates (value)",
+    "p50 ms",
+    "best ms",
+    "speed-up vs fp32 [95 % CI]",
+    "size MB",
+    "verdict",
+]
+SEARCH_CONSOLE_COLUMNS = ["#", "stage", "settings", "fp32", "gate values", "best ms", "speed-up [95 % CI]", "verdict"]
+
+
+def speedup_text(candidate: Candidate) -> str:
+    """A ranked candidate's speed-up over the fp32 input with its interval, e.g.
+    ``1.85× [1.70, 2.01] ≈`` (``≈``: in a near-tie with the fastest); ``—`` when not ranked."""
+    found = candidate.speedup
+    if found is None:
+        return "—"
+    tie = " ≈" if found.near_tie else ""
+    return f"{found.ratio:.2f}× [{found.ci_low:.2f}, {found.ci_high:.2f}]{tie}"
+
+
+def ranking_text(search: SearchReport) -> str:
+    """The ranking in one sentence for the report (empty when nothing was ranked)."""
+    found = search.ranking
+    if found is None:
+        return ""
+    tied = ", ".join(map(str, found.tied))
+    return (
+        f"Passing candidates {', '.join(map(str, found.timed))} were timed with candidate {found.reference} "
+        f"in {found.rounds} alternating rounds of {found.calls_per_block} calls; fastest: {found.fastest}, "
+        f"near-tie (≈): {tied}. Rule: {found.rule}."
+    )
 
 
 def search_tables(result: ConvertResult) -> list[tuple[str, SearchReport]]:
@@ -183,6 +217,7 @@ def search_rows(search: SearchReport) -> list[list[str]]:
                 c.error or gates,
                 fmt(c.latency_ms, 2),
                 fmt(c.best_ms, 2),
+                speedup_text(c),
                 fmt(c.size_mb, 1),
                 c.verdict,
             ]
@@ -201,6 +236,7 @@ def search_console_rows(search: SearchReport) -> list[list[str]]:
             str(len(c.fp32_nodes)),
             c.error[:40] if c.error else " ".join(f"{fmt(g.value)}{mark[g.status]}" for g in c.gates),
             fmt(c.best_ms, 2),
+            speedup_text(c),
             c.verdict,
         ]
         for c in search.candidates
@@ -217,9 +253,11 @@ def _search_section(result: ConvertResult) -> list[str]:
             f"{search.tried} candidate(s) in {search.elapsed_s} s (budget "
             f"{search.budget_s:g} s{', exhausted' if search.budget_exhausted else ''}); latency is the "
             f"p50 at {search.latency_shape}; the chosen candidate ({search.chosen}) {outcome}. Among "
-            "passing candidates the fastest wins; near-ties go to the earliest.",
+            "passing candidates the fastest wins; near-ties go to the most accurate, then the earliest.",
             "",
         ]
+        if search.ranking is not None:
+            lines += [ranking_text(search), ""]
         lines += _table(
             SEARCH_COLUMNS, [[f"**{x}**" if r[-1] == "chosen" else x for x in r] for r in search_rows(search)]
         )

@@ -71,8 +71,9 @@ class Int8SearchSpace(StrictModel):
         0.05,
         ge=0,
         le=1,
-        description="candidates within this fraction of the fastest count as equally fast; "
-        "the earliest in search order wins (keeps the choice deterministic despite timing noise)",
+        description="candidates within this fraction of the fastest (or whose speed-up interval overlaps "
+        "the fastest's) count as equally fast; the most accurate, then the earliest in search order, wins "
+        "(keeps the choice deterministic despite timing noise)",
     )
 
 

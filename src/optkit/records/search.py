@@ -37,6 +37,46 @@ class CandidateGate(Record):
     status: GateStatus
 
 
+class SpeedupInterval(Record):
+    """A passing candidate's speed-up over the search's reference (its fp32 input) from the
+    ranking's alternating rounds (:mod:`optkit.search.ranking`).
+
+    Attributes:
+        ratio: reference p50 / candidate p50 over every round (×; > 1 = faster than the fp32 input).
+        ci_low / ci_high: the 95 % bootstrap interval over rounds (×).
+        rounds: rounds timed; p50_ms: the candidate's pooled median call (ms) in those rounds.
+        near_tie: timing could not tell it from the fastest (overlapping intervals or within the
+            latency tolerance), so accuracy, then search order, decided between them.
+    """
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    rounds: int
+    p50_ms: float
+    near_tie: bool
+
+
+class Ranking(Record):
+    """How the passing candidates were ranked (see :mod:`optkit.search.ranking`).
+
+    Attributes:
+        reference: id of the candidate every speed-up is relative to (0, the fp32 input).
+        rounds / calls_per_block: the timing protocol: alternating rounds, one block each per round.
+        fastest: id with the largest speed-up; tied: ids in a near-tie with it (fastest included).
+        timed: ids timed (the passing candidates, at most the fastest few by their scoring call).
+        rule: the rule in words, for the report.
+    """
+
+    reference: int
+    rounds: int
+    calls_per_block: int
+    fastest: int
+    tied: list[int]
+    timed: list[int]
+    rule: str
+
+
 class Candidate(Record):
     """One row of the search table.
 
@@ -53,6 +93,8 @@ class Candidate(Record):
         quantizer: ``dynamic`` (quantize_dynamic) or ``static`` (quantize_static, QDQ); for static:
             calibrate_method (``minmax``/``percentile``/``entropy``) and calibration (which samples).
         smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``).
+        speedup: its speed-up over the fp32 input with a 95 % interval, for the passing candidates
+            the ranking timed (None otherwise).
     """
 
     id: int
@@ -78,6 +120,7 @@ class Candidate(Record):
     calibrate_method: str | None = None
     calibration: str | None = None
     smooth_alpha: float | None = None
+    speedup: SpeedupInterval | None = None
 
 
 class NodeSensitivityRecord(Record):
@@ -101,6 +144,8 @@ class SearchReport(Record):
         budget_s / budget_exhausted / elapsed_s: the time budget, whether it ran out, time spent (s).
         latency_shape: the input shape candidates were timed at, e.g. ``1×128``.
         sensitivity: the 30 most sensitive nodes, when the node fallback ranked them.
+        ranking: how the passing candidates were timed and ranked (None when none was timed: no
+            passing int8 candidate).
     """
 
     strategy: Literal["accuracy-aware"]
@@ -113,6 +158,7 @@ class SearchReport(Record):
     elapsed_s: float
     latency_shape: str
     sensitivity: list[NodeSensitivityRecord] = []
+    ranking: Ranking | None = None
 
     @property
     def chosen_candidate(self) -> Candidate:
@@ -132,4 +178,14 @@ class SearchReport(Record):
         return len(self.candidates) - 1
 
 
-__all__ = ["Candidate", "CandidateGate", "GateStatus", "NodeSensitivityRecord", "SearchReport", "Stage", "Verdict"]
+__all__ = [
+    "Candidate",
+    "CandidateGate",
+    "GateStatus",
+    "NodeSensitivityRecord",
+    "Ranking",
+    "SearchReport",
+    "SpeedupInterval",
+    "Stage",
+    "Verdict",
+]

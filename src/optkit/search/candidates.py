@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from optkit.records.search import Candidate, CandidateGate, Stage, Verdict
+from optkit.records.search import Candidate, CandidateGate, SpeedupInterval, Stage, Verdict
 
 
 @dataclass
@@ -25,15 +25,17 @@ class CandidateRun:
         int8_compute: int8 matrix products and convolutions counted in a QDQ candidate's file
             (:func:`~optkit.validation.int8_compute.int8_compute_ops`); None = read from ``quantized_ops``.
         metrics: its accuracy metrics; gates: the accuracy gates evaluated on it.
-        passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes).
-        latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, what the search
-            ranks by); size_mb: model size on disk (MB = 10^6 bytes).
+        passed: every accuracy gate held; margin: worst normalised gate margin (> 0 passes);
+            margins: every gate's normalised margin, in gate order (what the ranking compares).
+        latency_ms: p50 at the gated shape (ms); best_ms: fastest call there (ms, lowered by the
+            ranking's rounds); size_mb: model size on disk (MB = 10^6 bytes).
         seconds: wall time to build and score it; error: why it could not be built or run.
         verdict: ``"chosen"``, ``"passed"``, ``"failed"``, ``"error"`` or ``"reference"``.
         quantizer: ``"dynamic"`` (quantize_dynamic) or ``"static"`` (quantize_static, QDQ, stage
             ``"static"``); calibrate_method / calibration: a static candidate's calibrator and samples.
         smooth_alpha / source: the SmoothQuant alpha and the smoothed fp32 model quantized (stage
             ``"smoothed"``; None = the search's input).
+        speedup: its speed-up over the fp32 input with a 95 % interval, once the ranking timed it.
     """
 
     id: int
@@ -49,6 +51,7 @@ class CandidateRun:
     gates: list[CandidateGate] = field(default_factory=list)
     passed: bool = False
     margin: float = float("-inf")
+    margins: tuple[float, ...] = ()
     latency_ms: float | None = None
     best_ms: float | None = None
     size_mb: float | None = None
@@ -61,6 +64,7 @@ class CandidateRun:
     calibration: str | None = None
     smooth_alpha: float | None = None
     source: Path | None = None
+    speedup: SpeedupInterval | None = None
 
     @property
     def is_int8(self) -> bool:
@@ -109,4 +113,5 @@ class CandidateRun:
             calibrate_method=self.calibrate_method,
             calibration=self.calibration,
             smooth_alpha=self.smooth_alpha,
+            speedup=self.speedup,
         )

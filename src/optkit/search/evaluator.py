@@ -29,8 +29,8 @@ class Score:
         passed: no accuracy gate failed (skipped gates do not block a candidate).
         margin: the worst normalised gate margin (> 0 passes; used to rank failing candidates).
         latency_ms: p50 wall time per call at the gated shape, ms.
-        best_ms: the fastest call at that shape, ms: what the search ranks by, because other
-            processes on a loaded machine inflate medians far more than minimums.
+        best_ms: the fastest call at that shape, ms: which passing candidates the ranking times
+            first when more pass than it times (:data:`~optkit.search.int8_search.MAX_TIMED`).
     """
 
     accuracy: AccuracyReport
@@ -99,21 +99,31 @@ class CandidateEvaluator:
             checked.accuracy, gates, all(g.status != "failed" for g in gates), margin, stats.p50_ms, stats.min_ms
         )
 
-    def retime(self, model_paths: list[Path], rounds: int = 3) -> list[float]:
-        """Fastest call (ms) of each model over ``rounds`` round-robin rounds of ``iterations``
-        calls: the models share the machine's load over time, so a burst from another process
-        does not decide the ranking."""
+    def time_rounds(self, model_paths: list[Path], rounds: int = 5) -> list[list[list[float]]]:
+        """Time every model of ``model_paths`` in ``rounds`` alternating rounds at the gated shape:
+        each round runs a block of ``iterations`` calls of each model in turn (the order rotates by
+        one model per round), after ``warmup`` untimed calls before a model's first block and one
+        before each later block -- the speed gates' protocol (:mod:`optkit.validation.speed`), so a
+        neighbour's burst lands on the blocks of some rounds of every model.
+
+        Cost: ``len(model_paths) * rounds * (iterations + 1)`` calls plus ``warmup - 1`` per model,
+        and one ONNX Runtime session per model, all open during the timing.
+
+        Returns:
+            Per model (in the order given), per round, the seconds of each timed call: shape
+            (models, rounds, iterations).
+
+        Raises:
+            ONNX Runtime errors (a model the runtime rejects), as :meth:`score`.
+        """
         runners = [OrtRunner(path, self.threads) for path in model_paths]
-        best = [float("inf")] * len(runners)
-        with contextlib.ExitStack() as release:  # each session is created at its first timing, as before
+        blocks: list[list[list[float]]] = [[] for _ in runners]
+        with contextlib.ExitStack() as release:  # each session is created at its first timing
             for runner in runners:
                 release.callback(runner.deactivate)
             for number in range(rounds):
-                order = list(range(len(runners)))
-                order = order[number % len(order) :] + order[: number % len(order)]
-                for index in order:
-                    times = time_runner(
-                        runners[index], self.latency_feeds, self.warmup if number == 0 else 1, self.iterations
-                    )
-                    best[index] = min(best[index], min(times) * 1e3)
-        return best
+                shift = number % len(runners)
+                for index in list(range(len(runners)))[shift:] + list(range(len(runners)))[:shift]:
+                    warm = self.warmup if number == 0 else min(self.warmup, 1)
+                    blocks[index].append(time_runner(runners[index], self.latency_feeds, warm, self.iterations))
+        return blocks

@@ -19,11 +19,18 @@ Order (deterministic for the same model, data and recipe):
    nodes in float32 as the gates allow.
 
 Each candidate is scored by :class:`~optkit.search.evaluator.CandidateEvaluator` on the whole
-validation set. Among the passing candidates the fastest wins, ranked by the fastest of its timed
-calls (a loaded machine inflates medians far more than minimums; p50 is reported too), after the
-passing candidates are timed again together, round-robin; candidates within
-``latency_tolerance`` (plus 0.05 ms) of the fastest tie and the earliest in search order wins, so timing noise
-does not change the choice. When nothing passes, the closest candidate (largest gate margin) is
+validation set (its accuracy, and a first latency figure at the gated shape). The passing candidates
+are then ranked with the speed gates' statistics (:mod:`optkit.search.ranking`): the fastest
+:data:`MAX_TIMED` of them (by their scoring call) and the fp32 input are timed together in
+:data:`RANK_ROUNDS` alternating rounds of one block of ``evaluator.iterations`` calls each; each
+candidate's speed-up over the fp32 input gets a 95 % bootstrap interval over rounds; the one with
+the largest speed-up is the fastest, the candidates whose interval overlaps its interval (or within
+``latency_tolerance`` plus 0.05 ms of its median) are a near-tie, and among those the most accurate
+(gate margins compared worst first, leximin) wins, then the earliest in search order, so the
+choice between candidates that timing cannot separate does not depend on timing. Cost: ``(timed + 1) × RANK_ROUNDS ×
+(iterations + 1)`` calls at the gated shape, at most 7 × 5 × 16 = 560 (for the NER sample at
+1 × 128 tokens, a few seconds), once per search, even when one candidate passes (its interval is
+recorded). When nothing passes, the closest candidate (largest gate margin) is
 returned with a warning; the pipeline's gates then fail and nothing is emitted.
 """
 
@@ -42,16 +49,26 @@ from optkit.onnx_io import load_onnx, name_nodes, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import QuantizeDynamicPass
 from optkit.records.figures import Figure
-from optkit.records.search import CandidateGate, NodeSensitivityRecord, SearchReport
+from optkit.records.search import CandidateGate, NodeSensitivityRecord, Ranking, SearchReport, SpeedupInterval
 from optkit.search.candidates import CandidateRun
+from optkit.search.evaluator import gate_margin
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
+from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
 from optkit.validation.int8_compute import INT8_COMPUTE_OPS, int8_compute_ops
 from optkit.validation.speed import size_on_disk_mb
 
-#: candidates closer than this (ms) always tie: sub-millisecond models time within timer and cache noise
-TIMER_FLOOR_MS = 0.05
+#: alternating rounds the ranking times the passing candidates and the fp32 input in
+RANK_ROUNDS = 5
+#: the most passing candidates the ranking times (the fastest by their scoring call)
+MAX_TIMED = 6
+#: the ranking rule in words (recorded in the report)
+RULE = (
+    "largest speed-up over the fp32 input (95 % bootstrap interval over rounds); candidates whose "
+    "interval overlaps the fastest's, or within latency_tolerance of it, tie: the most accurate "
+    "(normalised gate margins compared worst first) wins, then the earliest"
+)
 
 
 def search(model_path: Path, config: QuantizeDynamicPass, ctx: PassContext) -> PassOutcome:
@@ -85,6 +102,7 @@ class _Search:
         self.ranking: list[NodeSensitivity] = []
         self._calibration: tuple[list, str] | None = None
         self.float_only: list[int] = []  # passing candidates without int8 compute (see _choose)
+        self.ranking_record: Ranking | None = None
 
     def _named_copy(self, model_path: Path) -> Path:
         """Node names are how nodes are kept in fp32: give unnamed/duplicate nodes stable names."""
@@ -175,6 +193,7 @@ class _Search:
         else:
             cand.metrics = dict(score.accuracy.metrics)
             cand.gates = [CandidateGate(name=g.name, value=g.value, status=g.status) for g in score.gates]
+            cand.margins = tuple(gate_margin(g) for g in score.gates)
             cand.passed, cand.margin, cand.latency_ms, cand.best_ms = (
                 score.passed,
                 score.margin,
@@ -330,14 +349,7 @@ class _Search:
             passing = [c for c in self.rows if c.passed and not c.error and c.is_int8]
             passing = passing or [c for c in self.rows if c.passed and not c.error]
         if passing:
-            if len(passing) > 1:
-                self.ctx.progress(f"timing the {len(passing)} passing candidates again, round-robin")
-                for cand, best in zip(passing, self.ctx.evaluator.retime([c.path for c in passing]), strict=False):
-                    cand.best_ms = min(cand.best_ms, best)
-            fastest = min(_best_ms(c) for c in passing)
-            slack = fastest * self.space.latency_tolerance + TIMER_FLOOR_MS
-            tied = [c for c in passing if _best_ms(c) <= fastest + slack]
-            return min(tied, key=lambda c: c.id), True
+            return self._rank(passing), True
         closest = self._closest()
         if closest is None:
             errors = "; ".join(f"{c.settings()}: {c.error}" for c in self.rows if c.error)
@@ -346,6 +358,63 @@ class _Search:
                 "check the quantize-dynamic search_space, or use quantize-static",
             )
         return closest, False
+
+    def _rank(self, passing: list[CandidateRun]) -> CandidateRun:
+        """The passing candidate :func:`~optkit.search.ranking.rank` chooses, after timing the
+        fastest :data:`MAX_TIMED` of them (by their scoring call) and the fp32 input in
+        :data:`RANK_ROUNDS` alternating rounds; records each one's interval and the ranking."""
+        if not passing[0].is_int8:
+            return passing[0]  # the fp32 input alone (allow_fp32): nothing to rank
+        timed = sorted(sorted(passing, key=lambda c: (_best_ms(c), c.id))[:MAX_TIMED], key=lambda c: c.id)
+        reference = self.rows[0] if not self.rows[0].error else timed[0]
+        assert reference.path is not None and all(c.path is not None for c in timed)  # scored, so written
+        calls = self.ctx.evaluator.iterations
+        self.ctx.progress(
+            f"ranking {len(timed)} passing candidate(s) against candidate {reference.id}: "
+            f"{RANK_ROUNDS} alternating rounds of {calls} calls each"
+        )
+        try:
+            blocks = self.ctx.evaluator.time_rounds([reference.path] + [c.path for c in timed], RANK_ROUNDS)
+            ranking = rank(
+                blocks[0],
+                [Contender(c.id, c.margins, b) for c, b in zip(timed, blocks[1:], strict=True)],
+                self.space.latency_tolerance,
+            )
+        except Exception as exc:  # a session that no longer runs: fall back to the scoring calls
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            self.ctx.progress(
+                f"ranking timing failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
+                "choosing by the fastest scoring call"
+            )
+            return min(timed, key=lambda c: (_best_ms(c), c.id))
+        by_id = {c.id: c for c in timed}
+        for figures in ranking.ranked:
+            cand, est = by_id[figures.id], figures.estimate
+            cand.best_ms = min(_best_ms(cand), figures.best_ms)
+            cand.speedup = SpeedupInterval(
+                ratio=round(est.ratio, 4),
+                ci_low=round(est.ci_low, 4),
+                ci_high=round(est.ci_high, 4),
+                rounds=est.rounds,
+                p50_ms=round(figures.p50_ms, 4),
+                near_tie=figures.id in ranking.tied,
+            )
+            tag = "fastest" if cand.id == ranking.fastest else ("near-tie" if cand.id in ranking.tied else "slower")
+            self.ctx.progress(
+                f"speed-up of candidate {cand.id} over candidate {reference.id}: {est.ratio:.2f}× "
+                f"[{est.ci_low:.2f}, {est.ci_high:.2f}], {figures.p50_ms:.2f} ms p50 ({tag})"
+            )
+        self.ranking_record = Ranking(
+            reference=reference.id,
+            rounds=RANK_ROUNDS,
+            calls_per_block=calls,
+            fastest=ranking.fastest,
+            tied=ranking.tied,
+            timed=[c.id for c in timed],
+            rule=RULE,
+        )
+        return by_id[ranking.chosen]
 
     def _outcome(self) -> PassOutcome:
         chosen, met = self._choose()
@@ -398,6 +467,7 @@ class _Search:
                 NodeSensitivityRecord(node=s.name, op_type=s.op_type, error=s.error, method=s.method)
                 for s in self.ranking[:30]
             ],
+            ranking=self.ranking_record,
         )
         details: dict[str, Figure] = {
             "weight_type": chosen.weight_type,
@@ -461,4 +531,4 @@ def _shape(feeds: dict) -> str:
     return "×".join(str(d) for d in first.shape)
 
 
-__all__ = ["calibration_split", "search"]
+__all__ = ["MAX_TIMED", "RANK_ROUNDS", "TIMER_FLOOR_MS", "calibration_split", "search"]

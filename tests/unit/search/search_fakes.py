@@ -95,23 +95,33 @@ def read_view(path: Path) -> View:
 
 
 class FakeEvaluator:
-    """The ``score`` / ``retime`` / ``latency_feeds`` interface of ``CandidateEvaluator``.
+    """The ``score`` / ``time_rounds`` / ``iterations`` / ``latency_feeds`` interface of
+    ``CandidateEvaluator``.
 
     Args:
         rule: ``(View) -> (cosine_min, best_ms)``; the candidate passes when
             ``cosine_min >= THRESHOLD``. It may raise to make the candidate an error row.
-        retimes: ``{candidate id: best ms}`` that ``retime`` reports (default: the scored best_ms).
+        timings: ``{candidate id: (rounds, calls) ms}`` that ``time_rounds`` reports; an id not
+            listed gets :func:`steady` blocks at its scored ``best_ms`` (no spread).
         clock: a :class:`FakeClock` advanced by ``seconds_per_score`` at each score.
+        fail_timing: ``time_rounds`` raises this instead of timing.
+        zero_gate: also a ``nonfinite_outputs <= 0`` gate at 0 on every candidate (margin 0 for
+            all, as the NER recipes' gate gives), before the cosine gate.
     """
+
+    iterations = 3
 
     def __init__(
         self,
         rule: Callable[[View], tuple[float, float]],
-        retimes: dict[int, float] | None = None,
+        timings: dict[int, list[list[float]]] | None = None,
         clock: FakeClock | None = None,
         seconds_per_score: float = 0.0,
+        fail_timing: Exception | None = None,
+        zero_gate: bool = False,
     ) -> None:
-        self.rule, self.retimes, self.clock, self.step = rule, retimes, clock, seconds_per_score
+        self.rule, self.timings, self.clock, self.step = rule, timings or {}, clock, seconds_per_score
+        self.fail_timing, self.zero_gate = fail_timing, zero_gate
         self.latency_feeds = {"x": np.zeros((1, 8), np.float32)}
         self.scored: list[View] = []
         self.retimed: list[list[int]] = []
@@ -127,13 +137,36 @@ class FakeEvaluator:
         gate = GateResult(f"cosine_min >= {THRESHOLD}", "accuracy", "cosine_min", ">=", THRESHOLD, value, status)
         self._best[view.id] = best
         report = AccuracyReport(metrics={"cosine_min": value}, samples=4)
-        return Score(report, [gate], status == "passed", gate_margin(gate), best * 1.5, best)
+        gates = [gate]
+        if self.zero_gate:
+            zero = GateResult("nonfinite_outputs <= 0", "accuracy", "nonfinite_outputs", "<=", 0.0, 0.0, "passed")
+            gates.insert(0, zero)
+        margin = min(gate_margin(g) for g in gates)
+        return Score(report, gates, status == "passed", margin, best * 1.5, best)
 
-    def retime(self, model_paths: list[Path]) -> list[float]:
+    def time_rounds(self, model_paths: list[Path], rounds: int = 5) -> list[list[list[float]]]:
+        """Seconds per call, (models, rounds, calls), from ``timings`` (ms) or steady blocks."""
         ids = [read_view(p).id for p in model_paths]
         self.retimed.append(ids)
-        table = self.retimes if self.retimes is not None else self._best
-        return [table[i] for i in ids]
+        if self.fail_timing is not None:
+            raise self.fail_timing
+        table = {i: self.timings.get(i) or steady(self._best[i], rounds) for i in ids}
+        assert all(len(table[i]) == rounds for i in ids), "scripted timings must have one block per round"
+        return [[[ms / 1e3 for ms in block] for block in table[i]] for i in ids]
+
+
+def steady(ms: float, rounds: int = 5, calls: int = 3) -> list[list[float]]:
+    """Blocks of identical calls: an interval of zero width at ``ms``."""
+    return [[ms] * calls for _ in range(rounds)]
+
+
+def noisy(ms: float, spread: float, shift: int = 0, rounds: int = 5, calls: int = 3) -> list[list[float]]:
+    """Deterministic 'noisy' blocks around ``ms``: round ``r`` is scaled by the fixed factor
+    ``FACTORS[(r + shift) % 5]`` (between ``1 - spread`` and ``1 + spread``), its calls by +0 %,
+    +1 %, +2 %. Models with different ``shift`` have rounds that do not move together (the
+    ratio's interval gets wide); with the same ``shift`` they move together (narrow)."""
+    factors = [1.0, 1.0 + spread, 1.0 - spread / 2, 1.0 + spread / 2, 1.0 - spread]
+    return [[ms * factors[(r + shift) % 5] * (1 + 0.01 * k) for k in range(calls)] for r in range(rounds)]
 
 
 class FakeClock:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import errno
 
 import pytest
-from search_fakes import THRESHOLD, FakeClock, FakeEvaluator, chain, config, context, save
+from search_fakes import THRESHOLD, FakeClock, FakeEvaluator, chain, config, context, save, steady
 
 import optkit.search.int8_search as int8_search
 from optkit.errors import PassError
-from optkit.search.int8_search import TIMER_FLOOR_MS, search
+from optkit.search.int8_search import RANK_ROUNDS, RULE, TIMER_FLOOR_MS, search
 from optkit.search.sensitivity import NodeSensitivity
 
 FOUR_SETTINGS = {"weight_types": ["qint8", "quint8"], "per_channel": [True, False], "reduce_range": [False]}
@@ -61,7 +61,7 @@ def test_stage_one_tries_every_setting_in_product_order_and_the_fastest_passing_
         ("quint8", True),
         ("quint8", False),
     ]
-    assert fake.retimed == [[1, 2, 3, 4]]  # every passing int8 candidate, once, in search order
+    assert fake.retimed == [[0, 1, 2, 3, 4]]  # the fp32 input and every passing candidate, once, in order
     assert found["chosen"] == 2 and found["met_gates"] is True
     assert [r["verdict"] for r in rows] == ["reference", "passed", "chosen", "passed", "passed"]
     assert outcome.details["weight_type"] == "qint8" and outcome.details["per_channel"] is False
@@ -94,24 +94,40 @@ def test_the_timer_floor_ties_sub_millisecond_candidates_even_with_zero_toleranc
     assert _run(tmp_path / "beyond", _by_id(beyond), cfg=config(**space))[1]["chosen"] == 2
 
 
-def test_equally_fast_candidates_go_to_the_earliest_not_the_most_accurate(tmp_path):
-    table = {1: (0.991, 4.0), 2: (0.9999, 4.0), 3: (0.9999, 4.0), 4: (0.9999, 4.0)}
+def test_equally_fast_candidates_go_to_the_most_accurate_then_the_earliest(tmp_path):
+    table = {1: (0.991, 4.0), 2: (0.9999, 4.0), 3: (0.9999, 4.0), 4: (0.9995, 4.0)}
     _, found, _ = _run(tmp_path, _by_id(table), cfg=config(**FOUR_SETTINGS))
-    assert found["chosen"] == 1  # the documented rule: search order, so timing noise cannot flip it
+    assert found["chosen"] == 2  # largest margin; 2 and 3 tie on it too, and 2 is earlier
+    assert found["ranking"]["tied"] == [1, 2, 3, 4] and found["ranking"]["fastest"] == 1
 
 
-def test_the_round_robin_retime_can_only_lower_a_best_time_and_decides_the_ranking(tmp_path):
+def test_the_ranking_timing_decides_over_the_scoring_call_and_only_lowers_a_best_time(tmp_path):
     score = {1: (0.999, 5.0), 2: (0.999, 8.0)}
-    _, found, fake = _run(tmp_path, _by_id(score), cfg=config(**FOUR_SETTINGS), retimes={1: 9.0, 2: 2.0})
+    timings = {1: steady(9.0), 2: steady(2.0)}
+    _, found, fake = _run(tmp_path, _by_id(score), cfg=config(**FOUR_SETTINGS), timings=timings)
     rows = {r["id"]: r for r in found["candidates"]}
-    assert fake.retimed == [[1, 2]]
-    assert rows[1]["best_ms"] == 5.0  # min(5, 9): a slow retime does not undo a fast call
+    assert fake.retimed == [[0, 1, 2]]
+    assert rows[1]["best_ms"] == 5.0  # min(5, 9): a slow round does not undo a fast call
     assert rows[2]["best_ms"] == 2.0 and found["chosen"] == 2
+    assert rows[2]["speedup"]["ratio"] == pytest.approx(10.0)  # the fp32 input: steady 20 ms
+    assert rows[0]["speedup"] is None and rows[3]["speedup"] is None  # reference; a failing one
 
 
-def test_a_single_passing_candidate_is_not_retimed(tmp_path):
+def test_a_single_passing_candidate_is_timed_against_the_fp32_input_for_its_interval(tmp_path):
     _, found, fake = _run(tmp_path, _by_id({1: (0.999, 5.0)}))
-    assert fake.retimed == [] and found["chosen"] == 1
+    assert fake.retimed == [[0, 1]] and found["chosen"] == 1
+    speedup = found["candidates"][1]["speedup"]
+    figures = {"ratio": 4.0, "ci_low": 4.0, "ci_high": 4.0, "rounds": RANK_ROUNDS, "p50_ms": 5.0, "near_tie": True}
+    assert speedup == figures
+    assert found["ranking"] == {
+        "reference": 0,
+        "rounds": RANK_ROUNDS,
+        "calls_per_block": FakeEvaluator.iterations,
+        "fastest": 1,
+        "tied": [1],
+        "timed": [1],
+        "rule": RULE,
+    }
 
 
 # ---------------------------------------------------------------------------- fp32 fallback

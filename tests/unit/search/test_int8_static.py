@@ -62,7 +62,7 @@ def test_a_passing_static_candidate_settles_the_search_before_op_types_and_fallb
 def test_static_and_dynamic_are_ranked_by_the_same_evaluator_and_the_faster_wins(tmp_path):
     both = lambda view: (1.0, 20.0) if view.id == 0 else ((0.999, 9.0) if view.static else (0.999, 3.0))  # noqa: E731
     outcome, found, fake = _run(tmp_path, both)
-    assert fake.retimed == [[1, 2, 3]]  # dynamic and static passing candidates, timed together
+    assert fake.retimed == [[0, 1, 2, 3]]  # dynamic and static passing candidates, timed together
     assert found["chosen"] == 1 and outcome.details["quantizer"] == "dynamic"
     assert [r["verdict"] for r in found["candidates"]] == ["reference", "chosen", "passed", "passed"]
     assert not any("accuracy gates score too" in w for w in outcome.warnings)
