@@ -242,6 +242,9 @@ class NoiseSection(Record):
     cv_artifact: float | None = 0.0
     window_s: float = 0.0
     warnings: list[str] = []
+    round_others_cores: list[float | None] = []
+    spare_cores: float = 0.0
+    contended_rounds: list[int] = []
 
 
 class ShapeRecord(Record):
@@ -258,6 +261,7 @@ class ShapeRecord(Record):
     estimate: EstimateRecord | None = None
     verdicts: list[VerdictRecord] = []
     noise: NoiseSection | None = None
+    contended: bool = False
 
 
 class SpeedRecord(Record):

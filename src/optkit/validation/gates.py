@@ -185,8 +185,29 @@ def _speed_result(name: str, gate: SpeedGate, shape: ShapeResult) -> GateResult:
             "inconclusive",
             f"{figures} timed in {shape.rounds} round(s): no confidence interval (it needs >= {MIN_ROUNDS} rounds)",
         )
-    status = verdict(est.ci_low, est.ci_high, gate.min)
     interval = f"95 % interval [{est.ci_low:.2f}, {est.ci_high:.2f}] over {est.rounds} rounds"
+    if shape.contended:
+        noise = shape.noise
+        busy = (
+            f"{len(noise.contended_rounds)} of {shape.rounds} rounds were timed while other processes used more "
+            f"than the {noise.spare_cores:g} spare core(s)"
+            if noise is not None
+            else "too few rounds were timed with the cores free"
+        )
+        return GateResult(
+            name,
+            "speed",
+            "speedup",
+            ">=",
+            gate.min,
+            est.ratio,
+            "inconclusive",
+            f"speed inconclusive: {busy}, so no interval can decide the {gate.min:g}× threshold "
+            f"(over every round: {interval}, not evidence); {figures}; rerun on a quiet machine",
+            est.ci_low,
+            est.ci_high,
+        )
+    status = verdict(est.ci_low, est.ci_high, gate.min)
     if status == "inconclusive":
         reason = f"speed inconclusive: {interval} straddles the {gate.min:g}× threshold; {figures}"
     elif status == "failed":

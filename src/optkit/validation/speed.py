@@ -9,6 +9,10 @@ runtime's spinning worker threads (OpenMP, ORT's thread pool) steal the cores th
 slowed a tiny TorchScript model ~50x in our measurements. Rounds, not one block each: a neighbour's
 burst lands on both runners' blocks of some rounds instead of deciding the whole figure, and the
 round-to-round spread gives the speed-up its confidence interval (:mod:`optkit.validation.stats`).
+Rounds in which other processes needed the cores the runners use (*contended* rounds, read per
+round by :class:`~optkit.validation.noise.NoiseMonitor`) are timed and reported but left out of
+the interval: their speed-ups are biased, not just noisy. A shape with fewer than
+:data:`~optkit.validation.stats.MIN_ROUNDS` uncontended rounds decides no gate (``inconclusive``).
 Each runner keeps its own process: the source runs (and is timed) inside the confined worker, the
 artifact in optkit's process.
 
@@ -78,6 +82,9 @@ class ShapeResult:
             :data:`~optkit.validation.stats.MIN_ROUNDS` rounds were timed (then no gate can pass on it).
         verdicts: the verdict of each speed gate read at this shape, after the last round.
         noise: the machine's state during this shape's timing (load, others' CPU, spread).
+        contended: fewer than MIN_ROUNDS rounds were free of contention, so ``estimate`` is over
+            every round, reported but deciding no gate (each gate here is ``inconclusive``);
+            otherwise ``estimate`` is over the uncontended rounds only (:mod:`optkit.validation.noise`).
     """
 
     device: str
@@ -90,6 +97,7 @@ class ShapeResult:
     estimate: RatioEstimate | None = None
     verdicts: list[GateVerdict] = field(default_factory=list)
     noise: NoiseRecord | None = None
+    contended: bool = False
 
     @property
     def speedup(self) -> float:
@@ -194,8 +202,10 @@ def time_runner(runner: Runner, feeds: Feeds, warmup: int, iterations: int) -> l
     return times
 
 
-def _verdicts(estimate: RatioEstimate | None, thresholds: Sequence[float]) -> list[GateVerdict]:
-    if estimate is None:
+def _verdicts(
+    estimate: RatioEstimate | None, thresholds: Sequence[float], contended: bool = False
+) -> list[GateVerdict]:
+    if estimate is None or contended:
         return [GateVerdict(t, "inconclusive") for t in thresholds]
     return [GateVerdict(t, verdict(estimate.ci_low, estimate.ci_high, t)) for t in thresholds]
 
@@ -228,23 +238,32 @@ def measure_shape(
         DataError: a runner rejected the inputs (from the runner).
         KeyboardInterrupt and the other signals of :mod:`optkit.interrupts` between blocks.
     """
-    monitor = monitor or NoiseMonitor(clock)
+    monitor = monitor or NoiseMonitor(clock, max(source.threads, artifact.threads))
     monitor.start()
     src_blocks: list[list[float]] = []
     art_blocks: list[list[float]] = []
+    quiet: list[int] = []  # rounds not contended (see optkit.validation.noise): only these decide gates
     estimate: RatioEstimate | None = None
+    contended = False
     extra_since: float | None = None
     while True:
         first = not src_blocks
         warm = plan.warmup if first else min(plan.warmup, 1)
+        monitor.round_started()
         src_blocks.append(time_runner(source, feeds, warm, plan.iterations))
         art_blocks.append(time_runner(artifact, feeds, warm, plan.iterations))
+        if not monitor.round_done():
+            quiet.append(len(src_blocks) - 1)
         done = len(src_blocks)
-        if done >= MIN_ROUNDS:
+        if len(quiet) >= MIN_ROUNDS:
+            estimate = speedup_interval([src_blocks[i] for i in quiet], [art_blocks[i] for i in quiet])
+            contended = False
+        elif done >= MIN_ROUNDS:  # reported, but no gate rests on it
             estimate = speedup_interval(src_blocks, art_blocks)
+            contended = True
         if done < plan.rounds:
             continue
-        pending = any(v.verdict == "inconclusive" for v in _verdicts(estimate, thresholds))
+        pending = any(v.verdict == "inconclusive" for v in _verdicts(estimate, thresholds, contended))
         if extra_since is None:
             extra_since = clock()
         if not pending or done >= plan.max_rounds or clock() - extra_since >= plan.budget_s:
@@ -261,8 +280,9 @@ def measure_shape(
         src_round,
         art_round,
         estimate,
-        _verdicts(estimate, thresholds),
+        _verdicts(estimate, thresholds, contended),
         noise,
+        contended,
     )
 
 

@@ -114,3 +114,30 @@ def test_thresholds_are_exclusive():
     assert busy_warnings(at) == []
     above = NoiseRecord(others_cores=OTHERS_CORES_WARN + 0.01)
     assert len(busy_warnings(above)) == 1
+
+
+def test_contention_is_others_beyond_the_spare_cores(monkeypatch):
+    from optkit.validation import noise
+
+    monkeypatch.setattr(noise.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert noise.usable_cores() == 2 and noise.spare_cores(2) == 0.0 and noise.spare_cores(1) == 1.0
+    assert noise.is_contended(0.3, 0.0) and not noise.is_contended(0.2, 0.0)
+    assert not noise.is_contended(1.2, 1.0) and noise.is_contended(1.3, 1.0)
+    assert not noise.is_contended(None, 0.0)  # unreadable is no evidence
+
+
+def test_round_readings_mark_contended_rounds(monkeypatch):
+    """Two scripted rounds: others used 0.1 then 1.5 cores (system busy seconds minus this tree's)."""
+    from optkit.validation import noise
+
+    monkeypatch.setattr(noise.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monitor = noise.NoiseMonitor(threads=2)
+    snaps = iter([(0.0, 10.0, {1: 5.0}), (1.0, 12.1, {1: 7.0}), (1.0, 12.1, {1: 7.0}), (3.0, 17.1, {1: 9.0})])
+    monkeypatch.setattr(monitor, "_snapshot", lambda: next(snaps))
+    monitor.round_started()
+    assert monitor.round_done() is False
+    monitor.round_started()
+    assert monitor.round_done() is True
+    assert monitor.record.round_others_cores == pytest.approx([0.1, 1.5])
+    assert monitor.record.contended_rounds == [1] and monitor.record.spare_cores == 0.0
+    assert any("1 of 2 rounds" in w for w in noise.busy_warnings(monitor.record))
