@@ -149,6 +149,32 @@ def test_distilbert_gets_attention_fusions(hf, tmp_path):
     assert graph_io(out / "model.onnx")[0] == ["input_ids", "attention_mask"]  # no token_type_ids
 
 
+def test_funnel_length_baked_by_its_code_is_exit_2_naming_it(tmp_path):
+    """Funnel's modeling code turns the sequence length into Python ints (torch.export specializes it
+    too): never exit 3 inside ONNX Runtime, never approved at the one length it was traced at."""
+    folder = models.save_funnel(tmp_path / "funnel")
+    text = models.write_text(tmp_path / "text.txt", 8)
+    result = convert(folder, "fp32", tmp_path / "o", "--data", str(text))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "the export works only at the shape it was traced with (sequence 14 baked into the graph)" in result.stderr
+    assert "Traceback" not in result.stderr and "[E:onnxruntime" not in result.stderr  # only optkit's message
+    assert not (tmp_path / "o").exists()
+
+
+def test_modernbert_is_approved_against_its_sdpa_reference(tmp_path):
+    """Exported with eager attention, validated against transformers' default (SDPA) at the data's
+    lengths and at two others; its 0 Attention fusions are a warning that names why."""
+    folder = models.save_modernbert(tmp_path / "modernbert")
+    text = models.write_text(tmp_path / "text.txt", 8)
+    out = tmp_path / "o"
+    manifest = approved(convert(folder, "fp32", out, "--data", str(text)), out)
+    assert manifest["source"]["task"] == "sequence-classification"
+    assert manifest["accuracy"]["metrics"]["max_abs_error"] < 1e-4
+    details = fuse_details(manifest)
+    assert details["num_heads"] == 2 and details["hidden_size"] == 32 and details["attention_fusions"] == 0
+    assert any("packed Wqkv" in w for w in manifest["warnings"])
+
+
 @pytest.mark.parametrize("head, arch", [("multiple-choice", "BertForMultipleChoice"), ("causal-lm", "BertLMHeadModel")])
 def test_unvalidated_head_is_exit_2_naming_it(hf, tmp_path, head, arch):
     result = convert(hf[head], "fp32", tmp_path / "o", "--data", str(hf["text"]))
@@ -199,6 +225,7 @@ def test_transformer_shape_per_architecture():
     assert transformer_shape({"model_type": "gpt2", "n_head": 12, "n_embd": 768}) == (12, 768)
     assert transformer_shape({"model_type": "t5", "num_heads": 8, "d_model": 512}) == (8, 512)
     assert transformer_shape({"model_type": "vit", "num_attention_heads": 3, "hidden_size": 192}) == (3, 192)
+    assert transformer_shape({"model_type": "funnel", "n_head": 12, "d_model": 768}) == (12, 768)
     assert transformer_shape({"model_type": "swin", "num_heads": [3, 6], "hidden_size": 768}) == (0, 0)
     assert transformer_shape({"model_type": "clip", "text_config": {"num_attention_heads": 8, "hidden_size": 512}}) == (
         8,

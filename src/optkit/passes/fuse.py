@@ -53,6 +53,9 @@ ORT_MODEL_TYPES = {
 #: HF ``model_type`` -> why ORT's optimizer fuses no attention in it (for the 0-Attention warning)
 NO_ATTENTION_FUSION = {
     "swin": "ONNX Runtime has no fusion for Swin's windowed attention with its relative position bias",
+    "modernbert": "ONNX Runtime's BERT attention fusion matches separate Q/K/V projections, not ModernBERT's "
+    "packed Wqkv with rotary embeddings",
+    "funnel": "ONNX Runtime has no fusion for Funnel's relative attention with pooled queries",
 }
 
 
