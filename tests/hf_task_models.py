@@ -45,6 +45,58 @@ def save_text_model(folder: Path, architecture: str, model_type: str = "bert", s
     return folder
 
 
+def save_funnel(folder: Path, seed: int = 0) -> Path:
+    """A tiny Funnel Transformer base model (``FunnelModel``: 2 blocks of 1 layer, 1 decoder layer),
+    whose modeling code fixes the sequence length when traced, with a word-level tokenizer."""
+    import transformers
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(folder)
+    config = transformers.FunnelConfig(
+        vocab_size=len(WORDS) + 5,
+        block_sizes=[1, 1],
+        num_decoder_layers=1,
+        d_model=32,
+        n_head=2,
+        d_head=16,
+        d_inner=64,
+        max_position_embeddings=64,
+        architectures=["FunnelModel"],
+    )
+    transformers.FunnelModel(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def save_modernbert(folder: Path, seed: int = 0) -> Path:
+    """A tiny ModernBERT sequence classifier (3 layers, a local attention window of 8 tokens in two
+    of them, so the sliding-window mask matters at the test data's lengths) with a word-level tokenizer."""
+    import transformers
+
+    torch.manual_seed(seed)
+    tokenizer = _tokenizer(folder)
+    config = transformers.ModernBertConfig(
+        vocab_size=len(WORDS) + 5,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=3,
+        num_attention_heads=2,
+        max_position_embeddings=64,
+        local_attention=8,
+        global_attn_every_n_layers=3,
+        pad_token_id=0,
+        cls_token_id=2,
+        sep_token_id=3,
+        bos_token_id=2,
+        eos_token_id=3,
+        num_labels=2,
+        architectures=["ModernBertForSequenceClassification"],
+    )
+    transformers.ModernBertForSequenceClassification(config).eval().save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
 def save_vit(folder: Path, seed: int = 0) -> Path:
     """A ViT image classifier (32 x 32 RGB images, 8 x 8 patches, 3 classes) with its image processor."""
     from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor

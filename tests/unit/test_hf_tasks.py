@@ -94,7 +94,7 @@ def test_vit_image_folder_vision_int8(hf, tmp_path):
     assert graph_io(out / "model.onnx") == (["pixel_values"], ["logits"])
     details = fuse_details(manifest)
     assert details["model_type"] == "vit" and details["num_heads"] == 2 and details["hidden_size"] == 32
-    assert "fusions" in details and "attention_fusions" in details
+    assert details["attention_fusions"] == 2  # its Mul-scaled unmasked attention read as ORT's Div form
     assert manifest["accuracy"]["metrics"]["label_agreement"] >= 0.98
     assert manifest["search"], "the accuracy-aware int8 search ran"
 
@@ -149,11 +149,39 @@ def test_distilbert_gets_attention_fusions(hf, tmp_path):
     assert graph_io(out / "model.onnx")[0] == ["input_ids", "attention_mask"]  # no token_type_ids
 
 
+def test_funnel_length_baked_by_its_code_is_exit_2_naming_it(tmp_path):
+    """Funnel's modeling code turns the sequence length into Python ints (torch.export specializes it
+    too): never exit 3 inside ONNX Runtime, never approved at the one length it was traced at."""
+    folder = models.save_funnel(tmp_path / "funnel")
+    text = models.write_text(tmp_path / "text.txt", 8)
+    result = convert(folder, "fp32", tmp_path / "o", "--data", str(text))
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert "the export works only at the shape it was traced with (sequence 14 baked into the graph)" in result.stderr
+    assert "Traceback" not in result.stderr and "[E:onnxruntime" not in result.stderr  # only optkit's message
+    assert not (tmp_path / "o").exists()
+
+
+def test_modernbert_is_approved_against_its_sdpa_reference(tmp_path):
+    """Exported with eager attention, validated against transformers' default (SDPA) at the data's
+    lengths and at two others; its 0 Attention fusions are a warning that names why."""
+    folder = models.save_modernbert(tmp_path / "modernbert")
+    text = models.write_text(tmp_path / "text.txt", 8)
+    out = tmp_path / "o"
+    manifest = approved(convert(folder, "fp32", out, "--data", str(text)), out)
+    assert manifest["source"]["task"] == "sequence-classification"
+    assert manifest["accuracy"]["metrics"]["max_abs_error"] < 1e-4
+    details = fuse_details(manifest)
+    assert details["num_heads"] == 2 and details["hidden_size"] == 32 and details["attention_fusions"] == 0
+    assert any("packed Wqkv" in w for w in manifest["warnings"])
+
+
 @pytest.mark.parametrize("head, arch", [("multiple-choice", "BertForMultipleChoice"), ("causal-lm", "BertLMHeadModel")])
 def test_unvalidated_head_is_exit_2_naming_it(hf, tmp_path, head, arch):
     result = convert(hf[head], "fp32", tmp_path / "o", "--data", str(hf["text"]))
     assert result.returncode == 2, result.stderr[-2000:]
     assert f"{arch} has a {head} head" in result.stderr and "Traceback" not in result.stderr
+    if head == "multiple-choice":  # why, and what to do instead
+        assert "batch x choices x sequence" in result.stderr and "--task multiple-choice" in result.stderr
 
 
 @pytest.mark.parametrize("model_type", ["convnext", "resnet", "swin", "deit"])
@@ -184,6 +212,10 @@ def test_heads_and_tasks_from_config():
         detect_task({"architectures": ["Wav2Vec2ForCTC"]}, "m")
     with pytest.raises(SourceModelError, match="not a transformers class"):
         detect_task({"architectures": ["MyOwnThing"]}, "m")
+    with pytest.raises(SourceModelError, match="masked-image-modeling head that transformers' Auto"):
+        detect_task({"architectures": ["BeitForMaskedImageModeling"], "model_type": "beit"}, "m")
+    with pytest.raises(SourceModelError, match="not a transformers class"):
+        detect_task({"architectures": ["NotARealClassForQuestionAnswering"]}, "m")  # hostile: no such class
     remote = detect_task({"architectures": ["MyModelForQuestionAnswering"], "auto_map": {"x": "y"}}, "m")
     assert remote.class_name is None and remote.outputs == ("start_logits", "end_logits")
 
@@ -193,6 +225,7 @@ def test_transformer_shape_per_architecture():
     assert transformer_shape({"model_type": "gpt2", "n_head": 12, "n_embd": 768}) == (12, 768)
     assert transformer_shape({"model_type": "t5", "num_heads": 8, "d_model": 512}) == (8, 512)
     assert transformer_shape({"model_type": "vit", "num_attention_heads": 3, "hidden_size": 192}) == (3, 192)
+    assert transformer_shape({"model_type": "funnel", "n_head": 12, "d_model": 768}) == (12, 768)
     assert transformer_shape({"model_type": "swin", "num_heads": [3, 6], "hidden_size": 768}) == (0, 0)
     assert transformer_shape({"model_type": "clip", "text_config": {"num_attention_heads": 8, "hidden_size": 512}}) == (
         8,

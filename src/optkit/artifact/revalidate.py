@@ -2,15 +2,16 @@
 
 The artifact's ``model.onnx`` is compared with the source model named in the manifest
 (``source.path``; its sha256 must still be ``source.sha256``), run in its own framework, on the
-given data, with the resolved recipe stored in the manifest; the recipe's accuracy gates are then
-evaluated. Speed gates are not re-measured (they depend on the machine, not on the data).
+given data, with the resolved recipe stored in the manifest, under the same paddings as convert
+(``validation.padding``); the recipe's accuracy gates are then evaluated. Speed gates are not
+re-measured (they depend on the machine, not on the data).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -24,9 +25,10 @@ from optkit.registry import detect_framework, resolve
 from optkit.runners.ort_runner import OrtRunner
 from optkit.sandbox.client import SandboxMode, SourceWorker
 from optkit.sandbox.source import load_source
-from optkit.validation.accuracy import AccuracyReport, concat_outputs
+from optkit.validation.accuracy import AccuracyReport
 from optkit.validation.data import load_validation_set
 from optkit.validation.gates import GateResult
+from optkit.validation.padding import reference_outputs
 from optkit.validation.task_gates import available_metrics, resolve_gates
 from optkit.validation.validate_model import validate_model
 
@@ -45,6 +47,9 @@ class RevalidateResult:
         gates: the recipe's accuracy gates evaluated on ``accuracy``.
         strict: a skipped gate counts as a failure.
         model_error: why ``model.onnx`` did not run in ONNX Runtime, or None.
+        by_padding: ``{padding: {metric: value}}`` for each padding validated, as convert does
+            (the recipe's ``validation.padding``: per-batch, fixed, or both, when the worse value
+            of each gated metric counts); empty when the model did not run.
     """
 
     data: str
@@ -53,6 +58,7 @@ class RevalidateResult:
     gates: list[GateResult]
     strict: bool = False
     model_error: str | None = None
+    by_padding: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def failed_gates(self) -> list[GateResult]:
@@ -204,8 +210,10 @@ def _compare(
     except Exception as exc:  # onnxruntime raises its own exception types
         return RevalidateResult(data, vset.size, None, [], strict, str(exc).splitlines()[0][:300])
     with art_runner:  # already active; released when both models have run (or one fails)
-        src_runner = src.runner(threads)
-        src_out = concat_outputs(src_runner.infer_many(vset.batches(cfg.batch_size)))
-        gates = resolve_gates(cfg.gates, available_metrics(src_out, vset, src.info), src.info.task).gates
-        checked = validate_model(art_runner, src_out, vset, src.info, gates, cfg.batch_size)
-    return RevalidateResult(data, vset.size, checked.accuracy, checked.gates, strict)
+        reference = reference_outputs(src.runner(threads), vset, cfg.batch_size, cfg.padding)
+        first = reference.outputs[reference.paddings[0]]
+        gates = resolve_gates(cfg.gates, available_metrics(first, vset, src.info), src.info.task).gates
+        checked = validate_model(art_runner, reference, vset, src.info, gates, cfg.batch_size)
+    return RevalidateResult(
+        data, vset.size, checked.accuracy, checked.gates, strict, by_padding=checked.by_padding or {}
+    )

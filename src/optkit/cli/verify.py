@@ -107,6 +107,7 @@ def verify_command(
                 "data": again.data,
                 "samples": again.samples,
                 "metrics": again.accuracy.metrics if again.accuracy else {},
+                "by_padding": again.by_padding,
                 "gates": [dataclasses.asdict(g) for g in again.gates],
             }
         for problem in problems:

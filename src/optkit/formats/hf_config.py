@@ -32,6 +32,7 @@ SHAPE_KEYS: dict[str, tuple[str, str]] = {
     "blenderbot": ("encoder_attention_heads", "d_model"),
     "m2m_100": ("encoder_attention_heads", "d_model"),
     "whisper": ("encoder_attention_heads", "d_model"),
+    "funnel": ("n_head", "d_model"),
     # one head count per stage and a hidden size that doubles per stage: 0, 0 (detect from the graph)
     "swin": ("", ""),
 }

@@ -4,7 +4,9 @@ Model type, head count and hidden size come from the recipe or the source model'
 hidden size read per architecture, see :mod:`optkit.formats.hf_config`); the HF ``model_type`` is
 mapped to the optimizer's own (:data:`ORT_MODEL_TYPES`, after Optimum's ``ORTConfigManager``). A model
 with no attention heads in its config and no optimizer type of its own (a CNN: ResNet, ConvNeXt) is
-skipped. Fusion
+skipped. Unmasked attention scaled by a ``Mul`` (transformers' eager attention in ViT, DeiT,
+wav2vec2) is first rewritten into the ``Div`` form ORT matches (:mod:`optkit.passes.attention_scale`);
+Swin's windowed attention with its relative position bias has no ORT fusion (0 Attention). Fusion
 counts (``get_fused_operator_statistics``) are always recorded; a transformer with 0 Attention
 fusions is a warning in the report (or an error with ``require_attention``), because that is the
 fusion that brings most of the speed (e.g. exports with SDPA attention never match).
@@ -15,8 +17,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from optkit.errors import PassError
-from optkit.onnx_io import weights_bytes
+from optkit.onnx_io import load_onnx, save_onnx, weights_bytes
 from optkit.pass_context import PassContext, PassOutcome
+from optkit.passes.attention_scale import divide_attention_scale
 from optkit.quiet_logs import quiet_logs
 from optkit.recipe import FusePass
 from optkit.records.figures import Figure
@@ -47,6 +50,14 @@ ORT_MODEL_TYPES = {
     "xlm-roberta": "bert",
 }
 
+#: HF ``model_type`` -> why ORT's optimizer fuses no attention in it (for the 0-Attention warning)
+NO_ATTENTION_FUSION = {
+    "swin": "ONNX Runtime has no fusion for Swin's windowed attention with its relative position bias",
+    "modernbert": "ONNX Runtime's BERT attention fusion matches separate Q/K/V projections, not ModernBERT's "
+    "packed Wqkv with rotary embeddings",
+    "funnel": "ONNX Runtime has no fusion for Funnel's relative attention with pooled queries",
+}
+
 
 def ort_model_type(model_type: str, heads: int, optimizer_types: set[str]) -> str | None:
     """The optimizer's ``model_type`` for HF ``model_type``: from :data:`ORT_MODEL_TYPES`, else the
@@ -57,6 +68,22 @@ def ort_model_type(model_type: str, heads: int, optimizer_types: set[str]) -> st
     if model_type in optimizer_types:
         return model_type
     return "bert" if heads > 0 else None
+
+
+def _unmasked_attention_as_div(model_path: Path, heads: int, hidden: int, ctx: PassContext) -> tuple[Path, int]:
+    """The model the optimizer fuses: ``model_path`` itself, or a copy in the workdir in which
+    unmasked attention scaled by ``Mul`` reads as the ``Div`` ORT matches
+    (:func:`~optkit.passes.attention_scale.divide_attention_scale`; ViT, DeiT, wav2vec2), with the
+    number of rewrites."""
+    if heads <= 0 or hidden <= 0 or hidden % heads:
+        return model_path, 0
+    model = load_onnx(model_path)
+    rewrites = divide_attention_scale(model, hidden // heads)
+    if not rewrites:
+        return model_path, 0
+    path = ctx.output_path("fuse-input")
+    save_onnx(model, path, ctx.external_threshold_mb)
+    return path, rewrites
 
 
 def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
@@ -82,10 +109,11 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
         return PassOutcome(model_path, {}, [], skipped=reason)
     if ort_type not in optimizer.MODEL_TYPES:
         ort_type = "bert"
+    fuse_input, rewrites = _unmasked_attention_as_div(model_path, heads, hidden, ctx)
     try:
         with quiet_logs("onnxruntime.transformers"):
             fused = optimizer.optimize_model(
-                str(model_path),
+                str(fuse_input),
                 model_type=ort_type,
                 num_heads=heads,
                 hidden_size=hidden,
@@ -100,13 +128,16 @@ def run(model_path: Path, config: FusePass, ctx: PassContext) -> PassOutcome:
     with quiet_logs("onnxruntime.transformers"):  # it logs the statistics at INFO
         stats = {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}
     details: dict[str, Figure] = {"model_type": ort_type, "num_heads": heads, "hidden_size": hidden, "fusions": stats}
+    if rewrites:
+        details["scaled_attention_rewrites"] = rewrites
     warnings = []
     attention = sum(stats.get(op, 0) for op in ATTENTION_OPS)
     details["attention_fusions"] = attention
     if attention == 0:
+        cause = NO_ATTENTION_FUSION.get(model_type, "export with eager attention")
         message = (
             f"0 Attention fusions on a {model_type} model: the attention pattern was not "
-            "recognised, so most of the fusion speed-up is lost (export with eager attention)"
+            f"recognised, so most of the fusion speed-up is lost ({cause})"
         )
         if config.require_attention:
             raise PassError(message, "load the model with attn_implementation='eager' before export")

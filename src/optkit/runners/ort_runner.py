@@ -86,6 +86,7 @@ class OrtRunner(Runner):
         super().__init__(self.settings.intra_op_num_threads, device)
         self.model_path = model_path
         self.session: Any = None  # an onnxruntime.InferenceSession while active
+        self.run_options: Any = None  # its onnxruntime.RunOptions
 
     @property
     def provider(self) -> str:
@@ -97,6 +98,10 @@ class OrtRunner(Runner):
 
         options = session_options(self.settings)
         self.session = ort.InferenceSession(str(self.model_path), options, providers=[self.provider])
+        # a failing run raises, and its callers report it (the shape check names the shape): no
+        # second copy of the error in ONNX Runtime's own log on stderr
+        self.run_options = ort.RunOptions()
+        self.run_options.log_severity_level = 4
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.input_dtypes = {i.name: ORT_DTYPES.get(i.type) for i in self.session.get_inputs()}
         self.output_names = [o.name for o in self.session.get_outputs()]
@@ -104,7 +109,7 @@ class OrtRunner(Runner):
     def _infer(self, feeds: Feeds) -> Feeds:
         """Inputs are cast to the model's declared input types (e.g. float64 data → float32)."""
         arrays = {n: np.ascontiguousarray(feeds[n], dtype=self.input_dtypes[n]) for n in self.input_names}
-        outputs = self.session.run(None, arrays)
+        outputs = self.session.run(None, arrays, self.run_options)
         return dict(zip(self.output_names, outputs, strict=False))
 
     def _deactivate(self) -> None:

@@ -67,6 +67,36 @@ SUFFIXES = {
 }
 
 
+BASE_MODEL_HINT = "save the base model (AutoModel) to export its hidden states"
+#: a head's own hint where the generic one (the supported heads) says too little
+HEAD_HINTS = {
+    "multiple-choice": (
+        "a multiple-choice head takes inputs of batch x choices x sequence, which optkit's text data "
+        "and its validation at other lengths do not build; export it with Optimum "
+        "(optimum-cli export onnx --task multiple-choice), or " + BASE_MODEL_HINT
+    ),
+}
+
+
+def _unlisted_head(arch: str) -> str | None:
+    """The head, from the class name (``BeitForMaskedImageModeling`` -> ``masked-image-modeling``), of
+    a transformers class that no Auto* mapping lists; None when ``arch`` is no transformers class."""
+    import re
+
+    import transformers
+
+    if "For" not in arch:
+        return None
+    try:
+        known = hasattr(transformers, arch)  # the lazy module imports the class's modeling file
+    except Exception:  # a name whose import fails (a missing optional backend) is no class we load
+        return None
+    if not known:
+        return None
+    suffix = arch.split("For", 1)[1]
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", suffix).lower() or None
+
+
 def _mapping(name: str) -> dict[str, Any]:
     from transformers.models.auto import modeling_auto
 
@@ -131,7 +161,14 @@ def detect_task(config: dict[str, Any], where: str) -> HfTask:
     if head is not None:
         raise SourceModelError(
             f"{where}: {arch} has a {head} head, which optkit does not convert and validate yet",
-            f"optkit validates these heads: {supported}; save the base model (AutoModel) to export its hidden states",
+            HEAD_HINTS.get(head, f"optkit validates these heads: {supported}; {BASE_MODEL_HINT}"),
+        )
+    head = _unlisted_head(arch)
+    if head is not None:
+        raise SourceModelError(
+            f"{where}: {arch} has a {head} head that transformers' Auto classes do not list, "
+            "which optkit does not convert and validate",
+            f"optkit validates the heads of transformers' Auto classes: {supported}; {BASE_MODEL_HINT}",
         )
     if config.get("auto_map"):  # the folder's own classes: the head from the class name
         for suffix, task in SUFFIXES.items():

@@ -113,3 +113,25 @@ def test_torch_artifact_revalidates_on_conll(tiny, tmp_path):
     result = revalidate(out, str(tiny["conll"]))
     assert result.ok and {g.metric for g in result.gates} >= {"tag_agreement", "entity_f1_drop"}
     assert all(g.status == "passed" for g in result.gates)
+    # validation.padding: both (the default), as convert: fixed and per-batch, the worse value gated
+    assert set(result.by_padding) == {"fixed", "per-batch"}
+    for metric in ("tag_agreement", "entity_f1_drop"):
+        worse = min if metric == "tag_agreement" else max
+        assert result.accuracy.metrics[metric] == worse(v[metric] for v in result.by_padding.values())
+    cli = runner.invoke(app, ["verify", str(out), "--data", str(tiny["conll"]), "--json"])
+    assert cli.exit_code == 0, cli.output
+    payload = json.loads(cli.output[cli.output.index("{") :])
+    assert set(payload["revalidation"]["by_padding"]) == {"fixed", "per-batch"}
+
+
+def test_fixed_padding_recipe_revalidates_fixed_only(tiny, tmp_path, monkeypatch):
+    out = tmp_path / "ner"
+    overrides = {**FAST, "validation.padding": "fixed"}
+    assert optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides=overrides).approved
+    import optkit.artifact.revalidate as module
+
+    seen = []
+    original = module.reference_outputs
+    monkeypatch.setattr(module, "reference_outputs", lambda *a: seen.append(a[-1]) or original(*a))
+    result = revalidate(out, str(tiny["conll"]))
+    assert result.ok and seen == ["fixed"] and result.by_padding == {}
