@@ -4,8 +4,8 @@ trip minus the item's own time, items run one at a time).
     PYTHONPATH=src python benchmarks/batch_overhead.py [--items 4]
     PYTHONPATH=src python benchmarks/batch_overhead.py --plan plans/samples.yaml --overhead-item ner-fp16
 
-The first form times tiny ONNX items; the second a real plan (every item forced to run, once with
-``--jobs 1`` and once on Ray), then the named items one at a time on Ray for the overhead.
+The first form times tiny ONNX items; the second a real plan: the named items one at a time on Ray
+(the overhead), then every item forced to run on Ray and then with ``--jobs 1``.
 
 Prints a markdown table (docs/benchmarks.md holds a run's figures).
 """
@@ -81,36 +81,31 @@ def main() -> None:
 
 
 def real_plan(plan_file: Path, alone: list[str]) -> None:
-    """Run ``plan_file`` with ``--jobs 1`` then on a local Ray cluster (2 CPUs), every item forced;
-    then each item in ``alone`` by itself on Ray; print a markdown table."""
+    """Each item in ``alone`` by itself on a local Ray cluster (2 CPUs: Ray's per-item overhead),
+    then the whole plan on Ray, then with ``--jobs 1``, every item forced; prints markdown rows as
+    each phase ends (a long run stopped midway keeps what it measured)."""
     import ray
 
     items = resolve_items(load_plan(plan_file), plan_file.parent)
     start = time.perf_counter()
-    local = run_plan(items, LocalRunner(1), force=True, keep_going=True)
-    jobs1_s = time.perf_counter() - start
-    start = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    init_s = time.perf_counter() - start
-    start = time.perf_counter()
-    on_ray = run_plan(items, RayRunner("auto", retries=0), force=True, keep_going=True)
-    ray_s = time.perf_counter() - start
-    rows = []
+    print(f"| Ray local cluster start (ray.init, num_cpus=2) | {time.perf_counter() - start:.1f} s |", flush=True)
     for item in (i for i in items if i.name in alone):
         start = time.perf_counter()
         outcome = run_plan([item], RayRunner("auto", retries=0), force=True).items[0]
-        rows.append((item.name, outcome.seconds, time.perf_counter() - start - outcome.seconds, outcome.status))
-    ray.shutdown()
-    print(f"| {plan_file} ({len(items)} items) | --jobs 1 | Ray |")
-    print("|---|---|---|")
-    for a, b in zip(local.items, on_ray.items, strict=True):
-        print(f"| {a.name} | {a.status}, {a.seconds:.1f} s | {b.status}, {b.seconds:.1f} s |")
-    print(f"| plan wall time | {jobs1_s:.1f} s | {ray_s:.1f} s (+ {init_s:.1f} s cluster start) |")
-    for name, item_s, over_s, status in rows:
+        over = time.perf_counter() - start - outcome.seconds
         print(
-            f"| {name} alone on Ray: item {item_s:.1f} s ({status}), overhead {over_s:.2f} s | "
-            f"{100 * over_s / item_s:.1f} % | |"
+            f"| {item.name} alone on Ray | item {outcome.seconds:.1f} s ({outcome.status}), round trip − item "
+            f"{over:.2f} s = {100 * over / outcome.seconds:.1f} % |",
+            flush=True,
         )
+    for label, runner in (("Ray (2 CPUs)", RayRunner("auto", retries=0)), ("--jobs 1", LocalRunner(1))):
+        start = time.perf_counter()
+        result = run_plan(items, runner, force=True, keep_going=True)
+        wall = time.perf_counter() - start
+        rows = ", ".join(f"{o.name} {o.status} {o.seconds:.0f} s" for o in result.items)
+        print(f"| plan on {label} | wall {wall:.1f} s; {rows} |", flush=True)
+    ray.shutdown()
 
 
 if __name__ == "__main__":
