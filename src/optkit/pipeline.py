@@ -48,6 +48,8 @@ from optkit.validation.speed import (
     activate_measured,
     benchmark,
     size_on_disk_mb,
+    start_peak_memory,
+    time_workloads,
 )
 from optkit.validation.task_gates import available_metrics, resolve_gates
 from optkit.validation.validate_model import finite_reference, validate_model
@@ -481,7 +483,10 @@ class _Run:
         }
         on_shape = self.progress.shape_measured
         args = (vset, bench.batch_sizes, bench.sequence_lengths, plan, bench.gates, on_shape)
+        reset_done = start_peak_memory(src_runner)
         report.shapes += benchmark(src_runner, art_runner, *args)
+        message = self.progress.message
+        time_workloads(report, src_runner, art_runner, vset, bench, self.workdir, reset_done, message)
         for device in sorted({g.device for g in bench.gates} - {"cpu"}):
             reason = self._device_missing(source, device)
             if reason:

@@ -72,6 +72,12 @@ class Runner(ABC):
 
         return psutil.Process().memory_info().rss / 1e6
 
+    def process_id(self) -> int:
+        """The id of the process this runner executes in (this one; a worker's for the source)."""
+        import os
+
+        return os.getpid()
+
     def deactivate(self) -> None:
         """Release the model."""
         self._deactivate()

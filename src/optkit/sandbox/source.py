@@ -307,6 +307,10 @@ class WorkerRunner(Runner):
             raise self.worker._malformed()
         return [float(s) for s in seconds]
 
+    def process_id(self) -> int:
+        """The worker process's id."""
+        return self.worker.pid
+
     def process_rss_mb(self) -> float:
         """Resident set size of the worker process, MB (10^6 bytes)."""
         import psutil
