@@ -236,8 +236,7 @@ class BenchmarkConfig(StrictModel):
     scan_budget_s: float = Field(
         10.0,
         ge=0,
-        description="seconds after which the batch-size scan starts no larger batch size (the first is "
-        "always timed)",
+        description="seconds after which the batch-size scan starts no larger batch size (the first is always timed)",
     )
     threads: int | None = Field(
         None,

@@ -356,7 +356,9 @@ def time_workloads(
         message(f"real-length throughput, batch {batch}")
         result = measure_real_length(source, artifact, vset, batch, bench.rounds, bench.real_length_batches)
         report.real_length.append(result)
-        report.warnings += [f"real lengths, batch {batch}: {w}" for w in (result.noise.warnings if result.noise else [])]
+        report.warnings += [
+            f"real lengths, batch {batch}: {w}" for w in (result.noise.warnings if result.noise else [])
+        ]
     lengths = [vset.model_length(s) for s in bench.sequence_lengths] if vset.pad_values else [None]
     if bench.scan_max_batch:
         message(f"batch-size scan of the artifact, up to {bench.scan_max_batch}")

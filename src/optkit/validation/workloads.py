@@ -7,7 +7,8 @@ the recipe's batch size, each padded only to its own longest real example
 each request does); sets without a token axis (images, tabular rows) or models that fix their
 length are timed in their batches as they are. At most ``max_batches`` batches are used (the first
 ones, in order), so that the step stays bounded: a **block** is one pass over those batches (one
-timed call per batch, the loop running where the runner runs: inside the worker for the source).
+timed call per batch, :meth:`~optkit.runners.base.Runner.time_pass`: the loop runs where the runner
+runs, inside the worker for the source, in one request, so that no message passing is timed).
 Source and artifact alternate blocks in ``rounds`` rounds, as at the fixed shapes
 (:mod:`optkit.validation.speed`); the first round is preceded by one untimed call per batch of each
 runner (each new shape warms its allocator and kernels). Throughput = samples in the pass / the
@@ -127,13 +128,11 @@ def real_batches(vset: ValidationSet, batch_size: int, max_batches: int) -> tupl
 
 
 def _pass_seconds(runner: Runner, batches: list[Feeds], warm: bool) -> float:
-    """One timed call per batch (after one untimed call each when ``warm``); total seconds."""
-    total = 0.0
-    for batch in batches:
-        interrupts.check()
-        total += runner.time_calls(batch, 1 if warm else 0, 1)[0]
+    """One pass over ``batches`` (:meth:`~optkit.runners.base.Runner.time_pass`); total seconds."""
     interrupts.check()
-    return total
+    seconds = runner.time_pass(batches, warm)
+    interrupts.check()
+    return seconds
 
 
 def measure_real_length(
@@ -163,8 +162,9 @@ def measure_real_length(
         raise ValueError(f"rounds must be >= 1, got {rounds}")
     batches, padding = real_batches(vset, batch_size, max_batches)
     samples = sum(len(next(iter(b.values()))) for b in batches)
-    lengths = [vset.batch_length(b) if padding == "per-batch" else vset.sequence_length for b in batches]
-    mean_length = float(np.mean(lengths)) if lengths and lengths[0] is not None else None
+    full = vset.sequence_length
+    lengths = [vset.batch_length(b) if padding == "per-batch" else full or 0 for b in batches]
+    mean_length = float(np.mean(lengths)) if full is not None else None
     monitor = monitor or NoiseMonitor()
     monitor.start()
     src_s: list[float] = []
@@ -239,7 +239,9 @@ def scan_batch_sizes(
             # the next size's time, guessed linear in the batch from the last one's mean call
             guess = last.latency.mean_ms / 1e3 * batch / last.batch_size * (calls + 1)
             if clock() - start + guess > budget_s:
-                scan.stopped = f"stopped before batch {batch}: the scan's time budget ({budget_s:g} s) would be exceeded"
+                scan.stopped = (
+                    f"stopped before batch {batch}: the scan's time budget ({budget_s:g} s) would be exceeded"
+                )
                 break
         interrupts.check()
         seconds = artifact.time_calls(vset.shaped(batch, sequence_length), 1, calls)
