@@ -18,6 +18,11 @@ rounds are timed, up to ``max_rounds`` or ``budget_s`` seconds for that shape.
 Latency is wall time per call (``time.perf_counter``), reported as the median (p50), the 90th and
 the 99th percentile (p90, p99) in milliseconds over every call of every round; throughput = batch size / p50 in
 samples per second; speed-up = source p50 / artifact p50.
+
+After the fixed shapes, :func:`time_workloads` adds the real workloads: throughput over the real
+validation batches with per-batch padding and the artifact's batch-size scan
+(:mod:`optkit.validation.workloads`), and each runner's own peak memory
+(:mod:`optkit.validation.peak_memory`).
 """
 
 from __future__ import annotations
