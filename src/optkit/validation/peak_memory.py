@@ -118,7 +118,9 @@ def artifact_peak(model_path: Path, threads: int, device: str, feeds: Feeds, wor
     import numpy as np
 
     inputs = workdir / "peak-memory-inputs.npz"
-    arrays: dict[str, Any] = dict(feeds)  # Any: numpy's stub would read a key as savez's allow_pickle
+    # object arrays (strings) as fixed-width text: the child loads with allow_pickle=False;
+    # Any: numpy's stub would take a key for savez's allow_pickle
+    arrays: dict[str, Any] = {k: v.astype(str) if v.dtype == object else v for k, v in feeds.items()}
     np.savez(inputs, **arrays)
     spec = json.dumps({"model": str(model_path), "threads": threads, "device": device, "inputs": str(inputs)})
     scope = f"child process: session creation + {CALLS} calls of the largest benchmarked batch"

@@ -116,3 +116,20 @@ class InProcess(Runner):
 def test_a_runner_in_this_process_has_no_process_of_its_own():
     runner = InProcess(1)
     assert own_process(runner) is None and start_peak_memory(runner) is False
+
+
+@linux
+def test_string_inputs_reach_the_child_without_pickle(tmp_path):
+    """A string input held as an object array is sent as text (the child refuses pickles)."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["s"], ["y"])],
+        "strings",
+        [helper.make_tensor_value_info("s", TensorProto.STRING, ["n", 1])],
+        [helper.make_tensor_value_info("y", TensorProto.STRING, ["n", 1])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, tmp_path / "s.onnx")
+    feeds = {"s": np.array([["a"], ["bc"]], dtype=object)}
+    record = artifact_peak(tmp_path / "s.onnx", 1, "cpu", feeds, tmp_path)
+    assert record.error == "" and record.peak_mb is not None
