@@ -220,7 +220,7 @@ class BenchmarkConfig(StrictModel):
         "samples/s with a 95 % interval of the ratio over the same rounds",
     )
     real_length_batches: int = Field(
-        8,
+        4,
         ge=1,
         le=1000,
         description="the most real batches per block (one pass of each model per round) in the "
@@ -234,7 +234,7 @@ class BenchmarkConfig(StrictModel):
         "length) and report the batch size of the best throughput; unset = no scan",
     )
     scan_budget_s: float = Field(
-        10.0,
+        8.0,
         ge=0,
         description="seconds after which the batch-size scan starts no larger batch size (the first is always timed)",
     )

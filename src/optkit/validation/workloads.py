@@ -42,9 +42,9 @@ from optkit.validation.noise import NoiseMonitor, NoiseRecord
 from optkit.validation.stats import MIN_ROUNDS, RatioEstimate, speedup_interval
 
 #: real batches per block when the recipe does not say (``benchmark.real_length_batches``)
-REAL_BATCHES_PER_BLOCK = 8
+REAL_BATCHES_PER_BLOCK = 4
 #: timed calls per batch size in the scan
-SCAN_CALLS = 10
+SCAN_CALLS = 5
 
 
 @dataclass
@@ -209,7 +209,7 @@ def scan_batch_sizes(
     max_batch: int,
     sequence_length: int | None,
     calls: int = SCAN_CALLS,
-    budget_s: float = 10.0,
+    budget_s: float = 8.0,
     clock: Callable[[], float] = time.monotonic,
 ) -> BatchScan:
     """Time the artifact alone at each batch size of :func:`scan_ladder` (module docstring).

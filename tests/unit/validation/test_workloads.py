@@ -203,7 +203,7 @@ def test_p99_is_the_99th_percentile():
 
 def test_recipe_fields_of_the_real_workloads():
     bench = BenchmarkConfig()
-    assert bench.real_length is True and bench.scan_max_batch is None and bench.real_length_batches == 8
+    assert bench.real_length is True and bench.scan_max_batch is None and bench.real_length_batches == 4
     for bad in ({"scan_max_batch": 0}, {"real_length_batches": 0}, {"scan_budget_s": -1}):
         with pytest.raises(ValueError):
             BenchmarkConfig(**bad)
