@@ -49,6 +49,8 @@ from optkit.validation.speed import (
     activate_measured,
     benchmark,
     size_on_disk_mb,
+    start_peak_memory,
+    time_workloads,
 )
 from optkit.validation.task_gates import available_metrics, resolve_gates
 from optkit.validation.validate_model import finite_reference, validate_model
@@ -474,8 +476,10 @@ class _Run:
     def _benchmark(
         self, source, src_runner, art_runner, vset: ValidationSet, footprint: _Footprint
     ) -> tuple[SpeedReport, PassOutcome]:
-        """Time every shape in alternating rounds (:func:`~optkit.validation.speed.benchmark`); the
-        busy-machine warnings of every shape become the step's warnings."""
+        """Time every shape in alternating rounds (:func:`~optkit.validation.speed.benchmark`), then
+        the real workloads (:func:`~optkit.validation.speed.time_workloads`: real-length throughput,
+        the batch-size scan, each runner's own peak memory); the busy-machine warnings of every
+        shape and workload become the step's warnings."""
         bench = self.recipe.benchmark
         report = SpeedReport(self.threads, bench.warmup, bench.iterations)
         report.rounds, report.max_rounds, report.budget_s = bench.rounds, bench.max_rounds, bench.budget_s
@@ -492,6 +496,7 @@ class _Run:
         }
         on_shape = self.progress.shape_measured
         args = (vset, bench.batch_sizes, bench.sequence_lengths, plan, bench.gates, on_shape)
+        reset_done = start_peak_memory(src_runner)
         report.shapes += benchmark(src_runner, art_runner, *args)
         for device in sorted({g.device for g in bench.gates} - {"cpu"}):
             reason = self._device_missing(source, device)
@@ -510,6 +515,8 @@ class _Run:
             )
             rounds[where] = shape.rounds
             report.warnings += [f"{where}: {w}" for w in (shape.noise.warnings if shape.noise else [])]
+        message = self.progress.message
+        time_workloads(report, src_runner, art_runner, vset, bench, self.workdir, reset_done, message)
         return report, PassOutcome(model, {"rounds": rounds}, list(report.warnings))
 
     @staticmethod

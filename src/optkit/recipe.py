@@ -214,6 +214,31 @@ class BenchmarkConfig(StrictModel):
         description="seconds a shape may spend on rounds beyond `rounds` while a speed gate there is "
         "inconclusive; 0 = never re-measure",
     )
+    real_length: bool = Field(
+        True,
+        description="also time source and artifact over the real validation batches at each batch size, "
+        "each batch padded to its own longest example (images and tables: as they are); throughput in "
+        "samples/s with a 95 % interval of the ratio over the same rounds",
+    )
+    real_length_batches: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="the most real batches per block (one pass of each model per round) in the "
+        "real-length timing, the first ones of the validation set",
+    )
+    scan_max_batch: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="time the artifact alone at batch 1, 2, 4, ... up to this size (at the first sequence "
+        "length) and report the batch size of the best throughput; unset = no scan",
+    )
+    scan_budget_s: float = Field(
+        8.0,
+        ge=0,
+        description="seconds after which the batch-size scan starts no larger batch size (the first is always timed)",
+    )
     threads: int | None = Field(
         None,
         ge=1,

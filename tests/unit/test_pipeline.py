@@ -58,6 +58,28 @@ def test_speed_is_timed_in_rounds_and_recorded_with_its_interval_and_noise(appro
     assert step.warnings == result.speed.warnings and step.details["rounds"] == {"cpu batch 1 × seq 16": 5}
 
 
+def test_real_workloads_are_recorded_and_reported(approved):
+    """Real-length throughput per batch size, the batch-size scan (ner-int8 scans up to 16), p99 and
+    each runner's own peak memory are in the manifest, report.md, report.html and the result."""
+    result, out = approved
+    speed = json.loads((out / "manifest.json").read_text())["speed"]
+    [real] = speed["real_length"]  # FAST times batch 1 only
+    assert real["batch_size"] == 1 and real["padding"] == "per-batch" and real["samples"] == real["batches"] >= 1
+    assert real["mean_length"] <= 16 and real["source_throughput"] > 0 and real["artifact_throughput"] > 0
+    assert len(real["source_round_s"]) == 5 and real["estimate"]["rounds"] == 5
+    scan = speed["batch_scan"]
+    assert [p["batch_size"] for p in scan["points"]][:1] == [1] and scan["max_batch"] == 16
+    assert scan["best_batch_size"] in [p["batch_size"] for p in scan["points"]]
+    assert speed["shapes"][0]["artifact"]["p99_ms"] >= speed["shapes"][0]["artifact"]["p90_ms"]
+    source, artifact = speed["peak_memory"]["source"], speed["peak_memory"]["artifact"]
+    assert source["peak_mb"] > 0 and artifact["peak_mb"] >= artifact["baseline_mb"] > 0
+    assert "VmHWM" in source["method"] and "child process" in artifact["scope"]
+    html, md = (out / "report.html").read_text(), (out / "report.md").read_text()
+    assert 'id="workloads"' in html and "best batch size <strong>" in html and "p50 / p90 / p99 ms" in html
+    assert "### Real workloads" in md and "peak memory of the artifact's own process" in md
+    assert result.speed is not None and result.speed.batch_scan is not None
+
+
 def test_every_gate_is_recorded_with_threshold_and_value(approved):
     result, out = approved
     gates = {g.metric: g for g in result.gates}

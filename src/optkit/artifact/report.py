@@ -9,6 +9,7 @@ from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summ
 
 if TYPE_CHECKING:
     from optkit.results import ConvertResult, StepRecord
+    from optkit.validation.speed import SpeedReport
 
 STATUS = {"passed": "PASS", "failed": "FAIL", "inconclusive": "INCONCLUSIVE", "skipped": "SKIP"}
 
@@ -101,8 +102,10 @@ def render_report(result: ConvertResult) -> str:
                 "seq",
                 "source p50",
                 "source p90",
+                "source p99",
                 "artifact p50",
                 "artifact p90",
+                "artifact p99",
                 "artifact samples/s",
                 "speed-up",
                 "95 % interval",
@@ -117,8 +120,10 @@ def render_report(result: ConvertResult) -> str:
                     str(s.sequence_length or "—"),
                     f"{s.source.p50_ms:.2f}",
                     f"{s.source.p90_ms:.2f}",
+                    fmt(s.source.p99_ms, 2),
                     f"{s.artifact.p50_ms:.2f}",
                     f"{s.artifact.p90_ms:.2f}",
+                    fmt(s.artifact.p99_ms, 2),
                     f"{s.artifact.throughput:.1f}",
                     f"{s.speedup:.2f}×",
                     _interval(s),
@@ -133,10 +138,10 @@ def render_report(result: ConvertResult) -> str:
             f"Size on disk: source {sp.size_mb.get('source', 0):.1f} MB, artifact "
             f"{sp.size_mb.get('artifact', 0):.1f} MB. "
             f"Load time: source {sp.load_seconds.get('source', 0):.2f} s, artifact "
-            f"{sp.load_seconds.get('artifact', 0):.2f} s. RSS growth at load + first batch: source "
-            f"{sp.rss_growth_mb.get('source', 0):.0f} MB, artifact {sp.rss_growth_mb.get('artifact', 0):.0f} MB.",
+            f"{sp.load_seconds.get('artifact', 0):.2f} s.",
             "",
         ]
+        lines += _workload_lines(sp)
         for device, reason in sp.skipped_devices.items():
             lines += [f"- {device}: not measured — {reason}"]
         for warning in sp.warnings:
@@ -287,6 +292,48 @@ def _serving_section(result: ConvertResult) -> list[str]:
         "",
     ]
     return lines + _table(SERVING_COLUMNS, serving_rows(serving))
+
+
+def _workload_lines(sp: SpeedReport) -> list[str]:
+    """The "Real workloads" section: real-length throughput, the batch-size scan, peak memory."""
+    lines = ["### Real workloads", ""]
+    if sp.real_length:
+        lines += [
+            "Throughput over the real validation batches, each padded to its own longest example "
+            "(samples/s; the interval is a bootstrap over rounds of the ratio).",
+            "",
+        ]
+        lines += _table(
+            ["batch", "padding", "batches", "samples", "mean length", "source", "artifact", "ratio", "95 % interval"],
+            [
+                [
+                    str(r.batch_size),
+                    r.padding,
+                    str(r.batches),
+                    str(r.samples),
+                    fmt(r.mean_length, 1) if r.mean_length is not None else "—",
+                    f"{r.source_throughput:.1f}",
+                    f"{r.artifact_throughput:.1f}",
+                    f"{r.artifact_throughput / r.source_throughput:.2f}×",
+                    f"[{r.estimate.ci_low:.2f}, {r.estimate.ci_high:.2f}]" if r.estimate else "—",
+                ]
+                for r in sp.real_length
+            ],
+        )
+    scan = sp.batch_scan
+    if scan and scan.points:
+        curve = ", ".join(f"{p.batch_size}: {p.latency.throughput:.1f}" for p in scan.points)
+        lines += [
+            f"Batch-size scan of the artifact (seq {scan.sequence_length or '—'}; samples/s): {curve}. "
+            f"Best batch size: **{scan.best_batch_size}** ({scan.best_throughput:.1f} samples/s)."
+            + (f" {scan.stopped}." if scan.stopped else ""),
+            "",
+        ]
+    for side, record in sp.peak_memory.items():
+        peak = f"{record.peak_mb:.0f} MB" if record.peak_mb is not None else f"unknown ({record.error})"
+        base = f", {record.baseline_mb:.0f} MB after imports" if record.baseline_mb is not None else ""
+        lines += [f"- peak memory of the {side}'s own process: {peak}{base} — {record.scope}"]
+    return [*lines, ""] if len(lines) > 2 else []
 
 
 def _interval(shape) -> str:

@@ -8,7 +8,7 @@ from rich.table import Table
 from optkit.artifact.report import SEARCH_CONSOLE_COLUMNS, fmt, search_console_rows, search_tables
 from optkit.reporting.serving import serving_summary
 from optkit.results import ConvertResult, StepRecord
-from optkit.validation.speed import ShapeResult
+from optkit.validation.speed import ShapeResult, SpeedReport
 
 STYLE = {"passed": "green", "failed": "bold red", "inconclusive": "bold magenta", "skipped": "yellow"}
 
@@ -53,7 +53,7 @@ class Progress:
 def render_result(console: Console, result: ConvertResult) -> None:
     """Gate table, speed table, warnings and the final PASSED/FAILED line."""
     if result.speed and result.speed.shapes:
-        speed = Table(title="Speed vs source (p50 / p90 ms, same run, alternating rounds)")
+        speed = Table(title="Speed vs source (p50 / p90 / p99 ms, same run, alternating rounds)")
         for col in ("device", "batch", "seq", "source", "artifact", "speed-up", "95 % interval", "rounds"):
             speed.add_column(col)
         for s in result.speed.shapes:
@@ -61,13 +61,15 @@ def render_result(console: Console, result: ConvertResult) -> None:
                 s.device,
                 str(s.batch_size),
                 str(s.sequence_length or "—"),
-                f"{s.source.p50_ms:.2f} / {s.source.p90_ms:.2f}",
-                f"{s.artifact.p50_ms:.2f} / {s.artifact.p90_ms:.2f}",
+                latency_cell(s.source),
+                latency_cell(s.artifact),
                 f"{s.speedup:.2f}×",
                 f"[{s.estimate.ci_low:.2f}, {s.estimate.ci_high:.2f}]" if s.estimate else "—",
                 str(s.rounds),
             )
         console.print(speed)
+    if result.speed:
+        render_workloads(console, result.speed)
     for step, search in search_tables(result):
         gates = ", ".join(g.name for g in search.candidates[0].gates)
         found = Table(
@@ -96,3 +98,51 @@ def render_result(console: Console, result: ConvertResult) -> None:
     else:
         names = "; ".join(result.rejections)
         console.print(f"[bold red]FAILED[/bold red] not approved ({names}); nothing was written", highlight=False)
+
+
+def latency_cell(stats) -> str:
+    """``p50 / p90 / p99`` in ms (``p99`` as ``—`` when absent)."""
+    p99 = f"{stats.p99_ms:.2f}" if stats.p99_ms is not None else "—"
+    return f"{stats.p50_ms:.2f} / {stats.p90_ms:.2f} / {p99}"
+
+
+def render_workloads(console: Console, speed: SpeedReport) -> None:
+    """The real-length throughput table, the batch-size scan line and each runner's peak memory."""
+    if speed.real_length:
+        table = Table(title="Real lengths (validation batches, each padded to its longest; samples/s)")
+        for col in ("batch", "padding", "samples", "source", "artifact", "artifact / source", "95 % interval"):
+            table.add_column(col)
+        for r in speed.real_length:
+            est = r.estimate
+            length = f" (mean {r.mean_length:.0f} tokens)" if r.mean_length is not None else ""
+            table.add_row(
+                str(r.batch_size),
+                r.padding + length,
+                str(r.samples),
+                f"{r.source_throughput:.1f}",
+                f"{r.artifact_throughput:.1f}",
+                f"{r.artifact_throughput / r.source_throughput:.2f}×",
+                f"[{est.ci_low:.2f}, {est.ci_high:.2f}]" if est else "—",
+            )
+        console.print(table)
+    scan = speed.batch_scan
+    if scan and scan.points:
+        curve = ", ".join(f"{p.batch_size}: {p.latency.throughput:.1f}" for p in scan.points)
+        seq = f", seq {scan.sequence_length}" if scan.sequence_length else ""
+        stopped = f" ({scan.stopped})" if scan.stopped else ""
+        console.print(
+            f"Batch-size scan (artifact{seq}; samples/s): {curve} → best batch {scan.best_batch_size} "
+            f"({scan.best_throughput:.1f} samples/s){stopped}",
+            highlight=False,
+        )
+    if speed.peak_memory:
+        parts = []
+        for side in ("source", "artifact"):
+            record = speed.peak_memory.get(side)
+            if record is None:
+                continue
+            peak = f"{record.peak_mb:.0f} MB" if record.peak_mb is not None else "unknown"
+            base = f" (after imports {record.baseline_mb:.0f} MB)" if record.baseline_mb is not None else ""
+            load = speed.load_seconds.get(side)
+            parts.append(f"{side} {peak}{base}" + (f", load {load:.2f} s" if load is not None else ""))
+        console.print(f"Peak memory of each runner's own process: {'; '.join(parts)}", highlight=False)

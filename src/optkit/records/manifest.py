@@ -198,7 +198,8 @@ class AccuracyRecord(Record):
 
 
 class LatencyRecord(Record):
-    """Latency of one runner at one shape (ms; throughput in samples/s)."""
+    """Latency of one runner at one shape (ms; throughput in samples/s); ``p99_ms`` None in
+    manifests written before it was measured."""
 
     p50_ms: float
     p90_ms: float
@@ -206,6 +207,7 @@ class LatencyRecord(Record):
     min_ms: float
     throughput: float | None
     iterations: int
+    p99_ms: float | None = None
 
 
 class EstimateRecord(Record):
@@ -264,6 +266,55 @@ class ShapeRecord(Record):
     contended: bool = False
 
 
+class RealLengthRecord(Record):
+    """Source vs artifact over the real validation batches at one batch size, each batch padded to
+    its own longest example (see :class:`~optkit.validation.workloads.RealLengthResult`):
+    throughput in samples/s, each round's pass time in s, the throughput ratio's interval."""
+
+    device: str
+    batch_size: int
+    padding: Literal["fixed", "per-batch"]
+    batches: int
+    samples: int
+    mean_length: float | None
+    source_throughput: float | None
+    artifact_throughput: float | None
+    source_round_s: list[float] = []
+    artifact_round_s: list[float] = []
+    estimate: EstimateRecord | None = None
+    noise: NoiseSection | None = None
+
+
+class ScanPointRecord(Record):
+    """The artifact at one batch size of the scan."""
+
+    batch_size: int
+    latency: LatencyRecord
+
+
+class BatchScanRecord(Record):
+    """The artifact's throughput against the batch size (see
+    :class:`~optkit.validation.workloads.BatchScan`)."""
+
+    device: str
+    sequence_length: int | None
+    max_batch: int
+    points: list[ScanPointRecord] = []
+    best_batch_size: int = 0
+    stopped: str = ""
+
+
+class PeakMemoryRecord(Record):
+    """One runner's own process at its peak resident set, MB (10^6 bytes) (see
+    :class:`~optkit.validation.peak_memory.PeakMemory`)."""
+
+    peak_mb: float | None
+    baseline_mb: float | None = None
+    scope: str = ""
+    method: str = ""
+    error: str = ""
+
+
 class SpeedRecord(Record):
     """Every speed figure (see :class:`~optkit.validation.speed.SpeedReport`): seconds, MB (10^6 bytes)."""
 
@@ -279,6 +330,9 @@ class SpeedRecord(Record):
     max_rounds: int = 0
     budget_s: float = 0.0
     warnings: list[str] = []
+    peak_memory: dict[str, PeakMemoryRecord] = {}
+    real_length: list[RealLengthRecord] = []
+    batch_scan: BatchScanRecord | None = None
 
 
 class GateRecord(Record):

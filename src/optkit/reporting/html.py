@@ -112,6 +112,7 @@ def render_html(manifest: Manifest, compact: bool = False) -> str:
     if not compact:
         context.update(
             throughput_plot=_markup(plots.throughput_plot(speed.shapes)) if speed else None,
+            scan_plot=_markup(plots.batch_scan_plot(speed.batch_scan)) if speed else None,
             histograms=[(o.name, _markup(plots.error_histogram_plot(o))) for o in view.accuracy.outputs],
             flips_plot=_markup(plots.flips_plot(view.accuracy)),
             entity_plot=_markup(plots.entity_f1_plot(view.accuracy.entity_f1)),

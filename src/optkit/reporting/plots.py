@@ -17,7 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from optkit.records.manifest import AccuracyRecord, EntityScore, GateRecord, OutputRecord, ShapeRecord
+from optkit.records.manifest import (
+    AccuracyRecord,
+    BatchScanRecord,
+    EntityScore,
+    GateRecord,
+    OutputRecord,
+    ShapeRecord,
+)
 from optkit.records.search import SearchReport
 
 SOURCE_COLOR, ARTIFACT_COLOR, CHOSEN_COLOR = "#8c8c8c", "#1f77b4", "#d62728"
@@ -106,6 +113,39 @@ def throughput_plot(shapes: list[ShapeRecord]) -> str | None:
         ax.set_xticks(batches, [str(b) for b in batches])
         ax.minorticks_off()
         ax.set_xlabel("batch size")
+        ax.set_ylabel("samples/s")
+        ax.legend(frameon=False, fontsize=7)
+        return _svg(fig)
+
+
+def batch_scan_plot(scan: BatchScanRecord | None) -> str | None:
+    """The artifact's throughput (samples/s) against the batch size of the scan, the best batch
+    size starred; None without a scan or with fewer than two points."""
+    points = [p for p in scan.points if p.latency.throughput is not None] if scan else []
+    if scan is None or len(points) < 2:
+        return None
+    with _figure(4.5, 2.8) as fig:
+        ax = fig.subplots()
+        batches = [p.batch_size for p in points]
+        ax.plot(
+            batches, [p.latency.throughput for p in points], "-", marker="o", color=ARTIFACT_COLOR, label="artifact"
+        )
+        best = [p for p in points if p.batch_size == scan.best_batch_size]
+        if best:
+            ax.scatter(
+                [best[0].batch_size],
+                [best[0].latency.throughput],
+                s=90,
+                marker="*",
+                color=CHOSEN_COLOR,
+                zorder=3,
+                label=f"best: batch {scan.best_batch_size}",
+            )
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(batches, [str(b) for b in batches])
+        ax.minorticks_off()
+        seq = f", seq {scan.sequence_length}" if scan.sequence_length else ""
+        ax.set_xlabel(f"batch size ({scan.device}{seq})")
         ax.set_ylabel("samples/s")
         ax.legend(frameon=False, fontsize=7)
         return _svg(fig)
@@ -203,4 +243,12 @@ def entity_f1_plot(scores: dict[str, EntityScore]) -> str | None:
         return _svg(fig)
 
 
-__all__ = ["entity_f1_plot", "error_histogram_plot", "flips_plot", "latency_plot", "search_plot", "throughput_plot"]
+__all__ = [
+    "batch_scan_plot",
+    "entity_f1_plot",
+    "error_histogram_plot",
+    "flips_plot",
+    "latency_plot",
+    "search_plot",
+    "throughput_plot",
+]

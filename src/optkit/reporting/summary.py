@@ -14,6 +14,26 @@ def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _workload_lines(manifest: Manifest) -> list[str]:
+    """One line of real workloads: real-length throughput ratios, the best batch size, peak memory."""
+    speed = manifest.speed
+    assert speed is not None
+    parts = []
+    for r in speed.real_length:
+        interval = f" [{fmt(r.estimate.ci_low, 2)}, {fmt(r.estimate.ci_high, 2)}]" if r.estimate else ""
+        ratio = r.estimate.ratio if r.estimate else None
+        parts.append(
+            f"batch {r.batch_size} {fmt(r.artifact_throughput, 1)} vs {fmt(r.source_throughput, 1)} samples/s "
+            f"({fmt(ratio, 2)}×{interval})"
+        )
+    if speed.batch_scan and speed.batch_scan.points:
+        parts.append(f"best batch size {speed.batch_scan.best_batch_size}")
+    memory = [f"{side} {fmt(p.peak_mb, 0)} MB" for side, p in speed.peak_memory.items()]
+    if memory:
+        parts.append("peak memory " + ", ".join(memory))
+    return ["**Real workloads**: " + "; ".join(parts), ""] if parts else []
+
+
 def render_summary(manifest: Manifest, artifact: str | None, report: str | None = None) -> str:
     """The Markdown summary.
 
@@ -56,6 +76,8 @@ def render_summary(manifest: Manifest, artifact: str | None, report: str | None 
         lines += ["**Speed** (artifact vs source p50): " + "; ".join(parts), ""]
     if manifest.serving is not None:  # the tune-session pass's serving configuration
         lines += [f"**Session**: {_cell(serving_summary(manifest.serving))}", ""]
+    if manifest.speed:
+        lines += _workload_lines(manifest)
     if artifact is not None:
         lines.append(f"Artifact: `{_cell(artifact)}`" + (f" — report: `{_cell(report)}`" if report else ""))
     else:

@@ -66,11 +66,34 @@ class Runner(ABC):
             times.append(time.perf_counter() - start)
         return times
 
+    def time_pass(self, batches: list[Feeds], warm: bool) -> float:
+        """One timed call per batch, in order (after one untimed call of each batch when ``warm``);
+        returns the total seconds of the timed calls (``time.perf_counter``). Checks for Ctrl-C
+        between calls. Runners that execute elsewhere run this loop there, in one request, so that
+        neither message passing nor a thread pool idling between requests is timed."""
+        from optkit import interrupts
+
+        total = 0.0
+        for batch in batches:
+            interrupts.check()
+            if warm:
+                self.infer(batch)
+            start = time.perf_counter()
+            self.infer(batch)
+            total += time.perf_counter() - start
+        return total
+
     def process_rss_mb(self) -> float:
         """Resident set size (MB, 10^6 bytes) of the process this runner executes in (psutil)."""
         import psutil
 
         return psutil.Process().memory_info().rss / 1e6
+
+    def process_id(self) -> int:
+        """The id of the process this runner executes in (this one; a worker's for the source)."""
+        import os
+
+        return os.getpid()
 
     def deactivate(self) -> None:
         """Release the model."""

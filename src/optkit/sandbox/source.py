@@ -307,6 +307,32 @@ class WorkerRunner(Runner):
             raise self.worker._malformed()
         return [float(s) for s in seconds]
 
+    def time_pass(self, batches: list[Feeds], warm: bool) -> float:
+        """One timed call per batch inside the worker, in one request (see :meth:`Runner.time_pass`).
+
+        Raises:
+            DataError: the source model failed on a batch.
+        """
+        self.activate()
+        try:
+            answer = self.worker.call(
+                "time_pass",
+                device=self.device,
+                threads=self.threads,
+                batches=[self.worker.inputs.write(b) for b in batches],
+                warm=warm,
+            )
+        except WorkerCallError as exc:
+            raise _rejected("benchmark", batches[0], exc) from None
+        seconds = self.worker.field(answer, "seconds", (int, float))
+        if isinstance(seconds, bool) or not 0 < seconds < 1e6:
+            raise self.worker._malformed()
+        return float(seconds)
+
+    def process_id(self) -> int:
+        """The worker process's id."""
+        return self.worker.pid
+
     def process_rss_mb(self) -> float:
         """Resident set size of the worker process, MB (10^6 bytes)."""
         import psutil

@@ -130,6 +130,10 @@ class _Server:
         runner = self._runner(device, threads)
         return {"seconds": runner.time_calls(self._inputs(feeds), warmup, iterations)}
 
+    def op_time_pass(self, device: str, threads: int, batches: list[list[list[str]]], warm: bool) -> dict[str, Any]:
+        runner = self._runner(device, threads)
+        return {"seconds": runner.time_pass([self._inputs(b) for b in batches], bool(warm))}
+
     def op_export(self, example: list[list[str]], config: dict[str, Any], threshold_mb: float) -> dict[str, Any]:
         from optkit.recipe import ExportConfig
         from optkit.registry import FRAMEWORKS, resolve

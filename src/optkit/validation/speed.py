@@ -19,9 +19,14 @@ artifact in optkit's process.
 While a speed gate at a shape is ``inconclusive`` (its interval straddles the threshold), more
 rounds are timed, up to ``max_rounds`` or ``budget_s`` seconds for that shape.
 
-Latency is wall time per call (``time.perf_counter``), reported as the median (p50) and 90th
-percentile (p90) in milliseconds over every call of every round; throughput = batch size / p50 in
+Latency is wall time per call (``time.perf_counter``), reported as the median (p50), the 90th and
+the 99th percentile (p90, p99) in milliseconds over every call of every round; throughput = batch size / p50 in
 samples per second; speed-up = source p50 / artifact p50.
+
+After the fixed shapes, :func:`time_workloads` adds the real workloads: throughput over the real
+validation batches with per-batch padding and the artifact's batch-size scan
+(:mod:`optkit.validation.workloads`), and each runner's own peak memory
+(:mod:`optkit.validation.peak_memory`).
 """
 
 from __future__ import annotations
@@ -34,32 +39,15 @@ from pathlib import Path
 import numpy as np
 
 from optkit import interrupts
-from optkit.recipe import SpeedGate
+from optkit.recipe import BenchmarkConfig, SpeedGate
 from optkit.runners.base import Feeds, Runner
+from optkit.runners.ort_runner import OrtRunner
 from optkit.validation.data import ValidationSet
+from optkit.validation.latency import LatencyStats
 from optkit.validation.noise import NoiseMonitor, NoiseRecord
+from optkit.validation.peak_memory import PeakMemory, artifact_peak, reset_peak, worker_peak
 from optkit.validation.stats import MIN_ROUNDS, RatioEstimate, speedup_interval, verdict
-
-
-@dataclass
-class LatencyStats:
-    """Latency of one runner at one shape (milliseconds; throughput in samples/s)."""
-
-    p50_ms: float
-    p90_ms: float
-    mean_ms: float
-    min_ms: float
-    throughput: float
-    iterations: int
-
-    @classmethod
-    def from_seconds(cls, seconds: list[float], batch_size: int) -> LatencyStats:
-        """Summarise per-call wall times (seconds) for a batch of ``batch_size`` samples."""
-        ms = np.asarray(seconds) * 1e3
-        p50 = float(np.percentile(ms, 50))
-        return cls(
-            p50, float(np.percentile(ms, 90)), float(ms.mean()), float(ms.min()), batch_size / (p50 / 1e3), len(ms)
-        )
+from optkit.validation.workloads import BatchScan, RealLengthResult, measure_real_length, scan_batch_sizes
 
 
 @dataclass
@@ -120,9 +108,17 @@ class SpeedReport:
             per block).
         rounds / max_rounds / budget_s: the timing protocol (see the module docstring).
         load_seconds: ``{"source": s, "artifact": s}``: model load / session creation time.
-        rss_growth_mb: ``{"source": MB, "artifact": MB}``: growth of this process's resident set
-            while loading the model and running the first batch (psutil; an approximation of the
-            model's memory, since both share one process).
+        rss_growth_mb: ``{"source": MB, "artifact": MB}``: growth of the resident set of the
+            process each runner ran in while loading the model and running the first batch (psutil;
+            kept for old readers: the artifact shares optkit's process, so its figure reads ~0;
+            ``peak_memory`` is each runner's own process).
+        peak_memory: ``{"source": PeakMemory, "artifact": PeakMemory}``: each runner's own process
+            at its peak resident set (:mod:`optkit.validation.peak_memory`; MB = 10^6 bytes).
+        real_length: throughput over the real validation batches, each padded to its own longest
+            example, per batch size (:mod:`optkit.validation.workloads`); empty when
+            ``benchmark.real_length`` is off.
+        batch_scan: the artifact's throughput against the batch size, or None when
+            ``benchmark.scan_max_batch`` is unset.
         size_mb: ``{"source": MB, "artifact": MB}``: file size on disk (MB = 10^6 bytes; a
             folder counts all its files; the artifact counts its external data file too).
         skipped_devices: ``{device: reason}`` for devices a gate asked for that are absent.
@@ -141,6 +137,9 @@ class SpeedReport:
     max_rounds: int = 0
     budget_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    peak_memory: dict[str, PeakMemory] = field(default_factory=dict)
+    real_length: list[RealLengthResult] = field(default_factory=list)
+    batch_scan: BatchScan | None = None
 
     def find(self, device: str, batch_size: int, sequence_length: int | None) -> ShapeResult | None:
         """The result at a shape; ``sequence_length=None`` matches the first one measured."""
@@ -333,3 +332,77 @@ def benchmark(
             if on_shape:
                 on_shape(result)
     return results
+
+
+def own_process(runner: Runner) -> int | None:
+    """The id of the process ``runner`` executes in when it is not this one (the source's worker),
+    else None."""
+    import os
+
+    pid = runner.process_id()
+    return pid if pid != os.getpid() else None
+
+
+def start_peak_memory(source: Runner) -> bool:
+    """Reset the source process's peak resident set before the benchmark step (see
+    :mod:`optkit.validation.peak_memory`); False when it has no process of its own or the reset is refused."""
+    pid = own_process(source)
+    return pid is not None and reset_peak(pid)
+
+
+def time_workloads(
+    report: SpeedReport,
+    source: Runner,
+    artifact: OrtRunner,
+    vset: ValidationSet,
+    bench: BenchmarkConfig,
+    workdir: Path,
+    reset_done: bool,
+    message: Callable[[str], None] = lambda text: None,
+) -> None:
+    """Add the real workloads to ``report`` after the fixed shapes (CPU): the real-length throughput
+    at each batch size (``bench.real_length``), the artifact's batch-size scan
+    (``bench.scan_max_batch``), and each runner's own peak memory; their warnings go to
+    ``report.warnings``.
+
+    Args:
+        report: the report the fixed shapes were recorded in.
+        source / artifact: the activated CPU runners of the fixed shapes.
+        vset: the validation set.
+        bench: the recipe's benchmark section.
+        workdir: a private folder (the artifact's peak-memory child reads its inputs there).
+        reset_done: what :func:`start_peak_memory` returned before the fixed shapes.
+        message: progress lines.
+
+    Raises:
+        DataError: a runner rejected a real batch (from the runner).
+    """
+    for batch in bench.batch_sizes if bench.real_length else []:
+        message(f"real-length throughput, batch {batch}")
+        result = measure_real_length(source, artifact, vset, batch, bench.rounds, bench.real_length_batches)
+        report.real_length.append(result)
+        report.warnings += [
+            f"real lengths, batch {batch}: {w}" for w in (result.noise.warnings if result.noise else [])
+        ]
+    lengths = [vset.model_length(s) for s in bench.sequence_lengths] if vset.pad_values else [None]
+    if bench.scan_max_batch:
+        message(f"batch-size scan of the artifact, up to {bench.scan_max_batch}")
+        report.batch_scan = scan_batch_sizes(
+            artifact, vset, bench.scan_max_batch, lengths[0], budget_s=bench.scan_budget_s
+        )
+    longest = max(lengths, key=lambda n: n or 0)
+    feeds = vset.shaped(max(bench.batch_sizes), longest)
+    report.peak_memory = {
+        "source": worker_peak(own_process(source), reset_done),
+        "artifact": artifact_peak(
+            artifact.model_path,
+            artifact.threads,
+            artifact.device,
+            feeds,
+            workdir,
+            artifact.settings.model_dump(mode="json"),  # the serving settings, when tune-session chose some
+        ),
+    }
+    report.warnings += [
+        f"peak memory of the {side}: {record.error}" for side, record in report.peak_memory.items() if record.error
+    ]

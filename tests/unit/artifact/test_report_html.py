@@ -81,6 +81,25 @@ def test_approved_summary_has_verdict_gates_speed_and_artifact(report_runs):
     assert f"Artifact: `{report_runs['ok']}`" in summary
 
 
+def test_page_and_summary_show_the_real_workloads(report_runs):
+    """ner-int8 scans up to batch 16: the page has the real-length table, the scan plot and table,
+    and each runner's peak memory; the summary a line of them; a hostile scope string is escaped."""
+    manifest, _ = read_manifest(report_runs["ok"])
+    page = (report_runs["ok"] / "report.html").read_text(encoding="utf-8")
+    assert 'id="workloads"' in page and 'data-plot="scan"' in page and "best batch size <strong>" in page
+    assert "peak memory of its own process (MB)" in page and "<td>source</td>" in page and "<td>artifact</td>" in page
+    assert manifest.speed is not None and [r.batch_size for r in manifest.speed.real_length] == [1, 2]
+    summary = report_runs["ok_summary"].read_text()
+    assert (
+        "**Real workloads**: batch 1 " in summary and "best batch size" in summary and "peak memory source" in summary
+    )
+    data = json.loads(manifest.model_dump_json())
+    data["speed"]["peak_memory"]["artifact"]["scope"] = "<script>x()</script>"
+    data["speed"]["batch_scan"]["stopped"] = "<img src=x>"
+    hostile = render_html(Manifest.model_validate(data))
+    assert "<script" not in hostile and "<img" not in hostile and "&lt;script&gt;x()" in hostile
+
+
 def test_render_is_deterministic_and_escapes_hostile_names(report_runs):
     manifest, _ = read_manifest(report_runs["ok"])
     assert render_html(manifest) == render_html(manifest)  # Matplotlib ids from a fixed salt

@@ -89,6 +89,8 @@ def test_worker_loads_runs_times_and_exports_a_model_confined(tiny_sklearn, tmp_
         first, second = runner.infer_many([{"X": x[:2]}, {"X": x[2:]}])
         assert first["probabilities"].shape == (2, 3) and second["label"].shape == (3,)
         assert len(runner.time_calls({"X": x}, 1, 3)) == 3 and runner.process_rss_mb() > 0
+        assert runner.time_pass([{"X": x[:2]}, {"X": x[2:]}], warm=True) > 0  # one request, in the worker
+        assert runner.process_id() == worker.pid
         outcome = source.export({"X": x[:2]}, ExportConfig(), tmp_path / "exported.onnx", 1800.0)
         assert outcome.model_path == tmp_path / "exported.onnx" and outcome.model_path.is_file()
         assert not list((tmp_path / "source").rglob("*.onnx")), "the export is moved out of the worker's folder"
