@@ -1,6 +1,6 @@
 """The record of an accuracy-aware int8 search: :class:`SearchReport` and its :class:`Candidate` rows.
 
-Built once by :mod:`optkit.search.int8_search`, carried in ``PassOutcome.search`` /
+Built once by :mod:`optkit.search.int8_search` or :mod:`optkit.search.static_search`, carried in ``PassOutcome.search`` /
 ``StepRecord.search``, rendered by the report and the CLI, and written into ``manifest.json``
 (under the step's ``details.search``) by serialising this model; its JSON keys are those the
 manifest has always had.
@@ -53,6 +53,8 @@ class Candidate(Record):
         quantizer: ``dynamic`` (quantize_dynamic) or ``static`` (quantize_static, QDQ); for static:
             calibrate_method (``minmax``/``percentile``/``entropy``) and calibration (which samples).
         smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``).
+        activations: a static candidate's activation encoding (``asymmetric`` quint8 or
+            ``symmetric`` qint8) when the static search chose it; None = not recorded.
     """
 
     id: int
@@ -78,6 +80,7 @@ class Candidate(Record):
     calibrate_method: str | None = None
     calibration: str | None = None
     smooth_alpha: float | None = None
+    activations: Literal["asymmetric", "symmetric"] | None = None
 
 
 class NodeSensitivityRecord(Record):

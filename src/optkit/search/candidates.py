@@ -34,6 +34,8 @@ class CandidateRun:
             ``"static"``); calibrate_method / calibration: a static candidate's calibrator and samples.
         smooth_alpha / source: the SmoothQuant alpha and the smoothed fp32 model quantized (stage
             ``"smoothed"``; None = the search's input).
+        activations: a static candidate's activation encoding, ``"asymmetric"`` (quint8) or
+            ``"symmetric"`` (qint8, zero point 0); None = not recorded (quint8, the int8 search's).
     """
 
     id: int
@@ -61,6 +63,7 @@ class CandidateRun:
     calibration: str | None = None
     smooth_alpha: float | None = None
     source: Path | None = None
+    activations: Literal["asymmetric", "symmetric"] | None = None
 
     @property
     def is_int8(self) -> bool:
@@ -74,6 +77,8 @@ class CandidateRun:
         parts = [str(self.weight_type), "per-channel" if self.per_channel else "per-tensor"]
         if self.quantizer == "static":
             parts.insert(0, f"static QDQ {self.calibrate_method}")
+            if self.activations is not None:
+                parts.append(f"{self.activations} activations")
         if self.reduce_range:
             parts.append("reduce_range")
         if self.smooth_alpha is not None:
@@ -109,4 +114,5 @@ class CandidateRun:
             calibrate_method=self.calibrate_method,
             calibration=self.calibration,
             smooth_alpha=self.smooth_alpha,
+            activations=self.activations,
         )
