@@ -9,6 +9,18 @@ from pydantic import Field
 from optkit.strict import StrictModel
 
 
+Activations = Literal["asymmetric", "symmetric"]
+CalibrateMethod = Literal["minmax", "percentile", "entropy"]
+
+
+def _activations() -> list[Activations]:
+    return ["asymmetric", "symmetric"]
+
+
+def _methods() -> list[CalibrateMethod]:
+    return ["minmax", "percentile", "entropy"]
+
+
 class StaticSearchSpace(StrictModel):
     """What the accuracy-aware static int8 search tries (:mod:`optkit.search.static_search`).
 
@@ -23,8 +35,8 @@ class StaticSearchSpace(StrictModel):
     bisection keeps as few as the gates allow.
     """
 
-    activations: list[Literal["asymmetric", "symmetric"]] = Field(
-        default_factory=lambda: ["asymmetric", "symmetric"],
+    activations: list[Activations] = Field(
+        default_factory=_activations,
         min_length=1,
         description="activation encodings tried: asymmetric = quint8 with a zero point, "
         "symmetric = qint8, zero point 0 (ORT ActivationSymmetric)",
@@ -32,8 +44,8 @@ class StaticSearchSpace(StrictModel):
     per_channel: list[bool] = Field(
         default_factory=lambda: [True, False], min_length=1, description="per-channel weight scales tried"
     )
-    calibrate_methods: list[Literal["minmax", "percentile", "entropy"]] = Field(
-        default_factory=lambda: ["minmax", "percentile", "entropy"],
+    calibrate_methods: list[CalibrateMethod] = Field(
+        default_factory=_methods,
         min_length=1,
         description="ORT calibrators tried for the activation ranges",
     )

@@ -1,7 +1,7 @@
 """The record of an accuracy-aware int8 search: :class:`SearchReport` and its :class:`Candidate` rows.
 
-Built once by :mod:`optkit.search.int8_search` or :mod:`optkit.search.static_search`, carried in ``PassOutcome.search`` /
-``StepRecord.search``, rendered by the report and the CLI, and written into ``manifest.json``
+Built once by :mod:`optkit.search.int8_search` or :mod:`optkit.search.static_search`, carried in
+``PassOutcome.search`` / ``StepRecord.search``, rendered by the report and the CLI, and written into ``manifest.json``
 (under the step's ``details.search``) by serialising this model; its JSON keys are those the
 manifest has always had.
 """

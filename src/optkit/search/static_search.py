@@ -37,7 +37,7 @@ from optkit.onnx_io import load_onnx, name_nodes, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import QuantizeStaticPass
 from optkit.records.figures import Figure
-from optkit.records.search import CandidateGate, NodeSensitivityRecord, SearchReport
+from optkit.records.search import CandidateGate, NodeSensitivityRecord, SearchReport, Stage
 from optkit.runners.base import Feeds
 from optkit.search.candidates import CandidateRun
 from optkit.search.ort_static import quantize_static_qdq
@@ -133,7 +133,7 @@ class _StaticSearch:
         return self._outcome()
 
     def _static(self, method: str, per_channel: bool, activations, fp32_nodes: list[str] | None = None):
-        stage = "fp32 fallback" if fp32_nodes else "static"
+        stage: Stage = "fp32 fallback" if fp32_nodes else "static"
         return CandidateRun(
             len(self.rows),
             stage,
