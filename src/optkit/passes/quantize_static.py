@@ -50,6 +50,13 @@ def _reader(feeds: Feeds, input_types: dict[str, type | None], batch: int):
     return Reader()
 
 
+def even_batch(size: int, most: int = 16) -> int:
+    """The largest batch size ``<= most`` that divides ``size`` (1 when ``size`` is prime and larger):
+    ORT's histogram calibrators (percentile, entropy) stack every batch's activations into one
+    array and fail on a shorter last batch (``ValueError: ... inhomogeneous shape``)."""
+    return max(b for b in range(1, min(most, size) + 1) if size % b == 0)
+
+
 def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassOutcome:
     """Calibrate and quantize; ``details`` records the calibration source and quantized ops.
 
@@ -91,7 +98,8 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
         from optkit.search.static_search import search
 
         size = len(next(iter(calib.values())))
-        batches = [{k: v[i : i + 16] for k, v in calib.items()} for i in range(0, size, 16)]
+        step = even_batch(size)
+        batches = [{k: v[i : i + step] for k, v in calib.items()} for i in range(0, size, step)]
         outcome = search(pre, config, ctx, batches, f"{source} ({size} samples)")
         quantized = load_onnx(outcome.model_path)
         outcome.details = {

@@ -11,7 +11,9 @@ see through com.microsoft ops, hence ``DefaultTensorType`` = FLOAT (as for the d
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +75,8 @@ def quantize_static_qdq(
         "entropy": CalibrationMethod.Entropy,
     }[calibrate_method]
     try:
-        with quiet_logs():  # the quantizer logs advice through the root logger
+        # the quantizer logs advice through the root logger; the histogram calibrators print() progress
+        with quiet_logs(), contextlib.redirect_stdout(io.StringIO()):
             ort_quantize_static(
                 str(model_path),
                 str(out),

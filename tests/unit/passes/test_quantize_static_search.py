@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optkit.cli.app import app
+from optkit.passes.quantize_static import even_batch
 from optkit.recipe import load_recipe
 from tests_support import FAST
 from tiny_cnn_onnx import tiny_cnn
@@ -25,7 +26,7 @@ def cnn(tmp_path_factory):
     onnx.save(tiny_cnn(), str(folder / "cnn.onnx"))
     rng = np.random.default_rng(0)
     np.savez(folder / "test.npz", x=rng.random((48, 3, 8, 8), dtype=np.float32))
-    np.savez(folder / "calibration.npz", x=rng.random((32, 3, 8, 8), dtype=np.float32))
+    np.savez(folder / "calibration.npz", x=rng.random((30, 3, 8, 8), dtype=np.float32))  # 2 × 15
     return folder
 
 
@@ -48,10 +49,16 @@ def test_cnn_int8_searches_static_int8_and_reports_the_winning_family(cnn, tmp_p
     assert chosen["verdict"] == "chosen" and chosen["quantizer"] == "static"
     assert step["details"]["search_family"].startswith(f"static QDQ {chosen['calibrate_method']}")
     assert step["details"]["calibration"] == str(cnn / "calibration.npz")
-    assert chosen["calibration"] == f"{cnn / 'calibration.npz'} (32 samples)"
+    assert chosen["calibration"] == f"{cnn / 'calibration.npz'} (30 samples)"
     assert step["details"]["int8_compute_ops"]
     assert "static QDQ" in result.output  # the candidate table in the terminal
     assert result.exit_code == 0, result.output
+
+
+def test_calibration_batches_are_all_the_same_size():
+    # ORT's percentile and entropy calibrators stack the batches: a short last one breaks them
+    assert [even_batch(n) for n in (200, 32, 30, 13, 7, 1)] == [10, 16, 15, 13, 7, 1]
+    assert even_batch(17) == 1
 
 
 def test_the_search_runs_only_when_the_recipe_asks_for_it():

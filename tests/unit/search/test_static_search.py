@@ -301,3 +301,14 @@ def test_a_model_without_convolutions_or_products_is_refused(tmp_path):
     ctx = PassContext(tmp_path, ModelInfo(), validation=Validation(), evaluator=FakeEvaluator(never))
     with pytest.raises(PassError, match="nothing to quantize"):
         search(model, config(), ctx, batches(), "x")
+
+
+def test_the_histogram_calibrators_print_nothing(tmp_path, capfd):
+    from optkit.search.ort_static import quantize_static_qdq
+
+    model = tmp_path / "in.onnx"
+    onnx.save(tiny_cnn(), str(model))
+    capfd.readouterr()
+    ops = quantize_static_qdq(model, tmp_path / "q.onnx", batches(), "percentile", True, None, [])
+    assert ops["QuantizeLinear"] > 0
+    assert "histogram" not in capfd.readouterr().out  # ORT's calibrator print()s its progress
