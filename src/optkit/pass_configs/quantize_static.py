@@ -8,7 +8,6 @@ from pydantic import Field
 
 from optkit.strict import StrictModel
 
-
 Activations = Literal["asymmetric", "symmetric"]
 CalibrateMethod = Literal["minmax", "percentile", "entropy"]
 
@@ -24,11 +23,12 @@ def _methods() -> list[CalibrateMethod]:
 class StaticSearchSpace(StrictModel):
     """What the accuracy-aware static int8 search tries (:mod:`optkit.search.static_search`).
 
-    Stage ``static``: every ``activations × per_channel × calibrate_methods`` combination, in that
-    nesting and in the listed order, ordered by expected speed, then simplicity: asymmetric quint8
-    activations first (ONNX Runtime's u8s8 kernels are its fast path on x86), per-channel weights
-    first (the same QLinearConv speed, and the accuracy depthwise convolutions need), MinMax before
-    percentile before entropy (cheapest calibration first). The first candidate that meets the
+    Stage ``static``: every ``activations × per_channel × reduce_range × calibrate_methods``
+    combination, in that nesting and in the listed order, ordered by expected speed, then
+    simplicity: asymmetric quint8 activations first (ONNX Runtime's u8s8 kernels are its fast path
+    on x86), per-channel weights first (the same QLinearConv speed, and the accuracy depthwise
+    convolutions need), full 8-bit weights before 7-bit (``reduce_range``, no speed cost), MinMax
+    before percentile before entropy (cheapest calibration first). The first candidate that meets the
     accuracy gates is chosen and the search stops. Stage ``fp32 fallback`` (only when none passed):
     the most accurate stage-1 candidate with its most sensitive nodes kept in float32, depthwise
     convolutions first, then by measured sensitivity; 1, 2, 4, … nodes until the gates hold, then a
@@ -43,6 +43,12 @@ class StaticSearchSpace(StrictModel):
     )
     per_channel: list[bool] = Field(
         default_factory=lambda: [True, False], min_length=1, description="per-channel weight scales tried"
+    )
+    reduce_range: list[bool] = Field(
+        default_factory=lambda: [False, True],
+        min_length=1,
+        description="7-bit weights tried (same speed; for x86 CPUs without VNNI, whose u8s8 kernels "
+        "saturate on full-range per-channel weights)",
     )
     calibrate_methods: list[CalibrateMethod] = Field(
         default_factory=_methods,

@@ -37,6 +37,7 @@ def quantize_static_qdq(
     op_types: list[str] | None,
     nodes_to_exclude: list[str],
     symmetric_activations: bool = False,
+    reduce_range: bool = False,
 ) -> dict[str, int]:
     """Write the static QDQ int8 ``model_path`` to ``out``, calibrated on ``batches``.
 
@@ -46,6 +47,8 @@ def quantize_static_qdq(
         op_types: op types to quantize; None = ORT's QDQ default.
         symmetric_activations: qint8 activations with zero point 0 (ORT's ``ActivationSymmetric``);
             False = quint8 with a zero point (the default, ORT's fast u8s8 path on x86).
+        reduce_range: 7-bit weights (ORT's ``reduce_range``): on x86 without VNNI the u8s8 kernels
+            add pairs of products in saturating int16, which full-range per-channel weights overflow.
 
     Returns:
         ``{"QuantizeLinear": n, "DequantizeLinear": m}`` in the output.
@@ -84,6 +87,7 @@ def quantize_static_qdq(
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=op_types,
                 per_channel=per_channel,
+                reduce_range=reduce_range,
                 activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=nodes_to_exclude or None,

@@ -3,10 +3,11 @@
 Order (deterministic for the same model, data and recipe; see
 :class:`~optkit.pass_configs.quantize_static.StaticSearchSpace`):
 
-1. ``static``: every ``activations × per_channel × calibrate_methods`` combination of the search
-   space, fully quantized (ONNX Runtime's QDQ default op types), in the listed nesting and order:
-   expected speed first (asymmetric quint8 activations: ORT's u8s8 kernels, its fast path on x86),
-   then simplicity (MinMax, then percentile, then entropy: the cheapest calibrator first). The
+1. ``static``: every ``activations × per_channel × reduce_range × calibrate_methods`` combination
+   of the search space, fully quantized (ONNX Runtime's QDQ default op types), in the listed
+   nesting and order: expected speed first (asymmetric quint8 activations: ORT's u8s8 kernels, its
+   fast path on x86), then simplicity (8-bit before 7-bit weights; MinMax, then percentile, then
+   entropy: the cheapest calibrator first). The
    first one that meets every accuracy gate is chosen and the search stops (all fully quantized
    candidates run the same QLinearConv/QGemm kernels, so nothing faster is left to find).
 2. ``fp32 fallback`` (only when none passed): the candidate with the largest gate margin keeps its
@@ -26,6 +27,7 @@ returned with a warning; the pipeline's gates then fail and nothing is emitted.
 from __future__ import annotations
 
 import errno
+import itertools
 import time
 from pathlib import Path
 
@@ -116,30 +118,27 @@ class _StaticSearch:
                 "remove the quantize-static pass from the recipe",
             )
         self._try(CandidateRun(0, "fp32 input"))
-        done = False
-        for activations in self.space.activations:
-            for per_channel in self.space.per_channel:
-                for method in self.space.calibrate_methods:
-                    cand = self._try(self._static(method, per_channel, activations))
-                    if cand is None or cand.passed:
-                        done = True
-                        break
-                if done:
-                    break
-            if done:
+        space = self.space
+        for acts, per_channel, reduce, method in itertools.product(
+            space.activations, space.per_channel, space.reduce_range, space.calibrate_methods
+        ):
+            cand = self._try(self._static(method, per_channel, acts, reduce))
+            if cand is None or cand.passed:
                 break
         if not any(c.passed and c.is_int8 for c in self.rows) and self.space.node_fallback:
             self._fallback()
         return self._outcome()
 
-    def _static(self, method: str, per_channel: bool, activations, fp32_nodes: list[str] | None = None):
+    def _static(
+        self, method: str, per_channel: bool, activations, reduce_range: bool, fp32_nodes: list[str] | None = None
+    ) -> CandidateRun:
         stage: Stage = "fp32 fallback" if fp32_nodes else "static"
         return CandidateRun(
             len(self.rows),
             stage,
             "qint8",
             per_channel,
-            False,
+            reduce_range,
             fp32_nodes=list(fp32_nodes or []),
             quantizer="static",
             calibrate_method=method,
@@ -171,6 +170,7 @@ class _StaticSearch:
                     None,
                     cand.fp32_nodes,
                     symmetric_activations=cand.activations == "symmetric",
+                    reduce_range=bool(cand.reduce_range),
                 )
                 cand.int8_compute = sum(int8_compute_ops(onnx.load(str(cand.path), load_external_data=False)).values())
             else:
@@ -214,7 +214,7 @@ class _StaticSearch:
                 self.ctx.threads,
                 "qint8",
                 bool(base.per_channel),
-                False,
+                bool(base.reduce_range),
             )
         except Exception as exc:
             raise PassError(
@@ -244,7 +244,15 @@ class _StaticSearch:
                 last_fail = middle
 
     def _fallback_candidate(self, base: CandidateRun, fp32_nodes: list[str]) -> CandidateRun | None:
-        return self._try(self._static(str(base.calibrate_method), bool(base.per_channel), base.activations, fp32_nodes))
+        return self._try(
+            self._static(
+                str(base.calibrate_method),
+                bool(base.per_channel),
+                base.activations,
+                bool(base.reduce_range),
+                fp32_nodes,
+            )
+        )
 
     def _choose(self) -> tuple[CandidateRun, bool]:
         """The passing candidate with the fewest fp32 nodes, earliest first (stage 1 stops at its
@@ -303,6 +311,7 @@ class _StaticSearch:
             "candidates": len(self.rows) - 1,
             "calibrate_method": chosen.calibrate_method,
             "per_channel": chosen.per_channel,
+            "reduce_range": chosen.reduce_range,
             "activation_type": "qint8" if chosen.activations == "symmetric" else "quint8",
             "activations": chosen.activations,
             "weight_type": "qint8",
@@ -323,7 +332,7 @@ def family_of(cand: CandidateRun) -> str:
     if not cand.is_int8:
         return "fp32 input"
     acts = "symmetric qint8" if cand.activations == "symmetric" else "asymmetric quint8"
-    weights = "per-channel" if cand.per_channel else "per-tensor"
+    weights = ("per-channel" if cand.per_channel else "per-tensor") + (" 7-bit" if cand.reduce_range else "")
     kept = f", {len(cand.fp32_nodes)} node(s) in fp32" if cand.fp32_nodes else ", fully quantized"
     return f"static QDQ {cand.calibrate_method}, {weights} weights, {acts} activations{kept}"
 

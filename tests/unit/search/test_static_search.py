@@ -125,7 +125,10 @@ def run(tmp_path, rule, cfg=None, lines=None):
 
 
 def settings(rows) -> list[tuple]:
-    return [(r["stage"], r["activations"], r["per_channel"], r["calibrate_method"], r["fp32_nodes"]) for r in rows]
+    return [
+        (r["stage"], r["activations"], r["per_channel"], r["reduce_range"], r["calibrate_method"], r["fp32_nodes"])
+        for r in rows
+    ]
 
 
 def never(view: QdqView) -> float:
@@ -135,16 +138,17 @@ def never(view: QdqView) -> float:
 # --------------------------------------------------------------------------- order and stop
 def test_candidates_are_tried_fastest_and_simplest_first(tmp_path):
     outcome, found, fake = run(tmp_path, never, config(node_fallback=False))
-    expected = [("fp32 input", None, None, None, [])] + [
-        ("static", acts, pc, method, [])
+    expected = [("fp32 input", None, None, None, None, [])] + [
+        ("static", acts, pc, rr, method, [])
         for acts in ("asymmetric", "symmetric")
         for pc in (True, False)
+        for rr in (False, True)
         for method in ("minmax", "percentile", "entropy")
     ]
     assert settings(found["candidates"]) == expected
     # the files really hold what the rows say
     assert [(v.symmetric, v.per_channel) for v in fake.scored[1:]] == [
-        (acts == "symmetric", pc) for _, acts, pc, _, _ in expected[1:]
+        (acts == "symmetric", pc) for _, acts, pc, _, _, _ in expected[1:]
     ]
     assert all(v.fp32 == set() for v in fake.scored[1:])  # fully quantized
     assert not found["met_gates"]
@@ -155,15 +159,15 @@ def test_the_search_stops_at_the_first_passing_candidate(tmp_path):
     lines: list[str] = []
     outcome, found, _ = run(tmp_path, lambda v: 0.995 if v.symmetric else 0.9, lines=lines)
     rows = found["candidates"]
-    assert len(rows) == 8  # fp32 input, six asymmetric, the first symmetric
-    assert found["chosen"] == 7 and found["met_gates"]
-    assert rows[7]["verdict"] == "chosen" and rows[7]["settings"].endswith("symmetric activations")
+    assert len(rows) == 14  # fp32 input, twelve asymmetric, the first symmetric
+    assert found["chosen"] == 13 and found["met_gates"]
+    assert rows[13]["verdict"] == "chosen" and rows[13]["settings"].endswith("symmetric activations")
     assert not {r["stage"] for r in rows} & {"fp32 fallback"}
     assert outcome.details["search_family"] == (
         "static QDQ minmax, per-channel weights, symmetric qint8 activations, fully quantized"
     )
     assert outcome.details["activation_type"] == "qint8" and outcome.details["calibrate_method"] == "minmax"
-    assert any(line.startswith("chosen: candidate 7") for line in lines)
+    assert any(line.startswith("chosen: candidate 13") for line in lines)
     model = onnx.load(str(outcome.model_path))
     assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) > 0
     # the other candidates' files were removed
@@ -171,12 +175,16 @@ def test_the_search_stops_at_the_first_passing_candidate(tmp_path):
 
 
 def test_the_search_order_follows_the_search_space(tmp_path):
-    cfg = config(activations=["symmetric"], per_channel=[False], calibrate_methods=["entropy", "minmax"])
+    cfg = config(activations=["symmetric"], per_channel=[False], reduce_range=[True], calibrate_methods=["entropy"])
     _, found, _ = run(tmp_path, lambda v: 0.995, cfg)
     assert settings(found["candidates"]) == [
-        ("fp32 input", None, None, None, []),
-        ("static", "symmetric", False, "entropy", []),
+        ("fp32 input", None, None, None, None, []),
+        ("static", "symmetric", False, True, "entropy", []),
     ]
+    assert (
+        found["candidates"][1]["settings"]
+        == "static QDQ entropy, qint8, per-tensor, reduce_range, symmetric activations"
+    )
 
 
 # --------------------------------------------------------------------------- fp32 fallback
