@@ -32,12 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_models" / "mobilenet-digits"
 
 
-def convert(recipe: str, out: Path, calibration: bool) -> dict:
+def convert(recipe: str, out: Path, calibration: bool, agreement_min: float | None = None) -> dict:
     """Run ``optkit convert`` of the sample with ``recipe`` into ``out``; returns its manifest."""
     cmd = [sys.executable, "-m", "optkit.cli.app", "convert", str(SAMPLE / "model.keras"), "--recipe", recipe]
     cmd += ["--data", str(SAMPLE / "test.npz"), "--batch-sizes", "1,32", "-o", str(out)]
     if calibration:
         cmd += ["--calibration-data", str(SAMPLE / "calibration.npz")]
+    if agreement_min is not None:  # cnn-int8's gates: nonfinite_outputs, then label_agreement
+        cmd += ["--set", f"validation.gates.1.min={agreement_min}"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if not (out / "manifest.json").is_file():
         sys.exit(f"optkit convert --recipe {recipe} wrote no artifact (exit {done.returncode}):\n{done.stdout[-3000:]}")
@@ -49,6 +51,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--label-agreement-min",
+        type=float,
+        default=None,
+        help="cnn-int8's label-agreement gate for this run (default: the recipe's 0.99); a rejected "
+        "conversion writes no artifact to time, so a lower gate shows the speed of what the search finds",
+    )
     args = parser.parse_args()
     subprocess.run(
         [sys.executable, str(ROOT / "sample_models" / "build_mobilenet_digits.py")],
@@ -56,7 +65,10 @@ def main() -> None:
         stdout=subprocess.DEVNULL,
     )
     with tempfile.TemporaryDirectory() as tmp:
-        manifests = {r: convert(r, Path(tmp) / r, r == "cnn-int8") for r in ("fp32", "cnn-int8")}
+        manifests = {
+            "fp32": convert("fp32", Path(tmp) / "fp32", False),
+            "cnn-int8": convert("cnn-int8", Path(tmp) / "cnn-int8", True, args.label_agreement_min),
+        }
         step = next(s for s in manifests["cnn-int8"]["steps"] if s["name"] == "quantize-static")
         search = step["details"]["search"]
         print(f"cnn-int8: {len(search['candidates']) - 1} candidate(s), winner: {step['details']['search_family']}")

@@ -183,7 +183,7 @@ def test_the_search_order_follows_the_search_space(tmp_path):
     ]
     assert (
         found["candidates"][1]["settings"]
-        == "static QDQ entropy, qint8, per-tensor, reduce_range, symmetric activations"
+        == "static QDQ entropy, qint8, per-tensor, symmetric activations, reduce_range"
     )
 
 
