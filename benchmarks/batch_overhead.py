@@ -94,6 +94,8 @@ def real_plan(plan_file: Path, alone: list[str]) -> None:
         start = time.perf_counter()
         outcome = run_plan([item], RayRunner("auto", retries=0), force=True).items[0]
         over = time.perf_counter() - start - outcome.seconds
+        if outcome.error:
+            print(f"<!-- {item.name}: {outcome.error} -->", flush=True)
         print(
             f"| {item.name} alone on Ray | item {outcome.seconds:.1f} s ({outcome.status}), round trip − item "
             f"{over:.2f} s = {100 * over / outcome.seconds:.1f} % |",
@@ -104,6 +106,9 @@ def real_plan(plan_file: Path, alone: list[str]) -> None:
         result = run_plan(items, runner, force=True, keep_going=True)
         wall = time.perf_counter() - start
         rows = ", ".join(f"{o.name} {o.status} {o.seconds:.0f} s" for o in result.items)
+        for o in result.items:
+            if o.error:
+                print(f"<!-- {o.name}: {o.error} -->", flush=True)
         print(f"| plan on {label} | wall {wall:.1f} s; {rows} |", flush=True)
     ray.shutdown()
 

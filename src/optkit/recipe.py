@@ -575,9 +575,12 @@ def _set_dotted(data: dict, key: str, value: Any, where: str) -> None:
 
 def searches(config: Any) -> bool:
     """True for a pass that runs a time-bounded search (``search_budget_s`` applies): a
-    ``quantize-dynamic`` pass with ``search: accuracy-aware``, or an ``fp16`` pass with ``auto_block``."""
-    return (config.type == "quantize-dynamic" and config.search == "accuracy-aware") or (
-        config.type == "fp16" and config.auto_block
+    ``quantize-dynamic`` pass with ``search: accuracy-aware``, a ``quantize-static`` pass with
+    ``search: true``, or an ``fp16`` pass with ``auto_block``."""
+    return (
+        (config.type == "quantize-dynamic" and config.search == "accuracy-aware")
+        or (config.type == "quantize-static" and config.search is True)
+        or (config.type == "fp16" and config.auto_block)
     )
 
 

@@ -183,7 +183,7 @@ def test_junit_writer_is_atomic_and_raises_output_error(tmp_path, monkeypatch):
     [
         ("--calibration-data", "calib.npz", "ner-int8"),
         ("--search-budget", "30", "fp32"),
-        ("--search-budget", "30", "cnn-int8"),
+        ("--search-budget", "30", "tabular-fp32"),
     ],
 )
 def test_a_flag_without_a_pass_to_take_it_is_a_usage_error(tiny, tmp_path, flag, value, recipe):
@@ -204,6 +204,13 @@ def test_flags_go_to_the_passes_that_take_them_after_set():
     off = load_recipe("ner-int8", {"passes.2.search": "off"})  # a --set that turns the search off
     with pytest.raises(UsageError, match="--search-budget has no effect"):
         flag_overrides(off, "--search-budget", "search_budget_s", 5.0, searches, "a search")
+    cnn = load_recipe("cnn-int8")  # quantize-static with search: true
+    assert flag_overrides(cnn, "--search-budget", "search_budget_s", 5.0, searches, "a search") == {
+        "passes.1.search_budget_s": 5.0
+    }
+    static_off = load_recipe("cnn-int8", {"passes.1.search": False})
+    with pytest.raises(UsageError, match="--search-budget has no effect"):
+        flag_overrides(static_off, "--search-budget", "search_budget_s", 5.0, searches, "a search")
     fp16 = load_recipe("ner-fp16")
     assert list(flag_overrides(fp16, "--search-budget", "search_budget_s", 5.0, searches, "a search")) == [
         f"passes.{i}.search_budget_s" for i, p in enumerate(fp16.passes) if p.type == "fp16"

@@ -45,6 +45,7 @@ ROW = {
     "calibration": None,
     "smooth_alpha": None,
     "speedup": None,
+    "activations": None,
 }
 REFERENCE = {
     **ROW,

@@ -158,7 +158,8 @@ def convert_command(
                     "search_budget_s",
                     search_budget,
                     searches,
-                    "pass that searches (quantize-dynamic with search: accuracy-aware, or fp16 with auto_block)",
+                    "pass that searches (quantize-dynamic with search: accuracy-aware, quantize-static with "
+                    "search: true, or fp16 with auto_block)",
                 )
             )
         named = pass_override_keys(chosen, overrides)  # a --set of the same pass field wins over these flags

@@ -6,6 +6,10 @@ is slower than float Conv on CPU (measured: docs/benchmarks.md). The model is fi
 with ``quant_pre_process`` (shape inference and graph cleanup, as onnxruntime's docs recommend).
 Calibration data should not be the validation data; when none is given the pass falls back to the
 validation inputs and says so, because accuracy figures are then optimistic.
+
+With ``search: true`` the pass hands the pre-processed model and its calibration batches to
+:mod:`optkit.search.static_search` (calibration method × per-channel × activation encoding, then
+fp32 fallback of depthwise convolutions first), scored against the recipe's accuracy gates.
 """
 
 from __future__ import annotations
@@ -46,6 +50,13 @@ def _reader(feeds: Feeds, input_types: dict[str, type | None], batch: int):
     return Reader()
 
 
+def even_batch(size: int, most: int = 16) -> int:
+    """The largest batch size ``<= most`` that divides ``size`` (1 when ``size`` is prime and larger):
+    ORT's histogram calibrators (percentile, entropy) stack every batch's activations into one
+    array and fail on a shorter last batch (``ValueError: ... inhomogeneous shape``)."""
+    return max(b for b in range(1, min(most, size) + 1) if size % b == 0)
+
+
 def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassOutcome:
     """Calibrate and quantize; ``details`` records the calibration source and quantized ops.
 
@@ -83,6 +94,24 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
     except Exception as exc:  # pre-processing is an aid; quantize the original if it fails
         warnings.append(f"quant_pre_process failed, quantizing without it: {str(exc).splitlines()[0][:160]}")
         pre = model_path
+    if config.search:
+        from optkit.search.static_search import search
+
+        size = len(next(iter(calib.values())))
+        step = even_batch(size)
+        batches = [{k: v[i : i + step] for k, v in calib.items()} for i in range(0, size, step)]
+        outcome = search(pre, config, ctx, batches, f"{source} ({size} samples)")
+        quantized = load_onnx(outcome.model_path)
+        outcome.details = {
+            "calibration": source,
+            "calibration_samples": size,
+            "quant_format": "qdq",
+            **outcome.details,
+            "quantize_linear_nodes": op_counts(quantized).get("QuantizeLinear", 0),
+            "int8_compute_ops": dict(int8_compute_ops(quantized)),
+        }
+        outcome.warnings[:0] = warnings
+        return outcome
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(pre), providers=["CPUExecutionProvider"])

@@ -1,7 +1,7 @@
 """The record of an accuracy-aware int8 search: :class:`SearchReport` and its :class:`Candidate` rows.
 
-Built once by :mod:`optkit.search.int8_search`, carried in ``PassOutcome.search`` /
-``StepRecord.search``, rendered by the report and the CLI, and written into ``manifest.json``
+Built once by :mod:`optkit.search.int8_search` or :mod:`optkit.search.static_search`, carried in
+``PassOutcome.search`` / ``StepRecord.search``, rendered by the report and the CLI, and written into ``manifest.json``
 (under the step's ``details.search``) by serialising this model; its JSON keys are those the
 manifest has always had.
 """
@@ -95,6 +95,8 @@ class Candidate(Record):
         smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``).
         speedup: its speed-up over the fp32 input with a 95 % interval, for the passing candidates
             the ranking timed (None otherwise).
+        activations: a static candidate's activation encoding (``asymmetric`` quint8 or
+            ``symmetric`` qint8) when the static search chose it; None = not recorded.
     """
 
     id: int
@@ -121,6 +123,7 @@ class Candidate(Record):
     calibration: str | None = None
     smooth_alpha: float | None = None
     speedup: SpeedupInterval | None = None
+    activations: Literal["asymmetric", "symmetric"] | None = None
 
 
 class NodeSensitivityRecord(Record):

@@ -36,6 +36,8 @@ class CandidateRun:
         smooth_alpha / source: the SmoothQuant alpha and the smoothed fp32 model quantized (stage
             ``"smoothed"``; None = the search's input).
         speedup: its speed-up over the fp32 input with a 95 % interval, once the ranking timed it.
+        activations: a static candidate's activation encoding, ``"asymmetric"`` (quint8) or
+            ``"symmetric"`` (qint8, zero point 0); None = not recorded (quint8, the int8 search's).
     """
 
     id: int
@@ -65,6 +67,7 @@ class CandidateRun:
     smooth_alpha: float | None = None
     source: Path | None = None
     speedup: SpeedupInterval | None = None
+    activations: Literal["asymmetric", "symmetric"] | None = None
 
     @property
     def is_int8(self) -> bool:
@@ -78,6 +81,8 @@ class CandidateRun:
         parts = [str(self.weight_type), "per-channel" if self.per_channel else "per-tensor"]
         if self.quantizer == "static":
             parts.insert(0, f"static QDQ {self.calibrate_method}")
+            if self.activations is not None:
+                parts.append(f"{self.activations} activations")
         if self.reduce_range:
             parts.append("reduce_range")
         if self.smooth_alpha is not None:
@@ -114,4 +119,5 @@ class CandidateRun:
             calibration=self.calibration,
             smooth_alpha=self.smooth_alpha,
             speedup=self.speedup,
+            activations=self.activations,
         )

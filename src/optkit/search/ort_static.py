@@ -11,7 +11,9 @@ see through com.microsoft ops, hence ``DefaultTensorType`` = FLOAT (as for the d
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import io
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,8 @@ def quantize_static_qdq(
     per_channel: bool,
     op_types: list[str] | None,
     nodes_to_exclude: list[str],
+    symmetric_activations: bool = False,
+    reduce_range: bool = False,
 ) -> dict[str, int]:
     """Write the static QDQ int8 ``model_path`` to ``out``, calibrated on ``batches``.
 
@@ -41,6 +45,10 @@ def quantize_static_qdq(
         batches: model inputs, ``{input: (B, ...) array}`` per batch; cast to the graph's input dtypes.
         calibrate_method: ``minmax``, ``percentile`` or ``entropy`` (ORT's ``CalibrationMethod``).
         op_types: op types to quantize; None = ORT's QDQ default.
+        symmetric_activations: qint8 activations with zero point 0 (ORT's ``ActivationSymmetric``);
+            False = quint8 with a zero point (the default, ORT's fast u8s8 path on x86).
+        reduce_range: 7-bit weights (ORT's ``reduce_range``): on x86 without VNNI the u8s8 kernels
+            add pairs of products in saturating int16, which full-range per-channel weights overflow.
 
     Returns:
         ``{"QuantizeLinear": n, "DequantizeLinear": m}`` in the output.
@@ -70,7 +78,8 @@ def quantize_static_qdq(
         "entropy": CalibrationMethod.Entropy,
     }[calibrate_method]
     try:
-        with quiet_logs():  # the quantizer logs advice through the root logger
+        # the quantizer logs advice through the root logger; the histogram calibrators print() progress
+        with quiet_logs(), contextlib.redirect_stdout(io.StringIO()):
             ort_quantize_static(
                 str(model_path),
                 str(out),
@@ -78,12 +87,16 @@ def quantize_static_qdq(
                 quant_format=QuantFormat.QDQ,
                 op_types_to_quantize=op_types,
                 per_channel=per_channel,
-                activation_type=QuantType.QUInt8,
+                reduce_range=reduce_range,
+                activation_type=QuantType.QInt8 if symmetric_activations else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 nodes_to_exclude=nodes_to_exclude or None,
                 calibrate_method=method,
                 use_external_data_format=model_path.with_suffix(".onnx.data").exists(),
-                extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+                extra_options={
+                    "DefaultTensorType": onnx.TensorProto.FLOAT,
+                    "ActivationSymmetric": symmetric_activations,
+                },
             )
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
