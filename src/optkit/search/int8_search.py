@@ -52,6 +52,7 @@ from optkit.records.figures import Figure
 from optkit.records.search import CandidateGate, NodeSensitivityRecord, Ranking, SearchReport, SpeedupInterval
 from optkit.search.candidates import CandidateRun
 from optkit.search.evaluator import gate_margin
+from optkit.search.fallback_count import fewest_fp32_nodes
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
@@ -308,25 +309,12 @@ class _Search:
             ) from exc
         names = [s.name for s in self.ranking]
         limit = len(names) if self.space.allow_fp32 else len(names) - 1
-        last_fail, first_pass, count = 0, None, 1
-        while count <= limit:
+
+        def passes(count: int) -> bool | None:
             cand = self._fallback_candidate(base, names[:count])
-            if cand is None:
-                return
-            if cand.passed:
-                first_pass = count
-                break
-            last_fail = count
-            count = min(count * 2, limit) if count < limit else limit + 1
-        while first_pass is not None and first_pass - last_fail > 1:
-            middle = (first_pass + last_fail) // 2
-            cand = self._fallback_candidate(base, names[:middle])
-            if cand is None:
-                return
-            if cand.passed:
-                first_pass = middle
-            else:
-                last_fail = middle
+            return None if cand is None else cand.passed
+
+        fewest_fp32_nodes(limit, passes)
 
     def _fallback_candidate(self, base: CandidateRun, fp32_nodes: list[str]) -> CandidateRun | None:
         return self._try(
