@@ -172,6 +172,12 @@ def _recipe_spec(base: Path, spec: str) -> str:
     return spec
 
 
+def output_root(plan: Plan, base: Path) -> Path:
+    """The plan's ``output`` folder, resolved against the plan file's folder ``base``: where items
+    write by default and where the plan's summaries go."""
+    return Path(_under(base, plan.output) or base)
+
+
 def resolve_items(plan: Plan, base: Path) -> list[ResolvedItem]:
     """Every item of ``plan`` as a :class:`ResolvedItem`: defaults merged, paths resolved against
     ``base`` (the plan file's folder), the recipe loaded with the overrides, ``data`` and
@@ -182,7 +188,7 @@ def resolve_items(plan: Plan, base: Path) -> list[ResolvedItem]:
             or an item's recipe is invalid (the message names the item and the recipe's own error).
     """
     base = base.resolve()
-    root = Path(_under(base, plan.output) or base)
+    root = output_root(plan, base)
     resolved: list[ResolvedItem] = []
     outputs: dict[Path, str] = {}
     defaults = plan.defaults

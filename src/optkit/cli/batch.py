@@ -40,7 +40,7 @@ def batch_command(
     def run() -> int:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from optkit.batch.plan import load_plan, resolve_items
+        from optkit.batch.plan import load_plan, output_root, resolve_items
         from optkit.batch.run import PlanOutcome, check_targets_local, run_plan
         from optkit.batch.summary import summary_dict, summary_table, write_summaries
 
@@ -48,7 +48,9 @@ def batch_command(
             raise UsageError("--jobs applies to local runs; a Ray cluster schedules by its CPUs", "drop --jobs")
         plan = load_plan(plan_file)
         items = resolve_items(plan, plan_file.parent)
-        out_root = summary_dir or Path(items[0].request.output_dir).parent
+        # the plan's own output folder, never the folder around an item's `output` (which may hold
+        # the user's own summary.json)
+        out_root = summary_dir or output_root(plan, plan_file.parent)
         runner: object
         if ray is None:
             from optkit.batch.runner_local import LocalRunner

@@ -59,3 +59,20 @@ def test_a_recipe_target_not_placed_is_a_warning_and_placed_is_not(tiny_items, t
     placed = run_request(dataclasses.replace(request, output=tmp_path / "placed", on_target=True))
     assert not [w for step in placed.steps for w in step.warnings if "names a target" in w]
     assert here.approved and placed.approved
+
+
+def test_summaries_go_to_the_plan_output_not_beside_an_items_own_output(tiny_items, tmp_path):
+    """An item writing to a folder of its own (``output: /elsewhere/a``) must not get the plan's
+    summary.json written over a file of the same name in ``/elsewhere``."""
+    from typer.testing import CliRunner
+
+    from optkit.cli.app import app
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "summary.json").write_text("the user's own file")
+    plan_file = write_plan(tmp_path, tiny_items, ["a"], output=str(elsewhere / "a"))
+    result = CliRunner().invoke(app, ["batch", str(plan_file)])
+    assert result.exit_code == 0, result.output
+    assert (elsewhere / "summary.json").read_text() == "the user's own file"
+    assert (tmp_path / "out" / "summary.json").exists() and (elsewhere / "a" / "manifest.json").exists()
