@@ -15,8 +15,9 @@ A plan file::
         recipe: ner-fp16
         target: {resources: {avx512_vnni: 1}}   # validate and time it on a node that has this
 
-Relative paths (source, recipe file, data, calibration data, output) are resolved against the plan
-file's folder, so a plan runs the same from any working directory. :func:`resolve_items` turns each
+Relative paths (source, recipe file, data, calibration data, the plan's ``output``) are resolved
+against the plan file's folder, and an item's relative ``output`` against the plan's ``output``
+folder, so a plan runs the same from any working directory. :func:`resolve_items` turns each
 item into one :class:`~optkit.request.ConvertRequest` (its recipe loaded once, every override applied),
 exactly what ``optkit convert`` would build.
 """
@@ -70,7 +71,8 @@ class PlanItem(StrictModel):
             ``<source stem>-<recipe name>``; unique within the plan.
         data / calibration_data: ``--data`` / ``--calibration-data``.
         overrides: dotted recipe keys → values (``--set``), merged over the defaults' overrides.
-        output: the artifact folder; default ``<plan output>/<name>``.
+        output: the artifact folder (a relative one is under the plan's output); default
+            ``<plan output>/<name>``.
         target: the hardware to validate and time on (needs ``--ray``).
     """
 
