@@ -17,7 +17,8 @@ Then checks the Done-when of issue 12 for every recipe:
 
 1. **verdicts**: every speed gate of the loaded run has the quiet run's verdict or ``inconclusive``;
 2. **intervals**: every loaded shape's interval contains the quiet run's speed-up at that shape, or a
-   gate read at that shape is ``inconclusive`` (the shape is marked so);
+   gate read at that shape is ``inconclusive`` or the shape is ``contended`` (timed while other
+   processes took the spare cores: its interval is marked inconclusive in the report);
 3. **approvals**: when the loaded run is approved, no passing speed gate rests on a speed-up more
    than 25 % away from the quiet run's at the same shape.
 
@@ -126,11 +127,14 @@ class ShapeRow:
     load: float | None
     others_cores: float | None
     cores: int | None
+    contended: bool = False
 
     @property
     def inconclusive(self) -> bool:
-        """A gate read at this shape is inconclusive (its interval may then miss the quiet figure)."""
-        return "inconclusive" in self.verdicts.values()
+        """A gate read at this shape is inconclusive, or the shape is *contended* (fewer than 3 of
+        its rounds free of other processes' load: its figure decides nothing and the terminal and
+        report mark its interval inconclusive); its interval may then miss the quiet figure."""
+        return self.contended or "inconclusive" in self.verdicts.values()
 
 
 def shape_rows(recipe: str, condition: str, manifest: dict[str, Any]) -> list[ShapeRow]:
@@ -155,6 +159,7 @@ def shape_rows(recipe: str, condition: str, manifest: dict[str, Any]) -> list[Sh
                 noise.get("load_before"),
                 noise.get("others_cores"),
                 cores,
+                bool(shape.get("contended")),
             )
         )
     return rows
@@ -236,6 +241,8 @@ def _interval(row: ShapeRow) -> str:
 def table_row(row: ShapeRow) -> list[str]:
     """The Markdown cells of one shape (see :data:`HEADER`)."""
     verdicts = ", ".join(f"≥ {t:g}: {v}" for t, v in sorted(row.verdicts.items())) or "no gate"
+    if row.contended:
+        verdicts += " (contended: inconclusive)"
     if row.others_cores is None:
         others = "—"
     elif row.cores:

@@ -497,6 +497,7 @@ class _Run:
         on_shape = self.progress.shape_measured
         args = (vset, bench.batch_sizes, bench.sequence_lengths, plan, bench.gates, on_shape)
         reset_done = start_peak_memory(src_runner)
+        started = time.perf_counter()
         report.shapes += benchmark(src_runner, art_runner, *args)
         for device in sorted({g.device for g in bench.gates} - {"cpu"}):
             reason = self._device_missing(source, device)
@@ -516,8 +517,10 @@ class _Run:
             rounds[where] = shape.rounds
             report.warnings += [f"{where}: {w}" for w in (shape.noise.warnings if shape.noise else [])]
         message = self.progress.message
+        shapes_s = time.perf_counter() - started
         time_workloads(report, src_runner, art_runner, vset, bench, self.workdir, reset_done, message)
-        return report, PassOutcome(model, {"rounds": rounds}, list(report.warnings))
+        seconds = {"fixed shapes": round(shapes_s, 2), **report.workload_seconds}  # what each part cost (s)
+        return report, PassOutcome(model, {"rounds": rounds, "seconds": seconds}, list(report.warnings))
 
     @staticmethod
     def _device_missing(source: WorkerSource, device: str) -> str | None:

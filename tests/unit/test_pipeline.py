@@ -60,6 +60,9 @@ def test_speed_is_timed_in_rounds_and_recorded_with_its_interval_and_noise(appro
     assert manifest["speed"]["rounds"] == 5 and "95 % interval" in (out / "report.md").read_text()
     [step] = [s for s in result.steps if s.name == "benchmark speed"]
     assert step.warnings == result.speed.warnings and step.details["rounds"] == {"cpu batch 1 × seq 16": 5}
+    # what each part of the benchmark cost, in wall seconds (docs/benchmarks.md quotes them)
+    assert set(step.details["seconds"]) == {"fixed shapes", "real lengths", "batch scan", "peak memory"}
+    assert all(v >= 0 for v in step.details["seconds"].values()) and step.details["seconds"]["fixed shapes"] > 0
 
 
 def test_real_workloads_are_recorded_and_reported(approved):

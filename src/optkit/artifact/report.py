@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from optkit.records.manifest import CONTENDED_MARK
 from optkit.records.search import Candidate, SearchReport
 from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summary
 
@@ -337,9 +338,11 @@ def _workload_lines(sp: SpeedReport) -> list[str]:
 
 
 def _interval(shape) -> str:
-    """``[low, high]`` of a shape's speed-up interval, or ``—`` without one."""
+    """``[low, high]`` of a shape's speed-up interval, or ``—`` without one; a contended shape's
+    is followed by :data:`~optkit.records.manifest.CONTENDED_MARK`."""
     est = shape.estimate
-    return f"[{est.ci_low:.2f}, {est.ci_high:.2f}]" if est else "—"
+    text = f"[{est.ci_low:.2f}, {est.ci_high:.2f}]" if est else "—"
+    return f"{text} ({CONTENDED_MARK})" if shape.contended else text
 
 
 def _spread(shape) -> str:

@@ -6,6 +6,7 @@ from rich.console import Console
 from rich.table import Table
 
 from optkit.artifact.report import SEARCH_CONSOLE_COLUMNS, fmt, search_console_rows, search_tables
+from optkit.records.manifest import CONTENDED_MARK
 from optkit.reporting.serving import serving_summary
 from optkit.results import ConvertResult, StepRecord
 from optkit.validation.speed import ShapeResult, SpeedReport
@@ -40,6 +41,8 @@ class Progress:
         """Source vs artifact p50 at one shape, the speed-up and its 95 % interval; a busy machine's warnings."""
         est = shape.estimate
         interval = f" [{est.ci_low:.2f}, {est.ci_high:.2f}] 95 %" if est else ""
+        if shape.contended:
+            interval += f" ({CONTENDED_MARK})"
         self.console.print(
             f"  {shape.device} batch {shape.batch_size} × seq {shape.sequence_length}: "
             f"source {shape.source.p50_ms:.2f} ms, artifact {shape.artifact.p50_ms:.2f} ms "
@@ -64,7 +67,8 @@ def render_result(console: Console, result: ConvertResult) -> None:
                 latency_cell(s.source),
                 latency_cell(s.artifact),
                 f"{s.speedup:.2f}×",
-                f"[{s.estimate.ci_low:.2f}, {s.estimate.ci_high:.2f}]" if s.estimate else "—",
+                (f"[{s.estimate.ci_low:.2f}, {s.estimate.ci_high:.2f}]" if s.estimate else "—")
+                + (f" ({CONTENDED_MARK})" if s.contended else ""),
                 str(s.rounds),
             )
         console.print(speed)

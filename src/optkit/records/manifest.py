@@ -249,6 +249,11 @@ class NoiseSection(Record):
     contended_rounds: list[int] = []
 
 
+#: how a contended shape's interval is marked in the terminal and the reports: fewer than
+#: MIN_ROUNDS of its rounds were free of other processes' load, so its figure decides nothing
+CONTENDED_MARK = "inconclusive: timed on a busy machine"
+
+
 class ShapeRecord(Record):
     """Source vs artifact at one (device, batch size, sequence length): latency over every call,
     each round's p50 (ms), the speed-up's interval, each gate's verdict and the machine's noise."""
@@ -333,6 +338,7 @@ class SpeedRecord(Record):
     peak_memory: dict[str, PeakMemoryRecord] = {}
     real_length: list[RealLengthRecord] = []
     batch_scan: BatchScanRecord | None = None
+    workload_seconds: dict[str, float] = {}  # wall seconds of each real-workload part
 
 
 class GateRecord(Record):

@@ -16,7 +16,7 @@ from functools import lru_cache
 
 from markupsafe import Markup
 
-from optkit.records.manifest import GateRecord, Manifest
+from optkit.records.manifest import CONTENDED_MARK, GateRecord, Manifest
 from optkit.records.search import SearchReport
 from optkit.reporting import plots
 from optkit.reporting.serving import SERVING_COLUMNS, serving_rows, serving_summary
@@ -76,7 +76,7 @@ def _environment():
         keep_trailing_newline=True,
     )
     env.filters["fmt"] = fmt
-    env.globals.update(STATUS=STATUS, blocking=blocking)
+    env.globals.update(STATUS=STATUS, blocking=blocking, CONTENDED_MARK=CONTENDED_MARK)
     return env
 
 

@@ -4,7 +4,7 @@ artifact (or the report of a rejected run) is."""
 
 from __future__ import annotations
 
-from optkit.records.manifest import Manifest
+from optkit.records.manifest import CONTENDED_MARK, Manifest
 from optkit.reporting.html import STATUS, blocking, fmt
 from optkit.reporting.serving import serving_summary
 
@@ -71,7 +71,7 @@ def render_summary(manifest: Manifest, artifact: str | None, report: str | None 
             seq = f"×{s.sequence_length}" if s.sequence_length else ""
             parts.append(
                 f"{s.device} {s.batch_size}{seq}: {fmt(s.artifact.p50_ms, 2)} ms vs {fmt(s.source.p50_ms, 2)} ms "
-                f"({fmt(ratio, 2)}×)"
+                f"({fmt(ratio, 2)}×{', ' + CONTENDED_MARK if s.contended else ''})"
             )
         lines += ["**Speed** (artifact vs source p50): " + "; ".join(parts), ""]
     if manifest.serving is not None:  # the tune-session pass's serving configuration

@@ -119,6 +119,8 @@ class SpeedReport:
             ``benchmark.real_length`` is off.
         batch_scan: the artifact's throughput against the batch size, or None when
             ``benchmark.scan_max_batch`` is unset.
+        workload_seconds: wall seconds (s) each real-workload part took: ``real lengths``,
+            ``batch scan``, ``peak memory`` (what the figures cost; in the benchmark step's details).
         size_mb: ``{"source": MB, "artifact": MB}``: file size on disk (MB = 10^6 bytes; a
             folder counts all its files; the artifact counts its external data file too).
         skipped_devices: ``{device: reason}`` for devices a gate asked for that are absent.
@@ -140,6 +142,7 @@ class SpeedReport:
     peak_memory: dict[str, PeakMemory] = field(default_factory=dict)
     real_length: list[RealLengthResult] = field(default_factory=list)
     batch_scan: BatchScan | None = None
+    workload_seconds: dict[str, float] = field(default_factory=dict)
 
     def find(self, device: str, batch_size: int, sequence_length: int | None) -> ShapeResult | None:
         """The result at a shape; ``sequence_length=None`` matches the first one measured."""
@@ -377,6 +380,7 @@ def time_workloads(
     Raises:
         DataError: a runner rejected a real batch (from the runner).
     """
+    clock = time.perf_counter()
     for batch in bench.batch_sizes if bench.real_length else []:
         message(f"real-length throughput, batch {batch}")
         result = measure_real_length(source, artifact, vset, batch, bench.rounds, bench.real_length_batches)
@@ -384,12 +388,14 @@ def time_workloads(
         report.warnings += [
             f"real lengths, batch {batch}: {w}" for w in (result.noise.warnings if result.noise else [])
         ]
+    clock = _lap(report, "real lengths", clock)
     lengths = [vset.model_length(s) for s in bench.sequence_lengths] if vset.pad_values else [None]
     if bench.scan_max_batch:
         message(f"batch-size scan of the artifact, up to {bench.scan_max_batch}")
         report.batch_scan = scan_batch_sizes(
             artifact, vset, bench.scan_max_batch, lengths[0], budget_s=bench.scan_budget_s
         )
+    clock = _lap(report, "batch scan", clock)
     longest = max(lengths, key=lambda n: n or 0)
     feeds = vset.shaped(max(bench.batch_sizes), longest)
     report.peak_memory = {
@@ -403,6 +409,14 @@ def time_workloads(
             artifact.settings.model_dump(mode="json"),  # the serving settings, when tune-session chose some
         ),
     }
+    _lap(report, "peak memory", clock)
     report.warnings += [
         f"peak memory of the {side}: {record.error}" for side, record in report.peak_memory.items() if record.error
     ]
+
+
+def _lap(report: SpeedReport, part: str, since: float) -> float:
+    """Record the wall seconds of ``part`` since ``since`` in ``report.workload_seconds``; the new start."""
+    now = time.perf_counter()
+    report.workload_seconds[part] = round(now - since, 2)
+    return now

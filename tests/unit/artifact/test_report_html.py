@@ -181,3 +181,25 @@ def test_convert_result_repr_and_notebook_html(tiny, tmp_path):
     fragment = result._repr_html_()
     assert fragment.startswith('<div class="optkit-report">') and "<html" not in fragment
     assert "NOT APPROVED" in fragment and 'data-plot="latency"' in fragment and "cosine_min &gt;= 1.5" in fragment
+
+
+def test_a_contended_shape_is_marked_inconclusive_in_the_page_the_summary_and_report_md(report_runs):
+    """A shape timed while other processes took the spare cores decides nothing: its interval is
+    shown with CONTENDED_MARK wherever it is shown (issue 12: an interval that may miss the quiet
+    figure must say it is inconclusive)."""
+    from types import SimpleNamespace
+
+    from optkit.artifact.report import _interval
+    from optkit.records.manifest import CONTENDED_MARK
+    from optkit.reporting.summary import render_summary
+
+    manifest, _ = read_manifest(report_runs["ok"])
+    assert CONTENDED_MARK not in render_html(manifest) or manifest.speed.shapes[0].contended
+    data = json.loads(manifest.model_dump_json())
+    data["speed"]["shapes"][0]["contended"] = True
+    busy = Manifest.model_validate(data)
+    assert f"({CONTENDED_MARK})" in render_html(busy)
+    assert CONTENDED_MARK in render_summary(busy, "out")
+    estimate = SimpleNamespace(ci_low=1.5, ci_high=2.0)
+    assert _interval(SimpleNamespace(estimate=estimate, contended=True)) == f"[1.50, 2.00] ({CONTENDED_MARK})"
+    assert _interval(SimpleNamespace(estimate=estimate, contended=False)) == "[1.50, 2.00]"

@@ -91,6 +91,20 @@ def test_an_interval_that_misses_the_quiet_figure_at_an_ungated_shape_fails():
     )
 
 
+def test_a_contended_ungated_shape_is_marked_inconclusive_and_may_miss_the_quiet_figure():
+    # measured 2026-12-01: beside two busy loops the ungated 8x128 shape read 1.71x [1.58, 1.87]
+    # against 1.45x quiet, with every round contended; the report marks it inconclusive
+    busy = manifest("inconclusive", 2.6, 2.2, 2.9, ratio8=3.0, low8=2.8, high8=3.2, approved=False)
+    for s in busy["speed"]["shapes"]:
+        s["contended"] = True
+    assert nn.check("ner-int8", QUIET, busy) == []
+    row = nn.shape_rows("ner-int8", "loaded", busy)[1]
+    assert row.contended and nn.table_row(row)[5] == "no gate (contended: inconclusive)"
+    busy["speed"]["shapes"][1]["contended"] = False  # the same figure from clean rounds must hold the quiet one
+    (failure,) = nn.check("ner-int8", QUIET, busy)
+    assert failure.startswith("ner-int8 8×128: loaded interval [2.80, 3.20] misses")
+
+
 def test_an_approval_on_a_figure_more_than_25_percent_away_fails():
     # an interval wide enough to hold the quiet 1.9x, but the approval rests on 2.5x (32 % away)
     far = manifest("passed", 2.5, 1.85, 3.0)
