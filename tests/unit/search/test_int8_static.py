@@ -30,8 +30,9 @@ def only_static(view):
     return (0.999, 6.0) if view.static else (0.9, 4.0)
 
 
-def test_static_candidates_follow_the_dynamic_ones_one_per_calibrator_and_can_win(tmp_path):
-    outcome, found, fake = _run(tmp_path, lambda v: (1.0, 20.0) if v.id == 0 else (0.9, 4.0))
+def test_static_candidates_follow_the_dynamic_ones_one_per_calibrator(tmp_path):
+    cfg = config(**STATIC, node_fallback=False)
+    outcome, found, fake = _run(tmp_path, lambda v: (1.0, 20.0) if v.id == 0 else (0.9, 4.0), cfg=cfg)
     rows = found["candidates"]
     assert [(r["stage"], r["quantizer"], r["calibrate_method"], r["family"]) for r in rows] == [
         ("fp32 input", None, None, "fp32 input"),
