@@ -29,13 +29,13 @@ class Int8SearchSpace(StrictModel):
     """
 
     weight_types: list[Literal["qint8", "quint8"]] = Field(
-        default_factory=_weight_types, min_length=1, description="stage 1: weight types tried"
+        default_factory=_weight_types, min_length=1, description="dynamic settings: weight types tried"
     )
     per_channel: list[bool] = Field(
-        default_factory=lambda: [True, False], min_length=1, description="stage 1: per_channel settings tried"
+        default_factory=lambda: [True, False], min_length=1, description="dynamic settings: per_channel values tried"
     )
     reduce_range: list[bool] = Field(
-        default_factory=lambda: [False, True], min_length=1, description="stage 1: reduce_range settings tried"
+        default_factory=lambda: [False, True], min_length=1, description="dynamic settings: reduce_range values tried"
     )
     smooth_alphas: list[float] = Field(
         default_factory=list,
