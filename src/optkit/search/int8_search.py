@@ -197,9 +197,10 @@ class _Search:
                 )
                 if _stops(self._try(cand)):
                     return True
-        for alpha in [None, *space.smooth_alphas] if space.static_methods else []:
-            source = None if alpha is None else self._smoothed_model(alpha)
-            if alpha is not None and source is None:
+        alphas: list[float | None] = [None, *space.smooth_alphas] if space.static_methods else []
+        for smooth_alpha in alphas:
+            source = None if smooth_alpha is None else self._smoothed_model(smooth_alpha)
+            if smooth_alpha is not None and source is None:
                 continue
             for method in space.static_methods:
                 cand = CandidateRun(
@@ -210,7 +211,7 @@ class _Search:
                     False,
                     quantizer="static",
                     calibrate_method=method,
-                    smooth_alpha=alpha,
+                    smooth_alpha=smooth_alpha,
                     source=source,
                 )
                 if _stops(self._try(cand)):
