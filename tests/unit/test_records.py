@@ -46,6 +46,7 @@ ROW = {
     "smooth_alpha": None,
     "speedup": None,
     "activations": None,
+    "family": "dynamic",
 }
 REFERENCE = {
     **ROW,

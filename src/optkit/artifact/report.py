@@ -169,6 +169,7 @@ def render_report(result: ConvertResult) -> str:
 SEARCH_COLUMNS = [
     "#",
     "stage",
+    "family",
     "settings",
     "fp32 nodes",
     "gates (value)",
@@ -178,7 +179,30 @@ SEARCH_COLUMNS = [
     "size MB",
     "verdict",
 ]
-SEARCH_CONSOLE_COLUMNS = ["#", "stage", "settings", "fp32", "gate values", "best ms", "speed-up [95 % CI]", "verdict"]
+SEARCH_CONSOLE_COLUMNS = [
+    "#",
+    "stage",
+    "family",
+    "settings",
+    "fp32",
+    "gate values",
+    "best ms",
+    "speed-up [95 % CI]",
+    "verdict",
+]
+
+
+def family_text(candidate: Candidate) -> str:
+    """A candidate's family (``dynamic+smooth α=0.5``…); ``—`` in a report from before families."""
+    return candidate.family or "—"
+
+
+def chosen_family(search: SearchReport) -> str:
+    """The chosen candidate's family, or ``—`` (a report from before families, or no such row)."""
+    try:
+        return family_text(search.chosen_candidate)
+    except ValueError:
+        return "—"
 
 
 def speedup_text(candidate: Candidate) -> str:
@@ -218,6 +242,7 @@ def search_rows(search: SearchReport) -> list[list[str]]:
             [
                 str(c.id),
                 c.stage,
+                family_text(c),
                 c.settings,
                 str(len(c.fp32_nodes)),
                 c.error or gates,
@@ -238,6 +263,7 @@ def search_console_rows(search: SearchReport) -> list[list[str]]:
         [
             str(c.id),
             c.stage,
+            family_text(c),
             c.settings,
             str(len(c.fp32_nodes)),
             c.error[:40] if c.error else " ".join(f"{fmt(g.value)}{mark[g.status]}" for g in c.gates),
@@ -258,8 +284,10 @@ def _search_section(result: ConvertResult) -> list[str]:
             "",
             f"{search.tried} candidate(s) in {search.elapsed_s} s (budget "
             f"{search.budget_s:g} s{', exhausted' if search.budget_exhausted else ''}); latency is the "
-            f"p50 at {search.latency_shape}; the chosen candidate ({search.chosen}) {outcome}. Among "
-            "passing candidates the fastest wins; near-ties go to the most accurate, then the earliest.",
+            f"p50 at {search.latency_shape}; the chosen candidate ({search.chosen}, family "
+            f"{chosen_family(search)}) {outcome}. Fully quantized candidates are tried in expected-speed "
+            "order and the first that passes wins; otherwise, among passing candidates the fastest wins; "
+            "near-ties go to the most accurate, then the earliest.",
             "",
         ]
         if search.ranking is not None:
@@ -272,9 +300,19 @@ def _search_section(result: ConvertResult) -> list[str]:
         if search.sensitivity:
             lines += ["Most sensitive nodes (relative int8 error of the node's output):", ""]
             lines += _table(
-                ["node", "op", "error", "method"],
-                [[s.node, s.op_type, fmt(s.error), s.method] for s in search.sensitivity[:10]],
+                ["node", "op", "error", "method", "probe", "gate margin alone in fp32", "gain"],
+                [
+                    [s.node, s.op_type, fmt(s.error), s.method, "—" if s.probe is None else str(s.probe)]
+                    + [fmt(s.margin), fmt(s.gain)]
+                    for s in search.sensitivity[:10]
+                ],
             )
+        if search.fallback_order:
+            lines += [
+                f"fp32 fallback order (from candidate {search.fallback_base}; probed nodes by measured gain, "
+                "then local sensitivity): " + ", ".join(f"`{n}`" for n in search.fallback_order[:10]),
+                "",
+            ]
     return lines
 
 

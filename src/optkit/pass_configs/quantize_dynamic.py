@@ -14,36 +14,39 @@ def _weight_types() -> list[Literal["qint8", "quint8"]]:
 
 
 class Int8SearchSpace(StrictModel):
-    """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search").
+    """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search",
+    and :mod:`optkit.search.int8_search`).
 
-    Stage 1 tries every combination of ``weight_types`` × ``per_channel`` × ``reduce_range`` on the
-    ORT default op types, then (when none passed) the most accurate of them on the model smoothed
-    with each of ``smooth_alphas`` until one passes, then one static QDQ candidate per
-    ``static_methods`` entry. Only when none
-    of them passes: stage 2 (``op_type_subsets``) leaves out one quantizable op type at a time
-    from the most accurate stage-1 setting, and stage 3
-    (``node_fallback``) keeps its most sensitive nodes in fp32 (1, 2, 4, … of them) until the gates
-    hold. The fastest passing candidate wins.
+    Fully quantized candidates first, in expected-speed order (:mod:`optkit.search.speed_order`),
+    stopping at the first that meets every accuracy gate: every ``weight_types`` × ``per_channel``
+    × ``reduce_range`` dynamic setting (qint8 before quint8, per-tensor before per-channel); then
+    the most accurate per-tensor and per-channel setting on the model smoothed with each of
+    ``smooth_alphas``; then one static QDQ candidate per ``static_methods`` calibrator on the
+    unsmoothed and on each smoothed model. Only when none of them passes: ``op_type_subsets``
+    leaves out one quantizable op type at a time, and ``node_fallback`` keeps nodes of the closest
+    fully quantized candidate in fp32, the ``fallback_probes`` most sensitive ordered by their
+    measured effect on the recipe's gates, as few as the gates allow.
     """
 
     weight_types: list[Literal["qint8", "quint8"]] = Field(
-        default_factory=_weight_types, min_length=1, description="stage 1: weight types tried"
+        default_factory=_weight_types, min_length=1, description="dynamic settings: weight types tried"
     )
     per_channel: list[bool] = Field(
-        default_factory=lambda: [True, False], min_length=1, description="stage 1: per_channel settings tried"
+        default_factory=lambda: [True, False], min_length=1, description="dynamic settings: per_channel values tried"
     )
     reduce_range: list[bool] = Field(
-        default_factory=lambda: [False, True], min_length=1, description="stage 1: reduce_range settings tried"
+        default_factory=lambda: [False, True], min_length=1, description="dynamic settings: reduce_range values tried"
     )
     smooth_alphas: list[float] = Field(
         default_factory=list,
-        description="when no stage-1 setting passes: SmoothQuant alphas tried (each in [0, 1], e.g. [0.5, 0.75]) "
-        "with the most accurate stage-1 setting, until one passes; empty = none",
+        description="when no unsmoothed setting passes: SmoothQuant alphas tried (each in [0, 1], e.g. "
+        "[0.5, 0.75]) with the most accurate per-tensor and per-channel setting, and with each static "
+        "method; empty = none",
     )
     static_methods: list[Literal["minmax", "percentile", "entropy"]] = Field(
         default_factory=list,
-        description="static QDQ int8 candidates (quantize_static, per-channel weights) tried beside stage 1, "
-        "one per calibration method; empty = none",
+        description="static QDQ int8 candidates (quantize_static, per-channel qint8 weights) tried after the "
+        "dynamic ones, one per calibration method on the unsmoothed and each smoothed model; empty = none",
     )
     calibration_data: str | None = Field(
         None,
@@ -67,6 +70,13 @@ class Int8SearchSpace(StrictModel):
         "model without int8 compute fails the int8_compute_ops gate)",
     )
     sensitivity_samples: int = Field(16, ge=1, description="validation samples used to rank node sensitivity")
+    fallback_probes: int = Field(
+        8,
+        ge=0,
+        le=64,
+        description="fp32 fallback: the most locally sensitive nodes each scored alone in fp32 on the recipe's "
+        "gates; they are kept in fp32 first, by measured gain in gate margin (0 = local sensitivity only)",
+    )
     latency_tolerance: float = Field(
         0.05,
         ge=0,

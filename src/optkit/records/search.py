@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-Stage = Literal["fp32 input", "settings", "smoothed", "static", "op types", "fp32 fallback"]
+Stage = Literal["fp32 input", "settings", "smoothed", "static", "op types", "node probe", "fp32 fallback"]
 """Which stage of the search tried a candidate (see :mod:`optkit.search.int8_search`)."""
 
 Verdict = Literal["chosen", "passed", "failed", "error", "reference"]
@@ -97,6 +97,9 @@ class Candidate(Record):
             the ranking timed (None otherwise).
         activations: a static candidate's activation encoding (``asymmetric`` quint8 or
             ``symmetric`` qint8) when the static search chose it; None = not recorded.
+        family: the candidate's family in words (:meth:`~optkit.search.candidates.CandidateRun.family`),
+            e.g. ``dynamic``, ``dynamic+smooth α=0.5``, ``static minmax+smooth α=0.5``,
+            ``dynamic, op subset``, ``dynamic, fp32 fallback``; None in a report from before families.
     """
 
     id: int
@@ -124,16 +127,31 @@ class Candidate(Record):
     smooth_alpha: float | None = None
     speedup: SpeedupInterval | None = None
     activations: Literal["asymmetric", "symmetric"] | None = None
+    family: str | None = None
 
 
 class NodeSensitivityRecord(Record):
-    """One node of the int8 sensitivity ranking: ``error`` is a relative Frobenius error;
-    ``method`` is ``output`` (product on real activations) or ``weight`` (weight only)."""
+    """One node of the int8 sensitivity ranking.
+
+    Attributes:
+        node / op_type: the node.
+        error: its local sensitivity, a relative Frobenius error (:mod:`optkit.search.sensitivity`).
+        method: ``output`` (product on real activations) or ``weight`` (weight only).
+        probe: id of the ``node probe`` candidate that kept this node alone in float32 (None: not
+            probed, :attr:`~optkit.pass_configs.quantize_dynamic.Int8SearchSpace.fallback_probes`).
+        margin: that candidate's worst normalised gate margin on the recipe's own gates (None: not
+            probed, or infinite).
+        gain: ``margin`` minus the fallback base's worst margin: the measured effect of keeping
+            this node in float32 (> 0: the gates moved towards passing).
+    """
 
     node: str
     op_type: str
     error: float | None
     method: Literal["output", "weight"]
+    probe: int | None = None
+    margin: float | None = None
+    gain: float | None = None
 
 
 class SearchReport(Record):
@@ -149,6 +167,9 @@ class SearchReport(Record):
         sensitivity: the 30 most sensitive nodes, when the node fallback ranked them.
         ranking: how the passing candidates were timed and ranked (None when none was timed: no
             passing int8 candidate).
+        fallback_base: id of the fully quantized candidate the fp32 fallback started from (None:
+            no fallback ran); fallback_order: the order in which its nodes are kept in float32
+            (the probed nodes by measured gain, then the rest by local sensitivity; at most 30).
     """
 
     strategy: Literal["accuracy-aware"]
@@ -162,6 +183,8 @@ class SearchReport(Record):
     latency_shape: str
     sensitivity: list[NodeSensitivityRecord] = []
     ranking: Ranking | None = None
+    fallback_base: int | None = None
+    fallback_order: list[str] = []
 
     @property
     def chosen_candidate(self) -> Candidate:

@@ -17,7 +17,8 @@ class CandidateRun:
 
     Attributes:
         id: position in search order (0 = the fp32 input, for reference).
-        stage: ``"fp32 input"``, ``"settings"``, ``"static"``, ``"op types"`` or ``"fp32 fallback"``.
+        stage: ``"fp32 input"``, ``"settings"``, ``"smoothed"``, ``"static"``, ``"op types"``,
+            ``"node probe"`` (one node kept in float32 to measure its effect) or ``"fp32 fallback"``.
         weight_type / per_channel / reduce_range / op_types: the ``quantize_dynamic`` settings
             (``op_types`` None = ONNX Runtime's default list).
         fp32_nodes: nodes kept in float32 (``nodes_to_exclude``).
@@ -74,6 +75,26 @@ class CandidateRun:
         """True when at least one node was quantized."""
         return self.weight_type is not None
 
+    @property
+    def fully_quantized(self) -> bool:
+        """An int8 candidate with every quantizable op type (``op_types`` None) and no node kept in
+        float32: what the int8 search stops at when it passes."""
+        return self.is_int8 and self.op_types is None and not self.fp32_nodes
+
+    def family(self) -> str:
+        """The candidate's family in words, for the search table and the step details:
+        ``dynamic`` or ``static <calibrator>``, ``+smooth α=<alpha>`` when smoothed first, then
+        ``, op subset`` (stage ``op types``) or ``, fp32 fallback`` (nodes kept in float32, stages
+        ``node probe`` and ``fp32 fallback``); ``fp32 input`` for the reference."""
+        if not self.is_int8:
+            return "fp32 input"
+        name = f"static {self.calibrate_method}" if self.quantizer == "static" else "dynamic"
+        if self.smooth_alpha is not None:
+            name += f"+smooth α={self.smooth_alpha:g}"
+        if self.fp32_nodes:
+            return name + ", fp32 fallback"
+        return name + (", op subset" if self.op_types is not None else "")
+
     def settings(self) -> str:
         """Short human-readable settings, e.g. ``qint8 per-channel, reduce_range, ops=MatMul``."""
         if not self.is_int8:
@@ -120,4 +141,5 @@ class CandidateRun:
             smooth_alpha=self.smooth_alpha,
             speedup=self.speedup,
             activations=self.activations,
+            family=self.family(),
         )

@@ -1,28 +1,44 @@
-"""Accuracy-aware dynamic int8: find the fastest quantized model that meets the accuracy gates.
+"""Accuracy-aware int8: find the fastest quantized model that meets the accuracy gates.
 
-Order (deterministic for the same model, data and recipe):
+Order (deterministic for the same model, data and recipe; the expected-speed order and its bound
+are those of :mod:`optkit.search.speed_order`):
 
-1. ``settings``: every ``weight_type × per_channel × reduce_range`` of the search space, on ONNX
-   Runtime's default op types; then ``static``: one static QDQ candidate (``quantize_static``,
-   per-channel qint8 weights, quint8 activations) per ``search_space.static_methods`` calibrator,
+1. **Fully quantized candidates in expected-speed order, stopping at the first that passes** (every
+   accuracy gate met, with int8 compute): ``settings``, every ``weight_type × per_channel ×
+   reduce_range`` of the search space on ONNX Runtime's default op types (qint8 before quint8,
+   per-tensor before per-channel); ``smoothed``, the most accurate per-tensor and then per-channel
+   setting on the model smoothed (SmoothQuant, :mod:`optkit.search.smoothquant`) with each
+   ``search_space.smooth_alphas`` in order; ``static``, one static QDQ candidate
+   (``quantize_static``, per-channel qint8 weights, quint8 activations) per
+   ``search_space.static_methods`` calibrator on the unsmoothed and then each smoothed model,
    calibrated on ``search_space.calibration_data`` or on a deterministic split of the validation
-   samples (every other one, recorded in the row). Between the two, when no setting passed:
-   ``smoothed``: the most accurate setting on the model smoothed (SmoothQuant,
-   :mod:`optkit.search.smoothquant`) with each ``search_space.smooth_alphas`` in order, until one passes;
-2. ``op types`` (only when no stage-1 or static candidate passed): the most accurate setting with one
-   quantizable op type left in float32 at a time;
-3. ``fp32 fallback`` (only when no stage-1 candidate passed; it runs even when stage 2 found one,
-   because a whole op type in float32 is usually slower than a few nodes): the nodes of the most
-   accurate stage-1 candidate are ranked
-   by :mod:`optkit.search.sensitivity`; the 1, 2, 4, … most sensitive are kept in float32 until the
+   samples (every other one, recorded in the row). The first one that passes is the choice (nothing
+   after it in this order is expected faster): the ranking below only times it against the fp32
+   input for the record, and no op-type or fallback candidate is tried.
+2. ``op types`` (only when no fully quantized candidate passed): the most accurate dynamic
+   (``settings`` or ``smoothed``) candidate with one quantizable op type left in float32 at a time;
+3. ``fp32 fallback`` (only when no fully quantized candidate passed; it runs even when stage 2
+   found one, because a whole op type in float32 is usually slower than a few nodes), greedy on the
+   recipe's own metric: the nodes of the closest fully quantized candidate (largest gate margin,
+   any family) are ranked by local sensitivity (:mod:`optkit.search.sensitivity`); the
+   ``fallback_probes`` most sensitive are each kept alone in float32 and scored on the gates
+   (``node probe`` rows, their measured margin and gain in the report's ``sensitivity``); the
+   fallback order is the probed nodes by measured gain (ties by local sensitivity), then the
+   others by local sensitivity; 1, 2, 4, … nodes of that order are kept in float32 until the
    gates hold, then a bisection between the last failing and first passing count keeps as few
-   nodes in float32 as the gates allow.
+   nodes in float32 as the gates allow. The probes stop once half of the budget left at their
+   start is spent.
+
+Every row names its family (:meth:`~optkit.search.candidates.CandidateRun.family`: ``dynamic``,
+``dynamic+smooth α=0.5``, ``static minmax``, ``static minmax+smooth α=0.5``, ``…, op subset``,
+``…, fp32 fallback``); the step details name the chosen one (``search_family``).
 
 Each candidate is scored by :class:`~optkit.search.evaluator.CandidateEvaluator` on the whole
-validation set (its accuracy, and a first latency figure at the gated shape). The passing candidates
-are then ranked with the speed gates' statistics (:mod:`optkit.search.ranking`): the fastest
-:data:`MAX_TIMED` of them (by their scoring call) and the fp32 input are timed together in
-:data:`RANK_ROUNDS` alternating rounds of one block of ``evaluator.iterations`` calls each; each
+validation set (its accuracy, and a first latency figure at the gated shape). The passing
+candidates (the first fully quantized one alone, when one passed) are ranked with the speed gates'
+statistics (:mod:`optkit.search.ranking`): the fastest :data:`MAX_TIMED` of them (by their
+scoring call) and the fp32 input are timed together in :data:`RANK_ROUNDS` alternating rounds of
+one block of ``evaluator.iterations`` calls each; each
 candidate's speed-up over the fp32 input gets a 95 % bootstrap interval over rounds; the one with
 the largest speed-up is the fastest, the candidates whose interval overlaps its interval (or within
 ``latency_tolerance`` plus 0.05 ms of its median) are a near-tie, and among those the most accurate
@@ -37,7 +53,6 @@ returned with a warning; the pipeline's gates then fail and nothing is emitted.
 from __future__ import annotations
 
 import errno
-import itertools
 import time
 from pathlib import Path
 
@@ -49,7 +64,14 @@ from optkit.onnx_io import load_onnx, name_nodes, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.recipe import QuantizeDynamicPass
 from optkit.records.figures import Figure
-from optkit.records.search import CandidateGate, NodeSensitivityRecord, Ranking, SearchReport, SpeedupInterval
+from optkit.records.search import (
+    CandidateGate,
+    NodeSensitivityRecord,
+    Ranking,
+    SearchReport,
+    SpeedupInterval,
+    Stage,
+)
 from optkit.search.candidates import CandidateRun
 from optkit.search.evaluator import gate_margin
 from optkit.search.fallback_count import fewest_fp32_nodes
@@ -57,6 +79,7 @@ from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
+from optkit.search.speed_order import dynamic_order, probe_order, smoothing_bases
 from optkit.validation.int8_compute import INT8_COMPUTE_OPS, int8_compute_ops
 from optkit.validation.speed import size_on_disk_mb
 
@@ -102,6 +125,10 @@ class _Search:
         self.exhausted = False
         self.ranking: list[NodeSensitivity] = []
         self._calibration: tuple[list, str] | None = None
+        self._smoothed: dict[float, Path | None] = {}  # alpha -> the smoothed fp32 model
+        self._smoothing_off = False
+        self.fallback_base: int | None = None
+        self.fallback_order: list[str] = []
         self.float_only: list[int] = []  # passing candidates without int8 compute (see _choose)
         self.ranking_record: Ranking | None = None
 
@@ -123,30 +150,73 @@ class _Search:
                 "remove the quantize-dynamic pass from the recipe",
             )
         self._try(CandidateRun(0, "fp32 input"))
-        for wt, pc, rr in itertools.product(self.space.weight_types, self.space.per_channel, self.space.reduce_range):
-            self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))
-        if not any(c.passed and c.stage == "settings" for c in self.rows):
-            self._smoothed()
-        for method in self.space.static_methods:
-            self._try(
-                CandidateRun(
-                    len(self.rows), "static", "qint8", True, False, quantizer="static", calibrate_method=method
-                )
-            )
+        if self._fully_quantized():
+            return self._outcome()  # a fully quantized candidate passed: nothing faster is left to find
         types = sorted({op_type_of(n) for n in self.nodes})
-        base = self._closest(stage="settings")
-        settled = any(c.passed and c.stage in ("settings", "smoothed", "static") for c in self.rows)
-        if self.space.op_type_subsets and base is not None and len(types) > 1 and not settled:
+        base = self._closest(stages=("settings", "smoothed"))
+        if self.space.op_type_subsets and base is not None and len(types) > 1:
             for left_out in types:
                 kept = [t for t in types if t != left_out]
                 self._try(
                     CandidateRun(
-                        len(self.rows), "op types", base.weight_type, base.per_channel, base.reduce_range, kept
+                        len(self.rows),
+                        "op types",
+                        base.weight_type,
+                        base.per_channel,
+                        base.reduce_range,
+                        kept,
+                        smooth_alpha=base.smooth_alpha,
+                        source=base.source,
                     )
                 )
-        if not settled and self.space.node_fallback:
+        if self.space.node_fallback:
             self._fallback()
         return self._outcome()
+
+    def _fully_quantized(self) -> bool:
+        """Try the fully quantized candidates in expected-speed order (:mod:`optkit.search.speed_order`)
+        and stop at the first that passes; True when one did."""
+        space = self.space
+        for wt, pc, rr in dynamic_order(space.weight_types, space.per_channel, space.reduce_range):
+            if _stops(self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))):
+                return True
+        for base in smoothing_bases(self.rows):
+            assert base.weight_type is not None  # a "settings" row is int8
+            for alpha in space.smooth_alphas:
+                source = self._smoothed_model(alpha)
+                if source is None:
+                    continue
+                cand = CandidateRun(
+                    len(self.rows),
+                    "smoothed",
+                    base.weight_type,
+                    base.per_channel,
+                    base.reduce_range,
+                    smooth_alpha=alpha,
+                    source=source,
+                )
+                if _stops(self._try(cand)):
+                    return True
+        alphas: list[float | None] = [None, *space.smooth_alphas] if space.static_methods else []
+        for smooth_alpha in alphas:
+            source = None if smooth_alpha is None else self._smoothed_model(smooth_alpha)
+            if smooth_alpha is not None and source is None:
+                continue
+            for method in space.static_methods:
+                cand = CandidateRun(
+                    len(self.rows),
+                    "static",
+                    "qint8",
+                    True,
+                    False,
+                    quantizer="static",
+                    calibrate_method=method,
+                    smooth_alpha=smooth_alpha,
+                    source=source,
+                )
+                if _stops(self._try(cand)):
+                    return True
+        return False
 
     def _budget_left(self) -> bool:
         if time.perf_counter() - self.start <= self.config.search_budget_s or not any(c.is_int8 for c in self.rows):
@@ -165,7 +235,13 @@ class _Search:
                 batches, cand.calibration = self._calibration_batches()
                 cand.path = self.ctx.output_path(f"quantize-static-c{cand.id:02d}")
                 cand.quantized_ops = quantize_static_qdq(
-                    self.path, cand.path, batches, str(cand.calibrate_method), True, None, []
+                    cand.source or self.path,
+                    cand.path,
+                    batches,
+                    str(cand.calibrate_method),
+                    bool(cand.per_channel),
+                    None,
+                    list(cand.fp32_nodes),
                 )
                 # QDQ: a MatMul counts as int8 only when both operands come from a DequantizeLinear
                 qdq = onnx.load(str(cand.path), load_external_data=False)
@@ -208,41 +284,32 @@ class _Search:
         self.ctx.progress(self._line(cand))
         return cand
 
-    def _smoothed(self) -> None:
-        """The most accurate stage-1 setting on the model smoothed with each alpha, in order, until
-        one passes (same speed as unsmoothed: smoothing changes weights only)."""
-        base = self._closest(stage="settings")
-        if base is None or not self.space.smooth_alphas:
-            return
+    def _smoothed_model(self, alpha: float) -> Path | None:
+        """The fp32 model smoothed with ``alpha`` (SmoothQuant, :mod:`optkit.search.smoothquant`),
+        written once and shared by every candidate that uses it; None when smoothing cannot run,
+        nothing can absorb a scale (then no alpha changes the model), or the budget is spent."""
+        if alpha in self._smoothed:
+            return self._smoothed[alpha]
+        if self._smoothing_off or not self._budget_left():
+            return None
         from optkit.search.smoothquant import smooth
 
-        batches = self.ctx.validation.batches(16)
-        for alpha in self.space.smooth_alphas:
-            model = load_onnx(self.path)
-            try:
-                layers = smooth(model, batches, alpha, self.ctx.threads)
-            except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
-                self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
-                return
-            done = sum(layer.status == "smoothed" for layer in layers)
-            self.ctx.progress(f"smoothing alpha={alpha:g}: {done} of {len(layers)} layer(s) smoothed")
-            if not done:
-                return  # nothing can absorb a scale: every alpha gives the same model
-            source = self.ctx.output_path(f"smoothed-a{int(round(alpha * 100)):03d}")
-            save_onnx(model, source, self.ctx.external_threshold_mb)
-            cand = self._try(
-                CandidateRun(
-                    len(self.rows),
-                    "smoothed",
-                    base.weight_type,
-                    base.per_channel,
-                    base.reduce_range,
-                    smooth_alpha=alpha,
-                    source=source,
-                )
-            )
-            if cand is None or cand.passed:
-                return
+        model = load_onnx(self.path)
+        try:
+            layers = smooth(model, self.ctx.validation.batches(16), alpha, self.ctx.threads)
+        except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
+            self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            self._smoothing_off = True
+            return None
+        done = sum(layer.status == "smoothed" for layer in layers)
+        self.ctx.progress(f"smoothing alpha={alpha:g}: {done} of {len(layers)} layer(s) smoothed")
+        if not done:
+            self._smoothing_off = True  # nothing can absorb a scale: every alpha gives the same model
+            return None
+        source = self.ctx.output_path(f"smoothed-a{int(round(alpha * 100)):03d}")
+        save_onnx(model, source, self.ctx.external_threshold_mb)
+        self._smoothed[alpha] = source
+        return source
 
     def _calibration_batches(self) -> tuple[list, str]:
         """Calibration batches for the static candidates and where they came from (computed once):
@@ -266,34 +333,40 @@ class _Search:
     def _line(self, cand: CandidateRun) -> str:
         kept = f", {len(cand.fp32_nodes)} node(s) in fp32" if cand.fp32_nodes else ""
         if cand.error:
-            return f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: error {cand.error}"
+            return f"candidate {cand.id} [{cand.family()}] {cand.settings()}{kept}: error {cand.error}"
         gates = ", ".join(f"{g.name.split()[0]} {g.value:.4g}" for g in cand.gates if g.value is not None)
         verdict = "reference" if not cand.is_int8 else ("PASS" if cand.passed else "FAIL")
         return (
-            f"candidate {cand.id} [{cand.stage}] {cand.settings()}{kept}: {gates} → {verdict}, "
+            f"candidate {cand.id} [{cand.family()}] {cand.settings()}{kept}: {gates} → {verdict}, "
             f"{cand.latency_ms:.2f} ms p50, {cand.best_ms:.2f} ms best ({cand.seconds:.0f} s)"
         )
 
-    def _closest(self, stage: str | None = None) -> CandidateRun | None:
-        """The scored int8 candidate with the largest gate margin (earliest wins ties)."""
-        pool = [c for c in self.rows if c.is_int8 and not c.error and (stage is None or c.stage == stage)]
+    def _closest(self, stages: tuple[str, ...] | None = None) -> CandidateRun | None:
+        """The scored int8 candidate (of ``stages``; None = any) with the largest gate margin
+        (earliest wins ties)."""
+        pool = [c for c in self.rows if c.is_int8 and not c.error and (stages is None or c.stage in stages)]
         return max(pool, key=lambda c: (c.margin, -c.id)) if pool else None
 
-    # ------------------------------------------------------------------ stage 3
+    # ------------------------------------------------------------------ fp32 fallback
     def _fallback(self) -> None:
-        base = self._closest(stage="settings")
+        """Keep nodes of the closest fully quantized candidate in float32: the ``fallback_probes``
+        most locally sensitive nodes are scored alone in float32 on the recipe's gates (``node
+        probe`` rows), then kept in the order of their measured effect (:func:`probe_order`), the
+        others after them by local sensitivity, as few as the gates allow (:func:`fewest_fp32_nodes`)."""
+        base = self._closest(stages=FULLY_QUANTIZED)
         if base is None or not self._budget_left():
             return
-        assert base.weight_type is not None  # a "settings" candidate is int8
-        nodes = quantizable_nodes(self.model, base.op_types)
+        assert base.weight_type is not None  # a fully quantized row is int8
+        model = load_onnx(base.source) if base.source is not None else self.model
+        nodes = quantizable_nodes(model, base.op_types)
         batches = self.ctx.validation.batches(self.space.sensitivity_samples)[:1]
         self.ctx.progress(
             f"ranking {len(nodes)} node(s) by int8 sensitivity on {self.space.sensitivity_samples} "
-            f"samples ({base.settings()})"
+            f"samples ({base.family()}: {base.settings()})"
         )
         try:
             self.ranking = rank_nodes(
-                self.model,
+                model,
                 nodes,
                 batches,
                 self.ctx.workdir,
@@ -309,29 +382,62 @@ class _Search:
             ) from exc
         names = [s.name for s in self.ranking]
         limit = len(names) if self.space.allow_fp32 else len(names) - 1
+        self.fallback_base = base.id
+        probes = self._probe(base, names[: min(self.space.fallback_probes, limit)])
+        order = probe_order(names, probes)
+        self.fallback_order = order[:30]
+        tried = {frozenset([name]): cand for name, cand in probes.items()}
 
         def passes(count: int) -> bool | None:
-            cand = self._fallback_candidate(base, names[:count])
+            cand = tried.get(frozenset(order[:count])) or self._fallback_candidate(base, order[:count])
             return None if cand is None else cand.passed
 
         fewest_fp32_nodes(limit, passes)
 
-    def _fallback_candidate(self, base: CandidateRun, fp32_nodes: list[str]) -> CandidateRun | None:
+    def _probe(self, base: CandidateRun, names: list[str]) -> dict[str, CandidateRun]:
+        """``{node: candidate}``: ``base`` with each of ``names`` alone kept in float32, scored by the
+        evaluator. The probes stop when half of the budget left at their start is spent, so the walk
+        that follows keeps the other half."""
+        if names:
+            self.ctx.progress(
+                f"measuring {len(names)} node(s) kept alone in fp32 on the gates ({base.family()}, candidate {base.id})"
+            )
+        began = time.perf_counter()
+        share = max(self.config.search_budget_s - (began - self.start), 0.0) / 2
+        found: dict[str, CandidateRun] = {}
+        for name in names:
+            if found and time.perf_counter() - began > share:
+                self.ctx.progress(f"node probes stopped after {len(found)}: half of the budget left was spent")
+                break
+            cand = self._fallback_candidate(base, [name], stage="node probe")
+            if cand is None:
+                break
+            found[name] = cand
+        return found
+
+    def _fallback_candidate(
+        self, base: CandidateRun, fp32_nodes: list[str], stage: Stage = "fp32 fallback"
+    ) -> CandidateRun | None:
         return self._try(
             CandidateRun(
                 len(self.rows),
-                "fp32 fallback",
+                stage,
                 base.weight_type,
                 base.per_channel,
                 base.reduce_range,
                 base.op_types,
                 list(fp32_nodes),
+                quantizer=base.quantizer,
+                calibrate_method=base.calibrate_method,
+                smooth_alpha=base.smooth_alpha,
+                source=base.source,
             )
         )
 
     # ------------------------------------------------------------------ choice
     def _choose(self) -> tuple[CandidateRun, bool]:
-        passing = [c for c in self.rows if c.passed and not c.error and c.is_int8 and _computes_int8(c)]
+        full = [c for c in self.rows if _stops(c)]
+        passing = full[:1] or [c for c in self.rows if c.passed and not c.error and c.is_int8 and _computes_int8(c)]
         self.float_only = [c.id for c in self.rows if c.passed and not c.error and c.is_int8 and not _computes_int8(c)]
         if not passing and self.space.allow_fp32:  # float-only int8 candidates, then the fp32 input, as a last resort
             passing = [c for c in self.rows if c.passed and not c.error and c.is_int8]
@@ -451,13 +557,15 @@ class _Search:
             budget_exhausted=self.exhausted,
             elapsed_s=round(time.perf_counter() - self.start, 1),
             latency_shape=_shape(self.ctx.evaluator.latency_feeds),
-            sensitivity=[
-                NodeSensitivityRecord(node=s.name, op_type=s.op_type, error=s.error, method=s.method)
-                for s in self.ranking[:30]
-            ],
+            sensitivity=[self._sensitivity_record(s) for s in self.ranking[:30]],
             ranking=self.ranking_record,
+            fallback_base=self.fallback_base,
+            fallback_order=self.fallback_order,
         )
+        family = chosen.family()
+        self.ctx.progress(f"chosen: candidate {chosen.id}, {family}")
         details: dict[str, Figure] = {
+            "search_family": family,
             "weight_type": chosen.weight_type,
             "per_channel": chosen.per_channel,
             "reduce_range": chosen.reduce_range,
@@ -470,15 +578,44 @@ class _Search:
             "calibration": chosen.calibration,
             "smooth_alpha": chosen.smooth_alpha,
         }
-        for cand in self.rows:  # free disk: only the chosen model is needed from here on
-            if cand.source is not None:
-                cand.source.unlink(missing_ok=True)
-                cand.source.with_name(cand.source.name + ".data").unlink(missing_ok=True)
+        for source in self._smoothed.values():  # free disk: only the chosen model is needed from here on
+            if source is not None:
+                source.unlink(missing_ok=True)
+                source.with_name(source.name + ".data").unlink(missing_ok=True)
+        for cand in self.rows:
             if cand is not chosen and cand.is_int8 and cand.path is not None:
                 cand.path.unlink(missing_ok=True)
                 cand.path.with_name(cand.path.name + ".data").unlink(missing_ok=True)
         assert chosen.path is not None  # every candidate that can be chosen was written
         return PassOutcome(chosen.path, details, warnings, search=search)
+
+    def _sensitivity_record(self, node: NodeSensitivity) -> NodeSensitivityRecord:
+        """A node of the local ranking with its probe's measured effect, when it was probed."""
+        probe = next((c for c in self.rows if c.stage == "node probe" and c.fp32_nodes == [node.name]), None)
+        base = next((c for c in self.rows if c.id == self.fallback_base), None)
+        margin = gain = None
+        if probe is not None and not probe.error and abs(probe.margin) != float("inf"):
+            margin = probe.margin
+            if base is not None and abs(base.margin) != float("inf"):
+                gain = probe.margin - base.margin
+        return NodeSensitivityRecord(
+            node=node.name,
+            op_type=node.op_type,
+            error=node.error,
+            method=node.method,
+            probe=None if probe is None else probe.id,
+            margin=margin,
+            gain=gain,
+        )
+
+
+#: the stages whose candidates are fully quantized (all op types, no node in float32)
+FULLY_QUANTIZED = ("settings", "smoothed", "static")
+
+
+def _stops(cand: CandidateRun | None) -> bool:
+    """A fully quantized candidate that met every gate with int8 compute: the search's choice."""
+    return cand is not None and cand.passed and not cand.error and cand.fully_quantized and _computes_int8(cand)
 
 
 def calibration_split(feeds: dict, samples: int) -> tuple[dict, str]:

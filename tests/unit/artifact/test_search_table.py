@@ -9,6 +9,7 @@ import json
 from optkit.artifact.report import (
     SEARCH_COLUMNS,
     SEARCH_CONSOLE_COLUMNS,
+    chosen_family,
     ranking_text,
     search_console_rows,
     search_rows,
@@ -84,6 +85,25 @@ def test_a_report_from_before_the_ranking_still_reads_and_shows_no_interval():
     assert {row[-2] for row in search_console_rows(report)} == {"—"}
 
 
+def test_every_table_shows_each_candidates_family_and_a_report_from_before_families_still_reads():
+    report = _report()
+    rows = [r.model_copy(update={"family": f}) for r, f in zip(report.candidates, FAMILIES, strict=True)]
+    report = report.model_copy(update={"candidates": rows})
+    markdown = [dict(zip(SEARCH_COLUMNS, row, strict=True)) for row in search_rows(report)]
+    console = [dict(zip(SEARCH_CONSOLE_COLUMNS, row, strict=True)) for row in search_console_rows(report)]
+    for table in (markdown, console):
+        assert [r["family"] for r in table] == FAMILIES
+    assert chosen_family(report) == "dynamic+smooth α=0.5"
+    old = json.loads(_report().model_dump_json())
+    for row in old["candidates"]:
+        del row["family"]
+    report = SearchReport.model_validate(old)
+    assert {r[2] for r in search_rows(report)} == {"—"} and chosen_family(report) == "—"
+
+
+FAMILIES = ["fp32 input", "dynamic+smooth α=0.5", "static minmax", "dynamic, fp32 fallback"]
+
+
 def test_the_real_run_records_the_chosen_interval_and_the_page_shows_it(report_runs):
     folder = report_runs["ok"]
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
@@ -96,3 +116,4 @@ def test_the_real_run_records_the_chosen_interval_and_the_page_shows_it(report_r
     page = (folder / "report.html").read_text(encoding="utf-8")
     assert "speed-up vs fp32 [95 % CI]" in page and f"{found['ratio']:.2f}× [" in page
     assert 'id="ranking-1"' in page
+    assert "<th>family</th>" in page and f"<td>{chosen['family']}</td>" in page

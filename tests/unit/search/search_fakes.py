@@ -46,6 +46,30 @@ def chain(names: list[str], unnamed: bool = False) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def pre_ln_chain() -> onnx.ModelProto:
+    """x (2, 8) -> LayerNorm -> MatMul "a" -> MatMul "b": the LayerNorm can absorb a smoothing scale."""
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "gamma"),
+        numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "beta"),
+        numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), "w_0"),
+        numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), "w_1"),
+    ]
+    nodes = [
+        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], name="ln", axis=-1),
+        helper.make_node("MatMul", ["y", "w_0"], ["h_0"], name="a"),
+        helper.make_node("MatMul", ["h_0", "w_1"], ["h_1"], name="b"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
+        [helper.make_tensor_value_info("h_1", TensorProto.FLOAT, [2, 8])],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def save(model: onnx.ModelProto, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     onnx.save(model, str(path))

@@ -43,32 +43,38 @@ def _by_id(table):
 
 
 # ---------------------------------------------------------------------------- order and choice
-def test_stage_one_tries_every_setting_in_product_order_and_the_fastest_passing_wins(tmp_path):
-    table = {1: (0.999, 10.0), 2: (0.999, 5.0), 3: (0.999, 8.0), 4: (0.999, 7.0)}
+def test_settings_are_tried_in_expected_speed_order_and_the_first_passing_one_is_chosen(tmp_path):
+    # candidate 3 (quint8 per-tensor) passes: quint8 per-channel, slower still, is never tried
+    table = {3: (0.999, 10.0)}
     outcome, found, fake = _run(tmp_path, _by_id(table), cfg=config(**FOUR_SETTINGS))
     rows = found["candidates"]
     assert [(r["stage"], r["weight_type"], r["per_channel"]) for r in rows] == [
         ("fp32 input", None, None),
+        ("settings", "qint8", False),  # U8S8 per-tensor: the fastest expected
         ("settings", "qint8", True),
-        ("settings", "qint8", False),
-        ("settings", "quint8", True),
         ("settings", "quint8", False),
     ]
     # what the evaluator read from each file is what the row says was built
     assert [(v.weight_type, v.per_channel) for v in fake.scored[1:]] == [
-        ("qint8", True),
         ("qint8", False),
-        ("quint8", True),
+        ("qint8", True),
         ("quint8", False),
     ]
-    assert fake.retimed == [[0, 1, 2, 3, 4]]  # the fp32 input and every passing candidate, once, in order
-    assert found["chosen"] == 2 and found["met_gates"] is True
-    assert [r["verdict"] for r in rows] == ["reference", "passed", "chosen", "passed", "passed"]
-    assert outcome.details["weight_type"] == "qint8" and outcome.details["per_channel"] is False
-    assert outcome.details["candidates"] == 4 and outcome.warnings == []
-    assert outcome.model_path.name == "01-quantize-dynamic-c02.onnx" and outcome.model_path.exists()
-    others = [tmp_path / f"01-quantize-dynamic-c{i:02d}.onnx" for i in (1, 3, 4)]
+    assert fake.retimed == [[0, 3]]  # the choice alone, timed against the fp32 input for the record
+    assert found["chosen"] == 3 and found["met_gates"] is True
+    assert [r["verdict"] for r in rows] == ["reference", "failed", "failed", "chosen"]
+    assert outcome.details["weight_type"] == "quint8" and outcome.details["per_channel"] is False
+    assert outcome.details["candidates"] == 3 and outcome.warnings == []
+    assert outcome.details["search_family"] == "dynamic" and rows[3]["family"] == "dynamic"
+    assert outcome.model_path.name == "01-quantize-dynamic-c03.onnx" and outcome.model_path.exists()
+    others = [tmp_path / f"01-quantize-dynamic-c{i:02d}.onnx" for i in (1, 2)]
     assert not any(p.exists() for p in others)  # only the chosen model is kept on disk
+
+
+def test_the_first_passing_setting_wins_even_when_a_later_one_would_be_faster(tmp_path):
+    table = {1: (0.995, 10.0), 2: (0.9999, 2.0)}  # 2 never runs: the search stops at 1
+    _, found, fake = _run(tmp_path, _by_id(table), cfg=config(**FOUR_SETTINGS))
+    assert [r["id"] for r in found["candidates"]] == [0, 1] and found["chosen"] == 1
 
 
 def test_a_passing_setting_ends_the_search_before_op_types_and_fallback(tmp_path, monkeypatch):
@@ -78,39 +84,51 @@ def test_a_passing_setting_ends_the_search_before_op_types_and_fallback(tmp_path
     assert asked == [] and found["sensitivity"] == []
 
 
-def test_candidates_within_the_latency_tolerance_tie_and_the_earliest_wins(tmp_path):
+# The interval ranking decides only between candidates that are not fully quantized: here the node
+# probes of an 8-node chain (each keeps one node in fp32), candidates 2 and 3, pass.
+PROBES = {"fallback_probes": 2}
+
+
+def _probed(tmp_path, monkeypatch, table, space=None, **fake):
+    """Candidates 2 and 3 (the probes of n5, then n2) score as ``table`` says; 1 fails."""
+    _rank(monkeypatch, ORDER)
+    return _run(tmp_path, _by_id(table), names=NAMES, cfg=config(**PROBES, **(space or {})), **fake)
+
+
+def test_candidates_within_the_latency_tolerance_tie_and_the_earliest_wins(tmp_path, monkeypatch):
     # fastest 10.0 ms, tolerance 0.05: slack = 10 * 0.05 + 0.05 = 0.55 ms
-    tied = {1: (0.999, 10.5), 2: (0.999, 10.0)}
-    assert _run(tmp_path / "tie", _by_id(tied), cfg=config(**FOUR_SETTINGS))[1]["chosen"] == 1
-    apart = {1: (0.999, 10.6), 2: (0.999, 10.0)}
-    assert _run(tmp_path / "apart", _by_id(apart), cfg=config(**FOUR_SETTINGS))[1]["chosen"] == 2
+    tied = {2: (0.999, 10.5), 3: (0.999, 10.0)}
+    assert _probed(tmp_path / "tie", monkeypatch, tied)[1]["chosen"] == 2
+    apart = {2: (0.999, 10.6), 3: (0.999, 10.0)}
+    assert _probed(tmp_path / "apart", monkeypatch, apart)[1]["chosen"] == 3
 
 
-def test_the_timer_floor_ties_sub_millisecond_candidates_even_with_zero_tolerance(tmp_path):
-    space = {**FOUR_SETTINGS, "latency_tolerance": 0.0}
-    within = {1: (0.999, 1.0 + TIMER_FLOOR_MS), 2: (0.999, 1.0)}
-    assert _run(tmp_path / "within", _by_id(within), cfg=config(**space))[1]["chosen"] == 1
-    beyond = {1: (0.999, 1.0 + 2 * TIMER_FLOOR_MS), 2: (0.999, 1.0)}
-    assert _run(tmp_path / "beyond", _by_id(beyond), cfg=config(**space))[1]["chosen"] == 2
+def test_the_timer_floor_ties_sub_millisecond_candidates_even_with_zero_tolerance(tmp_path, monkeypatch):
+    space = {"latency_tolerance": 0.0}
+    within = {2: (0.999, 1.0 + TIMER_FLOOR_MS), 3: (0.999, 1.0)}
+    assert _probed(tmp_path / "within", monkeypatch, within, space)[1]["chosen"] == 2
+    beyond = {2: (0.999, 1.0 + 2 * TIMER_FLOOR_MS), 3: (0.999, 1.0)}
+    assert _probed(tmp_path / "beyond", monkeypatch, beyond, space)[1]["chosen"] == 3
 
 
-def test_equally_fast_candidates_go_to_the_most_accurate_then_the_earliest(tmp_path):
-    table = {1: (0.991, 4.0), 2: (0.9999, 4.0), 3: (0.9999, 4.0), 4: (0.9995, 4.0)}
-    _, found, _ = _run(tmp_path, _by_id(table), cfg=config(**FOUR_SETTINGS))
-    assert found["chosen"] == 2  # largest margin; 2 and 3 tie on it too, and 2 is earlier
-    assert found["ranking"]["tied"] == [1, 2, 3, 4] and found["ranking"]["fastest"] == 1
+def test_equally_fast_candidates_go_to_the_most_accurate_then_the_earliest(tmp_path, monkeypatch):
+    _, found, _ = _probed(tmp_path / "margin", monkeypatch, {2: (0.991, 4.0), 3: (0.9999, 4.0)})
+    assert found["chosen"] == 3  # the larger margin
+    assert found["ranking"]["tied"] == [2, 3] and found["ranking"]["fastest"] == 2
+    _, found, _ = _probed(tmp_path / "equal", monkeypatch, {2: (0.9999, 4.0), 3: (0.9999, 4.0)})
+    assert found["chosen"] == 2  # equal margins: the earliest
 
 
-def test_the_ranking_timing_decides_over_the_scoring_call_and_only_lowers_a_best_time(tmp_path):
-    score = {1: (0.999, 5.0), 2: (0.999, 8.0)}
-    timings = {1: steady(9.0), 2: steady(2.0)}
-    _, found, fake = _run(tmp_path, _by_id(score), cfg=config(**FOUR_SETTINGS), timings=timings)
+def test_the_ranking_timing_decides_over_the_scoring_call_and_only_lowers_a_best_time(tmp_path, monkeypatch):
+    score = {2: (0.999, 5.0), 3: (0.999, 8.0)}
+    timings = {2: steady(9.0), 3: steady(2.0)}
+    _, found, fake = _probed(tmp_path, monkeypatch, score, timings=timings)
     rows = {r["id"]: r for r in found["candidates"]}
-    assert fake.retimed == [[0, 1, 2]]
-    assert rows[1]["best_ms"] == 5.0  # min(5, 9): a slow round does not undo a fast call
-    assert rows[2]["best_ms"] == 2.0 and found["chosen"] == 2
-    assert rows[2]["speedup"]["ratio"] == pytest.approx(10.0)  # the fp32 input: steady 20 ms
-    assert rows[0]["speedup"] is None and rows[3]["speedup"] is None  # reference; a failing one
+    assert fake.retimed == [[0, 2, 3]]
+    assert rows[2]["best_ms"] == 5.0  # min(5, 9): a slow round does not undo a fast call
+    assert rows[3]["best_ms"] == 2.0 and found["chosen"] == 3
+    assert rows[3]["speedup"]["ratio"] == pytest.approx(10.0)  # the fp32 input: steady 20 ms
+    assert rows[0]["speedup"] is None and rows[1]["speedup"] is None  # reference; a failing one
 
 
 def test_a_single_passing_candidate_is_timed_against_the_fp32_input_for_its_interval(tmp_path):
@@ -141,13 +159,17 @@ def _harmful(bad):
     return lambda view: (0.999 if bad <= view.fp32 or view.id == 0 else 0.9, 1.0 + 0.5 * len(view.fp32))
 
 
+#: the walk alone (no node probes): the local sensitivity order is the fallback order
+WALK = config(fallback_probes=0)
+
+
 def _fallback(found):
     return [r["fp32_nodes"] for r in found["candidates"] if r["stage"] == "fp32 fallback"]
 
 
 def test_fallback_doubles_then_bisects_to_the_fewest_fp32_nodes(tmp_path, monkeypatch):
     asked = _rank(monkeypatch, ORDER)
-    outcome, found, fake = _run(tmp_path, _harmful({"n5", "n2", "n7"}), names=NAMES)
+    outcome, found, fake = _run(tmp_path, _harmful({"n5", "n2", "n7"}), names=NAMES, cfg=WALK)
     # 1, 2 fail, 4 passes, then the bisection between 2 and 4 tries 3, which passes
     assert _fallback(found) == [ORDER[:1], ORDER[:2], ORDER[:4], ORDER[:3]]
     assert [v.fp32 for v in fake.scored[2:]] == [set(ORDER[:n]) for n in (1, 2, 4, 3)]  # really kept
@@ -160,13 +182,13 @@ def test_fallback_doubles_then_bisects_to_the_fewest_fp32_nodes(tmp_path, monkey
 
 def test_fallback_without_a_bisection_when_the_first_node_is_enough(tmp_path, monkeypatch):
     _rank(monkeypatch, ORDER)
-    _, found, _ = _run(tmp_path, _harmful({"n5"}), names=NAMES)
+    _, found, _ = _run(tmp_path, _harmful({"n5"}), names=NAMES, cfg=WALK)
     assert _fallback(found) == [["n5"]] and found["fp32_nodes"] == ["n5"]
 
 
 def test_fallback_stops_one_short_of_all_nodes_unless_allow_fp32(tmp_path, monkeypatch):
     _rank(monkeypatch, ORDER)
-    _, found, _ = _run(tmp_path, _harmful(set(ORDER[:5])), names=NAMES)
+    _, found, _ = _run(tmp_path, _harmful(set(ORDER[:5])), names=NAMES, cfg=WALK)
     # limit 7 of 8: 1, 2, 4 fail, 7 passes, bisection 5 passes, nothing left between 4 and 5
     assert [len(n) for n in _fallback(found)] == [1, 2, 4, 7, 5]
     assert found["fp32_nodes"] == ORDER[:5]
@@ -174,7 +196,7 @@ def test_fallback_stops_one_short_of_all_nodes_unless_allow_fp32(tmp_path, monke
 
 def test_fallback_that_needs_every_node_fails_and_returns_the_closest(tmp_path, monkeypatch):
     _rank(monkeypatch, ORDER)
-    outcome, found, _ = _run(tmp_path, _harmful(set(ORDER)), names=NAMES)
+    outcome, found, _ = _run(tmp_path, _harmful(set(ORDER)), names=NAMES, cfg=WALK)
     assert [len(n) for n in _fallback(found)] == [1, 2, 4, 7]  # never all 8 without allow_fp32
     assert found["met_gates"] is False and found["chosen"] == 1  # equal margins: the earliest
     assert any("no int8 candidate met the accuracy gates after 5 candidate(s);" in w for w in outcome.warnings)
@@ -184,7 +206,7 @@ def test_allow_fp32_falls_back_to_the_input_model_when_no_int8_candidate_passes(
     _rank(monkeypatch, ORDER)
     model = tmp_path / "in.onnx"
     never = lambda view: (1.0, 20.0) if view.id == 0 else (0.9, 1.0)  # noqa: E731
-    outcome, found, _ = _run(tmp_path, never, names=NAMES, cfg=config(allow_fp32=True))
+    outcome, found, _ = _run(tmp_path, never, names=NAMES, cfg=config(allow_fp32=True, fallback_probes=0))
     assert [len(n) for n in _fallback(found)] == [1, 2, 4, 8]  # the limit is every node now
     assert found["chosen"] == 0 and found["met_gates"] is True
     assert outcome.model_path == model and outcome.details["weight_type"] is None
@@ -193,7 +215,9 @@ def test_allow_fp32_falls_back_to_the_input_model_when_no_int8_candidate_passes(
 
 def test_allow_fp32_lets_the_fallback_keep_every_node_in_fp32(tmp_path, monkeypatch):
     _rank(monkeypatch, ORDER)
-    outcome, found, _ = _run(tmp_path, _harmful(set(ORDER)), names=NAMES, cfg=config(allow_fp32=True))
+    outcome, found, _ = _run(
+        tmp_path, _harmful(set(ORDER)), names=NAMES, cfg=config(allow_fp32=True, fallback_probes=0)
+    )
     assert [len(n) for n in _fallback(found)] == [1, 2, 4, 8, 6, 7]  # 8 passes, then 6 and 7 fail
     assert found["fp32_nodes"] == ORDER and found["met_gates"] is True
     assert outcome.details["quantized_ops"] == {}  # nothing int8 left in it
@@ -223,9 +247,12 @@ def test_op_type_subsets_use_the_most_accurate_setting_and_fallback_still_runs(t
     found = search(model, config(**FOUR_SETTINGS), context(tmp_path, fake)).search.model_dump()
     subsets = [r for r in found["candidates"] if r["stage"] == "op types"]
     assert [r["op_types"] for r in subsets] == [["MatMul"], ["Gather"]]  # each type left out in turn
-    assert {(r["weight_type"], r["per_channel"]) for r in subsets} == {("qint8", False)}  # candidate 2's
-    assert [r["fp32_nodes"] for r in found["candidates"] if r["stage"] == "fp32 fallback"] == [["mm"]]
-    assert asked == [(["embed", "mm"], "qint8", False, False)]  # the base's nodes and settings
+    assert {(r["weight_type"], r["per_channel"]) for r in subsets} == {("qint8", True)}  # candidate 2's
+    assert {r["family"] for r in subsets} == {"dynamic, op subset"}
+    # the one node the fallback may keep in fp32 is measured alone (a node probe) and not built again
+    fallback = [r for r in found["candidates"] if r["stage"] in ("node probe", "fp32 fallback")]
+    assert [(r["stage"], r["fp32_nodes"]) for r in fallback] == [("node probe", ["mm"])]
+    assert asked == [(["embed", "mm"], "qint8", True, False)]  # the base's nodes and settings
 
 
 # ---------------------------------------------------------------------------- budget
@@ -235,7 +262,7 @@ def test_the_budget_stops_the_search_and_reports_what_it_has(tmp_path, monkeypat
     lines: list[str] = []
     outcome, found, _ = _run(
         tmp_path,
-        _by_id({1: (0.95, 5.0), 2: (0.999, 5.0), 3: (0.999, 1.0)}),
+        _by_id({1: (0.95, 5.0), 2: (0.97, 5.0), 3: (0.999, 1.0)}),
         cfg=config(**FOUR_SETTINGS, budget=25.0),
         lines=lines,
         clock=clock,
@@ -244,8 +271,9 @@ def test_the_budget_stops_the_search_and_reports_what_it_has(tmp_path, monkeypat
     # scores at t = 0, 10, 20 start within 25 s; the fourth would start at 30 s
     assert [r["id"] for r in found["candidates"]] == [0, 1, 2]
     assert found["budget_exhausted"] is True and found["elapsed_s"] == 30.0 and found["budget_s"] == 25.0
-    assert found["chosen"] == 2 and found["met_gates"] is True  # what it has, not the unseen faster one
-    assert outcome.warnings == ["search budget of 25 s exhausted after 2 candidate(s)"]
+    assert found["chosen"] == 2 and found["met_gates"] is False  # the closest it has, not the unseen passing one
+    assert outcome.warnings[-1] == "search budget of 25 s exhausted after 2 candidate(s)"
+    assert "(search budget exhausted)" in outcome.warnings[0]
     assert len([line for line in lines if line.startswith("candidate ")]) == 3
 
 
@@ -285,7 +313,7 @@ def test_nothing_passes_returns_the_largest_margin_with_its_failing_gate(tmp_pat
 
 def test_a_candidate_the_runtime_rejects_is_an_error_row_and_the_search_goes_on(tmp_path):
     def rule(view):
-        if view.weight_type == "qint8" and view.per_channel:
+        if view.weight_type == "qint8" and not view.per_channel:
             raise RuntimeError("ConvInteger not implemented\nsecond line")
         return 0.999, 3.0
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from search_fakes import FakeEvaluator, chain, config, context, save
+from search_fakes import FakeEvaluator, chain, config, context, pre_ln_chain, save
 
 import optkit.search.int8_search as int8_search
 from optkit.errors import PassError
@@ -30,25 +30,32 @@ def only_static(view):
     return (0.999, 6.0) if view.static else (0.9, 4.0)
 
 
-def test_static_candidates_follow_stage_one_one_per_calibrator_and_can_win(tmp_path):
-    outcome, found, fake = _run(tmp_path, only_static)
+def test_static_candidates_follow_the_dynamic_ones_one_per_calibrator(tmp_path):
+    cfg = config(**STATIC, node_fallback=False)
+    outcome, found, fake = _run(tmp_path, lambda v: (1.0, 20.0) if v.id == 0 else (0.9, 4.0), cfg=cfg)
     rows = found["candidates"]
-    assert [(r["stage"], r["quantizer"], r["calibrate_method"]) for r in rows] == [
-        (
-            "fp32 input",
-            None,
-            None,
-        ),
-        ("settings", "dynamic", None),
-        ("static", "static", "minmax"),
-        ("static", "static", "percentile"),
+    assert [(r["stage"], r["quantizer"], r["calibrate_method"], r["family"]) for r in rows] == [
+        ("fp32 input", None, None, "fp32 input"),
+        ("settings", "dynamic", None, "dynamic"),
+        ("static", "static", "minmax", "static minmax"),
+        ("static", "static", "percentile", "static percentile"),
     ]
     assert [v.static for v in fake.scored] == [False, False, True, True]  # the files really are QDQ
     assert rows[2]["settings"] == "static QDQ minmax, qint8, per-channel"
     assert rows[2]["quantized_ops"]["DequantizeLinear"] >= 2
     assert rows[2]["calibration"] == rows[3]["calibration"] == "validation samples 0, 2 (2 of 4)"
-    assert found["chosen"] == 2 and found["met_gates"]  # equally fast: the earliest
+
+
+def test_the_first_passing_static_candidate_is_chosen_and_the_next_calibrator_not_tried(tmp_path):
+    outcome, found, fake = _run(tmp_path, only_static)
+    assert [(r["stage"], r["calibrate_method"]) for r in found["candidates"]] == [
+        ("fp32 input", None),
+        ("settings", None),
+        ("static", "minmax"),
+    ]
+    assert found["chosen"] == 2 and found["met_gates"] and fake.retimed == [[0, 2]]
     assert outcome.details["quantizer"] == "static" and outcome.details["calibrate_method"] == "minmax"
+    assert outcome.details["search_family"] == "static minmax"
     assert any("which the accuracy gates score too" in w for w in outcome.warnings)
     model = onnx.load(str(outcome.model_path))
     assert any(n.op_type == "QuantizeLinear" for n in model.graph.node)
@@ -59,12 +66,12 @@ def test_a_passing_static_candidate_settles_the_search_before_op_types_and_fallb
     assert not {r["stage"] for r in found["candidates"]} & {"op types", "fp32 fallback"}
 
 
-def test_static_and_dynamic_are_ranked_by_the_same_evaluator_and_the_faster_wins(tmp_path):
-    both = lambda view: (1.0, 20.0) if view.id == 0 else ((0.999, 9.0) if view.static else (0.999, 3.0))  # noqa: E731
+def test_a_passing_dynamic_setting_is_chosen_before_any_static_candidate(tmp_path):
+    both = lambda view: (1.0, 20.0) if view.id == 0 else ((0.999, 1.0) if view.static else (0.999, 3.0))  # noqa: E731
     outcome, found, fake = _run(tmp_path, both)
-    assert fake.retimed == [[0, 1, 2, 3]]  # dynamic and static passing candidates, timed together
+    assert fake.retimed == [[0, 1]]  # static comes later in expected-speed order: never built
     assert found["chosen"] == 1 and outcome.details["quantizer"] == "dynamic"
-    assert [r["verdict"] for r in found["candidates"]] == ["reference", "chosen", "passed", "passed"]
+    assert [r["verdict"] for r in found["candidates"]] == ["reference", "chosen"]
     assert not any("accuracy gates score too" in w for w in outcome.warnings)
 
 
@@ -84,7 +91,7 @@ def test_a_static_quantizer_failure_is_an_error_row_and_the_search_goes_on(tmp_p
 
     real = int8_search.quantize_static_qdq
     monkeypatch.setattr(int8_search, "quantize_static_qdq", broken)
-    _, found, _ = _run(tmp_path, only_static)
+    _, found, _ = _run(tmp_path, only_static)  # minmax fails to build: percentile is tried next
     rows = {r["calibrate_method"]: r for r in found["candidates"] if r["stage"] == "static"}
     assert rows["minmax"]["verdict"] == "error" and "boom" in rows["minmax"]["error"]
     assert found["chosen"] == rows["percentile"]["id"] and calls == ["minmax", "percentile"]
@@ -129,32 +136,6 @@ def test_calibration_split_of_a_tiny_set_keeps_one_sample(size):
 
 
 # ---------------------------------------------------------------------------- smoothing alphas
-def pre_ln_chain():
-    """x (2, 8) -> LayerNorm -> MatMul "a" -> MatMul "b": the LayerNorm can absorb a smoothing scale."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "gamma"),
-        numpy_helper.from_array(rng.normal(size=8).astype(np.float32), "beta"),
-        numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), "w_0"),
-        numpy_helper.from_array(rng.normal(size=(8, 8)).astype(np.float32), "w_1"),
-    ]
-    nodes = [
-        helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], name="ln", axis=-1),
-        helper.make_node("MatMul", ["y", "w_0"], ["h_0"], name="a"),
-        helper.make_node("MatMul", ["h_0", "w_1"], ["h_1"], name="b"),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "g",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 8])],
-        [helper.make_tensor_value_info("h_1", TensorProto.FLOAT, [2, 8])],
-        inits,
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-
-
 def _smoothed_run(tmp_path, rule, model=None, **space):
     path = save(model or pre_ln_chain(), tmp_path / "in.onnx")
     evaluator = FakeEvaluator(rule)

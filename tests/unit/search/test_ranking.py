@@ -23,16 +23,24 @@ def _seconds(blocks):
     return [[ms / 1e3 for ms in block] for block in blocks]
 
 
+#: the ranking decides only between candidates that are not fully quantized (the first fully
+#: quantized one that passes ends the search): here candidate 1, the one setting, fails, and 2-5
+#: are the node probes of an 8-MatMul chain (each keeps one node in fp32)
+PROBES = {"fallback_probes": 4}
+NAMES = [f"n{i}" for i in range(8)]
+
+
 def _run(tmp_path, accuracy, timings, lines=None, zero_gate=False, **space):
-    """The search on a two-MatMul chain with four settings; ``accuracy`` ``{id: cosine}`` (ids 1-4,
-    others fail) and ``timings`` ``{id: blocks in ms}`` (the fp32 input gets :data:`REFERENCE`)."""
-    model = save(chain(["a", "b"]), tmp_path / "in.onnx")
+    """The search on an 8-MatMul chain whose candidates 2-5 are node probes; ``accuracy``
+    ``{id: cosine}`` (others fail) and ``timings`` ``{id: blocks in ms}`` (the fp32 input gets
+    :data:`REFERENCE`)."""
+    model = save(chain(NAMES), tmp_path / "in.onnx")
 
     def rule(view):
         return (1.0, 20.0) if view.id == 0 else (accuracy.get(view.id, 0.5), 10.0)
 
     evaluator = FakeEvaluator(rule, timings={0: REFERENCE, **timings}, zero_gate=zero_gate)
-    outcome = int8_search.search(model, config(**FOUR_SETTINGS, **space), context(tmp_path, evaluator, lines))
+    outcome = int8_search.search(model, config(**PROBES, **space), context(tmp_path, evaluator, lines))
     return outcome.search.model_dump(), evaluator
 
 
@@ -107,38 +115,38 @@ def test_bad_rankings_are_refused(contenders, tolerance, message):
 # ---------------------------------------------------------------------------- in the search
 def test_the_search_chooses_the_clearly_faster_and_records_every_interval(tmp_path):
     lines: list[str] = []
-    timings = {1: noisy(10.0, 0.05), 2: noisy(5.0, 0.05), 3: noisy(10.0, 0.05)}
-    found, fake = _run(tmp_path, {1: 0.9999, 2: 0.991, 3: 0.999}, timings, lines)
-    assert found["chosen"] == 2 and fake.retimed == [[0, 1, 2, 3]]
+    timings = {2: noisy(10.0, 0.05), 3: noisy(5.0, 0.05), 4: noisy(10.0, 0.05)}
+    found, fake = _run(tmp_path, {2: 0.9999, 3: 0.991, 4: 0.999}, timings, lines)
+    assert found["chosen"] == 3 and fake.retimed == [[0, 2, 3, 4]]
     rows = {r["id"]: r for r in found["candidates"]}
-    for i in (1, 2, 3):
+    for i in (2, 3, 4):
         assert rows[i]["speedup"]["ci_low"] <= rows[i]["speedup"]["ratio"] <= rows[i]["speedup"]["ci_high"]
         assert rows[i]["speedup"]["rounds"] == int8_search.RANK_ROUNDS
-    assert rows[2]["speedup"]["ratio"] == pytest.approx(4.0, rel=0.05)
-    assert [rows[i]["speedup"]["near_tie"] for i in (1, 2, 3)] == [False, True, False]
-    assert rows[4]["speedup"] is None  # failed: never timed
-    assert any(line.startswith("speed-up of candidate 2 over candidate 0: ") and "(fastest)" in line for line in lines)
+    assert rows[3]["speedup"]["ratio"] == pytest.approx(4.0, rel=0.05)
+    assert [rows[i]["speedup"]["near_tie"] for i in (2, 3, 4)] == [False, True, False]
+    assert rows[5]["speedup"] is None  # failed: never timed
+    assert any(line.startswith("speed-up of candidate 3 over candidate 0: ") and "(fastest)" in line for line in lines)
 
 
 def test_the_search_gives_a_near_tie_to_the_more_accurate_candidate(tmp_path):
-    timings = {1: noisy(10.0, 0.3, shift=0), 2: noisy(10.8, 0.3, shift=2)}
-    found, _ = _run(tmp_path, {1: 0.991, 2: 0.9999}, timings, latency_tolerance=0.0)
-    assert found["ranking"]["fastest"] == 1 and found["ranking"]["tied"] == [1, 2]
-    assert found["chosen"] == 2
-    assert [r["verdict"] for r in found["candidates"]][:3] == ["reference", "passed", "chosen"]
+    timings = {2: noisy(10.0, 0.3, shift=0), 3: noisy(10.8, 0.3, shift=2)}
+    found, _ = _run(tmp_path, {2: 0.991, 3: 0.9999}, timings, latency_tolerance=0.0)
+    assert found["ranking"]["fastest"] == 2 and found["ranking"]["tied"] == [2, 3]
+    assert found["chosen"] == 3
+    assert [r["verdict"] for r in found["candidates"]][:4] == ["reference", "failed", "passed", "chosen"]
 
 
 def test_a_gate_every_candidate_meets_at_its_threshold_does_not_hide_the_accuracy_difference(tmp_path):
     # the NER recipes' nonfinite_outputs <= 0 gives every candidate a worst margin of 0
-    timings = {1: noisy(10.0, 0.3, shift=0), 2: noisy(10.8, 0.3, shift=2)}
-    found, _ = _run(tmp_path, {1: 0.991, 2: 0.9999}, timings, zero_gate=True, latency_tolerance=0.0)
-    assert [r["margin"] for r in found["candidates"][1:3]] == [0.0, 0.0]
-    assert found["ranking"]["tied"] == [1, 2] and found["chosen"] == 2  # decided by the cosine gate
+    timings = {2: noisy(10.0, 0.3, shift=0), 3: noisy(10.8, 0.3, shift=2)}
+    found, _ = _run(tmp_path, {2: 0.991, 3: 0.9999}, timings, zero_gate=True, latency_tolerance=0.0)
+    assert [r["margin"] for r in found["candidates"][2:4]] == [0.0, 0.0]
+    assert found["ranking"]["tied"] == [2, 3] and found["chosen"] == 3  # decided by the cosine gate
 
 
 def test_two_runs_with_the_same_timings_choose_the_same_and_record_the_same(tmp_path):
-    timings = {i: noisy(9.0 + i / 2, 0.25, shift=i) for i in (1, 2, 3, 4)}
-    accuracy = {1: 0.992, 2: 0.9995, 3: 0.999, 4: 0.9991}
+    timings = {i: noisy(9.0 + i / 2, 0.25, shift=i) for i in (2, 3, 4, 5)}
+    accuracy = {2: 0.992, 3: 0.9995, 4: 0.999, 5: 0.9991}
     first, _ = _run(tmp_path / "one", accuracy, timings)
     second, _ = _run(tmp_path / "two", accuracy, timings)
     assert first["chosen"] == second["chosen"]
@@ -146,26 +154,32 @@ def test_two_runs_with_the_same_timings_choose_the_same_and_record_the_same(tmp_
     assert [r["speedup"] for r in first["candidates"]] == [r["speedup"] for r in second["candidates"]]
 
 
+def _probes(tmp_path, best, **fake):
+    """Candidate 1 fails, the node probes 2-5 pass with the fastest calls ``best`` ``{id: ms}``."""
+    model = save(chain(NAMES), tmp_path / "in.onnx")
+
+    def rule(view):
+        return (1.0 if view.id == 0 else 0.5 if view.id == 1 else 0.999), best[view.id]
+
+    evaluator = FakeEvaluator(rule, **fake)
+    return model, evaluator
+
+
 def test_only_the_fastest_few_by_their_scoring_call_are_timed(tmp_path, monkeypatch):
     monkeypatch.setattr(int8_search, "MAX_TIMED", 2)
-    model = save(chain(["a", "b"]), tmp_path / "in.onnx")
-    best = {0: 20.0, 1: 9.0, 2: 4.0, 3: 8.0, 4: 3.0}
-    fake = FakeEvaluator(lambda view: (1.0 if view.id == 0 else 0.999, best[view.id]))
-    found = int8_search.search(model, config(**FOUR_SETTINGS), context(tmp_path, fake)).search
-    assert fake.retimed == [[0, 2, 4]]  # the two fastest, in search order
-    assert found.ranking is not None and found.ranking.timed == [2, 4] and found.chosen == 4
-    assert found.candidates[1].speedup is None
+    model, fake = _probes(tmp_path, {0: 20.0, 1: 1.0, 2: 9.0, 3: 4.0, 4: 8.0, 5: 3.0})
+    found = int8_search.search(model, config(**PROBES), context(tmp_path, fake)).search
+    assert fake.retimed == [[0, 3, 5]]  # the two fastest, in search order
+    assert found.ranking is not None and found.ranking.timed == [3, 5] and found.chosen == 5
+    assert found.candidates[2].speedup is None
 
 
 def test_a_timing_failure_falls_back_to_the_fastest_scoring_call(tmp_path):
-    model = save(chain(["a", "b"]), tmp_path / "in.onnx")
-    best = {0: 20.0, 1: 9.0, 2: 4.0, 3: 8.0, 4: 6.0}
-    fake = FakeEvaluator(
-        lambda view: (1.0 if view.id == 0 else 0.999, best[view.id]), fail_timing=RuntimeError("session gone\nmore")
-    )
+    best = {0: 20.0, 1: 1.0, 2: 9.0, 3: 4.0, 4: 8.0, 5: 6.0}
+    model, fake = _probes(tmp_path, best, fail_timing=RuntimeError("session gone\nmore"))
     lines: list[str] = []
-    found = int8_search.search(model, config(**FOUR_SETTINGS), context(tmp_path, fake, lines)).search
-    assert found.chosen == 2 and found.ranking is None
+    found = int8_search.search(model, config(**PROBES), context(tmp_path, fake, lines)).search
+    assert found.chosen == 3 and found.ranking is None
     assert "ranking timing failed (RuntimeError: session gone); choosing by the fastest scoring call" in lines
 
 

@@ -66,7 +66,8 @@ def test_no_setting_survives_the_outlier_so_the_bad_node_is_kept_in_fp32(rescued
     assert search.sensitivity[0].node == search.fp32_nodes[0]  # ranked most sensitive
     assert len(search.fp32_nodes) == 1 and "MatMul" in search.fp32_nodes[0]
     chosen = next(c for c in search.candidates if c.id == search.chosen)
-    assert chosen.verdict == "chosen" and chosen.stage == "fp32 fallback" and chosen.passed
+    assert chosen.verdict == "chosen" and chosen.stage in ("node probe", "fp32 fallback") and chosen.passed
+    assert chosen.family == "dynamic, fp32 fallback"
     assert chosen.quantized_ops.get("MatMulInteger") == 1  # the good MatMul is still int8
     assert result.approved and search.met_gates
 

@@ -1,0 +1,115 @@
+"""The expected-speed order of the int8 search's fully quantized candidates, and the order in which
+its fp32 fallback gives nodes back to float32 (greedy on the recipe's own metric).
+
+Expected speed on ONNX Runtime's x86 CPU kernels, fastest first (the search stops at the first
+fully quantized candidate that meets every accuracy gate, so this order is its choice among them):
+
+1. **qint8 weights before quint8.** Dynamic quantization makes activations uint8, so qint8 weights
+   run ORT's U8S8 kernels; ONNX Runtime's quantization guide ("Quantization on x86"; docs/
+   performance/model-optimizations/quantization.md) names U8S8 the fast path on AVX2/AVX-512 (it
+   uses ``VPMADDUBSW``), U8U8 the slower fallback. (Measured here: the NER sample's qint8 settings
+   ran at 15.5–16.9 ms, its quint8 settings at 20.0–21.1 ms, docs/benchmarks.md.)
+2. **Per-tensor before per-channel weights** (per-tensor is never slower: one scale per weight
+   instead of one per output column to apply after the integer product; on this machine the two
+   are within noise, so this only orders candidates the timing could not separate anyway).
+3. ``reduce_range`` runs the same kernels (7-bit values in the same int8 storage): no speed
+   difference, so the search space's listed order is kept (8-bit first by default).
+4. **Smoothing costs nothing at run time** (SmoothQuant changes only weights, LayerNorm gamma/beta
+   and V projections, :mod:`optkit.search.smoothquant`): a smoothed candidate is exactly as fast as
+   its unsmoothed setting. It is tried after every unsmoothed setting because which settings are
+   worth smoothing is read from their accuracy (:func:`smoothing_bases`): the most accurate
+   per-tensor setting, then the most accurate per-channel one (expected-speed order), each with
+   every ``smooth_alphas`` in order.
+5. **Static QDQ last.** Static quantization saves the run-time activation quantization
+   (``DynamicQuantizeLinear``: a min/max pass over every activation), but ORT's QDQ quantizer has no
+   form of the fused ``Attention`` (``onnxruntime/quantization/registry.py``, ``QDQRegistry``), so on
+   a fused transformer the attention projections stay float32, while dynamic quantization turns
+   them into ``QAttention``; ORT's guide recommends dynamic quantization for transformers and static
+   for CNNs for this reason. Static candidates: per-channel qint8 weights, quint8 activations, one
+   per calibrator on the unsmoothed model, then on each smoothed model.
+
+Bound on the fully quantized candidates: ``|weight_types|·|per_channel|·|reduce_range|`` dynamic
+settings + ``|per_channel|·|smooth_alphas|`` smoothed + ``|static_methods|·(1 + |smooth_alphas|)``
+static; for ``transformer-int8`` (2·2·2, α = 0.5, 0.75, MinMax) 8 + 4 + 3 = 15, for ``ner-int8``
+(reduce_range off) 4 + 4 + 3 = 11, each a few seconds on the sample models (docs/benchmarks.md:
+the NER search scored 13 candidates in 80 s), within their 900 s ``search_budget_s``.
+
+fp32 fallback (greedy on the true metric, :func:`probe_order`): the local sensitivity
+(:mod:`optkit.search.sensitivity`) only says how much quantizing a node perturbs that node's own
+output; what the recipe gates is the model's end metric. So the ``fallback_probes`` (K, default 8)
+most locally sensitive nodes are each kept alone in float32 on the closest fully quantized
+candidate and scored with the recipe's gates on the validation set (``node probe`` rows: K extra
+candidates, each stopped by the search budget). The fallback then keeps nodes in float32 in the
+order of their measured gain (the probe's normalised gate margins compared worst first, leximin;
+ties by local sensitivity), the nodes not probed after them by local sensitivity, and the
+doubling-and-bisection walk (:func:`~optkit.search.fallback_count.fewest_fp32_nodes`) finds how few
+of that order suffice.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from optkit.search.candidates import CandidateRun
+
+#: weight type -> kernel rank on x86 (0 = U8S8, the fast one)
+KERNEL_RANK = {"qint8": 0, "quint8": 1}
+
+
+def dynamic_order(
+    weight_types: Sequence[str], per_channel: Sequence[bool], reduce_range: Sequence[bool]
+) -> list[tuple[str, bool, bool]]:
+    """Every ``(weight_type, per_channel, reduce_range)`` of the search space, fastest expected
+    first: qint8 before quint8, per-tensor before per-channel, otherwise the listed order (a
+    stable sort of the product).
+
+    Raises:
+        KeyError: a weight type other than ``qint8`` / ``quint8`` (the config allows no other).
+    """
+    combos = list(itertools.product(weight_types, per_channel, reduce_range))
+    return sorted(combos, key=lambda c: (KERNEL_RANK[c[0]], bool(c[1])))
+
+
+def smoothing_bases(rows: Sequence[CandidateRun]) -> list[CandidateRun]:
+    """The unsmoothed dynamic settings worth smoothing: the most accurate scored ``settings`` row
+    (largest worst gate margin, the earliest on a tie) of each granularity, per-tensor first."""
+    bases = []
+    for per_channel in (False, True):
+        pool = [c for c in rows if c.stage == "settings" and not c.error and c.per_channel is per_channel]
+        if pool:
+            bases.append(max(pool, key=lambda c: (c.margin, -c.id)))
+    return bases
+
+
+def probe_order(local: Sequence[str], probes: dict[str, CandidateRun]) -> list[str]:
+    """The order in which the fp32 fallback keeps nodes in float32.
+
+    Args:
+        local: every quantizable node, most locally sensitive first.
+        probes: ``{node: its node-probe candidate}`` for the nodes scored alone in float32 (an
+            error row counts as no gain at all).
+
+    Returns:
+        The probed nodes by measured effect (their probe's normalised gate margins sorted worst
+        first and compared in that order, larger first; ties by local sensitivity), then the other
+        nodes of ``local`` in its order.
+    """
+    rank = {name: i for i, name in enumerate(local)}
+
+    def measured(name: str) -> tuple[float, ...]:
+        cand = probes[name]
+        if cand.error or not cand.margins:
+            return (float("-inf"),)
+        return tuple(sorted(float("-inf") if m != m else m for m in cand.margins))
+
+    probed = sorted((n for n in local if n in probes), key=lambda n: (_negated(measured(n)), rank[n]))
+    return probed + [n for n in local if n not in probes]
+
+
+def _negated(margins: tuple[float, ...]) -> tuple[float, ...]:
+    """Sort key: larger margins (leximin) first."""
+    return tuple(-m for m in margins)
+
+
+__all__ = ["KERNEL_RANK", "dynamic_order", "probe_order", "smoothing_bases"]

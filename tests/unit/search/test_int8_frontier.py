@@ -1,0 +1,203 @@
+"""The int8 search reaching for the frontier (issue 13, item 3): fully quantized candidates of every
+family (dynamic, smoothed, static, static smoothed) in expected-speed order, the stop at the first
+that passes, and an fp32 fallback ordered by each node's measured effect on the recipe's gates.
+Scripted scores (search_fakes); ONNX Runtime's quantizers really build the candidates."""
+
+from __future__ import annotations
+
+import pytest
+from search_fakes import FakeClock, FakeEvaluator, chain, config, context, pre_ln_chain, save
+
+import optkit.search.int8_search as int8_search
+from optkit.search.sensitivity import NodeSensitivity
+
+FAMILIES = {
+    "weight_types": ["qint8", "quint8"],
+    "per_channel": [True, False],
+    "reduce_range": [False],
+    "smooth_alphas": [0.5, 0.75],
+    "static_methods": ["minmax"],
+}
+#: unsmoothed settings' scores: 3 (quint8 per-tensor) and 2 (qint8 per-channel) are the most
+#: accurate of their granularity, so they are the ones smoothed
+UNSMOOTHED = {1: 0.90, 2: 0.97, 3: 0.95, 4: 0.93}
+EXPECTED = [
+    ("fp32 input", "fp32 input", None, None),
+    ("settings", "dynamic", "qint8", False),
+    ("settings", "dynamic", "qint8", True),
+    ("settings", "dynamic", "quint8", False),
+    ("settings", "dynamic", "quint8", True),
+    ("smoothed", "dynamic+smooth α=0.5", "quint8", False),
+    ("smoothed", "dynamic+smooth α=0.75", "quint8", False),
+    ("smoothed", "dynamic+smooth α=0.5", "qint8", True),
+    ("smoothed", "dynamic+smooth α=0.75", "qint8", True),
+    ("static", "static minmax", "qint8", True),
+    ("static", "static minmax+smooth α=0.5", "qint8", True),
+    ("static", "static minmax+smooth α=0.75", "qint8", True),
+]
+
+
+def _scripted(table):
+    """``{id: cosine}`` (latency 4 ms); the fp32 input passes, ids not listed fail at 0.5."""
+    return lambda view: (1.0, 20.0) if view.id == 0 else (table.get(view.id, 0.5), 4.0)
+
+
+def _frontier(tmp_path, rule, lines=None, **space):
+    model = save(pre_ln_chain(), tmp_path / "in.onnx")
+    fake = FakeEvaluator(rule)
+    outcome = int8_search.search(model, config(**{**FAMILIES, **space}), context(tmp_path, fake, lines))
+    return outcome, outcome.search.model_dump(), fake
+
+
+def _rows(found):
+    return [(r["stage"], r["family"], r["weight_type"], r["per_channel"]) for r in found["candidates"]]
+
+
+def _rank(monkeypatch, order):
+    asked = []
+
+    def rank(model, nodes, batches, workdir, threads, weight_type, per_channel, reduce_range):
+        asked.append(([n.name for n in nodes], weight_type, per_channel, reduce_range))
+        return [NodeSensitivity(name, "MatMul", 1.0 - i / 100, "output") for i, name in enumerate(order)]
+
+    monkeypatch.setattr(int8_search, "rank_nodes", rank)
+    return asked
+
+
+# ---------------------------------------------------------------------------- order and stop
+def test_fully_quantized_candidates_of_every_family_come_in_expected_speed_order(tmp_path, monkeypatch):
+    built = []
+    real = int8_search.quantize_static_qdq
+
+    def static(model_path, out, *args):
+        built.append(model_path.name)
+        return real(model_path, out, *args)
+
+    monkeypatch.setattr(int8_search, "quantize_static_qdq", static)
+    lines: list[str] = []
+    _, found, fake = _frontier(tmp_path, _scripted(UNSMOOTHED), lines, op_type_subsets=False, node_fallback=False)
+    assert _rows(found) == EXPECTED  # 4 + 2 × 2 + 1 × 3: the documented bound
+    assert [r["smooth_alpha"] for r in found["candidates"][9:]] == [None, 0.5, 0.75]
+    assert [v.static for v in fake.scored] == [False] * 9 + [True] * 3  # what was built is what the row says
+    # the static candidates quantized the unsmoothed input, then each smoothed model
+    assert built[0] == "in.onnx" and "smoothed-a050" in built[1] and "smoothed-a075" in built[2]
+    assert sum("smoothing alpha=" in line for line in lines) == 2  # each alpha smoothed once, shared
+    assert not list(tmp_path.glob("*smoothed-a*"))  # the smoothed fp32 models are not kept
+
+
+def test_the_first_fully_quantized_pass_ends_the_search_with_no_fallback_after_it(tmp_path, monkeypatch):
+    asked = _rank(monkeypatch, ["a", "b"])
+    lines: list[str] = []
+    outcome, found, fake = _frontier(tmp_path, _scripted({**UNSMOOTHED, 6: 0.995, 8: 0.999}), lines)
+    assert _rows(found) == EXPECTED[:7]  # stops at 6: 8 (more accurate) and static are never built
+    assert asked == [] and found["sensitivity"] == [] and found["fallback_base"] is None
+    assert found["chosen"] == 6 and found["met_gates"] and fake.retimed == [[0, 6]]
+    assert outcome.details["search_family"] == "dynamic+smooth α=0.75"
+    assert outcome.details["smooth_alpha"] == 0.75 and outcome.details["weight_type"] == "quint8"
+    assert "chosen: candidate 6, dynamic+smooth α=0.75" in lines
+    assert any(line.startswith("candidate 6 [dynamic+smooth α=0.75]") for line in lines)
+
+
+def test_smoothing_that_cannot_run_leaves_the_unsmoothed_families(tmp_path, monkeypatch):
+    import optkit.search.smoothquant as smoothquant
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("activation probe failed\nmore")
+
+    monkeypatch.setattr(smoothquant, "smooth", broken)
+    lines: list[str] = []
+    _, found, _ = _frontier(tmp_path, _scripted(UNSMOOTHED), lines, op_type_subsets=False, node_fallback=False)
+    assert _rows(found) == EXPECTED[:5] + EXPECTED[9:10]  # no smoothed row, static on the input only
+    assert sum("smoothing skipped: RuntimeError: activation probe failed" in line for line in lines) == 1
+
+
+# ---------------------------------------------------------------------------- greedy fallback
+NAMES = [f"n{i}" for i in range(8)]
+ORDER = ["n5", "n2", "n7", "n0", "n1", "n3", "n4", "n6"]  # local sensitivity, most sensitive first
+
+
+def graded(view):
+    """Local sensitivity and the true effect disagree: n5 ranks first locally but barely moves the
+    metric; n7 (third) and n0 (fourth) carry it. Passing needs n7 and n0 in fp32."""
+    if view.id == 0:
+        return 1.0, 20.0
+    fp32 = view.fp32
+    return 0.97 + 0.012 * ("n7" in fp32) + 0.009 * ("n0" in fp32) + 0.001 * ("n5" in fp32), 1.0 + 0.5 * len(fp32)
+
+
+def _chain_run(tmp_path, rule, lines=None, **space):
+    model = save(chain(NAMES), tmp_path / "in.onnx")
+    fake = FakeEvaluator(rule)
+    outcome = int8_search.search(model, config(**space), context(tmp_path, fake, lines))
+    return outcome, outcome.search.model_dump(), fake
+
+
+def test_fallback_keeps_the_nodes_with_the_largest_measured_effect_first(tmp_path, monkeypatch):
+    _rank(monkeypatch, ORDER)
+    outcome, found, fake = _chain_run(tmp_path, graded)
+    probes = [r for r in found["candidates"] if r["stage"] == "node probe"]
+    assert [r["fp32_nodes"] for r in probes] == [[n] for n in ORDER[:7]]  # the 7 (of 8) a fallback may keep
+    assert found["fallback_base"] == 1
+    assert found["fallback_order"] == ["n7", "n0", "n5", "n2", "n1", "n3", "n4", "n6"]
+    walk = [r["fp32_nodes"] for r in found["candidates"] if r["stage"] == "fp32 fallback"]
+    assert walk == [["n7", "n0"]]  # 1 node (n7 alone) was a probe already: not built again
+    assert found["fp32_nodes"] == ["n7", "n0"] == outcome.details["nodes_to_exclude"] and found["met_gates"]
+    assert outcome.details["search_family"] == "dynamic, fp32 fallback"
+    records = {s["node"]: s for s in found["sensitivity"]}
+    assert records["n7"]["probe"] == probes[2]["id"]
+    assert records["n7"]["margin"] == pytest.approx(-0.8) and records["n7"]["gain"] == pytest.approx(1.2)
+    assert records["n2"]["gain"] == pytest.approx(0.0) and records["n6"]["probe"] is None
+    assert records["n6"]["gain"] is None
+
+
+def test_local_sensitivity_alone_keeps_more_nodes_for_the_same_gates(tmp_path, monkeypatch):
+    _rank(monkeypatch, ORDER)
+    _, found, _ = _chain_run(tmp_path, graded, fallback_probes=0)
+    assert not any(r["stage"] == "node probe" for r in found["candidates"])
+    assert found["fp32_nodes"] == ORDER[:4]  # n5, n2 carried along with n7, n0
+    assert found["fallback_order"] == ORDER and all(s["probe"] is None for s in found["sensitivity"])
+
+
+def test_node_probes_stop_when_half_of_the_budget_left_is_spent(tmp_path, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(int8_search, "time", clock)
+    _rank(monkeypatch, ORDER)
+    model = save(chain(NAMES), tmp_path / "in.onnx")
+    fake = FakeEvaluator(lambda v: (1.0 if v.id == 0 else 0.9, 1.0), clock=clock, seconds_per_score=10.0)
+    lines: list[str] = []
+    outcome = int8_search.search(model, config(budget=100.0), context(tmp_path, fake, lines))
+    # probes start at t = 20 with 80 s left: they may use 40 s, so 5 of them (t = 20 … 60) start
+    probes = [c for c in outcome.search.candidates if c.stage == "node probe"]
+    assert [c.fp32_nodes for c in probes] == [[n] for n in ORDER[:5]]
+    assert "node probes stopped after 5: half of the budget left was spent" in lines
+    assert any(c.stage == "fp32 fallback" for c in outcome.search.candidates)  # the walk still ran
+
+
+def test_the_fallback_may_start_from_a_smoothed_static_candidate(tmp_path):
+    table = {**UNSMOOTHED, 10: 0.98}  # static minmax + smooth 0.5 is the closest fully quantized
+    rule = lambda view: (1.0, 20.0) if view.id == 0 else (table.get(view.id, 0.5) if view.id <= 11 else 0.999, 4.0)  # noqa: E731
+    outcome, found, _ = _frontier(tmp_path, rule, op_type_subsets=False)
+    assert found["fallback_base"] == 10
+    chosen = found["candidates"][found["chosen"]]
+    assert chosen["family"] == "static minmax+smooth α=0.5, fp32 fallback" and len(chosen["fp32_nodes"]) == 1
+    assert chosen["quantizer"] == "static" and outcome.details["smooth_alpha"] == 0.5
+
+
+# ---------------------------------------------------------------------------- determinism, config
+def test_two_runs_give_the_same_table_and_choice(tmp_path):
+    table = {**UNSMOOTHED, 10: 0.98}
+    rule = lambda view: (1.0, 20.0) if view.id == 0 else (table.get(view.id, 0.5) if view.id <= 11 else 0.999, 4.0)  # noqa: E731
+    runs = []
+    for name in ("one", "two"):
+        _, found, _ = _frontier(tmp_path / name, rule)
+        rows = [{k: v for k, v in r.items() if k not in ("seconds", "speedup")} for r in found["candidates"]]
+        runs.append((rows, found["chosen"], found["fallback_order"], found["sensitivity"]))
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("probes", [-1, 65])
+def test_a_fallback_probe_count_out_of_range_is_refused(probes):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="fallback_probes"):
+        config(fallback_probes=probes)
