@@ -157,7 +157,7 @@ def test_mobilenet_shift_moves_each_image_within_the_bound_and_fills_the_backgro
     assert np.array_equal(x[:, 5, 6], np.ones((64, 1)))  # the input is left as it was
     rows, cols = np.nonzero(out[..., 0] == 1.0)[1:]
     assert len(rows) == 64 and set(np.abs(rows - 5)) <= {0, 1, 2} and set(np.abs(cols - 6)) <= {0, 1, 2}
-    assert len({(r, c) for r, c in zip(rows, cols)}) > 10  # each image its own offset, not one for all
+    assert len({(r, c) for r, c in zip(rows, cols, strict=True)}) > 10  # each image its own offset, not one for all
     assert np.all(out[out != 1.0] == -1.0)  # the uncovered border is background
     again = build_mobilenet_digits.shifted(x, np.random.default_rng(0), 2)
     assert np.array_equal(out, again)  # seeded: the same offsets
