@@ -1,5 +1,6 @@
-"""The sample builders' cache (sample_models/build_cache.py) and the NER builder's data handling
-(read with optkit's CoNLL reader, seeded split, CoNLL written and read back); no training here."""
+"""The sample builders' cache (sample_models/build_cache.py), the NER builder's data handling
+(read with optkit's CoNLL reader, seeded split, CoNLL written and read back) and the MobileNetV2
+builder's array helpers (upscale, input range, shift augmentation, margins); no training here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "sample_models"))
 import build_cache  # noqa: E402
+import build_mobilenet_digits  # noqa: E402
 import build_ner_minilm  # noqa: E402
 
 
@@ -124,3 +126,58 @@ def test_ner_entity_f1_matches_rows_by_position_and_skips_minus_100():
     wrong = logits.copy()
     wrong[1, 2] = [1.0, 0.0, 0.0]  # the second row's entity predicted as "O": 1 of 2 entities found
     assert build_ner_minilm.entity_f1(wrong, labels, id2label) == pytest.approx(2 / 3)
+
+
+def test_mobilenet_upscale_repeats_blocks_and_channels_and_refuses_a_non_multiple():
+    import numpy as np
+
+    x = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8, 1) / 128
+    big = build_mobilenet_digits.upscale(x, 32)
+    assert big.shape == (2, 32, 32, 3) and big.dtype == np.float32
+    assert np.array_equal(big[:, ::4, ::4, 0], x[..., 0])  # every pixel a 4×4 block
+    assert np.array_equal(big[1, 4:8, 12:16], np.full((4, 4, 3), x[1, 1, 3, 0]))
+    with pytest.raises(ValueError, match="multiple"):
+        build_mobilenet_digits.upscale(x, 36)
+
+
+def test_mobilenet_inputs_are_scaled_to_minus_one_one():
+    import numpy as np
+
+    scaled = build_mobilenet_digits.to_model_range(np.array([0.0, 0.5, 1.0]))
+    assert scaled.dtype == np.float32 and scaled.tolist() == [-1.0, 0.0, 1.0]
+
+
+def test_mobilenet_shift_moves_each_image_within_the_bound_and_fills_the_background():
+    import numpy as np
+
+    x = np.full((64, 12, 12, 1), -1.0, dtype=np.float32)
+    x[:, 5, 6] = 1.0  # one bright pixel per image
+    out = build_mobilenet_digits.shifted(x, np.random.default_rng(0), 2)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    assert np.array_equal(x[:, 5, 6], np.ones((64, 1)))  # the input is left as it was
+    rows, cols = np.nonzero(out[..., 0] == 1.0)[1:]
+    assert len(rows) == 64 and set(np.abs(rows - 5)) <= {0, 1, 2} and set(np.abs(cols - 6)) <= {0, 1, 2}
+    assert len({(r, c) for r, c in zip(rows, cols, strict=True)}) > 10  # each image its own offset, not one for all
+    assert np.all(out[out != 1.0] == -1.0)  # the uncovered border is background
+    again = build_mobilenet_digits.shifted(x, np.random.default_rng(0), 2)
+    assert np.array_equal(out, again)  # seeded: the same offsets
+
+
+def test_mobilenet_shift_zero_copies_and_a_shift_as_large_as_the_image_is_refused():
+    import numpy as np
+
+    x = np.zeros((2, 4, 4, 3), dtype=np.float32)
+    same = build_mobilenet_digits.shifted(x, np.random.default_rng(0), 0)
+    assert np.array_equal(same, x) and same is not x
+    for bad in (-1, 4):
+        with pytest.raises(ValueError, match="shift"):
+            build_mobilenet_digits.shifted(x, np.random.default_rng(0), bad)
+
+
+def test_mobilenet_margin_is_the_log_ratio_of_the_top_two_probabilities():
+    import numpy as np
+
+    probabilities = np.array([[0.7, 0.2, 0.1], [0.25, 0.25, 0.5], [1.0, 0.0, 0.0]])
+    margins = build_mobilenet_digits.softmax_margins(probabilities)
+    assert margins[:2] == pytest.approx([np.log(0.7 / 0.2), np.log(0.5 / 0.25)])
+    assert np.isfinite(margins[2]) and margins[2] > 60  # a zero runner-up is clipped, not infinite
