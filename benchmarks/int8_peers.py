@@ -174,9 +174,11 @@ def fp32_artifact(args: argparse.Namespace, spec: dict, workdir: Path, data: Pat
     overrides = {
         "runtime.threads": args.threads,
         "benchmark.gates": [],
+        "benchmark.batch_sizes": [1],
         "benchmark.iterations": 3,
-        "benchmark.rounds": 3,
-        "benchmark.max_rounds": 3,
+        "benchmark.rounds": 5,
+        "benchmark.max_rounds": 5,
+        "benchmark.budget_s": 0,
         "benchmark.scan_max_batch": None,
         "benchmark.real_length": False,
     }
@@ -231,6 +233,7 @@ def run_model(name: str, args: argparse.Namespace, workdir: Path) -> list[Row]:
     data = sample / spec["data"]
     recipe = load_recipe(spec["recipe"], {**spec["overrides"], "runtime.threads": args.threads})
     val = recipe.validation
+    workdir.mkdir(parents=True, exist_ok=True)
     say(f"{name}: loading {sample / 'hf'}")
     source = load(sample / "hf", workdir)
     vset = load_validation_set(str(data), source.info, val.max_samples, val.sequence_length)
@@ -258,7 +261,7 @@ def run_model(name: str, args: argparse.Namespace, workdir: Path) -> list[Row]:
         row = Row(name, peer.recipe.key, peer.recipe.label, settings=peer.recipe.settings(), notes=list(peer.notes))
         models.append((row, peer.path))
 
-    rows = [Row(name, "pytorch", f"PyTorch eager ({torch_runner.name})")]
+    rows = [Row(name, "pytorch", torch_runner.name)]
     runners = {}
     for row, path in models:
         row.attention_ops, row.size_mb = describe(path)

@@ -212,8 +212,11 @@ def preprocess(path: Path, out: Path) -> str | None:
     caller then quantizes ``path`` as it is, as Olive does)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from optkit.quiet_logs import quiet_logs
+
     try:
-        quant_pre_process(str(path), str(out), auto_merge=True)
+        with quiet_logs():
+            quant_pre_process(str(path), str(out), auto_merge=True)
     except Exception as exc:  # Olive catches every failure and keeps the model
         return f"quant_pre_process failed ({type(exc).__name__}), model quantized as exported"
     return None
@@ -229,15 +232,18 @@ def quantize(recipe: PeerRecipe, path: Path, out: Path) -> list[str]:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    from optkit.quiet_logs import quiet_logs
+
     def run(extra: dict[str, Any]) -> None:
-        quantize_dynamic(
-            str(path),
-            str(out),
-            per_channel=recipe.per_channel,
-            reduce_range=recipe.reduce_range,
-            weight_type=QuantType[recipe.weight_type],
-            extra_options=dict(extra),
-        )
+        with quiet_logs():  # the quantizer's advice goes through the root logger
+            quantize_dynamic(
+                str(path),
+                str(out),
+                per_channel=recipe.per_channel,
+                reduce_range=recipe.reduce_range,
+                weight_type=QuantType[recipe.weight_type],
+                extra_options=dict(extra),
+            )
 
     try:
         run(recipe.extra_options)
