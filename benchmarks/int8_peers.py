@@ -186,14 +186,32 @@ def fp32_artifact(args: argparse.Namespace, spec: dict, workdir: Path, data: Pat
     return workdir / "fp32" / "model.onnx" if result.approved else None
 
 
-def describe(path: Path) -> tuple[int, float]:
-    """Attention-holding nodes (:data:`ATTENTION_OPS`) and size on disk (MB) of an ONNX model."""
+#: float ops that dynamic int8 quantizes when their weight is a constant (ORT's IntegerOps registry)
+FLOAT_WEIGHT_OPS = ("MatMul", "Gemm", "Attention", "EmbedLayerNormalization", "Conv")
+
+
+def describe(path: Path) -> tuple[int, float, int]:
+    """Attention-holding nodes (:data:`ATTENTION_OPS`), size on disk (MB) and the number of
+    :data:`FLOAT_WEIGHT_OPS` nodes whose weight (input 1, or 2 for EmbedLayerNormalization) is
+    still a float initializer: compute left in float32, whether by fp32 fallback nodes or by an op
+    type left out of quantization (the search's ``op types`` stage)."""
+    from onnx import TensorProto
+
     from optkit.onnx_io import load_onnx, op_counts
     from optkit.validation.speed import size_on_disk_mb
 
-    counts = op_counts(load_onnx(path))
+    model = load_onnx(path)
+    counts = op_counts(model)
+    floats = {i.name for i in model.graph.initializer if i.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16)}
+    left = sum(
+        1
+        for n in model.graph.node
+        if n.op_type in FLOAT_WEIGHT_OPS
+        and len(n.input) > (2 if n.op_type == "EmbedLayerNormalization" else 1)
+        and n.input[2 if n.op_type == "EmbedLayerNormalization" else 1] in floats
+    )
     data = path.with_suffix(".onnx.data")
-    return sum(counts.get(op, 0) for op in ATTENTION_OPS), size_on_disk_mb(path, data)
+    return sum(counts.get(op, 0) for op in ATTENTION_OPS), size_on_disk_mb(path, data), left
 
 
 def time_pair(reference: Any, candidate: Any, vset: Any, args: argparse.Namespace) -> tuple[dict, dict, list[str]]:
@@ -264,7 +282,7 @@ def run_model(name: str, args: argparse.Namespace, workdir: Path) -> list[Row]:
     rows = [Row(name, "pytorch", torch_runner.name)]
     runners = {}
     for row, path in models:
-        row.attention_ops, row.size_mb = describe(path)
+        row.attention_ops, row.size_mb, row.float_weight_ops = describe(path)
         runner = OrtRunner(path, args.threads)
         runner.activate()
         runners[row.key] = runner

@@ -51,6 +51,9 @@ class Row:
         label: the row's label.
         metrics: accuracy vs PyTorch (see the module docstring); empty for PyTorch itself.
         fp32_nodes: nodes optkit's search kept in float32 (from the manifest); None for others.
+        float_weight_ops: MatMul / Gemm / Attention / EmbedLayerNormalization / Conv nodes whose
+            weight is still float in the model file (fp32 fallback nodes *and* op types left out of
+            quantization); None = not read.
         attention_ops: Attention / QAttention / MultiHeadAttention nodes in the model (fusion check).
         size_mb: the model file(s), MB (10^6 bytes).
         settings: the int8 settings, one line.
@@ -65,6 +68,7 @@ class Row:
     label: str
     metrics: dict[str, float] = field(default_factory=dict)
     fp32_nodes: int | None = None
+    float_weight_ops: int | None = None
     attention_ops: int | None = None
     size_mb: float | None = None
     settings: str = ""
@@ -111,7 +115,7 @@ def table_rows(rows: list[Row]) -> list[list[str]]:
                 row.model,
                 row.label,
                 accuracy_cell(row),
-                "—" if row.fp32_nodes is None else str(row.fp32_nodes),
+                _float_cell(row),
                 "—" if row.attention_ops is None else str(row.attention_ops),
                 "—" if row.size_mb is None else f"{row.size_mb:.1f}",
                 *(row.speedups[k].cell() if k in row.speedups else "—" for k in SPEED_KEYS),
@@ -168,9 +172,24 @@ def _speed_checks(model: str, optkit: Row, reference: Row | None) -> list[Check]
     return checks
 
 
+def _float_cell(row: Row) -> str:
+    """``fp32 nodes`` (from the manifest) and, when read, the float-weight ops in the file, e.g.
+    ``0 (24 float-weight ops)``."""
+    nodes = "—" if row.fp32_nodes is None else str(row.fp32_nodes)
+    return nodes if row.float_weight_ops is None else f"{nodes} ({row.float_weight_ops} float-weight ops)"
+
+
 def _fallback_check(model: str, optkit: Row) -> Check:
+    """No fp32 fallback: no node kept in float32 and no op type left out of quantization (a
+    search that quantizes only Attention leaves every FFN MatMul in float32 with 0 fallback nodes)."""
     if optkit.fp32_nodes is None:
         return Check(False, f"{model}: fp32 fallback nodes unknown (no manifest)")
+    if optkit.float_weight_ops:
+        return Check(
+            False,
+            f"{model}: {optkit.fp32_nodes} fp32 fallback node(s), but {optkit.float_weight_ops} op(s) with "
+            "float weights left in the model (need a fully quantized model)",
+        )
     return Check(optkit.fp32_nodes == 0, f"{model}: {optkit.fp32_nodes} fp32 fallback node(s) (need 0)")
 
 

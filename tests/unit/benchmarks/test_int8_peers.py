@@ -93,6 +93,21 @@ def test_each_bullet_fails_on_its_own(rows, failing):
     assert len(failed) == 1 and failed[0].startswith(f"FAIL: {failing}"), failed
 
 
+def test_an_op_type_left_in_float_is_a_fallback_even_with_0_fallback_nodes():
+    # measured 2026-12-01: transformer-int8 on MiniLM chose "smoothed, ops=Attention+EmbedLayerNormalization",
+    # 0 fp32 nodes but every FFN MatMul left in float32: not the Done-when's "no fp32 fallback"
+    rows = minilm()
+    rows[1].float_weight_ops = 24
+    failed = [c.line() for c in table.done_when(rows) if not c.passed]
+    assert failed == [
+        "FAIL: minilm: 0 fp32 fallback node(s), but 24 op(s) with float weights left in the model "
+        "(need a fully quantized model)"
+    ]
+    assert table.table_rows(rows)[1][3] == "0 (24 float-weight ops)"
+    rows[1].float_weight_ops = 0
+    assert all(c.passed for c in table.done_when(rows))
+
+
 def test_head_to_head_figure_wins_over_the_ratio_of_speed_ups():
     # speed-ups alone say 1.0 (pass); the head-to-head timing says 0.90 with its interval (fail)
     rows = minilm(vs={"1x128": Ratio(0.90, 0.85, 0.94), "real": Ratio(1.01, 0.97, 1.05)})
@@ -214,3 +229,13 @@ def test_a_failed_pre_processing_keeps_the_model_and_says_so(tmp_path):
     (tmp_path / "in.onnx").write_bytes(b"\x00garbage")
     note = peers.preprocess(tmp_path / "in.onnx", tmp_path / "out.onnx")
     assert note is not None and note.startswith("quant_pre_process failed")
+
+
+def test_describe_counts_the_float_weight_ops_left_in_a_model(tmp_path):
+    """A MatMul with a float weight counts as compute left in float32; after quantize_dynamic it does not."""
+    bench = _load("int8_peers")
+    _matmul_model(tmp_path / "in.onnx")
+    attention, size_mb, left = bench.describe(tmp_path / "in.onnx")
+    assert (attention, left) == (0, 1) and size_mb > 0
+    peers.quantize(peers.OLIVE, tmp_path / "in.onnx", tmp_path / "out.onnx")
+    assert bench.describe(tmp_path / "out.onnx")[2] == 0
