@@ -9,6 +9,12 @@ FAST = {
     "benchmark.gates": [],
 }
 
+# The end-to-end tests' untimed variants (no speed gate: their timings decide nothing): every part of
+# the benchmark still runs at the recipe's shapes (fixed shapes, real lengths, batch scan, peak
+# memory), each fixed-shape block with 3 calls instead of 20, so that CI does not spend minutes on
+# figures no assertion reads. The ``speed`` variants keep the recipe's full protocol.
+UNTIMED_ARGS = ["--set", "benchmark.gates=[]", "--set", "benchmark.iterations=3", "--set", "benchmark.warmup=1"]
+
 # ner-int8 with its int8 search off (quantize-dynamic is pass 2): tests of the rest of the pipeline
 # that must not depend on which of several equally fast int8 candidates the search picks.
 NER_INT8_FIXED = {"passes.2.search": "off"}

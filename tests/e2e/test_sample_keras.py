@@ -9,12 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import UNTIMED_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_models" / "digits-keras"
 
 pytestmark = pytest.mark.e2e
 
-#: with the recipe's speed gates (only under ``-m speed``: timed) or without them (by default)
+#: with the recipe's speed gates (only under ``-m speed``: timed) or without them and with 3 calls per
+#: timed block (by default: tests_support.UNTIMED_ARGS)
 TIMED = [pytest.param(False, id="accuracy"), pytest.param(True, id="speed", marks=pytest.mark.speed)]
 
 
@@ -43,7 +46,7 @@ def test_keras_cnn_int8_approved_and_faster_at_1_and_32(sample, tmp_path, source
             str(sample / "calibration.npz"),
             "-o",
             str(out),
-            *([] if timed else ["--set", "benchmark.gates=[]"]),
+            *([] if timed else UNTIMED_ARGS),
         ],
         capture_output=True,
         text=True,

@@ -9,6 +9,7 @@ the default variant runs the same conversion with ``benchmark.gates=[]``.
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
@@ -16,12 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import UNTIMED_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_models" / "ner-minilm"
 
 pytestmark = pytest.mark.e2e
 
-#: a run with its speed gates (only under ``-m speed``) or without them (by default)
+#: a run with its speed gates (only under ``-m speed``) or without them, short-timed (by default)
 TIMED = [pytest.param(False, id="accuracy"), pytest.param(True, id="speed", marks=pytest.mark.speed)]
 
 
@@ -30,6 +33,17 @@ def sample() -> Path:
     """Build the sample if needed (cached by the script's hash)."""
     subprocess.run([sys.executable, str(ROOT / "sample_models" / "build_ner_minilm.py")], check=True, timeout=1800)
     return SAMPLE
+
+
+@functools.cache
+def cuda_here() -> bool:
+    """Whether this onnxruntime has the CUDA execution provider (asked in a child process)."""
+    providers = subprocess.run(
+        [sys.executable, "-c", "import onnxruntime as o; print(o.get_available_providers())"],
+        capture_output=True,
+        text=True,
+    ).stdout
+    return "CUDAExecutionProvider" in providers
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -41,7 +55,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session", params=TIMED)
 def int8_run(sample, tmp_path_factory, request):
     out = tmp_path_factory.mktemp("e2e") / "ner-int8"
-    untimed = [] if request.param else ["--set", "benchmark.gates=[]"]
+    untimed = [] if request.param else UNTIMED_ARGS
     done = run_cli(
         "convert",
         str(sample / "model.pt"),
@@ -101,8 +115,7 @@ def test_strict_tag_gate_is_met_by_the_search_or_explained(sample, tmp_path):
         "validation.gates.1.min=0.997",
         "--set",
         "passes.2.search_space.weight_types=[qint8]",
-        "--set",
-        "benchmark.gates=[]",
+        *UNTIMED_ARGS,
     )
     result = json.loads(done.stdout)
     search = next(s for s in result["steps"] if s["name"] == "quantize-dynamic")["details"]["search"]
@@ -127,6 +140,8 @@ def test_ner_fp16_approved_with_cuda_speed_gate_skipped_on_cpu(sample, tmp_path)
         str(sample / "data" / "test.conll"),
         "-o",
         str(out),
+        # without CUDA the recipe's one speed gate is skipped: its CPU timings decide nothing
+        *([] if cuda_here() else ["--set", "benchmark.iterations=3", "--set", "benchmark.warmup=1"]),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
@@ -160,16 +175,10 @@ def test_strict_fails_on_skipped_cuda_gate(sample, tmp_path):
         "validation.max_samples=32",
         "--set",
         "benchmark.iterations=3",
+        "--set",
+        "benchmark.warmup=1",
     )
-    skipped_here = (
-        "CUDAExecutionProvider"
-        not in subprocess.run(
-            [sys.executable, "-c", "import onnxruntime as o; print(o.get_available_providers())"],
-            capture_output=True,
-            text=True,
-        ).stdout
-    )
-    if skipped_here:
+    if not cuda_here():
         assert done.returncode == 1 and "FAILED" in done.stderr and not out.exists()
     else:
         assert done.returncode in (0, 1)

@@ -15,12 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from tests_support import UNTIMED_ARGS
+
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "sample_models" / "digits-paddle"
 
 pytestmark = pytest.mark.e2e
 
-#: with the recipe's speed gates (only under ``-m speed``: timed) or without them (by default)
+#: with the recipe's speed gates (only under ``-m speed``: timed) or without them and with 3 calls per
+#: timed block (by default: tests_support.UNTIMED_ARGS)
 TIMED = [pytest.param(False, id="accuracy"), pytest.param(True, id="speed", marks=pytest.mark.speed)]
 
 
@@ -57,7 +60,7 @@ def test_paddle_cnn_int8_approved(sample, tmp_path, program, timed):
         "-o",
         str(out),
         "--json",
-        *([] if timed else ["--set", "benchmark.gates=[]"]),
+        *([] if timed else UNTIMED_ARGS),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     payload = json.loads(done.stdout)  # native Paddle logging must not leak into the JSON on stdout
