@@ -12,12 +12,10 @@ from optkit.errors import GateFailed, OutputError
 from tests_support import FAST, NER_INT8_FIXED
 
 
-@pytest.fixture(scope="module")
-def approved(tiny, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "ner-int8"
-    return optkit.convert(
-        tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides={**FAST, **NER_INT8_FIXED}
-    ), out
+@pytest.fixture
+def approved(tiny_ner_int8):
+    """The session's shared ner-int8 conversion (tests/conftest.py: verify and revalidate read it too)."""
+    return tiny_ner_int8
 
 
 def test_approved_artifact_has_model_manifest_report(approved):
@@ -106,8 +104,11 @@ def test_steps_record_fusions_and_quantization(approved):
 
 
 def test_failed_gate_writes_nothing(tiny, tmp_path):
+    """The int8 search is off (NER_INT8_FIXED): an impossible gate would otherwise send it through every
+    stage for nothing; a search that finds no passing candidate writes nothing either
+    (tests/unit/search/test_search.py::test_nothing_passes_fails_with_the_closest_candidate_and_writes_nothing)."""
     out = tmp_path / "rejected"
-    overrides = {**FAST, "validation.gates": [{"metric": "max_abs_error", "max": 0.0}]}
+    overrides = {**FAST, **NER_INT8_FIXED, "validation.gates": [{"metric": "max_abs_error", "max": 0.0}]}
     result = optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides=overrides)
     assert not result.approved and result.output_dir is None
     # the accuracy gate fails; the int8 recipe's compute gate (an int8 model was built) passes

@@ -107,9 +107,8 @@ def test_model_that_does_not_run_is_a_problem(sk_artifact, tiny_sklearn, tmp_pat
     assert cli.exit_code == 1 and "modified file: model.onnx" in cli.output
 
 
-def test_torch_artifact_revalidates_on_conll(tiny, tmp_path):
-    out = tmp_path / "ner"
-    assert optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides=FAST).approved
+def test_torch_artifact_revalidates_on_conll(tiny, tiny_ner_int8):
+    _, out = tiny_ner_int8  # the session's shared approved ner-int8 artifact (read only)
     result = revalidate(out, str(tiny["conll"]))
     assert result.ok and {g.metric for g in result.gates} >= {"tag_agreement", "entity_f1_drop"}
     assert all(g.status == "passed" for g in result.gates)

@@ -9,23 +9,19 @@ import xml.etree.ElementTree as ET
 import pytest
 from typer.testing import CliRunner
 
-import optkit
 from optkit.artifact.attestation import ATTESTATION, write_attestation
 from optkit.artifact.manifest import Manifest, file_entries, seal
 from optkit.artifact.verify import verify_artifact
 from optkit.cli.app import app
 from optkit.errors import OutputError
-from tests_support import FAST
 
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def artifact(tiny, tmp_path_factory):
-    out = tmp_path_factory.mktemp("verify") / "art"
-    result = optkit.convert(tiny["pt"], "ner-int8", out, data=str(tiny["conll"]), overrides=FAST)
-    assert result.approved
-    return out
+@pytest.fixture
+def artifact(tiny_ner_int8):
+    """The session's shared approved ner-int8 artifact (tests/conftest.py); tests edit a copy."""
+    return tiny_ner_int8[1]
 
 
 @pytest.fixture
