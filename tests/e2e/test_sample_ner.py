@@ -97,7 +97,7 @@ def test_ner_int8_is_approved_with_real_gates(int8_run):
 
 def test_strict_tag_gate_is_met_by_the_search_or_explained(sample, tmp_path):
     """Tag agreement >= 0.997 (per-channel int8 alone gives ~0.994 here): the search must find a
-    passing int8 model with nodes or op types in float32, or fail with exit 1 and say why."""
+    passing int8 model with nodes or op types in float32 (any family), or fail with exit 1 and say why."""
     out = tmp_path / "strict"
     done = run_cli(
         "convert",
@@ -121,7 +121,10 @@ def test_strict_tag_gate_is_met_by_the_search_or_explained(sample, tmp_path):
     search = next(s for s in result["steps"] if s["name"] == "quantize-dynamic")["details"]["search"]
     chosen = next(c for c in search["candidates"] if c["id"] == search["chosen"])
     if done.returncode == 0:
-        assert search["met_gates"] and chosen["passed"] and chosen["stage"] in ("op types", "fp32 fallback")
+        # no fully quantized candidate reaches 0.997 on this sample (docs/benchmarks.md): an op-type
+        # subset, a node probe (one node in fp32) or the fallback walk's candidate
+        assert search["met_gates"] and chosen["passed"]
+        assert chosen["stage"] in ("op types", "node probe", "fp32 fallback")
         assert chosen["metrics"]["tag_agreement"] >= 0.997 and chosen["quantized_ops"]
     else:
         assert done.returncode == 1 and not out.exists()
