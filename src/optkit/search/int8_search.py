@@ -127,6 +127,7 @@ class _Search:
         self._calibration: tuple[list, str] | None = None
         self._smoothed: dict[float, Path | None] = {}  # alpha -> the smoothed fp32 model
         self._smoothing_off = False
+        self._peaks: dict = {}  # the fp32 model's activation maxima, measured once for every alpha
         self.fallback_base: int | None = None
         self.fallback_order: list[str] = []
         self.float_only: list[int] = []  # passing candidates without int8 compute (see _choose)
@@ -296,7 +297,7 @@ class _Search:
 
         model = load_onnx(self.path)
         try:
-            layers = smooth(model, self.ctx.validation.batches(16), alpha, self.ctx.threads)
+            layers = smooth(model, self.ctx.validation.batches(16), alpha, self.ctx.threads, peaks=self._peaks)
         except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
             self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
             self._smoothing_off = True

@@ -226,6 +226,7 @@ def smooth(
     alpha: float,
     threads: int = 2,
     min_scale: float = 1e-4,
+    peaks: dict[str, np.ndarray] | None = None,
 ) -> list[Layer]:
     """Smooth ``model`` in place; returns every considered layer, smoothed or skipped (with why).
 
@@ -236,6 +237,9 @@ def smooth(
         threads: ONNX Runtime intra-op threads for the activation run.
         min_scale: scales are clipped to ``[min_scale, 1 / min_scale]``; a channel whose activation
             or weight maximum is 0 gets scale 1.
+        peaks: a cache of :func:`activation_max` for this (unsmoothed) model: filled on the first
+            call when empty, reused as is after, so smoothing copies of one model with several
+            alphas runs the activation pass once (the maxima do not depend on alpha); None = no cache.
 
     Raises:
         ValueError: ``alpha`` outside [0, 1]. ONNX Runtime errors of the activation run propagate.
@@ -246,7 +250,10 @@ def smooth(
     usable = [p for p in plans if p.layer.reason is None]
     if not usable:
         return [p.layer for p in plans]
-    peaks = activation_max(model, [p.layer.tensor for p in usable], batches, threads)
+    if peaks is None:
+        peaks = activation_max(model, [p.layer.tensor for p in usable], batches, threads)
+    elif not peaks:
+        peaks.update(activation_max(model, [p.layer.tensor for p in usable], batches, threads))
     inits = {t.name: t for t in model.graph.initializer}
     for item in usable:
         weights = [numpy_helper.to_array(inits[c.input[1]]).astype(np.float64) for c in item.consumers]

@@ -319,3 +319,23 @@ def test_fused_bert_smoothed_then_quantized_keeps_qattention(fused):
     plain = quantize_dynamic.run(path, config, PassContext(work, info, 4)).details["quantized_ops"]
     after = quantize_dynamic.run(smoothed.model_path, config, PassContext(work, info, 5)).details["quantized_ops"]
     assert after == plain and after["QAttention"] == 2
+
+
+def test_one_activation_pass_serves_every_alpha(monkeypatch):
+    """The search smooths copies of one model with several alphas: the activation maxima (which do
+    not depend on alpha) are measured once and the result equals smoothing without the cache."""
+    from optkit.search import smoothquant
+
+    calls = []
+    real = smoothquant.activation_max
+    monkeypatch.setattr(smoothquant, "activation_max", lambda *a, **k: calls.append(1) or real(*a, **k))
+    feeds = [{"x": _x()}]
+    cache: dict = {}
+    cached = [pre_ln() for _ in range(2)]
+    smoothquant.smooth(cached[0], feeds, 0.5, peaks=cache)
+    smoothquant.smooth(cached[1], feeds, 0.75, peaks=cache)
+    assert len(calls) == 1 and set(cache) == {"y"}
+    fresh = pre_ln()
+    smoothquant.smooth(fresh, feeds, 0.75)
+    assert len(calls) == 2
+    assert cached[1].SerializeToString() == fresh.SerializeToString()
