@@ -231,13 +231,17 @@ def test_a_forged_serving_config_in_a_signed_artifact_fails_the_signature(tuned,
     assert verify_artifact(folder, public_key=public).ok
     # the forger rewrites session.json and the manifest consistently, then re-seals (no key needed)
     manifest, _ = read_manifest(folder)
+    # flip the setting, whatever the tuning chose (on a busy machine it may have chosen spin off already)
+    spin = not manifest.serving.settings.allow_spinning
     forged = manifest.serving.model_copy(
-        update={"settings": manifest.serving.settings.model_copy(update={"allow_spinning": False})}
+        update={"settings": manifest.serving.settings.model_copy(update={"allow_spinning": spin})}
     )
+    assert forged != manifest.serving
     (folder / SESSION_FILE).write_text(forged.model_dump_json(indent=2) + "\n")
     data = json.loads(manifest.model_dump_json())
     data["serving"] = json.loads(forged.model_dump_json())
     data["files"].update({k: v.model_dump() for k, v in file_entries(folder, [SESSION_FILE]).items()})
+    assert data["files"][SESSION_FILE] != json.loads(manifest.model_dump_json())["files"][SESSION_FILE]
     write_attestation(folder, Manifest.model_validate(data))
     data["files"].update({k: v.model_dump() for k, v in file_entries(folder, [ATTESTATION]).items()})
     (folder / "manifest.json").write_text(seal(Manifest.model_validate(data)))
