@@ -44,6 +44,7 @@ ROW = {
     "calibrate_method": None,
     "calibration": None,
     "smooth_alpha": None,
+    "smooth_mode": None,
     "speedup": None,
     "activations": None,
     "family": "dynamic",

@@ -13,6 +13,10 @@ def _weight_types() -> list[Literal["qint8", "quint8"]]:
     return ["qint8", "quint8"]
 
 
+def _fold_only() -> list[Literal["fold", "mul"]]:
+    return ["fold"]
+
+
 class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search",
     and :mod:`optkit.search.int8_search`).
@@ -20,9 +24,10 @@ class Int8SearchSpace(StrictModel):
     Fully quantized candidates first, in expected-speed order (:mod:`optkit.search.speed_order`),
     stopping at the first that meets every accuracy gate: every ``weight_types`` × ``per_channel``
     × ``reduce_range`` dynamic setting (qint8 before quint8, per-tensor before per-channel); then
-    the most accurate per-tensor and per-channel setting on the model smoothed with each of
-    ``smooth_alphas``; then one static QDQ candidate per ``static_methods`` calibrator on the
-    unsmoothed and on each smoothed model. Only when none of them passes: ``op_type_subsets``
+    the most accurate setting of each weight type and granularity on the model smoothed with each
+    of ``smooth_alphas``, for each ``smooth_modes`` in turn; then one static QDQ candidate per
+    ``static_methods`` calibrator on the unsmoothed and on each (fold-)smoothed model. Only when
+    none of them passes: ``op_type_subsets``
     leaves out one quantizable op type at a time, and ``node_fallback`` keeps nodes of the closest
     fully quantized candidate in fp32, the ``fallback_probes`` most sensitive ordered by their
     measured effect on the recipe's gates, as few as the gates allow.
@@ -42,6 +47,14 @@ class Int8SearchSpace(StrictModel):
         description="when no unsmoothed setting passes: SmoothQuant alphas tried (each in [0, 1], e.g. "
         "[0.5, 0.75]) with the most accurate per-tensor and per-channel setting, and with each static "
         "method; empty = none",
+    )
+    smooth_modes: list[Literal["fold", "mul"]] = Field(
+        default_factory=_fold_only,
+        min_length=1,
+        description="how smoothed candidates are smoothed, each tried in turn: fold (scales absorbed by "
+        "LayerNorms / Attention V only, free at run time), then mul (also the layers nothing can absorb, e.g. "
+        "post-LN residual LayerNorms and the FFN's second MatMul, through inserted Muls: one elementwise op "
+        "per layer); static candidates use fold",
     )
     static_methods: list[Literal["minmax", "percentile", "entropy"]] = Field(
         default_factory=list,

@@ -20,8 +20,9 @@ BATCH = 16
 
 
 def run(model_path: Path, config: SmoothPass, ctx: PassContext) -> PassOutcome:
-    """Smooth every layer whose producer can absorb the scale; ``details`` has per-layer records
-    (``layers``: tensor, producer op, consumers, smoothed/skipped and why, scale range) and counts.
+    """Smooth every layer whose producer can absorb the scale (and, with ``mode: mul``, every other
+    layer through an inserted Mul); ``details`` has per-layer records (``layers``: tensor, producer
+    op, consumers, smoothed/skipped and why, what absorbed the scale, scale range) and counts.
 
     Raises:
         PassError: no calibration or validation data, or ONNX Runtime cannot run the model.
@@ -41,7 +42,7 @@ def run(model_path: Path, config: SmoothPass, ctx: PassContext) -> PassOutcome:
     model = load_onnx(model_path)
     ops_before = op_counts(model)
     try:
-        layers = smooth(model, batches, config.alpha, ctx.threads, config.min_scale)
+        layers = smooth(model, batches, config.alpha, ctx.threads, config.min_scale, mode=config.mode)
     except Exception as exc:  # ONNX Runtime raises assorted errors on a model it cannot run
         raise PassError(
             f"smoothing could not measure activations: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
@@ -50,10 +51,12 @@ def run(model_path: Path, config: SmoothPass, ctx: PassContext) -> PassOutcome:
     smoothed = [layer for layer in layers if layer.status == "smoothed"]
     details: dict[str, Figure] = {
         "alpha": config.alpha,
+        "mode": config.mode,
         "calibration": source,
         "calibration_samples": size,
         "smoothed": len(smoothed),
         "skipped": len(layers) - len(smoothed),
+        "inserted_muls": sum(layer.absorbed_by == "Mul" for layer in smoothed),
         "layers": [layer.record() for layer in layers],
     }
     if not smoothed:
@@ -61,7 +64,11 @@ def run(model_path: Path, config: SmoothPass, ctx: PassContext) -> PassOutcome:
             f" ({layers[0].reason}, …)" if layers else " (no MatMul/Attention with constant weights)"
         )
         return PassOutcome(model_path, details, [], skipped=reason)
-    assert op_counts(model) == ops_before  # smoothing changes weights only, never the graph's ops
+    # smoothing changes weights only; the graph's ops change only by the Muls it inserted (mode mul)
+    expected, inserted = dict(ops_before), sum(layer.absorbed_by == "Mul" for layer in smoothed)
+    if inserted:
+        expected["Mul"] = expected.get("Mul", 0) + inserted
+    assert op_counts(model) == expected
     out = ctx.output_path("smooth")
     save_onnx(model, out, ctx.external_threshold_mb)
     return PassOutcome(out, details)

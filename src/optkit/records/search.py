@@ -93,6 +93,8 @@ class Candidate(Record):
         quantizer: ``dynamic`` (quantize_dynamic) or ``static`` (quantize_static, QDQ); for static:
             calibrate_method (``minmax``/``percentile``/``entropy``) and calibration (which samples).
         smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``).
+        smooth_mode: how it was smoothed: ``fold`` (into LayerNorm / Attention V only) or ``mul``
+            (also through inserted Muls, :mod:`optkit.search.smoothquant`); None = not smoothed.
         speedup: its speed-up over the fp32 input with a 95 % interval, for the passing candidates
             the ranking timed (None otherwise).
         activations: a static candidate's activation encoding (``asymmetric`` quint8 or
@@ -125,6 +127,7 @@ class Candidate(Record):
     calibrate_method: str | None = None
     calibration: str | None = None
     smooth_alpha: float | None = None
+    smooth_mode: Literal["fold", "mul"] | None = None
     speedup: SpeedupInterval | None = None
     activations: Literal["asymmetric", "symmetric"] | None = None
     family: str | None = None

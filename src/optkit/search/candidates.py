@@ -36,6 +36,8 @@ class CandidateRun:
             ``"static"``); calibrate_method / calibration: a static candidate's calibrator and samples.
         smooth_alpha / source: the SmoothQuant alpha and the smoothed fp32 model quantized (stage
             ``"smoothed"``; None = the search's input).
+        smooth_mode: ``"fold"`` (scales absorbed by LayerNorms / Attention V only) or ``"mul"`` (also
+            through inserted Muls); None when not smoothed.
         speedup: its speed-up over the fp32 input with a 95 % interval, once the ranking timed it.
         activations: a static candidate's activation encoding, ``"asymmetric"`` (quint8) or
             ``"symmetric"`` (qint8, zero point 0); None = not recorded (quint8, the int8 search's).
@@ -66,6 +68,7 @@ class CandidateRun:
     calibrate_method: str | None = None
     calibration: str | None = None
     smooth_alpha: float | None = None
+    smooth_mode: Literal["fold", "mul"] | None = None
     source: Path | None = None
     speedup: SpeedupInterval | None = None
     activations: Literal["asymmetric", "symmetric"] | None = None
@@ -83,14 +86,15 @@ class CandidateRun:
 
     def family(self) -> str:
         """The candidate's family in words, for the search table and the step details:
-        ``dynamic`` or ``static <calibrator>``, ``+smooth α=<alpha>`` when smoothed first, then
+        ``dynamic`` or ``static <calibrator>``, ``+smooth α=<alpha>`` when smoothed first
+        (``+smooth α=<alpha> mul`` when inserted Muls took the scales no producer could), then
         ``, op subset`` (stage ``op types``) or ``, fp32 fallback`` (nodes kept in float32, stages
         ``node probe`` and ``fp32 fallback``); ``fp32 input`` for the reference."""
         if not self.is_int8:
             return "fp32 input"
         name = f"static {self.calibrate_method}" if self.quantizer == "static" else "dynamic"
         if self.smooth_alpha is not None:
-            name += f"+smooth α={self.smooth_alpha:g}"
+            name += f"+smooth α={self.smooth_alpha:g}" + (" mul" if self.smooth_mode == "mul" else "")
         if self.fp32_nodes:
             return name + ", fp32 fallback"
         return name + (", op subset" if self.op_types is not None else "")
@@ -107,7 +111,7 @@ class CandidateRun:
         if self.reduce_range:
             parts.append("reduce_range")
         if self.smooth_alpha is not None:
-            parts.append(f"smoothed alpha={self.smooth_alpha:g}")
+            parts.append(f"smoothed alpha={self.smooth_alpha:g}" + (" with Muls" if self.smooth_mode == "mul" else ""))
         if self.op_types is not None:
             parts.append("ops=" + "+".join(self.op_types))
         return ", ".join(parts)
@@ -139,6 +143,7 @@ class CandidateRun:
             calibrate_method=self.calibrate_method,
             calibration=self.calibration,
             smooth_alpha=self.smooth_alpha,
+            smooth_mode=self.smooth_mode if self.smooth_alpha is not None else None,
             speedup=self.speedup,
             activations=self.activations,
             family=self.family(),

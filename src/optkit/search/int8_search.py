@@ -6,9 +6,11 @@ are those of :mod:`optkit.search.speed_order`):
 1. **Fully quantized candidates in expected-speed order, stopping at the first that passes** (every
    accuracy gate met, with int8 compute): ``settings``, every ``weight_type × per_channel ×
    reduce_range`` of the search space on ONNX Runtime's default op types (qint8 before quint8,
-   per-tensor before per-channel); ``smoothed``, the most accurate per-tensor and then per-channel
-   setting on the model smoothed (SmoothQuant, :mod:`optkit.search.smoothquant`) with each
-   ``search_space.smooth_alphas`` in order; ``static``, one static QDQ candidate
+   per-tensor before per-channel); ``smoothed``, the most accurate setting of each weight type and
+   granularity (in that speed order) on the model smoothed (SmoothQuant,
+   :mod:`optkit.search.smoothquant`) with each ``search_space.smooth_alphas`` in order, for each
+   ``search_space.smooth_modes`` in turn (``fold`` first: free at run time; then ``mul``: inserted
+   Muls also smooth the layers nothing can absorb); ``static``, one static QDQ candidate
    (``quantize_static``, per-channel qint8 weights, quint8 activations) per
    ``search_space.static_methods`` calibrator on the unsmoothed and then each smoothed model,
    calibrated on ``search_space.calibration_data`` or on a deterministic split of the validation
@@ -30,8 +32,9 @@ are those of :mod:`optkit.search.speed_order`):
    start is spent.
 
 Every row names its family (:meth:`~optkit.search.candidates.CandidateRun.family`: ``dynamic``,
-``dynamic+smooth α=0.5``, ``static minmax``, ``static minmax+smooth α=0.5``, ``…, op subset``,
-``…, fp32 fallback``); the step details name the chosen one (``search_family``).
+``dynamic+smooth α=0.5``, ``dynamic+smooth α=0.75 mul``, ``static minmax``,
+``static minmax+smooth α=0.5``, ``…, op subset``, ``…, fp32 fallback``); the step details name
+the chosen one (``search_family``).
 
 Each candidate is scored by :class:`~optkit.search.evaluator.CandidateEvaluator` on the whole
 validation set (its accuracy, and a first latency figure at the gated shape). The passing
@@ -55,6 +58,7 @@ from __future__ import annotations
 import errno
 import time
 from pathlib import Path
+from typing import Literal
 
 import onnx
 
@@ -125,8 +129,8 @@ class _Search:
         self.exhausted = False
         self.ranking: list[NodeSensitivity] = []
         self._calibration: tuple[list, str] | None = None
-        self._smoothed: dict[float, Path | None] = {}  # alpha -> the smoothed fp32 model
-        self._smoothing_off = False
+        self._smoothed: dict[tuple[float, str], Path | None] = {}  # (alpha, mode) -> the smoothed fp32 model
+        self._smoothing_off: set[str] = set()  # modes that cannot smooth this model
         self._peaks: dict = {}  # the fp32 model's activation maxima, measured once for every alpha
         self.fallback_base: int | None = None
         self.fallback_order: list[str] = []
@@ -167,6 +171,7 @@ class _Search:
                         base.reduce_range,
                         kept,
                         smooth_alpha=base.smooth_alpha,
+                        smooth_mode=base.smooth_mode,
                         source=base.source,
                     )
                 )
@@ -181,26 +186,29 @@ class _Search:
         for wt, pc, rr in dynamic_order(space.weight_types, space.per_channel, space.reduce_range):
             if _stops(self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))):
                 return True
-        for base in smoothing_bases(self.rows):
-            assert base.weight_type is not None  # a "settings" row is int8
-            for alpha in space.smooth_alphas:
-                source = self._smoothed_model(alpha)
-                if source is None:
-                    continue
-                cand = CandidateRun(
-                    len(self.rows),
-                    "smoothed",
-                    base.weight_type,
-                    base.per_channel,
-                    base.reduce_range,
-                    smooth_alpha=alpha,
-                    source=source,
-                )
-                if _stops(self._try(cand)):
-                    return True
+        bases = smoothing_bases(self.rows)
+        for mode in space.smooth_modes if space.smooth_alphas else []:
+            for base in bases:
+                assert base.weight_type is not None  # a "settings" row is int8
+                for alpha in space.smooth_alphas:
+                    source = self._smoothed_model(alpha, mode)
+                    if source is None:
+                        continue
+                    cand = CandidateRun(
+                        len(self.rows),
+                        "smoothed",
+                        base.weight_type,
+                        base.per_channel,
+                        base.reduce_range,
+                        smooth_alpha=alpha,
+                        smooth_mode=mode,
+                        source=source,
+                    )
+                    if _stops(self._try(cand)):
+                        return True
         alphas: list[float | None] = [None, *space.smooth_alphas] if space.static_methods else []
         for smooth_alpha in alphas:
-            source = None if smooth_alpha is None else self._smoothed_model(smooth_alpha)
+            source = None if smooth_alpha is None else self._smoothed_model(smooth_alpha, "fold")
             if smooth_alpha is not None and source is None:
                 continue
             for method in space.static_methods:
@@ -213,6 +221,7 @@ class _Search:
                     quantizer="static",
                     calibrate_method=method,
                     smooth_alpha=smooth_alpha,
+                    smooth_mode=None if smooth_alpha is None else "fold",
                     source=source,
                 )
                 if _stops(self._try(cand)):
@@ -285,31 +294,39 @@ class _Search:
         self.ctx.progress(self._line(cand))
         return cand
 
-    def _smoothed_model(self, alpha: float) -> Path | None:
-        """The fp32 model smoothed with ``alpha`` (SmoothQuant, :mod:`optkit.search.smoothquant`),
-        written once and shared by every candidate that uses it; None when smoothing cannot run,
-        nothing can absorb a scale (then no alpha changes the model), or the budget is spent."""
-        if alpha in self._smoothed:
-            return self._smoothed[alpha]
-        if self._smoothing_off or not self._budget_left():
+    def _smoothed_model(self, alpha: float, mode: Literal["fold", "mul"]) -> Path | None:
+        """The fp32 model smoothed with ``alpha`` in ``mode`` (SmoothQuant,
+        :mod:`optkit.search.smoothquant`), written once and shared by every candidate that uses it;
+        None when smoothing cannot run, nothing can take a scale in this mode (then no alpha changes
+        the model), or the budget is spent."""
+        key = (alpha, mode)
+        if key in self._smoothed:
+            return self._smoothed[key]
+        if mode in self._smoothing_off or not self._budget_left():
             return None
         from optkit.search.smoothquant import smooth
 
         model = load_onnx(self.path)
         try:
-            layers = smooth(model, self.ctx.validation.batches(16), alpha, self.ctx.threads, peaks=self._peaks)
+            layers = smooth(
+                model, self.ctx.validation.batches(16), alpha, self.ctx.threads, peaks=self._peaks, mode=mode
+            )
         except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
             self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
-            self._smoothing_off = True
+            self._smoothing_off.update(("fold", "mul"))
             return None
         done = sum(layer.status == "smoothed" for layer in layers)
-        self.ctx.progress(f"smoothing alpha={alpha:g}: {done} of {len(layers)} layer(s) smoothed")
-        if not done:
-            self._smoothing_off = True  # nothing can absorb a scale: every alpha gives the same model
+        muls = sum(layer.absorbed_by == "Mul" for layer in layers)
+        inserted = f" ({muls} through inserted Muls)" if mode == "mul" else ""
+        self.ctx.progress(f"smoothing alpha={alpha:g}: {done} of {len(layers)} layer(s) smoothed{inserted}")
+        if not done or (mode == "mul" and not muls and "fold" in self.space.smooth_modes):
+            # nothing can take a scale, or mul smooths exactly what fold did: no new model
+            self._smoothing_off.add(mode)
             return None
-        source = self.ctx.output_path(f"smoothed-a{int(round(alpha * 100)):03d}")
+        suffix = "-mul" if mode == "mul" else ""
+        source = self.ctx.output_path(f"smoothed-a{int(round(alpha * 100)):03d}{suffix}")
         save_onnx(model, source, self.ctx.external_threshold_mb)
-        self._smoothed[alpha] = source
+        self._smoothed[key] = source
         return source
 
     def _calibration_batches(self) -> tuple[list, str]:
@@ -431,6 +448,7 @@ class _Search:
                 quantizer=base.quantizer,
                 calibrate_method=base.calibrate_method,
                 smooth_alpha=base.smooth_alpha,
+                smooth_mode=base.smooth_mode,
                 source=base.source,
             )
         )
@@ -578,6 +596,7 @@ class _Search:
             "calibrate_method": chosen.calibrate_method,
             "calibration": chosen.calibration,
             "smooth_alpha": chosen.smooth_alpha,
+            "smooth_mode": chosen.smooth_mode,
         }
         for source in self._smoothed.values():  # free disk: only the chosen model is needed from here on
             if source is not None:

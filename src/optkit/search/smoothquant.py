@@ -21,6 +21,18 @@ scale for that consumer and the layer is left unsmoothed, with the reason record
 BERT every LayerNorm output feeds the residual, so only the attention output projections are
 smoothed there; a pre-LN graph (LN output only into QKV and FC1) gets its LayerNorms smoothed too.
 
+``mode="mul"`` smooths those layers as well: an explicit ``Mul(X, 1/s)`` is inserted before their
+consumers (the other readers of ``X``, e.g. the residual, keep the unscaled ``X``) and their weight
+rows are multiplied by ``s`` as usual. Still exact in fp32; the cost is one elementwise Mul over
+``X`` per such layer at run time, next to a MatMul over the same ``X`` (for a ``(1, 128, 384)``
+activation feeding a ``(384, 1536)`` weight: 49 k multiplies beside 75 M multiply-adds). This is
+the form SmoothQuant takes where the scale cannot be fused (the paper's Fig. 5 folds it into the
+previous op; Intel Neural Compressor's SmoothQuant inserts a ``Mul`` when no op can absorb it,
+``neural_compressor/adaptor/ox_utils/smooth_quant.py``). In a post-LN BERT it reaches the FFN's
+second MatMul (after GELU) and the LayerNorm outputs that also feed residuals: on the MiniLM
+embedding sample, with per-channel weights, the difference between cosine 0.978 and 0.991
+(docs/benchmarks.md).
+
 Per-channel ``max|X_j|`` is measured by running the fp32 model with ONNX Runtime on real inputs,
 with every smoothable ``X`` added as a graph output.
 
@@ -32,6 +44,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import onnx
@@ -58,8 +71,11 @@ class Layer:
     Attributes:
         tensor: the activation ``X``'s name; producer / producer_op: the node writing it.
         consumers: names of the MatMul / Attention nodes reading it as input 0.
-        status: ``"smoothed"`` or ``"skipped"``; reason: why it was skipped (None when smoothed).
+        status: ``"smoothed"`` or ``"skipped"``; reason: why it was skipped (None when smoothed),
+            or, for a layer smoothed through an inserted Mul, why the producer could not absorb it.
         max_scale / min_scale: the largest and smallest ``s_j`` applied (None when skipped).
+        absorbed_by: what divides ``X`` by ``s``: the producer's op type, or ``"Mul"`` (an inserted
+            node, ``mode="mul"``); None when skipped.
     """
 
     tensor: str
@@ -70,6 +86,7 @@ class Layer:
     reason: str | None = None
     max_scale: float | None = None
     min_scale: float | None = None
+    absorbed_by: str | None = None
 
     def record(self) -> dict[str, str | float | list[str] | None]:
         """The layer as JSON values, for the step details."""
@@ -79,6 +96,7 @@ class Layer:
             "consumers": self.consumers,
             "status": self.status,
             "reason": self.reason,
+            "absorbed_by": self.absorbed_by,
             "max_scale": None if self.max_scale is None else round(self.max_scale, 4),
             "min_scale": None if self.min_scale is None else round(self.min_scale, 4),
         }
@@ -227,6 +245,7 @@ def smooth(
     threads: int = 2,
     min_scale: float = 1e-4,
     peaks: dict[str, np.ndarray] | None = None,
+    mode: Literal["fold", "mul"] = "fold",
 ) -> list[Layer]:
     """Smooth ``model`` in place; returns every considered layer, smoothed or skipped (with why).
 
@@ -240,21 +259,30 @@ def smooth(
         peaks: a cache of :func:`activation_max` for this (unsmoothed) model: filled on the first
             call when empty, reused as is after, so smoothing copies of one model with several
             alphas runs the activation pass once (the maxima do not depend on alpha); None = no cache.
+            The cache holds every tensor either mode may smooth, so one cache serves both modes.
+        mode: ``"fold"``: only layers whose producer absorbs the scale (no run-time cost);
+            ``"mul"``: also every other layer, through an inserted ``Mul(X, 1/s)`` (module docs).
 
     Raises:
-        ValueError: ``alpha`` outside [0, 1]. ONNX Runtime errors of the activation run propagate.
+        ValueError: ``alpha`` outside [0, 1] or an unknown ``mode``. ONNX Runtime errors of the
+            activation run propagate.
     """
     if not 0 <= alpha <= 1:
         raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    if mode not in ("fold", "mul"):
+        raise ValueError(f"mode must be 'fold' or 'mul', got {mode!r}")
     plans = plan(model)
-    usable = [p for p in plans if p.layer.reason is None]
+    usable = [p for p in plans if p.layer.reason is None or (mode == "mul" and _mul_can_absorb(p))]
     if not usable:
         return [p.layer for p in plans]
+    wanted = [p.layer.tensor for p in plans if p.layer.reason is None or _mul_can_absorb(p)]
     if peaks is None:
         peaks = activation_max(model, [p.layer.tensor for p in usable], batches, threads)
     elif not peaks:
-        peaks.update(activation_max(model, [p.layer.tensor for p in usable], batches, threads))
+        peaks.update(activation_max(model, wanted, batches, threads))
     inits = {t.name: t for t in model.graph.initializer}
+    node_names = {n.name for n in model.graph.node}
+    muls: list[tuple[_Plan, np.ndarray]] = []
     for item in usable:
         weights = [numpy_helper.to_array(inits[c.input[1]]).astype(np.float64) for c in item.consumers]
         w_max = np.abs(np.concatenate(weights, axis=1)).max(axis=1)
@@ -263,13 +291,54 @@ def smooth(
             scale = np.power(x_max, alpha) / np.power(w_max, 1 - alpha)
         scale = np.where((x_max > 0) & (w_max > 0) & np.isfinite(scale), scale, 1.0)
         scale = np.clip(scale, min_scale, 1 / min_scale).astype(np.float32)
-        _divide_producer(model, inits, item.producer, scale)
+        if item.layer.reason is None:
+            _divide_producer(model, inits, item.producer, scale)
+            assert item.producer is not None  # a foldable layer has a producer
+            item.layer.absorbed_by = item.producer.op_type
+        else:
+            muls.append((item, scale))
+            item.layer.absorbed_by = "Mul"
         for consumer in item.consumers:
             _replace(model, inits, consumer, 1, lambda w, s=scale: w * s[:, None])
-        item.layer.status, item.layer.reason = "smoothed", None
+        item.layer.status = "smoothed"
         item.layer.max_scale, item.layer.min_scale = float(scale.max()), float(scale.min())
+    for item, scale in muls:  # last: every weight above is changed through the plan's node references
+        _insert_mul(model, inits, node_names, item, scale)
     _drop_unused(model)
     return [p.layer for p in plans]
+
+
+def _mul_can_absorb(item: _Plan) -> bool:
+    """An inserted Mul can take any layer whose consumers agree on the channel count (a Mul by a
+    ``(K,)`` vector needs one ``K``)."""
+    return not (item.layer.reason or "").startswith("consumers disagree")
+
+
+def _insert_mul(
+    model: onnx.ModelProto,
+    inits: dict[str, onnx.TensorProto],
+    node_names: set[str],
+    item: _Plan,
+    scale: np.ndarray,
+) -> None:
+    """``X_s = Mul(X, 1/s)`` placed right before the first consumer (graph order stays topological:
+    ``X`` is written before any of its readers); every consumer reads ``X_s``, other readers keep ``X``."""
+    x = item.layer.tensor
+    inverse, name, number = f"{x}_smooth_inv", f"{x}_smooth_mul", 0
+    while inverse in inits or name in node_names:
+        number += 1
+        inverse, name = f"{x}_smooth_inv{number}", f"{x}_smooth_mul{number}"
+    tensor = numpy_helper.from_array((1.0 / scale).astype(np.float32), inverse)
+    model.graph.initializer.append(tensor)
+    inits[inverse] = tensor
+    node_names.add(name)
+    node = onnx.helper.make_node("Mul", [x, inverse], [f"{name}_out"], name=name)
+    consumers = {c.output[0] for c in item.consumers}  # outputs are unique in a valid graph; names may not be
+    first = min(i for i, n in enumerate(model.graph.node) if n.output and n.output[0] in consumers)
+    for consumer in model.graph.node:
+        if consumer.output and consumer.output[0] in consumers and consumer.input[0] == x:
+            consumer.input[0] = node.output[0]
+    model.graph.node.insert(first, node)
 
 
 def _divide_producer(

@@ -14,12 +14,14 @@ fully quantized candidate that meets every accuracy gate, so this order is its c
    are within noise, so this only orders candidates the timing could not separate anyway).
 3. ``reduce_range`` runs the same kernels (7-bit values in the same int8 storage): no speed
    difference, so the search space's listed order is kept (8-bit first by default).
-4. **Smoothing costs nothing at run time** (SmoothQuant changes only weights, LayerNorm gamma/beta
-   and V projections, :mod:`optkit.search.smoothquant`): a smoothed candidate is exactly as fast as
-   its unsmoothed setting. It is tried after every unsmoothed setting because which settings are
-   worth smoothing is read from their accuracy (:func:`smoothing_bases`): the most accurate
-   per-tensor setting, then the most accurate per-channel one (expected-speed order), each with
-   every ``smooth_alphas`` in order.
+4. **Folded smoothing costs nothing at run time** (``smooth_modes`` ``fold``: SmoothQuant changes
+   only weights, LayerNorm gamma/beta and V projections, :mod:`optkit.search.smoothquant`): such a
+   candidate is exactly as fast as its unsmoothed setting. It is tried after every unsmoothed
+   setting because which settings are worth smoothing is read from their accuracy
+   (:func:`smoothing_bases`): the most accurate setting of each weight type and granularity, in
+   the order above, each with every ``smooth_alphas`` in order. Then the same with ``mul``
+   smoothing, which also reaches the layers nothing can absorb through inserted Muls (one
+   elementwise op per layer: a hair slower than folding, never slower than a fallback node).
 5. **Static QDQ last.** Static quantization saves the run-time activation quantization
    (``DynamicQuantizeLinear``: a min/max pass over every activation), but ORT's QDQ quantizer has no
    form of the fused ``Attention`` (``onnxruntime/quantization/registry.py``, ``QDQRegistry``), so on
@@ -29,10 +31,11 @@ fully quantized candidate that meets every accuracy gate, so this order is its c
    per calibrator on the unsmoothed model, then on each smoothed model.
 
 Bound on the fully quantized candidates: ``|weight_types|·|per_channel|·|reduce_range|`` dynamic
-settings + ``|per_channel|·|smooth_alphas|`` smoothed + ``|static_methods|·(1 + |smooth_alphas|)``
-static; for ``transformer-int8`` (2·2·2, α = 0.5, 0.75, MinMax) 8 + 4 + 3 = 15, for ``ner-int8``
-(reduce_range off) 4 + 4 + 3 = 11, each a few seconds on the sample models (docs/benchmarks.md:
-the NER search scored 13 candidates in 80 s), within their 900 s ``search_budget_s``.
+settings + ``|weight_types|·|per_channel|·|smooth_alphas|·|smooth_modes|`` smoothed +
+``|static_methods|·(1 + |smooth_alphas|)`` static; for ``transformer-int8`` (2·2·2, α = 0.5, 0.75,
+fold and mul, MinMax) 8 + 16 + 3 = 27, for ``ner-int8`` (reduce_range off) 4 + 16 + 3 = 23, each a
+few seconds on the sample models (docs/benchmarks.md: the NER search scored 13 candidates in 80 s),
+within their 900 s ``search_budget_s``; the search stops at the first that passes.
 
 fp32 fallback (greedy on the true metric, :func:`probe_order`): the local sensitivity
 (:mod:`optkit.search.sensitivity`) only says how much quantizing a node perturbs that node's own
@@ -73,12 +76,24 @@ def dynamic_order(
 
 def smoothing_bases(rows: Sequence[CandidateRun]) -> list[CandidateRun]:
     """The unsmoothed dynamic settings worth smoothing: the most accurate scored ``settings`` row
-    (largest worst gate margin, the earliest on a tie) of each granularity, per-tensor first."""
+    (largest worst gate margin, the earliest on a tie; so the better ``reduce_range`` value) of each
+    weight type and granularity, in expected-speed order (qint8 per-tensor, qint8 per-channel,
+    quint8 per-tensor, quint8 per-channel). One base per weight type, not only the most accurate
+    setting overall, because the weight type decides the kernel (U8S8 vs U8U8, above): a quint8
+    setting a hair more accurate unsmoothed must not keep the faster qint8 one from being smoothed."""
     bases = []
-    for per_channel in (False, True):
-        pool = [c for c in rows if c.stage == "settings" and not c.error and c.per_channel is per_channel]
-        if pool:
-            bases.append(max(pool, key=lambda c: (c.margin, -c.id)))
+    for weight_type in sorted(KERNEL_RANK, key=KERNEL_RANK.__getitem__):
+        for per_channel in (False, True):
+            pool = [
+                c
+                for c in rows
+                if c.stage == "settings"
+                and not c.error
+                and c.per_channel is per_channel
+                and c.weight_type == weight_type
+            ]
+            if pool:
+                bases.append(max(pool, key=lambda c: (c.margin, -c.id)))
     return bases
 
 

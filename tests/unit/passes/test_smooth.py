@@ -339,3 +339,118 @@ def test_one_activation_pass_serves_every_alpha(monkeypatch):
     smoothquant.smooth(fresh, feeds, 0.75)
     assert len(calls) == 2
     assert cached[1].SerializeToString() == fresh.SerializeToString()
+
+
+# ---------------------------------------------------------------------------- mode: mul
+def _muls(path):
+    return [n for n in onnx.load(str(path)).graph.node if n.op_type == "Mul"]
+
+
+def test_mul_mode_smooths_a_residual_layernorm_exactly_and_the_residual_keeps_the_unscaled_input(tmp_path):
+    feeds = {"x": _x()}
+    path, out = _run_pass(tmp_path, pre_ln(residual=True), feeds, mode="mul")
+    layer = _layers(out)["y"]
+    assert layer["status"] == "smoothed" and layer["absorbed_by"] == "Mul"
+    assert "also feeds Add" in layer["reason"]  # why the LayerNorm could not absorb it, kept for the record
+    assert out.details["mode"] == "mul" and out.details["inserted_muls"] == 1 and out.details["smoothed"] == 1
+    _assert_exact(path, out.model_path, feeds)
+    model = onnx.load(str(out.model_path))
+    (mul,) = _muls(out.model_path)
+    nodes = {n.name: n for n in model.graph.node}
+    assert list(nodes["residual"].input) == ["y", "x"]  # the residual reads the unscaled LayerNorm output
+    assert nodes["mm1"].input[0] == nodes["mm2"].input[0] == mul.output[0]
+    order = [n.name for n in model.graph.node]
+    assert order.index(mul.name) < order.index("mm1")  # still topologically sorted
+    assert _inits(path)["gamma"].tolist() == _inits(out.model_path)["gamma"].tolist()  # the LN is untouched
+
+
+def test_mul_mode_reaches_a_graph_input_and_a_relu_output_exactly(tmp_path):
+    rng = np.random.default_rng(7)
+    nodes = [
+        helper.make_node("MatMul", ["x", "w1"], ["h"], name="first"),
+        helper.make_node("Relu", ["h"], ["r"], name="relu"),
+        helper.make_node("MatMul", ["r", "w2"], ["o"], name="second"),
+    ]
+    model = _model(nodes, [_const(rng, "w1", [H, H]), _const(rng, "w2", [H, H])], ["o", "r"])
+    feeds = {"x": _x()}
+    path, out = _run_pass(tmp_path, model, feeds, mode="mul", alpha=0.75)
+    layers = _layers(out)
+    assert layers["x"]["absorbed_by"] == layers["r"]["absorbed_by"] == "Mul"
+    assert out.details["inserted_muls"] == 2 and len(_muls(out.model_path)) == 2
+    _assert_exact(path, out.model_path, feeds)  # "r" is a graph output too: still the unscaled value
+
+
+def test_mul_mode_keeps_folding_where_a_producer_can_absorb(tmp_path):
+    feeds = {"x": _x(6)}
+    path, out = _run_pass(tmp_path, attention(), feeds, mode="mul")
+    assert {k: v["absorbed_by"] for k, v in _layers(out).items()} == {"y": "LayerNormalization", "a": "Attention"}
+    assert out.details["inserted_muls"] == 0 and not _muls(out.model_path)
+    _assert_exact(path, out.model_path, feeds)
+
+
+def test_mul_mode_on_unnamed_nodes_rewires_only_the_consumers(tmp_path):
+    """Nodes are matched by their (unique) outputs, not by names, which exported graphs may leave empty."""
+    model = pre_ln(residual=True)
+    for node in model.graph.node:
+        node.name = ""
+    feeds = {"x": _x()}
+    path, out = _run_pass(tmp_path, model, feeds, mode="mul")
+    assert out.details["inserted_muls"] == 1
+    _assert_exact(path, out.model_path, feeds)
+    adds = [n for n in onnx.load(str(out.model_path)).graph.node if n.op_type == "Add"]
+    assert [list(a.input) for a in adds] == [["y", "x"]]
+
+
+def test_fused_bert_mul_mode_smooths_every_layer_exactly_and_quantizes_to_qattention(fused):
+    from optkit.passes import quantize_dynamic
+    from optkit.recipe import QuantizeDynamicPass
+
+    info, path, work = fused
+    out = smooth.run(path, SmoothPass(type="smooth", mode="mul"), PassContext(work, info, 6, validation=Data(FEEDS)))
+    _assert_exact(path, out.model_path, FEEDS)
+    assert out.details["smoothed"] == 9 and out.details["skipped"] == 0 and out.details["inserted_muls"] == 6
+    before, after = op_counts(onnx.load(str(path))), op_counts(onnx.load(str(out.model_path)))
+    assert after == {**before, "Mul": before.get("Mul", 0) + 6}  # only the inserted Muls are new
+    config = QuantizeDynamicPass(type="quantize-dynamic")
+    quantized = quantize_dynamic.run(out.model_path, config, PassContext(work, info, 7)).details["quantized_ops"]
+    assert quantized["QAttention"] == 2
+
+
+def test_an_unknown_mode_is_refused():
+    from optkit.search import smoothquant
+
+    with pytest.raises(ValueError, match="mode must be"):
+        smoothquant.smooth(pre_ln(), [{"x": _x()}], 0.5, mode="insert")
+    with pytest.raises(ValidationError):
+        SmoothPass(type="smooth", mode="insert")
+
+
+def test_one_activation_pass_serves_both_modes(monkeypatch):
+    """The fold call fills the cache with every tensor either mode may smooth, so the mul call after
+    it measures nothing, and gives the same model as a mul call without the cache."""
+    from optkit.search import smoothquant
+
+    def ln_relu():
+        rng = np.random.default_rng(9)
+        nodes = [
+            helper.make_node("LayerNormalization", ["x", "gamma", "beta"], ["y"], name="ln", axis=-1),
+            helper.make_node("MatMul", ["y", "w1"], ["h"], name="mm1"),
+            helper.make_node("Relu", ["h"], ["r"], name="relu"),
+            helper.make_node("MatMul", ["r", "w2"], ["o"], name="mm2"),
+        ]
+        return _model(nodes, [*_ln_params(rng), _const(rng, "w1", [H, H]), _const(rng, "w2", [H, H])], ["o"])
+
+    calls = []
+    real = smoothquant.activation_max
+    monkeypatch.setattr(smoothquant, "activation_max", lambda *a, **k: calls.append(1) or real(*a, **k))
+    feeds = [{"x": _x()}]
+    cache: dict = {}
+    folded = smoothquant.smooth(ln_relu(), feeds, 0.5, peaks=cache)
+    assert [(la.tensor, la.status) for la in folded] == [("y", "smoothed"), ("r", "skipped")]
+    assert set(cache) == {"y", "r"} and len(calls) == 1
+    cached = ln_relu()
+    smoothquant.smooth(cached, feeds, 0.5, peaks=cache, mode="mul")
+    assert len(calls) == 1
+    fresh = ln_relu()
+    smoothquant.smooth(fresh, feeds, 0.5, mode="mul")
+    assert len(calls) == 2 and cached.SerializeToString() == fresh.SerializeToString()

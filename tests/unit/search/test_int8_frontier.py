@@ -18,20 +18,22 @@ FAMILIES = {
     "smooth_alphas": [0.5, 0.75],
     "static_methods": ["minmax"],
 }
-#: unsmoothed settings' scores: 3 (quint8 per-tensor) and 2 (qint8 per-channel) are the most
-#: accurate of their granularity, so they are the ones smoothed
+#: unsmoothed settings' scores; each weight type × granularity has one setting here (reduce_range
+#: off), so each is a smoothing base, smoothed in expected-speed order whatever its score
 UNSMOOTHED = {1: 0.90, 2: 0.97, 3: 0.95, 4: 0.93}
+SMOOTHED = [
+    ("smoothed", f"dynamic+smooth α={alpha}", weight_type, per_channel)
+    for weight_type, per_channel in (("qint8", False), ("qint8", True), ("quint8", False), ("quint8", True))
+    for alpha in (0.5, 0.75)
+]
 EXPECTED = [
     ("fp32 input", "fp32 input", None, None),
     ("settings", "dynamic", "qint8", False),
     ("settings", "dynamic", "qint8", True),
     ("settings", "dynamic", "quint8", False),
     ("settings", "dynamic", "quint8", True),
-    ("smoothed", "dynamic+smooth α=0.5", "quint8", False),
-    ("smoothed", "dynamic+smooth α=0.75", "quint8", False),
-    ("smoothed", "dynamic+smooth α=0.5", "qint8", True),
-    ("smoothed", "dynamic+smooth α=0.75", "qint8", True),
-    ("static", "static minmax", "qint8", True),
+    *SMOOTHED,  # ids 5-12
+    ("static", "static minmax", "qint8", True),  # 13
     ("static", "static minmax+smooth α=0.5", "qint8", True),
     ("static", "static minmax+smooth α=0.75", "qint8", True),
 ]
@@ -76,9 +78,11 @@ def test_fully_quantized_candidates_of_every_family_come_in_expected_speed_order
     monkeypatch.setattr(int8_search, "quantize_static_qdq", static)
     lines: list[str] = []
     _, found, fake = _frontier(tmp_path, _scripted(UNSMOOTHED), lines, op_type_subsets=False, node_fallback=False)
-    assert _rows(found) == EXPECTED  # 4 + 2 × 2 + 1 × 3: the documented bound
-    assert [r["smooth_alpha"] for r in found["candidates"][9:]] == [None, 0.5, 0.75]
-    assert [v.static for v in fake.scored] == [False] * 9 + [True] * 3  # what was built is what the row says
+    assert _rows(found) == EXPECTED  # 4 + 2 × 2 × 2 + 1 × 3: the documented bound (smooth_modes: fold)
+    assert [r["smooth_alpha"] for r in found["candidates"][13:]] == [None, 0.5, 0.75]
+    assert {r["smooth_mode"] for r in found["candidates"][5:13]} == {"fold"}
+    assert [r["smooth_mode"] for r in found["candidates"][13:]] == [None, "fold", "fold"]
+    assert [v.static for v in fake.scored] == [False] * 13 + [True] * 3  # what was built is what the row says
     # the static candidates quantized the unsmoothed input, then each smoothed model
     assert built[0] == "in.onnx" and "smoothed-a050" in built[1] and "smoothed-a075" in built[2]
     assert sum("smoothing alpha=" in line for line in lines) == 2  # each alpha smoothed once, shared
@@ -88,14 +92,15 @@ def test_fully_quantized_candidates_of_every_family_come_in_expected_speed_order
 def test_the_first_fully_quantized_pass_ends_the_search_with_no_fallback_after_it(tmp_path, monkeypatch):
     asked = _rank(monkeypatch, ["a", "b"])
     lines: list[str] = []
-    outcome, found, fake = _frontier(tmp_path, _scripted({**UNSMOOTHED, 6: 0.995, 8: 0.999}), lines)
-    assert _rows(found) == EXPECTED[:7]  # stops at 6: 8 (more accurate) and static are never built
+    outcome, found, fake = _frontier(tmp_path, _scripted({**UNSMOOTHED, 10: 0.995, 12: 0.999}), lines)
+    assert _rows(found) == EXPECTED[:11]  # stops at 10: 12 (more accurate) and static are never built
     assert asked == [] and found["sensitivity"] == [] and found["fallback_base"] is None
-    assert found["chosen"] == 6 and found["met_gates"] and fake.retimed == [[0, 6]]
+    assert found["chosen"] == 10 and found["met_gates"] and fake.retimed == [[0, 10]]
     assert outcome.details["search_family"] == "dynamic+smooth α=0.75"
     assert outcome.details["smooth_alpha"] == 0.75 and outcome.details["weight_type"] == "quint8"
-    assert "chosen: candidate 6, dynamic+smooth α=0.75" in lines
-    assert any(line.startswith("candidate 6 [dynamic+smooth α=0.75]") for line in lines)
+    assert outcome.details["smooth_mode"] == "fold"
+    assert "chosen: candidate 10, dynamic+smooth α=0.75" in lines
+    assert any(line.startswith("candidate 10 [dynamic+smooth α=0.75]") for line in lines)
 
 
 def test_smoothing_that_cannot_run_leaves_the_unsmoothed_families(tmp_path, monkeypatch):
@@ -107,8 +112,43 @@ def test_smoothing_that_cannot_run_leaves_the_unsmoothed_families(tmp_path, monk
     monkeypatch.setattr(smoothquant, "smooth", broken)
     lines: list[str] = []
     _, found, _ = _frontier(tmp_path, _scripted(UNSMOOTHED), lines, op_type_subsets=False, node_fallback=False)
-    assert _rows(found) == EXPECTED[:5] + EXPECTED[9:10]  # no smoothed row, static on the input only
+    assert _rows(found) == EXPECTED[:5] + EXPECTED[13:14]  # no smoothed row, static on the input only
     assert sum("smoothing skipped: RuntimeError: activation probe failed" in line for line in lines) == 1
+
+
+def test_mul_smoothing_comes_after_every_fold_candidate_and_may_win(tmp_path):
+    """``smooth_modes: [fold, mul]``: every fold candidate first (free at run time), then the same
+    bases and alphas smoothed with inserted Muls (the chain's second MatMul reads a MatMul output,
+    which nothing can absorb: only mul smooths it). The first that passes wins."""
+    lines: list[str] = []
+    table = {**UNSMOOTHED, 16: 0.995}  # mul, qint8 per-channel, α = 0.75
+    outcome, found, _ = _frontier(tmp_path, _scripted(table), lines, smooth_modes=["fold", "mul"])
+    rows = found["candidates"]
+    assert _rows(found)[:13] == EXPECTED[:13]
+    mul = [("smoothed", family + " mul", wt, pc) for _, family, wt, pc in SMOOTHED[:4]]
+    assert _rows(found)[13:] == mul  # stops at 16, before the static candidates
+    assert [r["smooth_mode"] for r in rows[5:]] == ["fold"] * 8 + ["mul"] * 4
+    assert rows[16]["settings"] == "qint8, per-channel, smoothed alpha=0.75 with Muls"
+    assert found["chosen"] == 16 and outcome.details["smooth_mode"] == "mul"
+    assert outcome.details["search_family"] == "dynamic+smooth α=0.75 mul"
+    assert any("smoothing alpha=0.75: 2 of 2 layer(s) smoothed (1 through inserted Muls)" in line for line in lines)
+    assert not list(tmp_path.glob("*smoothed-a*"))  # neither mode's fp32 models are kept
+
+
+def test_mul_mode_that_smooths_nothing_new_adds_no_candidates(tmp_path):
+    """When every layer is foldable, mul would give the fold model again: no duplicate candidates."""
+    model = pre_ln_chain()
+    graph = model.graph
+    del graph.node[2:]  # x -> LayerNorm -> MatMul "a": the one layer is foldable
+    graph.output[0].name = "h_0"
+    graph.initializer.pop()  # w_1
+    path = save(model, tmp_path / "in.onnx")
+    lines: list[str] = []
+    space = {**FAMILIES, "smooth_modes": ["fold", "mul"], "static_methods": []}
+    outcome = int8_search.search(path, config(**space), context(tmp_path, FakeEvaluator(_scripted({})), lines))
+    stages = [c.smooth_mode for c in outcome.search.candidates if c.stage == "smoothed"]
+    assert stages == ["fold"] * 8  # 4 bases × 2 alphas, no mul row
+    assert any("smoothing alpha=0.5: 1 of 1 layer(s) smoothed (0 through inserted Muls)" in line for line in lines)
 
 
 # ---------------------------------------------------------------------------- greedy fallback
@@ -174,10 +214,10 @@ def test_node_probes_stop_when_half_of_the_budget_left_is_spent(tmp_path, monkey
 
 
 def test_the_fallback_may_start_from_a_smoothed_static_candidate(tmp_path):
-    table = {**UNSMOOTHED, 10: 0.98}  # static minmax + smooth 0.5 is the closest fully quantized
-    rule = lambda view: (1.0, 20.0) if view.id == 0 else (table.get(view.id, 0.5) if view.id <= 11 else 0.999, 4.0)  # noqa: E731
+    table = {**UNSMOOTHED, 14: 0.98}  # static minmax + smooth 0.5 is the closest fully quantized
+    rule = lambda view: (1.0, 20.0) if view.id == 0 else (table.get(view.id, 0.5) if view.id <= 15 else 0.999, 4.0)  # noqa: E731
     outcome, found, _ = _frontier(tmp_path, rule, op_type_subsets=False)
-    assert found["fallback_base"] == 10
+    assert found["fallback_base"] == 14
     chosen = found["candidates"][found["chosen"]]
     assert chosen["family"] == "static minmax+smooth α=0.5, fp32 fallback" and len(chosen["fp32_nodes"]) == 1
     assert chosen["quantizer"] == "static" and outcome.details["smooth_alpha"] == 0.5
@@ -185,8 +225,8 @@ def test_the_fallback_may_start_from_a_smoothed_static_candidate(tmp_path):
 
 # ---------------------------------------------------------------------------- determinism, config
 def test_two_runs_give_the_same_table_and_choice(tmp_path):
-    table = {**UNSMOOTHED, 10: 0.98}
-    rule = lambda view: (1.0, 20.0) if view.id == 0 else (table.get(view.id, 0.5) if view.id <= 11 else 0.999, 4.0)  # noqa: E731
+    table = {**UNSMOOTHED, 14: 0.98}
+    rule = lambda view: (1.0, 20.0) if view.id == 0 else (table.get(view.id, 0.5) if view.id <= 15 else 0.999, 4.0)  # noqa: E731
     runs = []
     for name in ("one", "two"):
         _, found, _ = _frontier(tmp_path / name, rule)
