@@ -49,6 +49,7 @@ def run(model_path: Path, config: SmoothPass, ctx: PassContext) -> PassOutcome:
             "remove the smooth pass, or run it right after fuse",
         ) from exc
     smoothed = [layer for layer in layers if layer.status == "smoothed"]
+    inserted = sum(layer.absorbed_by == "Mul" for layer in smoothed)
     details: dict[str, Figure] = {
         "alpha": config.alpha,
         "mode": config.mode,
@@ -56,7 +57,7 @@ def run(model_path: Path, config: SmoothPass, ctx: PassContext) -> PassOutcome:
         "calibration_samples": size,
         "smoothed": len(smoothed),
         "skipped": len(layers) - len(smoothed),
-        "inserted_muls": sum(layer.absorbed_by == "Mul" for layer in smoothed),
+        "inserted_muls": inserted,
         "layers": [layer.record() for layer in layers],
     }
     if not smoothed:
@@ -65,7 +66,7 @@ def run(model_path: Path, config: SmoothPass, ctx: PassContext) -> PassOutcome:
         )
         return PassOutcome(model_path, details, [], skipped=reason)
     # smoothing changes weights only; the graph's ops change only by the Muls it inserted (mode mul)
-    expected, inserted = dict(ops_before), sum(layer.absorbed_by == "Mul" for layer in smoothed)
+    expected = dict(ops_before)
     if inserted:
         expected["Mul"] = expected.get("Mul", 0) + inserted
     assert op_counts(model) == expected

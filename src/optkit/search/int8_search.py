@@ -187,7 +187,7 @@ class _Search:
             if _stops(self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))):
                 return True
         bases = smoothing_bases(self.rows)
-        for mode in space.smooth_modes if space.smooth_alphas else []:
+        for mode in space.smooth_modes:
             for base in bases:
                 assert base.weight_type is not None  # a "settings" row is int8
                 for alpha in space.smooth_alphas:

@@ -272,10 +272,10 @@ def smooth(
     if mode not in ("fold", "mul"):
         raise ValueError(f"mode must be 'fold' or 'mul', got {mode!r}")
     plans = plan(model)
-    usable = [p for p in plans if p.layer.reason is None or (mode == "mul" and _mul_can_absorb(p))]
+    usable = [p for p in plans if _smoothable(p, mode)]
     if not usable:
         return [p.layer for p in plans]
-    wanted = [p.layer.tensor for p in plans if p.layer.reason is None or _mul_can_absorb(p)]
+    wanted = [p.layer.tensor for p in plans if _smoothable(p, "mul")]  # what either mode may smooth
     if peaks is None:
         peaks = activation_max(model, [p.layer.tensor for p in usable], batches, threads)
     elif not peaks:
@@ -308,10 +308,12 @@ def smooth(
     return [p.layer for p in plans]
 
 
-def _mul_can_absorb(item: _Plan) -> bool:
-    """An inserted Mul can take any layer whose consumers agree on the channel count (a Mul by a
-    ``(K,)`` vector needs one ``K``)."""
-    return not (item.layer.reason or "").startswith("consumers disagree")
+def _smoothable(item: _Plan, mode: str) -> bool:
+    """Fold: the producer can absorb the scale (no reason recorded against it). Mul: also any other
+    layer whose consumers agree on the channel count (a Mul by a ``(K,)`` vector needs one ``K``)."""
+    if item.layer.reason is None:
+        return True
+    return mode == "mul" and not item.layer.reason.startswith("consumers disagree")
 
 
 def _insert_mul(
