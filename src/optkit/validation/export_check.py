@@ -7,6 +7,11 @@ Where they differ, the message names each output and its largest difference, the
 cause (:func:`likely_causes`): a source that is not deterministic (it is run a second time on the
 same batch), dropout left active (training mode), a reference that runs another attention
 implementation than the exported one (SDPA vs eager), half-precision weights.
+
+A source that is random must not pass by luck: an export holding ``Dropout`` nodes in training
+mode (what ``torch.jit.trace`` of a module in training mode leaves; ONNX Runtime then drops
+units at random too) is refused before any comparison, and a source whose traits show active
+dropout or training mode is run twice more on the batch even when the outputs matched.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from optkit.errors import ExportError
 from optkit.runners.base import Feeds, Runner
 from optkit.runners.ort_runner import OrtRunner
 from optkit.validation.outputs import check_close
+
+#: the fix for a model left in training mode
+_EVAL_FIX = "put the model in inference mode before saving or tracing it (model.eval())"
 
 #: the exporter's own hint, when no likelier cause is found
 MISTRACED = "the exporter mistraced the model; try --opset or a torch.export (.pt2) source"
@@ -44,7 +52,9 @@ def check_export(
         atol / rtol: tolerances (the recipe's ``export.check_atol`` / ``export.check_rtol``).
         threads: ONNX Runtime intra-op threads.
         traits: ``() -> {fact: value}`` of the source model
-            (:meth:`~optkit.sources.base.SourceModel.traits`), asked only when outputs differ.
+            (:meth:`~optkit.sources.base.SourceModel.traits`), asked when outputs differ, when
+            the graph has training-mode Dropout, and after a match (active dropout or training
+            mode there means two more source runs).
 
     Returns:
         The largest absolute difference over all float outputs (recorded as
@@ -52,8 +62,19 @@ def check_export(
 
     Raises:
         ExportError: the export does not run in ONNX Runtime, an output is missing or has another
-            shape, or outputs are not close (every failing output is named).
+            shape, or outputs are not close (every failing output is named); the graph has
+            Dropout nodes in training mode; or a source with active dropout gives other outputs
+            when run again on the same batch (it matched by luck).
     """
+    random_dropouts = training_dropouts(model_path)
+    if random_dropouts:
+        causes = likely_causes(0.0, traits() if traits else {})
+        raise ExportError(
+            f"the exported model has {random_dropouts} Dropout node(s) in training mode (they drop units at "
+            "random in ONNX Runtime too, so no output can be validated)"
+            + (f"; likely: {'; '.join(c for c, _ in causes)}" if causes else ""),
+            causes[0][1] if causes else _EVAL_FIX,
+        )
     try:
         onnx_out = OrtRunner(model_path, threads).infer(batch)
     except Exception as exc:  # onnxruntime raises its own exception types
@@ -63,7 +84,7 @@ def check_export(
         ) from exc
     reference = src_runner.infer(batch)
     try:
-        return check_close(reference, onnx_out, atol, rtol, ExportError, MISTRACED, batch.get("attention_mask"))
+        worst = check_close(reference, onnx_out, atol, rtol, ExportError, MISTRACED, batch.get("attention_mask"))
     except ExportError as exc:
         if "computes different outputs" not in exc.message:
             raise  # a shape or name mismatch: no tolerance question
@@ -71,6 +92,52 @@ def check_export(
         if not causes:
             raise
         raise ExportError(f"{exc.message}; likely: {'; '.join(c for c, _ in causes)}", causes[0][1]) from exc
+    facts = traits() if traits else {}
+    if facts.get("dropout") or facts.get("training"):
+        # the outputs matched, but a random source can match once by luck: two more runs
+        rerun = max(_rerun_difference(src_runner, batch, reference) for _ in range(2))
+        if rerun > atol:
+            causes = likely_causes(rerun, facts)
+            raise ExportError(f"the exported model matched the source once, but {causes[0][0]}", causes[0][1])
+    return worst
+
+
+def training_dropouts(model_path: Path) -> int:
+    """How many ``Dropout`` nodes of the ONNX graph (subgraphs included) run in training mode:
+    their third input, ``training_mode``, is a constant true (a ``Constant`` node or an
+    initializer). ONNX Dropout-13 drops at random when it is true (onnx.ai Operators: Dropout)."""
+    import onnx
+    from onnx import numpy_helper
+
+    proto = onnx.load(str(model_path), load_external_data=False)
+    found = 0
+    for graph in _graphs(proto.graph):
+        consts = {i.name: i for i in graph.initializer}
+        for node in graph.node:
+            if node.op_type == "Constant":
+                for attr in node.attribute:
+                    if attr.name == "value":
+                        consts[node.output[0]] = attr.t
+        found += sum(
+            1
+            for node in graph.node
+            if node.op_type == "Dropout"
+            and len(node.input) > 2
+            and node.input[2] in consts
+            and bool(np.asarray(numpy_helper.to_array(consts[node.input[2]])).any())
+        )
+    return found
+
+
+def _graphs(graph):
+    """``graph`` and every subgraph (If/Loop/Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.g.node:
+                yield from _graphs(attr.g)
+            for sub in attr.graphs:
+                yield from _graphs(sub)
 
 
 def _rerun_difference(src_runner: Runner, batch: Feeds, first: Feeds) -> float:

@@ -136,5 +136,72 @@ def test_conversion_of_a_model_traced_in_training_mode_names_dropout(tmp_path):
     with pytest.raises(ExportError) as exc:
         optkit.convert(tmp_path / "m.pt", "fp32", tmp_path / "out", data=str(tmp_path / "x.npz"), overrides=FAST)
     assert exc.value.exit_code == 2
-    assert "likely: the source model is not deterministic" in exc.value.message
+    # the same words every run: the graph is refused before any (random) comparison
+    assert "1 Dropout node(s) in training mode" in exc.value.message
+    assert "likely: the source model has active dropout: 1 dropout layer(s)/op(s) active" in exc.value.message
+    assert "torch.jit.trace in training mode bakes dropout" in exc.value.hint
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_export_with_training_mode_dropout_is_refused_before_any_comparison(tmp_path):
+    """A trace in training mode leaves ONNX Dropout nodes with training_mode=true: ONNX Runtime
+    drops at random too, so a comparison could match by luck (it did, on a CI machine)."""
+    torch = pytest.importorskip("torch")
+    from optkit.validation.export_check import training_dropouts
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)).train()
+    traced = torch.jit.trace(model, torch.ones(2, 4), check_trace=False)
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(traced, (torch.ones(2, 4),), str(onnx_path), input_names=["x"], output_names=["y"], dynamo=False)
+    assert training_dropouts(onnx_path) == 1
+
+    class SameEveryTime:
+        """A source that agrees with ONNX Runtime: the check must not even ask it."""
+
+        def infer(self, feeds):
+            raise AssertionError("compared outputs of a random graph")
+
+    with pytest.raises(ExportError) as exc:
+        check_export(onnx_path, SameEveryTime(), BATCH, 1e-3, 1e-3, 1, lambda: {"dropout": 1})  # type: ignore[arg-type]
+    assert "1 Dropout node(s) in training mode" in exc.value.message
     assert "1 dropout layer(s)/op(s) active" in exc.value.message
+    assert "model.eval()" in exc.value.hint
+
+
+def test_an_eval_export_has_no_training_dropout(tmp_path):
+    torch = pytest.importorskip("torch")
+    from optkit.validation.export_check import training_dropouts
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)).eval()
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.ones(2, 4),), str(onnx_path), input_names=["x"], output_names=["y"], dynamo=False)
+    assert training_dropouts(onnx_path) == 0
+
+
+def test_a_random_source_that_matches_once_is_still_refused(tmp_path):
+    """Outputs equal on the first run, then not: a source with active dropout is run twice more."""
+    torch = pytest.importorskip("torch")
+    from optkit.runners.ort_runner import OrtRunner
+
+    model = torch.nn.Linear(4, 4).eval()
+    onnx_path = tmp_path / "m.onnx"
+    torch.onnx.export(model, (torch.ones(2, 4),), str(onnx_path), input_names=["x"], output_names=["y"], dynamo=False)
+    exact = OrtRunner(onnx_path, 1).infer(BATCH)
+
+    class LuckyOnce:
+        calls = 0
+
+        def infer(self, feeds):
+            LuckyOnce.calls += 1
+            return exact if LuckyOnce.calls == 1 else {"y": exact["y"] * 2}
+
+    with pytest.raises(ExportError) as exc:
+        check_export(onnx_path, LuckyOnce(), BATCH, 1e-3, 1e-3, 1, lambda: {"dropout": 1})  # type: ignore[arg-type]
+    assert "matched the source once, but the source model is not deterministic" in exc.value.message
+
+    # a deterministic source with the same traits passes
+    class Steady:
+        def infer(self, feeds):
+            return exact
+
+    assert check_export(onnx_path, Steady(), BATCH, 1e-3, 1e-3, 1, lambda: {"dropout": 1}) <= 1e-6  # type: ignore[arg-type]
