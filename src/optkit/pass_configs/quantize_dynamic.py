@@ -42,11 +42,12 @@ class Int8SearchSpace(StrictModel):
     reduce_range: list[bool] = Field(
         default_factory=lambda: [False, True], min_length=1, description="dynamic settings: reduce_range values tried"
     )
-    smooth_alphas: list[float] = Field(
+    smooth_alphas: list[float | Literal["per-layer"]] = Field(
         default_factory=list,
         description="when no unsmoothed setting passes: SmoothQuant alphas tried (each in [0, 1], e.g. "
         "[0.5, 0.75]) with the most accurate per-tensor and per-channel setting, and with each static "
-        "method; empty = none",
+        "method; per-layer = each layer's alpha (or none) chosen for that setting by its int8 output error "
+        "on real inputs (AWQ-style grid, dynamic candidates only); empty = none",
     )
     smooth_modes: list[Literal["fold", "mul"]] = Field(
         default_factory=_fold_only,
@@ -70,8 +71,8 @@ class Int8SearchSpace(StrictModel):
 
     @field_validator("smooth_alphas")
     @classmethod
-    def _alphas_in_range(cls, alphas: list[float]) -> list[float]:
-        if any(not 0 <= a <= 1 for a in alphas):
+    def _alphas_in_range(cls, alphas: list[float | str]) -> list[float | str]:
+        if any(not isinstance(a, str) and not 0 <= a <= 1 for a in alphas):
             raise ValueError(f"every smoothing alpha must be in [0, 1], got {alphas}")
         return alphas
 

@@ -92,7 +92,9 @@ class Candidate(Record):
         seconds: wall time to build and score it (s, 2 decimals); error: why it failed to build/run.
         quantizer: ``dynamic`` (quantize_dynamic) or ``static`` (quantize_static, QDQ); for static:
             calibrate_method (``minmax``/``percentile``/``entropy``) and calibration (which samples).
-        smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``).
+        smooth_alpha: the SmoothQuant alpha the model was smoothed with first (stage ``smoothed``);
+            ``"per-layer"`` when each layer's alpha was chosen by its int8 output error
+            (:mod:`optkit.search.smooth_alpha`; the choice is in the step details).
         smooth_mode: how it was smoothed: ``fold`` (into LayerNorm / Attention V only) or ``mul``
             (also through inserted Muls, :mod:`optkit.search.smoothquant`); None = not smoothed.
         speedup: its speed-up over the fp32 input with a 95 % interval, for the passing candidates
@@ -126,7 +128,7 @@ class Candidate(Record):
     quantizer: Literal["dynamic", "static"] | None = None
     calibrate_method: str | None = None
     calibration: str | None = None
-    smooth_alpha: float | None = None
+    smooth_alpha: float | Literal["per-layer"] | None = None
     smooth_mode: Literal["fold", "mul"] | None = None
     speedup: SpeedupInterval | None = None
     activations: Literal["asymmetric", "symmetric"] | None = None

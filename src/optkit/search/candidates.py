@@ -11,6 +11,11 @@ from typing import Literal
 from optkit.records.search import Candidate, CandidateGate, SpeedupInterval, Stage, Verdict
 
 
+def alpha_text(alpha: float | str) -> str:
+    """A smoothing alpha as the search writes it: ``0.75`` or ``per-layer``."""
+    return alpha if isinstance(alpha, str) else f"{alpha:g}"
+
+
 @dataclass
 class CandidateRun:
     """A candidate model of the int8 search.
@@ -67,7 +72,7 @@ class CandidateRun:
     quantizer: Literal["dynamic", "static"] = "dynamic"
     calibrate_method: str | None = None
     calibration: str | None = None
-    smooth_alpha: float | None = None
+    smooth_alpha: float | Literal["per-layer"] | None = None
     smooth_mode: Literal["fold", "mul"] | None = None
     source: Path | None = None
     speedup: SpeedupInterval | None = None
@@ -94,7 +99,7 @@ class CandidateRun:
             return "fp32 input"
         name = f"static {self.calibrate_method}" if self.quantizer == "static" else "dynamic"
         if self.smooth_alpha is not None:
-            name += f"+smooth α={self.smooth_alpha:g}" + (" mul" if self.smooth_mode == "mul" else "")
+            name += f"+smooth α={alpha_text(self.smooth_alpha)}" + (" mul" if self.smooth_mode == "mul" else "")
         if self.fp32_nodes:
             return name + ", fp32 fallback"
         return name + (", op subset" if self.op_types is not None else "")
@@ -111,7 +116,9 @@ class CandidateRun:
         if self.reduce_range:
             parts.append("reduce_range")
         if self.smooth_alpha is not None:
-            parts.append(f"smoothed alpha={self.smooth_alpha:g}" + (" with Muls" if self.smooth_mode == "mul" else ""))
+            parts.append(
+                f"smoothed alpha={alpha_text(self.smooth_alpha)}" + (" with Muls" if self.smooth_mode == "mul" else "")
+            )
         if self.op_types is not None:
             parts.append("ops=" + "+".join(self.op_types))
         return ", ".join(parts)

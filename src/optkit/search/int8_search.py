@@ -4,13 +4,16 @@ Order (deterministic for the same model, data and recipe; the expected-speed ord
 are those of :mod:`optkit.search.speed_order`):
 
 1. **Fully quantized candidates in expected-speed order, stopping at the first that passes** (every
-   accuracy gate met, with int8 compute): ``settings``, every ``weight_type × per_channel ×
-   reduce_range`` of the search space on ONNX Runtime's default op types (qint8 before quint8,
-   per-tensor before per-channel); ``smoothed``, the most accurate setting of each weight type and
-   granularity (in that speed order) on the model smoothed (SmoothQuant,
-   :mod:`optkit.search.smoothquant`) with each ``search_space.smooth_alphas`` in order, for each
-   ``search_space.smooth_modes`` in turn (``fold`` first: free at run time; then ``mul``: inserted
-   Muls also smooth the layers nothing can absorb); ``static``, one static QDQ candidate
+   accuracy gate met, with int8 compute), one weight type (one kernel: qint8's U8S8, then quint8's
+   U8U8) at a time: ``settings``, every ``per_channel × reduce_range`` of that weight type on ONNX
+   Runtime's default op types (per-tensor before per-channel); then ``smoothed``, the most accurate
+   setting of each granularity (per-tensor first; for ``mul``, each ``reduce_range`` value) on
+   the model smoothed (SmoothQuant, :mod:`optkit.search.smoothquant`) with each
+   ``search_space.smooth_alphas`` in order (``per-layer``: each layer's own alpha for that
+   setting, :mod:`optkit.search.smooth_alpha`), for each ``search_space.smooth_modes`` in turn
+   (``fold`` first: free at run time; then ``mul``: inserted Muls also smooth the layers nothing
+   can absorb). A smoothed qint8 model runs the faster kernel, so it comes before any quint8
+   setting. Last ``static``, one static QDQ candidate
    (``quantize_static``, per-channel qint8 weights, quint8 activations) per
    ``search_space.static_methods`` calibrator on the unsmoothed and then each smoothed model,
    calibrated on ``search_space.calibration_data`` or on a deterministic split of the validation
@@ -32,7 +35,7 @@ are those of :mod:`optkit.search.speed_order`):
    start is spent.
 
 Every row names its family (:meth:`~optkit.search.candidates.CandidateRun.family`: ``dynamic``,
-``dynamic+smooth α=0.5``, ``dynamic+smooth α=0.75 mul``, ``static minmax``,
+``dynamic+smooth α=0.5``, ``dynamic+smooth α=0.75 mul``, ``dynamic+smooth α=per-layer mul``, ``static minmax``,
 ``static minmax+smooth α=0.5``, ``…, op subset``, ``…, fp32 fallback``); the step details name
 the chosen one (``search_family``).
 
@@ -76,14 +79,14 @@ from optkit.records.search import (
     SpeedupInterval,
     Stage,
 )
-from optkit.search.candidates import CandidateRun
+from optkit.search.candidates import CandidateRun, alpha_text
 from optkit.search.evaluator import gate_margin
 from optkit.search.fallback_count import fewest_fp32_nodes
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
-from optkit.search.speed_order import dynamic_order, probe_order, smoothing_bases
+from optkit.search.speed_order import KERNEL_RANK, dynamic_order, probe_order, smoothing_bases
 from optkit.validation.int8_compute import INT8_COMPUTE_OPS, int8_compute_ops
 from optkit.validation.speed import size_on_disk_mb
 
@@ -129,7 +132,9 @@ class _Search:
         self.exhausted = False
         self.ranking: list[NodeSensitivity] = []
         self._calibration: tuple[list, str] | None = None
-        self._smoothed: dict[tuple[float, str], Path | None] = {}  # (alpha, mode) -> the smoothed fp32 model
+        # (alpha, mode, weight setting for per-layer alphas) -> the smoothed fp32 model
+        self._smoothed: dict[tuple, Path | None] = {}
+        self.layer_alphas: dict[str, dict[str, float | None]] = {}  # per-layer choices, by setting
         self._smoothing_off: set[str] = set()  # modes that cannot smooth this model
         self._peaks: dict = {}  # the fp32 model's activation maxima, measured once for every alpha
         self.fallback_base: int | None = None
@@ -183,15 +188,23 @@ class _Search:
         """Try the fully quantized candidates in expected-speed order (:mod:`optkit.search.speed_order`)
         and stop at the first that passes; True when one did."""
         space = self.space
-        for wt, pc, rr in dynamic_order(space.weight_types, space.per_channel, space.reduce_range):
+        for weight_type in sorted(set(space.weight_types), key=KERNEL_RANK.__getitem__):
+            if self._kernel_family(weight_type):
+                return True
+        return self._static()
+
+    def _kernel_family(self, weight_type: str) -> bool:
+        """One weight type's (one kernel's) dynamic candidates: its settings, then its smoothed
+        candidates (fold, then mul); True when one passed."""
+        space = self.space
+        for wt, pc, rr in dynamic_order([weight_type], space.per_channel, space.reduce_range):
             if _stops(self._try(CandidateRun(len(self.rows), "settings", wt, pc, rr))):
                 return True
-        bases = smoothing_bases(self.rows)
         for mode in space.smooth_modes:
-            for base in bases:
-                assert base.weight_type is not None  # a "settings" row is int8
+            bases = smoothing_bases(self.rows, every_reduce_range=mode == "mul")
+            for base in [b for b in bases if b.weight_type == weight_type]:
                 for alpha in space.smooth_alphas:
-                    source = self._smoothed_model(alpha, mode)
+                    source = self._smoothed_model(alpha, mode, base)
                     if source is None:
                         continue
                     cand = CandidateRun(
@@ -206,7 +219,13 @@ class _Search:
                     )
                     if _stops(self._try(cand)):
                         return True
-        alphas: list[float | None] = [None, *space.smooth_alphas] if space.static_methods else []
+        return False
+
+    def _static(self) -> bool:
+        """The static QDQ candidates, unsmoothed then on each (fold-)smoothed model; True when one passed."""
+        space = self.space
+        uniform = [a for a in space.smooth_alphas if not isinstance(a, str)]  # per-layer: dynamic only
+        alphas: list[float | None] = [None, *uniform] if space.static_methods else []
         for smooth_alpha in alphas:
             source = None if smooth_alpha is None else self._smoothed_model(smooth_alpha, "fold")
             if smooth_alpha is not None and source is None:
@@ -294,23 +313,32 @@ class _Search:
         self.ctx.progress(self._line(cand))
         return cand
 
-    def _smoothed_model(self, alpha: float, mode: Literal["fold", "mul"]) -> Path | None:
+    def _smoothed_model(
+        self, alpha: float | str, mode: Literal["fold", "mul"], base: CandidateRun | None = None
+    ) -> Path | None:
         """The fp32 model smoothed with ``alpha`` in ``mode`` (SmoothQuant,
         :mod:`optkit.search.smoothquant`), written once and shared by every candidate that uses it;
-        None when smoothing cannot run, nothing can take a scale in this mode (then no alpha changes
-        the model), or the budget is spent."""
-        key = (alpha, mode)
+        ``"per-layer"``: each layer's alpha chosen for ``base``'s weight setting
+        (:mod:`optkit.search.smooth_alpha`), one model per setting. None when smoothing cannot run,
+        nothing can take a scale in this mode (then no alpha changes the model), or the budget is spent."""
+        per_layer = isinstance(alpha, str)
+        setting = (base.weight_type, base.per_channel, base.reduce_range) if per_layer and base else None
+        key = (alpha, mode, setting)
         if key in self._smoothed:
             return self._smoothed[key]
         if mode in self._smoothing_off or not self._budget_left():
             return None
-        from optkit.search.smoothquant import smooth
+        from optkit.search.smoothquant import smooth, smoothable_maxima
 
         model = load_onnx(self.path)
+        batches = self.ctx.validation.batches(16)
         try:
-            layers = smooth(
-                model, self.ctx.validation.batches(16), alpha, self.ctx.threads, peaks=self._peaks, mode=mode
-            )
+            if not self._peaks:
+                self._peaks.update(smoothable_maxima(model, batches, self.ctx.threads))
+            alphas: float | dict[str, float | None] = 0.0 if per_layer else float(alpha)
+            if per_layer:
+                alphas = self._layer_alphas(model, batches, mode, setting)
+            layers = smooth(model, batches, alphas, self.ctx.threads, peaks=self._peaks, mode=mode)
         except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
             self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
             self._smoothing_off.update(("fold", "mul"))
@@ -318,16 +346,36 @@ class _Search:
         done = sum(layer.status == "smoothed" for layer in layers)
         muls = sum(layer.absorbed_by == "Mul" for layer in layers)
         inserted = f" ({muls} through inserted Muls)" if mode == "mul" else ""
-        self.ctx.progress(f"smoothing alpha={alpha:g}: {done} of {len(layers)} layer(s) smoothed{inserted}")
-        if not done or (mode == "mul" and not muls and "fold" in self.space.smooth_modes):
+        self.ctx.progress(f"smoothing alpha={alpha_text(alpha)}: {done} of {len(layers)} layer(s) smoothed{inserted}")
+        if not done or (mode == "mul" and not muls and "fold" in self.space.smooth_modes and not per_layer):
             # nothing can take a scale, or mul smooths exactly what fold did: no new model
-            self._smoothing_off.add(mode)
+            if not per_layer:
+                self._smoothing_off.add(mode)
+            self._smoothed[key] = None
             return None
         suffix = "-mul" if mode == "mul" else ""
-        source = self.ctx.output_path(f"smoothed-a{int(round(alpha * 100)):03d}{suffix}")
+        if per_layer:
+            assert setting is not None
+            wt, pc, rr = setting
+            name = f"smoothed-layers-{wt}-{'pc' if pc else 'pt'}{'-rr' if rr else ''}{suffix}"
+        else:
+            name = f"smoothed-a{int(round(float(alpha) * 100)):03d}{suffix}"
+        source = self.ctx.output_path(name)
         save_onnx(model, source, self.ctx.external_threshold_mb)
         self._smoothed[key] = source
         return source
+
+    def _layer_alphas(self, model, batches: list, mode: str, setting) -> dict[str, float | None]:
+        """Each layer's alpha for one weight setting (:func:`~optkit.search.smooth_alpha.choose_alphas`,
+        on the first 32 samples), recorded under the setting's name for the step details."""
+        from optkit.search.smooth_alpha import choose_alphas
+
+        wt, pc, rr = setting
+        choice = choose_alphas(model, batches[:2], self._peaks, wt, pc, rr, mode, self.ctx.workdir, self.ctx.threads)
+        label = f"{wt} {'per-channel' if pc else 'per-tensor'}{' reduce_range' if rr else ''} {mode}"
+        self.layer_alphas[label] = dict(choice.alphas)
+        self.ctx.progress(f"per-layer alphas for {label}: {choice.summary()}")
+        return choice.alphas
 
     def _calibration_batches(self) -> tuple[list, str]:
         """Calibration batches for the static candidates and where they came from (computed once):
@@ -598,6 +646,10 @@ class _Search:
             "smooth_alpha": chosen.smooth_alpha,
             "smooth_mode": chosen.smooth_mode,
         }
+        if chosen.smooth_alpha == "per-layer":
+            wt, pc, rr = chosen.weight_type, chosen.per_channel, chosen.reduce_range
+            label = f"{wt} {'per-channel' if pc else 'per-tensor'}{' reduce_range' if rr else ''} {chosen.smooth_mode}"
+            details["smooth_layer_alphas"] = self.layer_alphas.get(label)
         for source in self._smoothed.values():  # free disk: only the chosen model is needed from here on
             if source is not None:
                 source.unlink(missing_ok=True)

@@ -42,7 +42,7 @@ a search dimension), so it lives in search/ and imports no pass.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -60,6 +60,8 @@ NORM_PARAMS: dict[str, tuple[int, int | None]] = {
     "SkipSimplifiedLayerNormalization": (2, None),
     "EmbedLayerNormalization": (5, 6),
 }
+#: the reason recorded for a layer a per-layer alpha choice left as it is
+LEFT_ALONE = "left unsmoothed by the per-layer choice"
 #: consumers whose input 1 is a MatMul-like ``(K, N)`` weight applied to input 0
 CONSUMERS = ("MatMul", "Attention")
 
@@ -76,6 +78,7 @@ class Layer:
         max_scale / min_scale: the largest and smallest ``s_j`` applied (None when skipped).
         absorbed_by: what divides ``X`` by ``s``: the producer's op type, or ``"Mul"`` (an inserted
             node, ``mode="mul"``); None when skipped.
+        alpha: the migration strength applied to this layer (None when skipped).
     """
 
     tensor: str
@@ -87,6 +90,7 @@ class Layer:
     max_scale: float | None = None
     min_scale: float | None = None
     absorbed_by: str | None = None
+    alpha: float | None = None
 
     def record(self) -> dict[str, str | float | list[str] | None]:
         """The layer as JSON values, for the step details."""
@@ -97,6 +101,7 @@ class Layer:
             "status": self.status,
             "reason": self.reason,
             "absorbed_by": self.absorbed_by,
+            "alpha": self.alpha,
             "max_scale": None if self.max_scale is None else round(self.max_scale, 4),
             "min_scale": None if self.min_scale is None else round(self.min_scale, 4),
         }
@@ -241,7 +246,7 @@ def activation_max(
 def smooth(
     model: onnx.ModelProto,
     batches: Iterable[Feeds],
-    alpha: float,
+    alpha: float | Mapping[str, float | None],
     threads: int = 2,
     min_scale: float = 1e-4,
     peaks: dict[str, np.ndarray] | None = None,
@@ -252,7 +257,10 @@ def smooth(
     Args:
         model: an fp32 ONNX model, ideally fused (``fuse`` pass) so LayerNorms and Attention are ops.
         batches: real inputs for the activation ranges (``{input: (B, S) array}`` per batch).
-        alpha: migration strength in [0, 1] (0.5 in the paper for most models).
+        alpha: migration strength in [0, 1] (0.5 in the paper for most models), one for every
+            layer; or ``{activation name: alpha or None}`` per layer (:func:`choose_alphas`), where
+            None or a missing name leaves that layer unsmoothed (reason ``"left unsmoothed by the
+            per-layer choice"``).
         threads: ONNX Runtime intra-op threads for the activation run.
         min_scale: scales are clipped to ``[min_scale, 1 / min_scale]``; a channel whose activation
             or weight maximum is 0 gets scale 1.
@@ -267,19 +275,27 @@ def smooth(
         ValueError: ``alpha`` outside [0, 1] or an unknown ``mode``. ONNX Runtime errors of the
             activation run propagate.
     """
-    if not 0 <= alpha <= 1:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    alphas = alpha if isinstance(alpha, Mapping) else None
+    values: Iterable[float | None] = alphas.values() if alphas is not None else [float(alpha)]  # type: ignore[arg-type]
+    for value in values:
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError(f"alpha must be in [0, 1], got {value}")
     if mode not in ("fold", "mul"):
         raise ValueError(f"mode must be 'fold' or 'mul', got {mode!r}")
     plans = plan(model)
-    usable = [p for p in plans if _smoothable(p, mode)]
+    usable = [p for p in plans if smoothable(p, mode)]
+    if alphas is not None:
+        for item in usable:
+            if alphas.get(item.layer.tensor) is None:
+                before = item.layer.reason
+                item.layer.reason = LEFT_ALONE + (f" (and {before})" if before else "")
+        usable = [p for p in usable if alphas.get(p.layer.tensor) is not None]
     if not usable:
         return [p.layer for p in plans]
-    wanted = [p.layer.tensor for p in plans if _smoothable(p, "mul")]  # what either mode may smooth
     if peaks is None:
         peaks = activation_max(model, [p.layer.tensor for p in usable], batches, threads)
     elif not peaks:
-        peaks.update(activation_max(model, wanted, batches, threads))
+        peaks.update(smoothable_maxima(model, batches, threads))
     inits = {t.name: t for t in model.graph.initializer}
     node_names = {n.name for n in model.graph.node}
     muls: list[tuple[_Plan, np.ndarray]] = []
@@ -287,10 +303,10 @@ def smooth(
         weights = [numpy_helper.to_array(inits[c.input[1]]).astype(np.float64) for c in item.consumers]
         w_max = np.abs(np.concatenate(weights, axis=1)).max(axis=1)
         x_max = peaks[item.layer.tensor]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.power(x_max, alpha) / np.power(w_max, 1 - alpha)
-        scale = np.where((x_max > 0) & (w_max > 0) & np.isfinite(scale), scale, 1.0)
-        scale = np.clip(scale, min_scale, 1 / min_scale).astype(np.float32)
+        layer_alpha = alphas[item.layer.tensor] if alphas is not None else alpha
+        assert isinstance(layer_alpha, float | int)  # None was filtered out above
+        scale = smoothing_scale(x_max, w_max, float(layer_alpha), min_scale)
+        item.layer.alpha = float(layer_alpha)
         if item.layer.reason is None:
             _divide_producer(model, inits, item.producer, scale)
             assert item.producer is not None  # a foldable layer has a producer
@@ -308,7 +324,23 @@ def smooth(
     return [p.layer for p in plans]
 
 
-def _smoothable(item: _Plan, mode: str) -> bool:
+def smoothable_maxima(model: onnx.ModelProto, batches: Iterable[Feeds], threads: int = 2) -> dict[str, np.ndarray]:
+    """:func:`activation_max` of every activation either mode may smooth (the cache ``smooth`` and
+    :func:`~optkit.search.smooth_alpha.choose_alphas` share): ``{name: (K,) float64}``."""
+    wanted = [p.layer.tensor for p in plan(model) if smoothable(p, "mul")]
+    return activation_max(model, wanted, batches, threads) if wanted else {}
+
+
+def smoothing_scale(x_max: np.ndarray, w_max: np.ndarray, alpha: float, min_scale: float = 1e-4) -> np.ndarray:
+    """SmoothQuant's ``s_j = max|X_j|^alpha / max|W_j|^(1 - alpha)`` (paper eq. 4), ``(K,)`` float32;
+    1 for a channel whose activation or weight maximum is 0, clipped to ``[min_scale, 1 / min_scale]``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = np.power(x_max, alpha) / np.power(w_max, 1 - alpha)
+    scale = np.where((x_max > 0) & (w_max > 0) & np.isfinite(scale), scale, 1.0)
+    return np.clip(scale, min_scale, 1 / min_scale).astype(np.float32)
+
+
+def smoothable(item: _Plan, mode: str) -> bool:
     """Fold: the producer can absorb the scale (no reason recorded against it). Mul: also any other
     layer whose consumers agree on the channel count (a Mul by a ``(K,)`` vector needs one ``K``)."""
     if item.layer.reason is None:

@@ -17,11 +17,14 @@ fully quantized candidate that meets every accuracy gate, so this order is its c
 4. **Folded smoothing costs nothing at run time** (``smooth_modes`` ``fold``: SmoothQuant changes
    only weights, LayerNorm gamma/beta and V projections, :mod:`optkit.search.smoothquant`): such a
    candidate is exactly as fast as its unsmoothed setting. It is tried after every unsmoothed
-   setting because which settings are worth smoothing is read from their accuracy
+   setting of its weight type (and before the next weight type's settings: a smoothed qint8 model
+   runs the faster kernel) because which settings are worth smoothing is read from their accuracy
    (:func:`smoothing_bases`): the most accurate setting of each weight type and granularity, in
-   the order above, each with every ``smooth_alphas`` in order. Then the same with ``mul``
+   the order above, each with every ``smooth_alphas`` in order (``per-layer``: each layer's alpha
+   chosen for that setting, :mod:`optkit.search.smooth_alpha`). Then the same with ``mul``
    smoothing, which also reaches the layers nothing can absorb through inserted Muls (one
-   elementwise op per layer: a hair slower than folding, never slower than a fallback node).
+   elementwise op per layer: a hair slower than folding, never slower than a fallback node); its
+   bases are every ``reduce_range`` value of each weight type and granularity (below).
 5. **Static QDQ last.** Static quantization saves the run-time activation quantization
    (``DynamicQuantizeLinear``: a min/max pass over every activation), but ORT's QDQ quantizer has no
    form of the fused ``Attention`` (``onnxruntime/quantization/registry.py``, ``QDQRegistry``), so on
@@ -30,12 +33,12 @@ fully quantized candidate that meets every accuracy gate, so this order is its c
    for CNNs for this reason. Static candidates: per-channel qint8 weights, quint8 activations, one
    per calibrator on the unsmoothed model, then on each smoothed model.
 
-Bound on the fully quantized candidates: ``|weight_types|·|per_channel|·|reduce_range|`` dynamic
-settings + ``|weight_types|·|per_channel|·|smooth_alphas|·|smooth_modes|`` smoothed +
-``|static_methods|·(1 + |smooth_alphas|)`` static; for ``transformer-int8`` (2·2·2, α = 0.5, 0.75,
-fold and mul, MinMax) 8 + 16 + 3 = 27, for ``ner-int8`` (reduce_range off) 4 + 16 + 3 = 23, each a
-few seconds on the sample models (docs/benchmarks.md: the NER search scored 13 candidates in 80 s),
-within their 900 s ``search_budget_s``; the search stops at the first that passes.
+Bound on the fully quantized candidates: ``D = |weight_types|·|per_channel|·|reduce_range|`` dynamic
+settings + ``|weight_types|·|per_channel|·|smooth_alphas|`` fold-smoothed + ``D·|smooth_alphas|``
+mul-smoothed + ``|static_methods|·(1 + |uniform smooth_alphas|)`` static; for ``transformer-int8``
+and ``ner-int8`` (2·2·2, α = 0.5, 0.75, per-layer, fold and mul, MinMax) 8 + 12 + 24 + 3 = 47,
+each a few seconds on the sample models (docs/benchmarks.md), within their 900 s
+``search_budget_s``; the search stops at the first that passes.
 
 fp32 fallback (greedy on the true metric, :func:`probe_order`): the local sensitivity
 (:mod:`optkit.search.sensitivity`) only says how much quantizing a node perturbs that node's own
@@ -74,13 +77,21 @@ def dynamic_order(
     return sorted(combos, key=lambda c: (KERNEL_RANK[c[0]], bool(c[1])))
 
 
-def smoothing_bases(rows: Sequence[CandidateRun]) -> list[CandidateRun]:
+def smoothing_bases(rows: Sequence[CandidateRun], every_reduce_range: bool = False) -> list[CandidateRun]:
     """The unsmoothed dynamic settings worth smoothing: the most accurate scored ``settings`` row
     (largest worst gate margin, the earliest on a tie; so the better ``reduce_range`` value) of each
     weight type and granularity, in expected-speed order (qint8 per-tensor, qint8 per-channel,
     quint8 per-tensor, quint8 per-channel). One base per weight type, not only the most accurate
     setting overall, because the weight type decides the kernel (U8S8 vs U8U8, above): a quint8
-    setting a hair more accurate unsmoothed must not keep the faster qint8 one from being smoothed."""
+    setting a hair more accurate unsmoothed must not keep the faster qint8 one from being smoothed.
+
+    With ``every_reduce_range`` (``mul`` smoothing) each weight type and granularity gives one base
+    per ``reduce_range`` value scored, the more accurate first: mul smoothing moves every layer's
+    activation outliers into its weight rows, and on a CPU without VNNI ORT's U8S8 kernel adds
+    pairs of u8·s8 products in saturating int16 (``VPMADDUBSW``), which full-range 8-bit weights
+    can overflow and 7-bit ones cannot (ORT's quantization guide, "reduce_range"). So the
+    unsmoothed ranking of the two values does not carry over (measured on the NER sample: 8-bit
+    per-channel is more accurate unsmoothed, 7-bit once mul-smoothed, docs/benchmarks.md)."""
     bases = []
     for weight_type in sorted(KERNEL_RANK, key=KERNEL_RANK.__getitem__):
         for per_channel in (False, True):
@@ -92,9 +103,21 @@ def smoothing_bases(rows: Sequence[CandidateRun]) -> list[CandidateRun]:
                 and c.per_channel is per_channel
                 and c.weight_type == weight_type
             ]
-            if pool:
-                bases.append(max(pool, key=lambda c: (c.margin, -c.id)))
+            ranked = sorted(pool, key=lambda c: (-c.margin, c.id))
+            if every_reduce_range:
+                bases += [next(c for c in ranked if c.reduce_range is rr) for rr in _in_order(ranked)]
+            elif ranked:
+                bases.append(ranked[0])
     return bases
+
+
+def _in_order(ranked: Sequence[CandidateRun]) -> list[bool]:
+    """The ``reduce_range`` values of ``ranked``, each once, in its order."""
+    seen: list[bool] = []
+    for cand in ranked:
+        if cand.reduce_range not in seen:
+            seen.append(bool(cand.reduce_range))
+    return seen
 
 
 def probe_order(local: Sequence[str], probes: dict[str, CandidateRun]) -> list[str]:

@@ -20,19 +20,26 @@ FAMILIES = {
 }
 #: unsmoothed settings' scores; each weight type × granularity has one setting here (reduce_range
 #: off), so each is a smoothing base, smoothed in expected-speed order whatever its score
-UNSMOOTHED = {1: 0.90, 2: 0.97, 3: 0.95, 4: 0.93}
-SMOOTHED = [
-    ("smoothed", f"dynamic+smooth α={alpha}", weight_type, per_channel)
-    for weight_type, per_channel in (("qint8", False), ("qint8", True), ("quint8", False), ("quint8", True))
-    for alpha in (0.5, 0.75)
-]
+UNSMOOTHED = {1: 0.90, 2: 0.97, 7: 0.95, 8: 0.93}
+
+
+def _smoothed(weight_type, mode=""):
+    return [
+        ("smoothed", f"dynamic+smooth α={alpha}{mode}", weight_type, per_channel)
+        for per_channel in (False, True)
+        for alpha in (0.5, 0.75)
+    ]
+
+
+#: one kernel at a time (qint8's U8S8, then quint8's U8U8): its settings, then its smoothed models
 EXPECTED = [
     ("fp32 input", "fp32 input", None, None),
     ("settings", "dynamic", "qint8", False),
     ("settings", "dynamic", "qint8", True),
-    ("settings", "dynamic", "quint8", False),
+    *_smoothed("qint8"),  # ids 3-6
+    ("settings", "dynamic", "quint8", False),  # 7
     ("settings", "dynamic", "quint8", True),
-    *SMOOTHED,  # ids 5-12
+    *_smoothed("quint8"),  # ids 9-12
     ("static", "static minmax", "qint8", True),  # 13
     ("static", "static minmax+smooth α=0.5", "qint8", True),
     ("static", "static minmax+smooth α=0.75", "qint8", True),
@@ -80,7 +87,7 @@ def test_fully_quantized_candidates_of_every_family_come_in_expected_speed_order
     _, found, fake = _frontier(tmp_path, _scripted(UNSMOOTHED), lines, op_type_subsets=False, node_fallback=False)
     assert _rows(found) == EXPECTED  # 4 + 2 × 2 × 2 + 1 × 3: the documented bound (smooth_modes: fold)
     assert [r["smooth_alpha"] for r in found["candidates"][13:]] == [None, 0.5, 0.75]
-    assert {r["smooth_mode"] for r in found["candidates"][5:13]} == {"fold"}
+    assert {r["smooth_mode"] for r in found["candidates"] if r["stage"] == "smoothed"} == {"fold"}
     assert [r["smooth_mode"] for r in found["candidates"][13:]] == [None, "fold", "fold"]
     assert [v.static for v in fake.scored] == [False] * 13 + [True] * 3  # what was built is what the row says
     # the static candidates quantized the unsmoothed input, then each smoothed model
@@ -112,24 +119,25 @@ def test_smoothing_that_cannot_run_leaves_the_unsmoothed_families(tmp_path, monk
     monkeypatch.setattr(smoothquant, "smooth", broken)
     lines: list[str] = []
     _, found, _ = _frontier(tmp_path, _scripted(UNSMOOTHED), lines, op_type_subsets=False, node_fallback=False)
-    assert _rows(found) == EXPECTED[:5] + EXPECTED[13:14]  # no smoothed row, static on the input only
+    # no smoothed row, static on the input only
+    assert _rows(found) == EXPECTED[:3] + EXPECTED[7:9] + EXPECTED[13:14]
     assert sum("smoothing skipped: RuntimeError: activation probe failed" in line for line in lines) == 1
 
 
 def test_mul_smoothing_comes_after_every_fold_candidate_and_may_win(tmp_path):
-    """``smooth_modes: [fold, mul]``: every fold candidate first (free at run time), then the same
-    bases and alphas smoothed with inserted Muls (the chain's second MatMul reads a MatMul output,
-    which nothing can absorb: only mul smooths it). The first that passes wins."""
+    """``smooth_modes: [fold, mul]``: every fold candidate of a kernel first (free at run time), then
+    the same bases and alphas smoothed with inserted Muls (the chain's second MatMul reads a MatMul
+    output, which nothing can absorb: only mul smooths it), before the slower kernel's settings.
+    The first that passes wins."""
     lines: list[str] = []
-    table = {**UNSMOOTHED, 16: 0.995}  # mul, qint8 per-channel, α = 0.75
+    table = {**UNSMOOTHED, 10: 0.995}  # mul, qint8 per-channel, α = 0.75
     outcome, found, _ = _frontier(tmp_path, _scripted(table), lines, smooth_modes=["fold", "mul"])
     rows = found["candidates"]
-    assert _rows(found)[:13] == EXPECTED[:13]
-    mul = [("smoothed", family + " mul", wt, pc) for _, family, wt, pc in SMOOTHED[:4]]
-    assert _rows(found)[13:] == mul  # stops at 16, before the static candidates
-    assert [r["smooth_mode"] for r in rows[5:]] == ["fold"] * 8 + ["mul"] * 4
-    assert rows[16]["settings"] == "qint8, per-channel, smoothed alpha=0.75 with Muls"
-    assert found["chosen"] == 16 and outcome.details["smooth_mode"] == "mul"
+    assert _rows(found)[:7] == EXPECTED[:7]
+    assert _rows(found)[7:] == _smoothed("qint8", " mul")  # stops at 10, before quint8 and static
+    assert [r["smooth_mode"] for r in rows[3:]] == ["fold"] * 4 + ["mul"] * 4
+    assert rows[10]["settings"] == "qint8, per-channel, smoothed alpha=0.75 with Muls"
+    assert found["chosen"] == 10 and outcome.details["smooth_mode"] == "mul"
     assert outcome.details["search_family"] == "dynamic+smooth α=0.75 mul"
     assert any("smoothing alpha=0.75: 2 of 2 layer(s) smoothed (1 through inserted Muls)" in line for line in lines)
     assert not list(tmp_path.glob("*smoothed-a*"))  # neither mode's fp32 models are kept
@@ -241,3 +249,45 @@ def test_a_fallback_probe_count_out_of_range_is_refused(probes):
 
     with pytest.raises(ValidationError, match="fallback_probes"):
         config(fallback_probes=probes)
+
+
+def test_per_layer_alphas_are_a_smoothing_candidate_of_each_base(tmp_path):
+    """``smooth_alphas: [0.5, per-layer]``: after α 0.5, the base's own per-layer choice (one smoothed
+    model per weight setting); it may win, and the step details give the chosen layers' alphas."""
+    lines: list[str] = []
+    table = {**UNSMOOTHED, 4: 0.995}  # qint8 per-tensor, per-layer
+    outcome, found, _ = _frontier(
+        tmp_path, _scripted(table), lines, smooth_alphas=[0.5, "per-layer"], static_methods=[]
+    )
+    rows = found["candidates"]
+    assert [(r["family"], r["per_channel"]) for r in rows[3:]] == [
+        ("dynamic+smooth α=0.5", False),
+        ("dynamic+smooth α=per-layer", False),
+    ]
+    assert rows[4]["smooth_alpha"] == "per-layer"
+    assert rows[4]["settings"] == "qint8, per-tensor, smoothed alpha=per-layer"
+    assert found["chosen"] == 4 and outcome.details["smooth_alpha"] == "per-layer"
+    alphas = outcome.details["smooth_layer_alphas"]
+    assert isinstance(alphas, dict) and list(alphas) == ["y"] and isinstance(alphas["y"], float)
+    assert sum("per-layer alphas for qint8 per-tensor fold: 1 layers: α" in line for line in lines) == 1
+    assert not list(tmp_path.glob("*smoothed-layers*")) and not list(tmp_path.glob("*alpha-probe*"))
+
+
+def test_a_per_layer_choice_that_smooths_nothing_adds_no_candidate(tmp_path, monkeypatch):
+    """Every layer best left unsmoothed: the per-layer model would be the unsmoothed one, so no row."""
+    from optkit.search import smooth_alpha
+
+    def nothing(model, *args, **kwargs):
+        return smooth_alpha.AlphaChoice(alphas={"y": None}, errors={})
+
+    monkeypatch.setattr(smooth_alpha, "choose_alphas", nothing)
+    lines: list[str] = []
+    _, found, _ = _frontier(tmp_path, _scripted(UNSMOOTHED), lines, smooth_alphas=["per-layer"], static_methods=[])
+    assert [r["stage"] for r in found["candidates"]][:6] == ["fp32 input"] + ["settings"] * 4 + ["node probe"]
+    assert sum("smoothing alpha=per-layer: 0 of 2 layer(s) smoothed" in line for line in lines) == 4
+
+
+@pytest.mark.parametrize("alphas", [["auto"], [0.5, "per_layer"]])
+def test_an_unknown_alpha_word_is_refused(alphas):
+    with pytest.raises(ValueError, match="per-layer"):
+        config(smooth_alphas=alphas)
