@@ -41,6 +41,15 @@ from optkit.search.smoothquant import plan, smoothable, smoothing_scale
 DEFAULT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 
 
+#: token rows of one batch whose products are scored (evenly spaced when a batch has more): bounds
+#: the cost on long sequences and wide models (a 16 × 128 batch is scored whole)
+MAX_ROWS = 2048
+
+
+def _rows(count: int) -> slice | np.ndarray:
+    return slice(None) if count <= MAX_ROWS else np.linspace(0, count - 1, MAX_ROWS).astype(np.int64)
+
+
 @dataclass
 class AlphaChoice:
     """The per-layer choice for one weight setting.
@@ -114,11 +123,13 @@ def choose_alphas(
     def visit(tensors: dict[str, np.ndarray]) -> None:
         for tensor, _, weights, options in layers:
             x = np.asarray(tensors[tensor], dtype=np.float32).reshape(-1, weights[0].shape[0])
-            exact = [x @ w for w in weights]
+            rows = _rows(x.shape[0])
+            exact = [x[rows] @ w for w in weights]
             norms[tensor] += sum(float(np.square(y).sum()) for y in exact)
             for key, scale in options.items():
                 s = np.ones(x.shape[1], np.float32) if scale is None else scale
-                xq = fake_quant_activation(x / s).astype(np.float32)
+                # the whole tensor sets the dynamic range, as in ONNX Runtime; the rows scored are a subset
+                xq = fake_quant_activation(x / s).astype(np.float32)[rows]
                 for w, y in zip(weights, exact, strict=True):
                     wq = fake_quant_weight(w * s[:, None], weight_type, per_channel, reduce_range).astype(np.float32)
                     squared[tensor][key] += float(np.square(xq @ wq - y).sum())

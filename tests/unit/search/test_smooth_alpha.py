@@ -123,3 +123,15 @@ def test_a_grid_alpha_outside_zero_one_is_refused(tmp_path):
 def test_a_per_layer_alpha_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match="alpha must be in"):
         smooth(two_layers(), [_feeds()], {"x": 2.0}, 1, mode="mul")
+
+
+def test_long_batches_are_scored_on_a_bounded_row_sample(tmp_path, monkeypatch):
+    """More token rows than MAX_ROWS: the products are scored on an even subset (same choice here:
+    the outlier channels are in every row)."""
+    import optkit.search.smooth_alpha as smooth_alpha
+
+    _, _, _, whole = _choice(tmp_path, min_gain=0.0)
+    monkeypatch.setattr(smooth_alpha, "MAX_ROWS", 8)  # the batches have 4 × 8 = 32 rows
+    _, _, _, sampled = _choice(tmp_path, min_gain=0.0)
+    assert sampled.alphas["x"] is not None and sampled.errors["x"] != whole.errors["x"]
+    assert sampled.errors["x"][f"{sampled.alphas['x']:g}"] < sampled.errors["x"]["none"]
