@@ -69,6 +69,16 @@ class Int8SearchSpace(StrictModel):
     )
     calibration_samples: int = Field(64, ge=1, description="calibration samples for the static candidates")
 
+    @field_validator("smooth_alphas", mode="before")
+    @classmethod
+    def _alpha_words(cls, alphas: object) -> object:
+        """One message for a word other than ``per-layer`` (not one per union branch)."""
+        if isinstance(alphas, list):
+            for alpha in alphas:
+                if isinstance(alpha, str) and alpha != "per-layer":
+                    raise ValueError(f"invalid alpha {alpha!r} (expected numbers in [0, 1] or 'per-layer')")
+        return alphas
+
     @field_validator("smooth_alphas")
     @classmethod
     def _alphas_in_range(cls, alphas: list[float | str]) -> list[float | str]:

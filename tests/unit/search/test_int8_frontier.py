@@ -289,5 +289,7 @@ def test_a_per_layer_choice_that_smooths_nothing_adds_no_candidate(tmp_path, mon
 
 @pytest.mark.parametrize("alphas", [["auto"], [0.5, "per_layer"]])
 def test_an_unknown_alpha_word_is_refused(alphas):
-    with pytest.raises(ValueError, match="per-layer"):
+    with pytest.raises(
+        ValueError, match=r"invalid alpha '(auto|per_layer)' \(expected numbers in \[0, 1\] or 'per-layer'\)"
+    ):
         config(smooth_alphas=alphas)
