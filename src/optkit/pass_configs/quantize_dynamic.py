@@ -17,15 +17,24 @@ def _fold_only() -> list[Literal["fold", "mul"]]:
     return ["fold"]
 
 
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 class Int8SearchSpace(StrictModel):
     """What the accuracy-aware int8 search tries (see ``docs/recipes.md``, "Accuracy-aware search",
     and :mod:`optkit.search.int8_search`).
 
     Fully quantized candidates first, in expected-speed order (:mod:`optkit.search.speed_order`),
-    stopping at the first that meets every accuracy gate: every ``weight_types`` × ``per_channel``
-    × ``reduce_range`` dynamic setting (qint8 before quint8, per-tensor before per-channel); then
-    the most accurate setting of each weight type and granularity on the model smoothed with each
-    of ``smooth_alphas``, for each ``smooth_modes`` in turn; then one static QDQ candidate per
+    stopping at the first that meets every accuracy gate, one weight type at a time (qint8 before
+    quint8): its ``per_channel`` × ``reduce_range`` dynamic settings (per-tensor before
+    per-channel); then the most accurate setting of each granularity (for ``mul``, each
+    ``reduce_range`` value) on the model smoothed with each of ``smooth_alphas``, for each
+    ``smooth_modes`` in turn; after every weight type, one static QDQ candidate per
     ``static_methods`` calibrator on the unsmoothed and on each (fold-)smoothed model. Only when
     none of them passes: ``op_type_subsets``
     leaves out one quantizable op type at a time, and ``node_fallback`` keeps nodes of the closest
@@ -75,7 +84,7 @@ class Int8SearchSpace(StrictModel):
         """One message for a word other than ``per-layer`` (not one per union branch)."""
         if isinstance(alphas, list):
             for alpha in alphas:
-                if isinstance(alpha, str) and alpha != "per-layer":
+                if isinstance(alpha, str) and alpha != "per-layer" and not _is_number(alpha):
                     raise ValueError(f"invalid alpha {alpha!r} (expected numbers in [0, 1] or 'per-layer')")
         return alphas
 

@@ -136,6 +136,7 @@ class _Search:
         self._smoothed: dict[tuple, Path | None] = {}
         self.layer_alphas: dict[str, dict[str, float | None]] = {}  # per-layer choices, by setting
         self._smoothing_off: set[str] = set()  # modes that cannot smooth this model
+        self._per_layer_off = False  # the per-layer probe failed once: no per-layer candidates
         self._peaks: dict = {}  # the fp32 model's activation maxima, measured once for every alpha
         self.fallback_base: int | None = None
         self.fallback_order: list[str] = []
@@ -326,18 +327,31 @@ class _Search:
         key = (alpha, mode, setting)
         if key in self._smoothed:
             return self._smoothed[key]
-        if mode in self._smoothing_off or not self._budget_left():
+        if mode in self._smoothing_off or (per_layer and self._per_layer_off) or not self._budget_left():
             return None
-        from optkit.search.smoothquant import smooth, smoothable_maxima
+        from optkit.search.smoothquant import plan, smooth, smoothable, smoothable_maxima
 
         model = load_onnx(self.path)
         batches = self.ctx.validation.batches(16)
         try:
             if not self._peaks:
                 self._peaks.update(smoothable_maxima(model, batches, self.ctx.threads))
-            alphas: float | dict[str, float | None] = 0.0 if per_layer else float(alpha)
-            if per_layer:
+            if not any(smoothable(p, mode) for p in plan(model)):
+                self._smoothing_off.add(mode)  # no alpha, uniform or per layer, changes this model
+                return None
+        except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
+            self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            self._smoothing_off.update(("fold", "mul"))
+            return None
+        alphas: float | dict[str, float | None] = 0.0 if per_layer else float(alpha)
+        if per_layer:
+            try:
                 alphas = self._layer_alphas(model, batches, mode, setting)
+            except Exception as exc:  # the per-layer probe failed: uniform alphas still run
+                self.ctx.progress(f"per-layer alphas skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+                self._per_layer_off = True
+                return None
+        try:
             layers = smooth(model, batches, alphas, self.ctx.threads, peaks=self._peaks, mode=mode)
         except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
             self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
@@ -347,8 +361,11 @@ class _Search:
         muls = sum(layer.absorbed_by == "Mul" for layer in layers)
         inserted = f" ({muls} through inserted Muls)" if mode == "mul" else ""
         self.ctx.progress(f"smoothing alpha={alpha_text(alpha)}: {done} of {len(layers)} layer(s) smoothed{inserted}")
-        if not done or (mode == "mul" and not muls and "fold" in self.space.smooth_modes and not per_layer):
-            # nothing can take a scale, or mul smooths exactly what fold did: no new model
+        same_as_fold = mode == "mul" and not muls and "fold" in self.space.smooth_modes
+        if per_layer:  # a per-layer choice without Muls is the fold model of this setting, if it was built
+            same_as_fold = same_as_fold and (alpha, "fold", setting) in self._smoothed
+        if not done or same_as_fold:
+            # nothing took a scale, or mul smooths exactly what fold did: no new model
             if not per_layer:
                 self._smoothing_off.add(mode)
             self._smoothed[key] = None

@@ -99,7 +99,8 @@ def choose_alphas(
         min_gain: the relative error reduction an inserted ``Mul`` must buy (0.1: 10 % lower error).
 
     Returns:
-        An :class:`AlphaChoice`; a layer whose activation never reached the probe is left unsmoothed.
+        An :class:`AlphaChoice` of every smoothable layer with a maximum in ``peaks`` (the others
+        are not in it, so :func:`~optkit.search.smoothquant.smooth` leaves them unsmoothed).
 
     Raises:
         ValueError: an alpha of ``grid`` outside [0, 1]. ONNX Runtime errors of the probe propagate.

@@ -42,6 +42,7 @@ a search dimension), so it lives in search/ and imports no pass.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -304,7 +305,7 @@ def smooth(
         w_max = np.abs(np.concatenate(weights, axis=1)).max(axis=1)
         x_max = peaks[item.layer.tensor]
         layer_alpha = alphas[item.layer.tensor] if alphas is not None else alpha
-        assert isinstance(layer_alpha, float | int)  # None was filtered out above
+        assert isinstance(layer_alpha, numbers.Real)  # None was filtered out above
         scale = smoothing_scale(x_max, w_max, float(layer_alpha), min_scale)
         item.layer.alpha = float(layer_alpha)
         if item.layer.reason is None:

@@ -105,7 +105,8 @@ def check_export(
 def training_dropouts(model_path: Path) -> int:
     """How many ``Dropout`` nodes of the ONNX graph (subgraphs included) run in training mode:
     their third input, ``training_mode``, is a constant true (a ``Constant`` node or an
-    initializer). ONNX Dropout-13 drops at random when it is true (onnx.ai Operators: Dropout)."""
+    initializer) and whose ``ratio`` is not a constant 0. ONNX Dropout-13 drops at random when it is
+    true (onnx.ai Operators: Dropout)."""
     import onnx
     from onnx import numpy_helper
 
@@ -125,8 +126,19 @@ def training_dropouts(model_path: Path) -> int:
             and len(node.input) > 2
             and node.input[2] in consts
             and bool(np.asarray(numpy_helper.to_array(consts[node.input[2]])).any())
+            and not _zero_ratio(node, consts)
         )
     return found
+
+
+def _zero_ratio(node, consts) -> bool:
+    """A Dropout whose ``ratio`` (input 1) is a constant 0 is the identity even in training mode; a
+    missing ratio is 0.5 (the operator's default)."""
+    from onnx import numpy_helper
+
+    if len(node.input) < 2 or not node.input[1] or node.input[1] not in consts:
+        return False
+    return not bool(np.asarray(numpy_helper.to_array(consts[node.input[1]])).any())
 
 
 def _graphs(graph):

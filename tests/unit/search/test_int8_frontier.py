@@ -293,3 +293,24 @@ def test_an_unknown_alpha_word_is_refused(alphas):
         ValueError, match=r"invalid alpha '(auto|per_layer)' \(expected numbers in \[0, 1\] or 'per-layer'\)"
     ):
         config(smooth_alphas=alphas)
+
+
+def test_a_failing_per_layer_probe_leaves_the_uniform_alphas(tmp_path, monkeypatch):
+    """The per-layer choice's own probe fails: no per-layer rows, but every uniform alpha still runs."""
+    from optkit.search import smooth_alpha
+
+    def broken(*args, **kwargs):
+        raise MemoryError("probe too large")
+
+    monkeypatch.setattr(smooth_alpha, "choose_alphas", broken)
+    lines: list[str] = []
+    _, found, _ = _frontier(
+        tmp_path, _scripted(UNSMOOTHED), lines, smooth_alphas=["per-layer", 0.5], static_methods=[], node_fallback=False
+    )
+    families = [r["family"] for r in found["candidates"] if r["stage"] == "smoothed"]
+    assert families == ["dynamic+smooth α=0.5"] * 4  # 4 bases, the uniform alpha each
+    assert sum("per-layer alphas skipped: MemoryError: probe too large" in line for line in lines) == 1
+
+
+def test_a_quoted_number_is_still_an_alpha():
+    assert config(smooth_alphas=["0.5", "per-layer"]).search_space.smooth_alphas == [0.5, "per-layer"]

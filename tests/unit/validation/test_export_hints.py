@@ -205,3 +205,27 @@ def test_a_random_source_that_matches_once_is_still_refused(tmp_path):
             return exact
 
     assert check_export(onnx_path, Steady(), BATCH, 1e-3, 1e-3, 1, lambda: {"dropout": 1}) <= 1e-6  # type: ignore[arg-type]
+
+
+def test_a_training_mode_dropout_with_ratio_zero_is_the_identity_and_allowed(tmp_path):
+    from optkit.validation.export_check import training_dropouts
+
+    def dropout_model(ratio):
+        nodes = [helper.make_node("Dropout", ["x", "ratio", "train"], ["y"], name="d")]
+        inits = [
+            onnx.numpy_helper.from_array(np.array(ratio, np.float32), "ratio"),
+            onnx.numpy_helper.from_array(np.array(True), "train"),
+        ]
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4])],
+            inits,
+        )
+        path = tmp_path / f"d{ratio}.onnx"
+        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+        return path
+
+    assert training_dropouts(dropout_model(0.0)) == 0
+    assert training_dropouts(dropout_model(0.1)) == 1
