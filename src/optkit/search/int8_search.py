@@ -336,8 +336,13 @@ class _Search:
         try:
             if not self._peaks:
                 self._peaks.update(smoothable_maxima(model, batches, self.ctx.threads))
-            if not any(smoothable(p, mode) for p in plan(model)):
+            plans = plan(model)
+            if not any(smoothable(p, mode) for p in plans):
                 self._smoothing_off.add(mode)  # no alpha, uniform or per layer, changes this model
+                self.ctx.progress(
+                    f"smoothing alpha={alpha_text(alpha)}: 0 of {len(plans)} layer(s) smoothed "
+                    f"(no layer can take a scale in {mode} mode)"
+                )
                 return None
         except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
             self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
