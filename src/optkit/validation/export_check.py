@@ -110,7 +110,10 @@ def training_dropouts(model_path: Path) -> int:
     import onnx
     from onnx import numpy_helper
 
-    proto = onnx.load(str(model_path), load_external_data=False)
+    try:
+        proto = onnx.load(str(model_path), load_external_data=False)
+    except Exception:  # not a readable ONNX file: ONNX Runtime's own error names it next
+        return 0
     found = 0
     for graph in _graphs(proto.graph):
         consts = {i.name: i for i in graph.initializer}
