@@ -345,7 +345,7 @@ class _Search:
                 )
                 return None
         except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
-            self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            self.ctx.progress(f"smoothing skipped: {_why(exc)}")
             self._smoothing_off.update(("fold", "mul"))
             return None
         alphas: float | dict[str, float | None] = 0.0 if per_layer else float(alpha)
@@ -353,13 +353,13 @@ class _Search:
             try:
                 alphas = self._layer_alphas(model, batches, mode, setting)
             except Exception as exc:  # the per-layer probe failed: uniform alphas still run
-                self.ctx.progress(f"per-layer alphas skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+                self.ctx.progress(f"per-layer alphas skipped: {_why(exc)}")
                 self._per_layer_off = True
                 return None
         try:
             layers = smooth(model, batches, alphas, self.ctx.threads, peaks=self._peaks, mode=mode)
         except Exception as exc:  # ONNX Runtime could not run the activation probe: no smoothed rows
-            self.ctx.progress(f"smoothing skipped: {type(exc).__name__}: {str(exc).splitlines()[0][:160]}")
+            self.ctx.progress(f"smoothing skipped: {_why(exc)}")
             self._smoothing_off.update(("fold", "mul"))
             return None
         done = sum(layer.status == "smoothed" for layer in layers)
@@ -394,7 +394,7 @@ class _Search:
 
         wt, pc, rr = setting
         choice = choose_alphas(model, batches[:2], self._peaks, wt, pc, rr, mode, self.ctx.workdir, self.ctx.threads)
-        label = f"{wt} {'per-channel' if pc else 'per-tensor'}{' reduce_range' if rr else ''} {mode}"
+        label = _setting_label(wt, pc, rr, mode)
         self.layer_alphas[label] = dict(choice.alphas)
         self.ctx.progress(f"per-layer alphas for {label}: {choice.summary()}")
         return choice.alphas
@@ -566,10 +566,7 @@ class _Search:
         except Exception as exc:  # a session that no longer runs: fall back to the scoring calls
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            self.ctx.progress(
-                f"ranking timing failed ({type(exc).__name__}: {str(exc).splitlines()[0][:160]}); "
-                "choosing by the fastest scoring call"
-            )
+            self.ctx.progress(f"ranking timing failed ({_why(exc)}); choosing by the fastest scoring call")
             return min(timed, key=lambda c: (_best_ms(c), c.id))
         by_id = {c.id: c for c in timed}
         for figures in ranking.ranked:
@@ -669,8 +666,7 @@ class _Search:
             "smooth_mode": chosen.smooth_mode,
         }
         if chosen.smooth_alpha == "per-layer":
-            wt, pc, rr = chosen.weight_type, chosen.per_channel, chosen.reduce_range
-            label = f"{wt} {'per-channel' if pc else 'per-tensor'}{' reduce_range' if rr else ''} {chosen.smooth_mode}"
+            label = _setting_label(chosen.weight_type, chosen.per_channel, chosen.reduce_range, chosen.smooth_mode)
             details["smooth_layer_alphas"] = self.layer_alphas.get(label)
         for source in self._smoothed.values():  # free disk: only the chosen model is needed from here on
             if source is not None:
@@ -701,6 +697,18 @@ class _Search:
             margin=margin,
             gain=gain,
         )
+
+
+def _setting_label(weight_type, per_channel, reduce_range, mode) -> str:
+    """``"qint8 per-channel reduce_range mul"``: how a per-layer choice is named in the progress
+    lines and the step details."""
+    granularity = "per-channel" if per_channel else "per-tensor"
+    return f"{weight_type} {granularity}{' reduce_range' if reduce_range else ''} {mode}"
+
+
+def _why(exc: Exception) -> str:
+    """``"RuntimeError: its first line"`` (160 characters at most) for a progress line."""
+    return f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
 
 
 #: the stages whose candidates are fully quantized (all op types, no node in float32)
