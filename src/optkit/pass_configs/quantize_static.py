@@ -84,6 +84,12 @@ class QuantizeStaticPass(StrictModel):
     activation_type: Literal["quint8", "qint8"] = Field("quint8", description="int8 activation type")
     weight_type: Literal["qint8", "quint8"] = Field("qint8", description="int8 weight type")
     op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
+    float_outputs: bool = Field(
+        True,
+        description="QDQ only: no Q/DQ between the last Conv/Gemm/MatMul and the graph outputs (a Softmax, "
+        "a bias Add, a reshape of the scores stay float): 8-bit logits or probabilities turn near-ties "
+        "into exact ties that flip labels; the int8 product still runs (ORT's float-output QGemm)",
+    )
     nodes_to_exclude: list[str] = Field(default_factory=list, description="node names kept in float32")
     search: bool = Field(
         False,

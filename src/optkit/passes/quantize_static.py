@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from optkit.errors import PassError
-from optkit.onnx_io import load_onnx, op_counts
+from optkit.onnx_io import load_onnx, op_counts, save_onnx
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.quiet_logs import quiet_logs
 from optkit.recipe import QuantizeStaticPass
 from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
+from optkit.search.float_outputs import keep_outputs_float
 from optkit.validation.int8_compute import int8_compute_ops
 
 
@@ -142,6 +143,11 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
             "try quantize-static.op_types: [Conv, MatMul] or exclude the failing node",
         ) from exc
     quantized = load_onnx(out)
+    bypassed = 0
+    if config.float_outputs and config.quant_format == "qdq":
+        bypassed = keep_outputs_float(quantized)
+        if bypassed:
+            save_onnx(quantized, out, ctx.external_threshold_mb)
     counts = op_counts(quantized)
     details: dict[str, Figure] = {
         "calibration": source,
@@ -151,6 +157,8 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
         "per_channel": config.per_channel,
         "activation_type": config.activation_type,
         "weight_type": config.weight_type,
+        "float_outputs": config.float_outputs and config.quant_format == "qdq",
+        "output_qdq_pairs_bypassed": bypassed,
         "quantize_linear_nodes": counts.get("QuantizeLinear", 0),
         "int8_compute_ops": dict(int8_compute_ops(quantized)),
     }

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from optkit.errors import PassError
-from optkit.onnx_io import load_onnx, op_counts
+from optkit.onnx_io import load_onnx, op_counts, save_onnx
 from optkit.quiet_logs import quiet_logs
 from optkit.runners.base import Feeds
+from optkit.search.float_outputs import keep_outputs_float
 
 CALIBRATE_METHODS = ("minmax", "percentile", "entropy")
 #: op types of a QDQ model that carry int8 (``{op: count}`` in a candidate's row)
@@ -38,6 +39,7 @@ def quantize_static_qdq(
     nodes_to_exclude: list[str],
     symmetric_activations: bool = False,
     reduce_range: bool = False,
+    float_outputs: bool = True,
 ) -> dict[str, int]:
     """Write the static QDQ int8 ``model_path`` to ``out``, calibrated on ``batches``.
 
@@ -49,6 +51,9 @@ def quantize_static_qdq(
             False = quint8 with a zero point (the default, ORT's fast u8s8 path on x86).
         reduce_range: 7-bit weights (ORT's ``reduce_range``): on x86 without VNNI the u8s8 kernels
             add pairs of products in saturating int16, which full-range per-channel weights overflow.
+        float_outputs: bypass the Q/DQ pairs between the last matrix product or convolution and the
+            graph outputs (:func:`optkit.search.float_outputs.keep_outputs_float`): 8-bit logits and
+            probabilities turn near-ties into exact ties.
 
     Returns:
         ``{"QuantizeLinear": n, "DequantizeLinear": m}`` in the output.
@@ -110,7 +115,10 @@ def quantize_static_qdq(
             f"static quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
             "leave search_space.static_methods empty, or exclude the failing node",
         ) from exc
-    return {k: v for k, v in op_counts(load_onnx(out)).items() if k in STATIC_OPS}
+    quantized = load_onnx(out)
+    if float_outputs and keep_outputs_float(quantized):
+        save_onnx(quantized, out, 0.0 if out.with_name(out.name + ".data").exists() else 1800.0)
+    return {k: v for k, v in op_counts(quantized).items() if k in STATIC_OPS}
 
 
 __all__ = ["CALIBRATE_METHODS", "STATIC_OPS", "quantize_static_qdq"]

@@ -172,6 +172,7 @@ class _StaticSearch:
                     cand.fp32_nodes,
                     symmetric_activations=cand.activations == "symmetric",
                     reduce_range=bool(cand.reduce_range),
+                    float_outputs=self.config.float_outputs,
                 )
                 cand.int8_compute = sum(int8_compute_ops(onnx.load(str(cand.path), load_external_data=False)).values())
             else:
@@ -303,6 +304,7 @@ class _StaticSearch:
             "activation_type": "qint8" if chosen.activations == "symmetric" else "quint8",
             "activations": chosen.activations,
             "weight_type": "qint8",
+            "float_outputs": self.config.float_outputs,
             "nodes_to_exclude": chosen.fp32_nodes,
             "depthwise_convs": len(depthwise_nodes(self.model)),
         }

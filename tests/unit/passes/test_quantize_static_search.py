@@ -51,6 +51,8 @@ def test_cnn_int8_searches_static_int8_and_reports_the_winning_family(cnn, tmp_p
     assert step["details"]["calibration"] == str(cnn / "calibration.npz")
     assert chosen["calibration"] == f"{cnn / 'calibration.npz'} (30 samples)"
     assert step["details"]["int8_compute_ops"]
+    assert step["details"]["float_outputs"] is True
+    assert _output_producer(out / "model.onnx") == "Gemm"  # no Q/DQ pair rounds the scores to 8 bits
     assert "static QDQ" in result.output  # the candidate table in the terminal
     assert result.exit_code == 0, result.output
 
@@ -67,3 +69,27 @@ def test_the_search_runs_only_when_the_recipe_asks_for_it():
     assert on.search_space.activations == ["asymmetric", "symmetric"]
     off = load_recipe("cnn-int8", {"passes.1.search": False}).passes[1]
     assert off.search is False
+
+
+def _output_producer(model_path) -> str:
+    model = onnx.load(str(model_path))
+    produced = {o: n.op_type for n in model.graph.node for o in n.output}
+    return produced[model.graph.output[0].name]
+
+
+def test_the_artifacts_output_stays_float_unless_the_recipe_says_otherwise(cnn, tmp_path):
+    """The Gemm's output is the graph output: ORT's QDQ quantizer would round it to 8 bits
+    (a Q/DQ pair); ``float_outputs`` (the default) bypasses that pair, searched or not."""
+    base = ["convert", str(cnn / "cnn.onnx"), "--recipe", "cnn-int8", "--data", str(cnn / "test.npz")]
+    base += ["--calibration-data", str(cnn / "calibration.npz"), *_sets()]
+    base += ["--set", "validation.gates.1.min=0", "--set", "passes.1.search=false"]
+    found = {}
+    for flag in (True, False):
+        out = tmp_path / f"o-{flag}"
+        result = runner.invoke(app, [*base, "--set", f"passes.1.float_outputs={str(flag).lower()}", "-o", str(out)])
+        assert (out / "model.onnx").exists(), result.output
+        step = next(
+            s for s in json.loads((out / "manifest.json").read_text())["steps"] if s["name"] == "quantize-static"
+        )
+        found[flag] = (_output_producer(out / "model.onnx"), step["details"]["output_qdq_pairs_bypassed"])
+    assert found == {True: ("Gemm", 1), False: ("DequantizeLinear", 0)}
