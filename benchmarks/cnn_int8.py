@@ -10,7 +10,8 @@ Two ``optkit convert`` runs (child processes: ``fp32`` and ``cnn-int8`` with the
 ``tf.function``, as optkit's TensorFlow runner) and both ONNX files (optkit's ``OrtRunner``: the
 same session options as the speed gates) with the same thread count and times them at batch 1 and
 32 on the held-out images, round-robin (``--rounds`` rounds of ``--iterations`` calls each, so a
-burst of load hits all three alike); p50 over every timed call. Label agreement is each ONNX
+burst of load hits all three alike); p50 over every timed call, and each ratio with the speed
+gates' 95 % bootstrap interval over rounds (``optkit.validation.stats.speedup_interval``). Label agreement is each ONNX
 model's argmax against TensorFlow's on every test image; accuracy is against the gold labels.
 Prints the winning search family and a Markdown table; writes nothing else.
 """
@@ -87,6 +88,7 @@ def table(tmp: Path, args) -> None:
     import tensorflow as tf
 
     from optkit.runners.ort_runner import OrtRunner
+    from optkit.validation.stats import speedup_interval
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
@@ -103,7 +105,8 @@ def table(tmp: Path, args) -> None:
         name_in = runner.input_names[0]
         outs = [next(iter(runner.infer({name_in: x[i : i + 32]}).values())) for i in range(0, len(x), 32)]
         labels[name] = np.concatenate(outs).argmax(1)
-    times: dict[str, dict[int, list[float]]] = {n: {1: [], 32: []} for n in labels}
+    # times[model][batch][round]: one block of call times (seconds) per round, models round-robin
+    times: dict[str, dict[int, list[list[float]]]] = {n: {1: [], 32: []} for n in labels}
     for batch in (1, 32):
         feeds = x[:batch]
         for number in range(args.rounds):
@@ -111,15 +114,25 @@ def table(tmp: Path, args) -> None:
                 if name == "TensorFlow":
                     for _ in range(3 if number == 0 else 1):
                         predict(feeds)
+                    block = []
                     for _ in range(args.iterations):
                         start = tf.timestamp()
                         predict(feeds).numpy()
-                        times[name][batch].append(float(tf.timestamp() - start))
+                        block.append(float(tf.timestamp() - start))
                 else:
                     runner = runners[name]
                     name_in = runner.input_names[0]
-                    times[name][batch] += runner.time_calls({name_in: feeds}, 3 if number == 0 else 1, args.iterations)
-    p50 = {n: {b: float(np.median(t)) * 1e3 for b, t in by.items()} for n, by in times.items()}
+                    block = runner.time_calls({name_in: feeds}, 3 if number == 0 else 1, args.iterations)
+                times[name][batch].append(block)
+    p50 = {n: {b: float(np.median(np.concatenate(t))) * 1e3 for b, t in by.items()} for n, by in times.items()}
+
+    def ratio(base: str, name: str, batch: int) -> str:
+        """``base``'s p50 over ``name``'s with the 95 % bootstrap interval over rounds (> 1: faster)."""
+        if name == base:
+            return "1.00×"
+        est = speedup_interval(times[base][batch], times[name][batch])
+        return f"{est.ratio:.2f}× [{est.ci_low:.2f}, {est.ci_high:.2f}]"
+
     header = ["model", "label agreement vs TF", "accuracy vs labels", "p50 b1 (ms)", "p50 b32 (ms)"]
     header += ["vs TF b1", "vs TF b32", "vs fp32 ONNX b1", "vs fp32 ONNX b32"]
     print("| " + " | ".join(header) + " |")
@@ -132,11 +145,11 @@ def table(tmp: Path, args) -> None:
         agreement = float((labels[name] == reference).mean())
         row = [shown, f"{agreement:.4f}", f"{float((labels[name] == y).mean()):.4f}"]
         row += [f"{p50[name][1]:.3f}", f"{p50[name][32]:.3f}"]
-        row += [f"{p50['TensorFlow'][b] / p50[name][b]:.2f}×" for b in (1, 32)]
-        row += [f"{p50['fp32'][b] / p50[name][b]:.2f}×" for b in (1, 32)]
+        row += [ratio("TensorFlow", name, b) for b in (1, 32)]
+        row += [ratio("fp32", name, b) for b in (1, 32)]
         print("| " + " | ".join(row) + " |", flush=True)
     calls = f"{args.rounds} rounds × {args.iterations} calls per model and batch"
-    print(f"({len(x)} test images; {calls}; {args.threads} threads)")
+    print(f"({len(x)} test images; {calls}; {args.threads} threads; [95 % bootstrap interval over rounds])")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The sample builders' cache (sample_models/build_cache.py), the NER builder's data handling
 (read with optkit's CoNLL reader, seeded split, CoNLL written and read back) and the MobileNetV2
-builder's array helpers (upscale, input range, shift augmentation, margins); no training here."""
+builder's array helpers (upscale, input range, margins); no training here."""
 
 from __future__ import annotations
 
@@ -145,33 +145,6 @@ def test_mobilenet_inputs_are_scaled_to_minus_one_one():
 
     scaled = build_mobilenet_digits.to_model_range(np.array([0.0, 0.5, 1.0]))
     assert scaled.dtype == np.float32 and scaled.tolist() == [-1.0, 0.0, 1.0]
-
-
-def test_mobilenet_shift_moves_each_image_within_the_bound_and_fills_the_background():
-    import numpy as np
-
-    x = np.full((64, 12, 12, 1), -1.0, dtype=np.float32)
-    x[:, 5, 6] = 1.0  # one bright pixel per image
-    out = build_mobilenet_digits.shifted(x, np.random.default_rng(0), 2)
-    assert out.shape == x.shape and out.dtype == x.dtype
-    assert np.array_equal(x[:, 5, 6], np.ones((64, 1)))  # the input is left as it was
-    rows, cols = np.nonzero(out[..., 0] == 1.0)[1:]
-    assert len(rows) == 64 and set(np.abs(rows - 5)) <= {0, 1, 2} and set(np.abs(cols - 6)) <= {0, 1, 2}
-    assert len({(r, c) for r, c in zip(rows, cols, strict=True)}) > 10  # each image its own offset, not one for all
-    assert np.all(out[out != 1.0] == -1.0)  # the uncovered border is background
-    again = build_mobilenet_digits.shifted(x, np.random.default_rng(0), 2)
-    assert np.array_equal(out, again)  # seeded: the same offsets
-
-
-def test_mobilenet_shift_zero_copies_and_a_shift_as_large_as_the_image_is_refused():
-    import numpy as np
-
-    x = np.zeros((2, 4, 4, 3), dtype=np.float32)
-    same = build_mobilenet_digits.shifted(x, np.random.default_rng(0), 0)
-    assert np.array_equal(same, x) and same is not x
-    for bad in (-1, 4):
-        with pytest.raises(ValueError, match="shift"):
-            build_mobilenet_digits.shifted(x, np.random.default_rng(0), bad)
 
 
 def test_mobilenet_margin_is_the_log_ratio_of_the_top_two_probabilities():
