@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -451,13 +451,15 @@ def parse_recipe(text: str, where: str = "<recipe>", overrides: dict[str, Any] |
         text, where, RecipeError, "a recipe must be a YAML mapping", "start from `optkit recipes show fp32`"
     )
     _move_legacy_threads(data, where)
+    set_keys = []
     for key, value in (overrides or {}).items():
         for target in _expand_pass_type(data, key, where):
-            _set_dotted(data, LEGACY_KEYS.get(target, target), value, where)
+            set_keys.append(LEGACY_KEYS.get(target, target))
+            _set_dotted(data, set_keys[-1], value, where)
     try:
         recipe = Recipe.model_validate(data)
     except ValidationError as exc:
-        raise RecipeError(_describe(exc, where, node), _hint(exc)) from exc
+        raise RecipeError(_describe(exc, where, node, set_keys=set_keys), _hint(exc)) from exc
     if not recipe.validation.gates:
         raise RecipeError(
             f"{where}: validation.gates is empty: a recipe needs at least one accuracy gate, or "
@@ -662,12 +664,15 @@ def describe_validation_error(exc: ValidationError, where: str, node: Any, root:
     return _describe(exc, where, node, root)
 
 
-def _describe(exc: ValidationError, where: str, node: Any, root: Any = None) -> str:
+def _describe(exc: ValidationError, where: str, node: Any, root: Any = None, set_keys: Sequence[str] = ()) -> str:
+    """See :func:`describe_validation_error`; a problem at or under a ``--set`` key (``set_keys``,
+    dotted) is placed at that ``--set``, not at a line of the YAML it never came from."""
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
         line = _line_of(node, loc)
         dotted = ".".join(str(p) for p in loc if p not in PASS_TYPES) or "<top>"
+        given = any(dotted == k or dotted.startswith(k + ".") for k in set_keys)
         at = f"{where} line {line}" if line else where
         if err["type"] == "extra_forbidden":
             valid = _fields_at(loc, root)
@@ -680,7 +685,7 @@ def _describe(exc: ValidationError, where: str, node: Any, root: Any = None) -> 
             msg = f"invalid value {err['input']!r} ({err['msg'].replace('Input should be', 'expected')})"
         else:
             msg = err["msg"]
-        problems.append(f"{at}: {dotted}: {msg}")
+        problems.append(f"--set {dotted}: {msg}" if given else f"{at}: {dotted}: {msg}")
     return "; ".join(problems)
 
 

@@ -54,6 +54,20 @@ def test_wrong_type_is_recipe_error():
     assert "export.opset" in err.value.message and "line 3" in err.value.message
 
 
+def test_a_bad_set_value_is_placed_at_the_set_not_at_a_recipe_line():
+    """A --set key the recipe file does not hold used to be reported at its enclosing YAML line."""
+    with pytest.raises(RecipeError) as err:
+        load_recipe("cnn-int8", {"passes.1.float_outputs": "maybe"})
+    assert err.value.message.startswith("--set passes.1.float_outputs: ")
+    assert "line" not in err.value.message
+    with pytest.raises(RecipeError) as err:
+        parse_recipe("name: x\nexport:\n  opset: 17\n", "r.yaml", {"export.opset": "seventeen"})
+    assert err.value.message.startswith("--set export.opset: ")
+    with pytest.raises(RecipeError) as err:  # a problem in the file itself keeps its line
+        parse_recipe("name: x\nexport:\n  opset: seventeen\n", "r.yaml", {"validation.max_samples": 5})
+    assert "r.yaml line 3: export.opset" in err.value.message
+
+
 def test_gate_needs_exactly_one_bound():
     with pytest.raises(RecipeError):
         parse_recipe("name: x\nvalidation:\n  gates:\n    - {metric: cosine_min}\n")
