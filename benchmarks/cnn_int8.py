@@ -60,6 +60,10 @@ def main() -> None:
         "conversion writes no artifact to time, so a lower gate shows the speed of what the search finds",
     )
     args = parser.parse_args()
+    from optkit.validation.stats import MIN_ROUNDS
+
+    if args.rounds < MIN_ROUNDS:  # the bootstrap interval needs them; say so before minutes of timing
+        parser.error(f"--rounds must be at least {MIN_ROUNDS} (the bootstrap interval over rounds)")
     subprocess.run(
         [sys.executable, str(ROOT / "sample_models" / "build_mobilenet_digits.py")],
         check=True,

@@ -11,7 +11,7 @@ Writes ``sample_models/mobilenet-digits/`` (git-ignored): ``model.keras`` (Keras
 ``calibration.npz`` (200 training images, a split distinct from the test images, for static
 quantization), ``build-stamp.json`` (settings, test accuracy, softmax margins). Seeded (split
 random_state=0, keras.utils.set_random_seed(0), a seeded tf.data shuffle);
-cached by this script's sha256; about 5 min on 2 busy cores.
+cached by this script's sha256; 182 s on a quiet 2-core machine (docs/benchmarks.md).
 
 Usage: ``python sample_models/build_mobilenet_digits.py [--force]``
 """

@@ -86,9 +86,9 @@ class QuantizeStaticPass(StrictModel):
     op_types: list[str] | None = Field(None, description="op types to quantize; null = ORT default")
     float_outputs: bool = Field(
         True,
-        description="QDQ only: no Q/DQ between the last Conv/Gemm/MatMul and the graph outputs (a Softmax, "
-        "a bias Add, a reshape of the scores stay float): 8-bit logits or probabilities turn near-ties "
-        "into exact ties that flip labels; the int8 product still runs (ORT's float-output QGemm)",
+        description="QDQ only: no Q/DQ on the output tail (the graph outputs, back through a Softmax, a "
+        "bias Add or a reshape of the scores to the last Conv/Gemm/MatMul): 8-bit logits or probabilities "
+        "turn near-ties into exact ties that flip labels; the int8 product still runs (ORT's float-output QGemm)",
     )
     nodes_to_exclude: list[str] = Field(default_factory=list, description="node names kept in float32")
     search: bool = Field(

@@ -16,9 +16,10 @@ float-output kernels (QGemm with no ``y_scale``, MatMulIntegerToFloat).
 The walk starts at each graph output and goes back through (a) a ``DequantizeLinear`` fed by a
 ``QuantizeLinear`` (the pair is bypassed), (b) :data:`TAIL_OPS` (a Softmax, a reshape of the
 scores: continued through their data input), and (c) a bias ``Add``/``Sub``/``Mul``/``Div`` with
-one constant operand (continued through the other); it stops at anything else. A pair is bypassed
-only when its dequantized tensor feeds nothing but the tail (or is the graph output), so no other
-node loses its quantized input.
+one constant operand (continued through the other); it stops at anything else (a Relu, a Concat,
+an Add of two activations). A pair is bypassed only when its dequantized tensor feeds nothing but
+the tail (a graph output read only by the tail included) and no subgraph, so no other node loses
+its quantized input.
 """
 
 from __future__ import annotations
@@ -34,55 +35,70 @@ CONSTANT_OPERAND_OPS = frozenset({"Add", "Sub", "Mul", "Div"})
 
 
 def keep_outputs_float(model: onnx.ModelProto) -> int:
-    """Bypass, in place, the Q/DQ pairs on the tail of ``model`` (a QDQ model) that leads to its
-    graph outputs; graph output names are kept.
+    """Bypass, in place, the Q/DQ pairs on the tail of ``model`` that leads to its graph outputs;
+    graph output names are kept.
+
+    Args:
+        model: a QDQ model (``QuantizeLinear``/``DequantizeLinear`` around float ops, as ONNX
+            Runtime's ``quantize_static`` writes it in QDQ format); an fp32 model is left as it is.
+
+    A pair ``t → Q → DQ → d`` is bypassed only when every reader of ``d`` is a node of the tail
+    (or ``d`` is a graph output read by nothing else), no subgraph (``If``/``Loop``/``Scan`` body)
+    reads ``d``; the ``Q`` goes too when nothing else reads its output. Where ``t`` cannot take
+    the output's name (a graph input, an initializer, another graph output, a tensor a subgraph
+    reads), an ``Identity(t) → d`` replaces the DQ instead. Only the scales and zero points of the
+    removed nodes are dropped from the initializers.
 
     Returns:
-        The number of Q/DQ pairs bypassed (0 when the outputs were already float, or the model is
-        not in QDQ format).
+        The number of Q/DQ pairs bypassed.
     """
     graph = model.graph
     producer = {out: node for node in graph.node for out in node.output}
-    consumers: dict[str, list[onnx.NodeProto]] = {}
+    readers: dict[str, list[onnx.NodeProto]] = {}
     for node in graph.node:
         for name in node.input:
-            consumers.setdefault(name, []).append(node)
+            readers.setdefault(name, []).append(node)
+    inner = _subgraph_reads(graph)  # read by a subgraph body: never rewired
     constants = {t.name for t in graph.initializer} | {
         out for node in graph.node if node.op_type == "Constant" for out in node.output
     }
     outputs = {o.name for o in graph.output}
+    fixed = outputs | {i.name for i in graph.input} | constants | inner  # names that cannot be renamed away
     tail: set[int] = set()  # ids of the nodes walked (their inputs may lose their Q/DQ)
-    removed: set[int] = set()
+    removed: list[onnx.NodeProto] = []
+    added: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []  # (Identity, the DQ it replaces)
     bypassed = 0
     todo = list(outputs)
     while todo:
         name = todo.pop()
         node = producer.get(name)
-        if node is None or id(node) in removed:
+        if node is None or any(node is r for r in removed):
             continue
         if node.op_type == "DequantizeLinear":
             quant = producer.get(node.input[0])
-            users = consumers.get(name, [])
-            if quant is None or quant.op_type != "QuantizeLinear":
+            users = [u for u in readers.get(name, []) if not any(u is r for r in removed)]
+            if quant is None or quant.op_type != "QuantizeLinear" or name in inner:
                 continue
-            if not all(id(u) in tail for u in users) or (name in outputs and users):
+            if not all(id(u) in tail for u in users):
                 continue  # another node reads the dequantized tensor: it keeps its quantized input
             source = quant.input[0]
-            if name in outputs:  # the float tensor takes the output's name
-                _rename(graph, producer, consumers, source, name)
-                removed.add(id(node))
-                if not any(id(u) not in removed for u in consumers.get(quant.output[0], [])):
-                    removed.add(id(quant))
-                todo.append(name)
-            else:
+            removed.append(node)
+            if name not in outputs:  # the tail's readers take the float tensor itself
                 for user in users:
                     user.input[:] = [source if i == name else i for i in user.input]
-                    consumers.setdefault(source, []).append(user)
-                removed.add(id(node))
-                if not any(id(u) not in removed for u in consumers.get(quant.output[0], [])):
-                    removed.add(id(quant))
-                todo.append(source)
+                    readers.setdefault(source, []).append(user)
+            elif source in fixed or source not in producer:
+                identity = onnx.helper.make_node("Identity", [source], [name], name=f"{name}_float_output")
+                added.append((identity, node))
+                producer[name] = identity
+            else:  # the float tensor takes the output's name
+                _rename(graph, producer, readers, source, name)
+                source = name
+            others = [u for u in readers.get(quant.output[0], []) if not any(u is r for r in removed)]
+            if not others and quant.output[0] not in outputs and quant.output[0] not in inner:
+                removed.append(quant)
             bypassed += 1
+            todo.append(source)
         elif node.op_type in TAIL_OPS and node.input:
             tail.add(id(node))
             todo.append(node.input[0])
@@ -92,21 +108,47 @@ def keep_outputs_float(model: onnx.ModelProto) -> int:
                 tail.add(id(node))
                 todo.append(variable[0])
     if removed:
-        kept = [n for n in graph.node if id(n) not in removed]
-        del graph.node[:]
-        graph.node.extend(kept)
-        _drop_unused_initializers(graph)
+        _rebuild(graph, removed, added)
     return bypassed
 
 
-def _drop_unused_initializers(graph: onnx.GraphProto) -> None:
-    """Remove the initializers no node reads any more (the bypassed pairs' scales and zero points;
-    ONNX Runtime warns about each one at every session start)."""
-    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
-    kept = [t for t in graph.initializer if t.name in used]
-    if len(kept) != len(graph.initializer):
+def _rebuild(graph: onnx.GraphProto, removed: list[onnx.NodeProto], added: list) -> None:
+    """Drop the ``removed`` nodes (an ``added`` Identity takes its DQ's place), then the removed
+    nodes' scales and zero points no node reads any more, and the value_info of tensors gone or
+    now graph outputs."""
+    gone = {id(n) for n in removed}
+    instead = {id(dq): identity for identity, dq in added}
+    kept = []
+    for node in graph.node:
+        if id(node) in instead:
+            kept.append(instead[id(node)])
+        elif id(node) not in gone:
+            kept.append(node)
+    del graph.node[:]
+    graph.node.extend(kept)
+    used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output} | _subgraph_reads(graph)
+    params = {i for n in removed for i in n.input[1:]}  # scale, zero point
+    inits = [t for t in graph.initializer if t.name in used or t.name not in params]
+    if len(inits) != len(graph.initializer):
         del graph.initializer[:]
-        graph.initializer.extend(kept)
+        graph.initializer.extend(inits)
+    produced = {o for n in graph.node for o in n.output}
+    outputs = {o.name for o in graph.output}
+    infos = [v for v in graph.value_info if v.name in produced and v.name not in outputs]
+    if len(infos) != len(graph.value_info):
+        del graph.value_info[:]
+        graph.value_info.extend(infos)
+
+
+def _subgraph_reads(graph: onnx.GraphProto) -> set[str]:
+    """Every tensor name a subgraph (an ``If``/``Loop``/``Scan`` body, at any depth) reads."""
+    found: set[str] = set()
+    for node in graph.node:
+        for attr in node.attribute:
+            bodies = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
+            for body in bodies:
+                found |= {i for n in body.node for i in n.input} | _subgraph_reads(body)
+    return found
 
 
 def _is_constant(name: str, producer: dict, constants: set[str]) -> bool:
@@ -118,17 +160,14 @@ def _is_constant(name: str, producer: dict, constants: set[str]) -> bool:
     return node is not None and node.op_type == "DequantizeLinear" and node.input[0] in constants
 
 
-def _rename(graph: onnx.GraphProto, producer: dict, consumers: dict, old: str, new: str) -> None:
+def _rename(graph: onnx.GraphProto, producer: dict, readers: dict, old: str, new: str) -> None:
     """Give the tensor ``old`` the name ``new`` (its producer's output and every reader)."""
     node = producer.pop(old)
     node.output[:] = [new if o == old else o for o in node.output]
     producer[new] = node
-    for user in consumers.pop(old, []):
+    for user in readers.pop(old, []):
         user.input[:] = [new if i == old else i for i in user.input]
-        consumers.setdefault(new, []).append(user)
-    for info in graph.value_info:
-        if info.name == old:
-            info.name = new
+        readers.setdefault(new, []).append(user)
 
 
 __all__ = ["CONSTANT_OPERAND_OPS", "TAIL_OPS", "keep_outputs_float"]

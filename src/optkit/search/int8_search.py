@@ -665,6 +665,8 @@ class _Search:
             "smooth_alpha": chosen.smooth_alpha,
             "smooth_mode": chosen.smooth_mode,
         }
+        if chosen.quantizer == "static":  # quantize_static_qdq's default: no Q/DQ on the output tail
+            details["float_outputs"] = True
         if chosen.smooth_alpha == "per-layer":
             label = _setting_label(chosen.weight_type, chosen.per_channel, chosen.reduce_range, chosen.smooth_mode)
             details["smooth_layer_alphas"] = self.layer_alphas.get(label)

@@ -115,9 +115,12 @@ def quantize_static_qdq(
             f"static quantization failed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
             "leave search_space.static_methods empty, or exclude the failing node",
         ) from exc
-    quantized = load_onnx(out)
+    quantized = load_onnx(out)  # the weights, external data included, now in memory
     if float_outputs and keep_outputs_float(quantized):
-        save_onnx(quantized, out, 0.0 if out.with_name(out.name + ".data").exists() else 1800.0)
+        data = out.with_name(out.name + ".data")  # where ORT's quantizer writes external data
+        external = data.exists()
+        data.unlink(missing_ok=True)  # onnx appends to an existing data file: the old copy would stay
+        save_onnx(quantized, out, 0.0 if external else 1800.0)
     return {k: v for k, v in op_counts(quantized).items() if k in STATIC_OPS}
 
 

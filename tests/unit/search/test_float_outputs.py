@@ -180,3 +180,120 @@ def test_an_fp32_model_is_unchanged():
     before = model.SerializeToString()
     assert keep_outputs_float(model) == 0
     assert model.SerializeToString() == before
+
+
+def relu_x(name: str = "t") -> onnx.NodeProto:
+    return helper.make_node("Relu", ["x"], [name], name="relu")
+
+
+def checked(model: onnx.ModelProto) -> list[np.ndarray]:
+    """The model passes the full checker and runs; its outputs on a fixed input."""
+    onnx.checker.check_model(model, full_check=True)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)})
+
+
+def test_logits_and_probabilities_both_outputs_are_both_float():
+    """ORT's layout when the logits are an output too: Softmax reads the dequantized logits."""
+    nodes = [relu_x(), *qdq("t", "logits"), helper.make_node("Softmax", ["logits"], ["p"], name="softmax", axis=1)]
+    nodes += qdq("p", "probs")
+    model = hand_graph(nodes, ["logits", "probs"])
+    assert keep_outputs_float(model) == 2
+    assert [n.op_type for n in model.graph.node] == ["Relu", "Softmax"]
+    logits, probs = checked(model)
+    np.testing.assert_allclose(logits, np.maximum(np.linspace(-2, 2, 6).reshape(2, 3), 0), atol=1e-6)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_a_quantized_output_keeps_the_q_that_produces_it():
+    nodes = [relu_x(), *qdq("t", "y")]
+    model = hand_graph(nodes, ["y"])
+    model.graph.output.append(helper.make_tensor_value_info("t_q", TensorProto.UINT8, [2, 3]))
+    assert keep_outputs_float(model) == 1
+    assert [n.op_type for n in model.graph.node] == ["Relu", "QuantizeLinear"]
+    y, t_q = checked(model)
+    assert t_q.dtype == np.uint8 and y.dtype == np.float32
+
+
+def test_a_source_that_cannot_take_the_outputs_name_gets_an_identity():
+    """The quantized tensor is a graph input, or another graph output: no rename, an Identity."""
+    from_input = hand_graph(qdq("x", "y"), ["y"])
+    assert keep_outputs_float(from_input) == 1
+    assert [n.op_type for n in from_input.graph.node] == ["Identity"]
+    np.testing.assert_allclose(checked(from_input)[0], np.linspace(-2, 2, 6).reshape(2, 3), atol=1e-6)
+    both = hand_graph([relu_x(), *qdq("t", "y")], ["y", "t"])
+    assert keep_outputs_float(both) == 1
+    assert [n.op_type for n in both.graph.node] == ["Relu", "Identity"]
+    y, t = checked(both)
+    np.testing.assert_array_equal(y, t)
+
+
+def test_a_tensor_a_subgraph_reads_is_left_alone_and_its_initializers_kept():
+    then = helper.make_graph(
+        [helper.make_node("Add", ["t_dq", "w"], ["o"], name="inner")],
+        "then",
+        [],
+        [helper.make_tensor_value_info("o", TensorProto.FLOAT, [2, 3])],
+    )
+    other = helper.make_graph(
+        [helper.make_node("Identity", ["t_dq"], ["o2"], name="inner2")],
+        "else",
+        [],
+        [helper.make_tensor_value_info("o2", TensorProto.FLOAT, [2, 3])],
+    )
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    w = numpy_helper.from_array(np.ones((2, 3), np.float32), "w")
+    nodes = [relu_x(), *qdq("t", "t_dq"), helper.make_node("If", ["cond"], ["y"], name="if", then_branch=then)]
+    nodes[-1].attribute.append(helper.make_attribute("else_branch", other))
+    nodes += [helper.make_node("Relu", ["x"], ["u"], name="relu_u"), *qdq("u", "v")]
+    model = hand_graph(nodes, ["y", "v"], [cond, w])
+    assert keep_outputs_float(model) == 1  # v's pair; t_dq, read inside the If, keeps its pair
+    assert {t.name for t in model.graph.initializer} >= {"w", "cond", "s", "z"}
+    assert "t_Q" in {n.name for n in model.graph.node} and "u_Q" not in {n.name for n in model.graph.node}
+    y, v = checked(model)
+    np.testing.assert_allclose(v, np.maximum(np.linspace(-2, 2, 6).reshape(2, 3), 0), atol=1e-6)
+
+
+def test_re_saving_with_external_data_does_not_keep_the_old_copy(tmp_path, monkeypatch):
+    """ORT writes ``<out>.data`` for a model saved with external data; onnx appends to an existing
+    data file, so the float-output rewrite must not leave the quantizer's copy behind."""
+    import optkit.search.ort_static as ort_static
+
+    src, out = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    rng = np.random.default_rng(0)
+    inits = [  # weights above ORT's 1 KiB external-data threshold
+        numpy_helper.from_array(rng.normal(size=(64, 3, 3, 3)).astype(np.float32), "w_conv"),
+        numpy_helper.from_array(rng.normal(size=(64, 4)).astype(np.float32), "w_fc"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w_conv"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+        helper.make_node("GlobalAveragePool", ["c"], ["g"], name="pool"),
+        helper.make_node("Flatten", ["g"], ["f"], name="flatten"),
+        helper.make_node("Gemm", ["f", "w_fc"], ["logits"], name="fc"),
+        helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "wide",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, 8, 8])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["N", 4])],
+        inits,
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
+    (tmp_path / "fp32.onnx.data").write_bytes(b"")  # makes quantize_static_qdq ask ORT for external data
+    saved = []
+    real = ort_static.save_onnx
+    monkeypatch.setattr(ort_static, "save_onnx", lambda *args: saved.append(args) or real(*args))
+    quantize_static_qdq(src, out, batches(), "minmax", True, None, [])
+    data = out.with_name(out.name + ".data")
+    assert saved and data.exists()  # the rewrite re-saved the quantizer's external-data model
+    stored = [  # (offset, length) of every externally stored tensor
+        (int(e.get("offset", 0)), int(e["length"]))
+        for t in onnx.load(str(out), load_external_data=False).graph.initializer
+        if t.data_location == onnx.TensorProto.EXTERNAL
+        for e in [{kv.key: kv.value for kv in t.external_data}]
+    ]
+    assert stored and min(offset for offset, _ in stored) == 0  # no stale copy ahead of the tensors
+    assert sum(length for _, length in stored) >= 0.9 * data.stat().st_size
+    x = batches(1)[0]["x"]
+    assert np.isfinite(run(out, x)).all()
