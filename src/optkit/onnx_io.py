@@ -71,3 +71,14 @@ def name_nodes(model: onnx.ModelProto) -> None:
             node.name = name
             taken.add(name)
         seen.add(node.name)
+
+
+def all_graphs(graph: onnx.GraphProto):
+    """``graph`` and every subgraph (If/Loop/Scan bodies, any depth), depth first."""
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.g.node:
+                yield from all_graphs(attr.g)
+            for sub in attr.graphs:
+                yield from all_graphs(sub)

@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from optkit.errors import PassError
-from optkit.onnx_io import load_onnx, op_counts, save_onnx
+from optkit.onnx_io import load_onnx, op_counts
 from optkit.pass_context import PassContext, PassOutcome
 from optkit.quiet_logs import quiet_logs
 from optkit.recipe import QuantizeStaticPass
 from optkit.records.figures import Figure
 from optkit.runners.base import Feeds
-from optkit.search.float_outputs import keep_outputs_float
+from optkit.search.float_outputs import rewrite_saved
 from optkit.validation.int8_compute import int8_compute_ops
 
 
@@ -145,9 +145,7 @@ def run(model_path: Path, config: QuantizeStaticPass, ctx: PassContext) -> PassO
     quantized = load_onnx(out)
     bypassed = 0
     if config.float_outputs and config.quant_format == "qdq":
-        bypassed = keep_outputs_float(quantized)
-        if bypassed:
-            save_onnx(quantized, out, ctx.external_threshold_mb)
+        bypassed = rewrite_saved(quantized, out, ctx.external_threshold_mb)
     counts = op_counts(quantized)
     details: dict[str, Figure] = {
         "calibration": source,

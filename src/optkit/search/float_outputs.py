@@ -24,7 +24,11 @@ its quantized input.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import onnx
+
+from optkit.onnx_io import all_graphs, save_onnx
 
 #: ops that carry a classifier's scores to its outputs without mixing channels into new features
 TAIL_OPS = frozenset(
@@ -66,23 +70,25 @@ def keep_outputs_float(model: onnx.ModelProto) -> int:
     fixed = outputs | {i.name for i in graph.input} | constants | inner  # names that cannot be renamed away
     tail: set[int] = set()  # ids of the nodes walked (their inputs may lose their Q/DQ)
     removed: list[onnx.NodeProto] = []
+    gone: set[int] = set()  # ids of the nodes in removed
     added: list[tuple[onnx.NodeProto, onnx.NodeProto]] = []  # (Identity, the DQ it replaces)
     bypassed = 0
     todo = list(outputs)
     while todo:
         name = todo.pop()
         node = producer.get(name)
-        if node is None or any(node is r for r in removed):
+        if node is None or id(node) in gone:
             continue
         if node.op_type == "DequantizeLinear":
             quant = producer.get(node.input[0])
-            users = [u for u in readers.get(name, []) if not any(u is r for r in removed)]
+            users = [u for u in readers.get(name, []) if id(u) not in gone]
             if quant is None or quant.op_type != "QuantizeLinear" or name in inner:
                 continue
             if not all(id(u) in tail for u in users):
                 continue  # another node reads the dequantized tensor: it keeps its quantized input
             source = quant.input[0]
             removed.append(node)
+            gone.add(id(node))
             if name not in outputs:  # the tail's readers take the float tensor itself
                 for user in users:
                     user.input[:] = [source if i == name else i for i in user.input]
@@ -94,9 +100,10 @@ def keep_outputs_float(model: onnx.ModelProto) -> int:
             else:  # the float tensor takes the output's name
                 _rename(graph, producer, readers, source, name)
                 source = name
-            others = [u for u in readers.get(quant.output[0], []) if not any(u is r for r in removed)]
+            others = [u for u in readers.get(quant.output[0], []) if id(u) not in gone]
             if not others and quant.output[0] not in outputs and quant.output[0] not in inner:
                 removed.append(quant)
+                gone.add(id(quant))
             bypassed += 1
             todo.append(source)
         elif node.op_type in TAIL_OPS and node.input:
@@ -109,6 +116,20 @@ def keep_outputs_float(model: onnx.ModelProto) -> int:
                 todo.append(variable[0])
     if removed:
         _rebuild(graph, removed, added)
+    return bypassed
+
+
+def rewrite_saved(model: onnx.ModelProto, path: Path, external_threshold_mb: float = 1800.0) -> int:
+    """:func:`keep_outputs_float` on ``model`` (loaded from ``path``, external data included), and
+    ``path`` rewritten when a pair was bypassed: external data again when ``path`` had it (the old
+    ``<name>.data`` removed first: onnx appends to an existing data file, which would keep the
+    stale copy), else by ``external_threshold_mb``. Returns the number of pairs bypassed."""
+    bypassed = keep_outputs_float(model)
+    if bypassed:
+        data = path.with_name(path.name + ".data")  # where ORT's quantizer writes external data
+        external = data.exists()
+        data.unlink(missing_ok=True)
+        save_onnx(model, path, 0.0 if external else external_threshold_mb)
     return bypassed
 
 
@@ -142,13 +163,8 @@ def _rebuild(graph: onnx.GraphProto, removed: list[onnx.NodeProto], added: list)
 
 def _subgraph_reads(graph: onnx.GraphProto) -> set[str]:
     """Every tensor name a subgraph (an ``If``/``Loop``/``Scan`` body, at any depth) reads."""
-    found: set[str] = set()
-    for node in graph.node:
-        for attr in node.attribute:
-            bodies = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-            for body in bodies:
-                found |= {i for n in body.node for i in n.input} | _subgraph_reads(body)
-    return found
+    bodies = [g for g in all_graphs(graph) if g is not graph]
+    return {i for body in bodies for n in body.node for i in n.input}
 
 
 def _is_constant(name: str, producer: dict, constants: set[str]) -> bool:
@@ -170,4 +186,4 @@ def _rename(graph: onnx.GraphProto, producer: dict, readers: dict, old: str, new
         readers.setdefault(new, []).append(user)
 
 
-__all__ = ["CONSTANT_OPERAND_OPS", "TAIL_OPS", "keep_outputs_float"]
+__all__ = ["CONSTANT_OPERAND_OPS", "TAIL_OPS", "keep_outputs_float", "rewrite_saved"]

@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from optkit.errors import PassError
-from optkit.onnx_io import load_onnx, op_counts, save_onnx
+from optkit.onnx_io import load_onnx, op_counts
 from optkit.quiet_logs import quiet_logs
 from optkit.runners.base import Feeds
-from optkit.search.float_outputs import keep_outputs_float
+from optkit.search.float_outputs import rewrite_saved
 
 CALIBRATE_METHODS = ("minmax", "percentile", "entropy")
 #: op types of a QDQ model that carry int8 (``{op: count}`` in a candidate's row)
@@ -116,11 +116,8 @@ def quantize_static_qdq(
             "leave search_space.static_methods empty, or exclude the failing node",
         ) from exc
     quantized = load_onnx(out)  # the weights, external data included, now in memory
-    if float_outputs and keep_outputs_float(quantized):
-        data = out.with_name(out.name + ".data")  # where ORT's quantizer writes external data
-        external = data.exists()
-        data.unlink(missing_ok=True)  # onnx appends to an existing data file: the old copy would stay
-        save_onnx(quantized, out, 0.0 if external else 1800.0)
+    if float_outputs:
+        rewrite_saved(quantized, out)
     return {k: v for k, v in op_counts(quantized).items() if k in STATIC_OPS}
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from optkit.errors import ExportError
+from optkit.onnx_io import all_graphs
 from optkit.runners.base import Feeds, Runner
 from optkit.runners.ort_runner import OrtRunner
 from optkit.validation.outputs import check_close
@@ -115,7 +116,7 @@ def training_dropouts(model_path: Path) -> int:
     except Exception:  # not a readable ONNX file: ONNX Runtime's own error names it next
         return 0
     found = 0
-    for graph in _graphs(proto.graph):
+    for graph in all_graphs(proto.graph):
         consts = {i.name: i for i in graph.initializer}
         for node in graph.node:
             if node.op_type == "Constant":
@@ -142,17 +143,6 @@ def _zero_ratio(node, consts) -> bool:
     if len(node.input) < 2 or not node.input[1] or node.input[1] not in consts:
         return False
     return not bool(np.asarray(numpy_helper.to_array(consts[node.input[1]])).any())
-
-
-def _graphs(graph):
-    """``graph`` and every subgraph (If/Loop/Scan bodies), depth first."""
-    yield graph
-    for node in graph.node:
-        for attr in node.attribute:
-            if attr.g.node:
-                yield from _graphs(attr.g)
-            for sub in attr.graphs:
-                yield from _graphs(sub)
 
 
 def _rerun_difference(src_runner: Runner, batch: Feeds, first: Feeds) -> float:

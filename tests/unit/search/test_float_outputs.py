@@ -257,7 +257,7 @@ def test_a_tensor_a_subgraph_reads_is_left_alone_and_its_initializers_kept():
 def test_re_saving_with_external_data_does_not_keep_the_old_copy(tmp_path, monkeypatch):
     """ORT writes ``<out>.data`` for a model saved with external data; onnx appends to an existing
     data file, so the float-output rewrite must not leave the quantizer's copy behind."""
-    import optkit.search.ort_static as ort_static
+    import optkit.search.float_outputs as float_outputs
 
     src, out = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     rng = np.random.default_rng(0)
@@ -282,8 +282,8 @@ def test_re_saving_with_external_data_does_not_keep_the_old_copy(tmp_path, monke
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), src)
     (tmp_path / "fp32.onnx.data").write_bytes(b"")  # makes quantize_static_qdq ask ORT for external data
     saved = []
-    real = ort_static.save_onnx
-    monkeypatch.setattr(ort_static, "save_onnx", lambda *args: saved.append(args) or real(*args))
+    real = float_outputs.save_onnx
+    monkeypatch.setattr(float_outputs, "save_onnx", lambda *args: saved.append(args) or real(*args))
     quantize_static_qdq(src, out, batches(), "minmax", True, None, [])
     data = out.with_name(out.name + ".data")
     assert saved and data.exists()  # the rewrite re-saved the quantizer's external-data model
