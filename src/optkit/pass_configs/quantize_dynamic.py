@@ -34,7 +34,8 @@ class Int8SearchSpace(StrictModel):
     quint8): its ``per_channel`` × ``reduce_range`` dynamic settings (per-tensor before
     per-channel); then the most accurate setting of each granularity (for ``mul``, each
     ``reduce_range`` value) on the model smoothed with each of ``smooth_alphas``, for each
-    ``smooth_modes`` in turn; after every weight type, one static QDQ candidate per
+    ``smooth_modes`` in turn (``mul``: ``per-layer`` on every setting before the uniform alphas,
+    fewer inserted Muls first); after every weight type, one static QDQ candidate per
     ``static_methods`` calibrator on the unsmoothed and on each (fold-)smoothed model. Only when
     none of them passes: ``op_type_subsets``
     leaves out one quantizable op type at a time, and ``node_fallback`` keeps nodes of the closest

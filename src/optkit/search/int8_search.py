@@ -12,7 +12,8 @@ are those of :mod:`optkit.search.speed_order`):
    ``search_space.smooth_alphas`` in order (``per-layer``: each layer's own alpha for that
    setting, :mod:`optkit.search.smooth_alpha`), for each ``search_space.smooth_modes`` in turn
    (``fold`` first: free at run time; then ``mul``: inserted Muls also smooth the layers nothing
-   can absorb). A smoothed qint8 model runs the faster kernel, so it comes before any quint8
+   can absorb; its ``per-layer`` candidates, which insert the fewest Muls, on every base before
+   its uniform alphas). A smoothed qint8 model runs the faster kernel, so it comes before any quint8
    setting. Last ``static``, one static QDQ candidate
    (``quantize_static``, per-channel qint8 weights, quint8 activations) per
    ``search_space.static_methods`` calibrator on the unsmoothed and then each smoothed model,
@@ -86,7 +87,7 @@ from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
 from optkit.search.sensitivity import NodeSensitivity, exclusion_names, op_type_of, quantizable_nodes, rank_nodes
-from optkit.search.speed_order import KERNEL_RANK, dynamic_order, probe_order, smoothing_bases
+from optkit.search.speed_order import KERNEL_RANK, alpha_groups, dynamic_order, probe_order, smoothing_bases
 from optkit.validation.int8_compute import INT8_COMPUTE_OPS, int8_compute_ops
 from optkit.validation.speed import size_on_disk_mb
 
@@ -203,23 +204,25 @@ class _Search:
                 return True
         for mode in space.smooth_modes:
             bases = smoothing_bases(self.rows, every_reduce_range=mode == "mul")
-            for base in [b for b in bases if b.weight_type == weight_type]:
-                for alpha in space.smooth_alphas:
-                    source = self._smoothed_model(alpha, mode, base)
-                    if source is None:
-                        continue
-                    cand = CandidateRun(
-                        len(self.rows),
-                        "smoothed",
-                        base.weight_type,
-                        base.per_channel,
-                        base.reduce_range,
-                        smooth_alpha=alpha,
-                        smooth_mode=mode,
-                        source=source,
-                    )
-                    if _stops(self._try(cand)):
-                        return True
+            bases = [b for b in bases if b.weight_type == weight_type]
+            for group in alpha_groups(space.smooth_alphas, mode):  # mul: per-layer (fewest Muls) first
+                for base in bases:
+                    for alpha in group:
+                        source = self._smoothed_model(alpha, mode, base)
+                        if source is None:
+                            continue
+                        cand = CandidateRun(
+                            len(self.rows),
+                            "smoothed",
+                            base.weight_type,
+                            base.per_channel,
+                            base.reduce_range,
+                            smooth_alpha=alpha,
+                            smooth_mode=mode,
+                            source=source,
+                        )
+                        if _stops(self._try(cand)):
+                            return True
         return False
 
     def _static(self) -> bool:

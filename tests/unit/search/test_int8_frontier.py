@@ -273,6 +273,42 @@ def test_per_layer_alphas_are_a_smoothing_candidate_of_each_base(tmp_path):
     assert not list(tmp_path.glob("*smoothed-layers*")) and not list(tmp_path.glob("*alpha-probe*"))
 
 
+def test_mul_smoothing_tries_per_layer_alphas_on_every_base_before_any_uniform_alpha(tmp_path, monkeypatch):
+    """``smooth_modes: [fold, mul]``, ``smooth_alphas: [0.5, per-layer]``: fold keeps the listed order
+    per base; mul puts the per-layer models (Muls only where they pay) on every base first, then the
+    uniform alpha (a Mul on every layer no producer absorbs), and stops at the first that passes."""
+    from optkit.search import smooth_alpha
+
+    def both(model, *args, **kwargs):  # per-layer: the foldable layer and the one a Mul must take
+        return smooth_alpha.AlphaChoice(alphas={"y": 0.5, "h_0": 0.5}, errors={})
+
+    monkeypatch.setattr(smooth_alpha, "choose_alphas", both)
+    lines: list[str] = []
+    table = {1: 0.90, 2: 0.97, 9: 0.995}  # 9: mul, qint8 per-tensor, alpha 0.5
+    outcome, found, _ = _frontier(
+        tmp_path,
+        _scripted(table),
+        lines,
+        weight_types=["qint8"],
+        smooth_alphas=[0.5, "per-layer"],
+        smooth_modes=["fold", "mul"],
+        static_methods=[],
+    )
+    smoothed = [
+        (r["smooth_mode"], r["smooth_alpha"], r["per_channel"]) for r in found["candidates"] if r["stage"] == "smoothed"
+    ]
+    assert smoothed == [
+        ("fold", 0.5, False),
+        ("fold", "per-layer", False),
+        ("fold", 0.5, True),
+        ("fold", "per-layer", True),
+        ("mul", "per-layer", False),
+        ("mul", "per-layer", True),
+        ("mul", 0.5, False),  # id 9: passes, so the per-channel uniform candidate is never built
+    ]
+    assert found["chosen"] == 9 and outcome.details["search_family"] == "dynamic+smooth α=0.5 mul"
+
+
 def test_a_per_layer_choice_that_smooths_nothing_adds_no_candidate(tmp_path, monkeypatch):
     """Every layer best left unsmoothed: the per-layer model would be the unsmoothed one, so no row."""
     from optkit.search import smooth_alpha
