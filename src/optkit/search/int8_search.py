@@ -54,7 +54,9 @@ choice between candidates that timing cannot separate does not depend on timing.
 (iterations + 1)`` calls at the gated shape, at most 7 × 5 × 16 = 560 (for the NER sample at
 1 × 128 tokens, a few seconds), once per search, even when one candidate passes (its interval is
 recorded). When nothing passes, the closest candidate (largest gate margin) is
-returned with a warning; the pipeline's gates then fail and nothing is emitted.
+returned with a warning; the pipeline's gates then fail and nothing is emitted. A chosen int8
+model whose speed-up interval over the fp32 input lies wholly below 1.0× gets a warning
+(:mod:`optkit.search.input_speed`): the speed gates compare with the source framework, not with it.
 """
 
 from __future__ import annotations
@@ -83,6 +85,7 @@ from optkit.records.search import (
 from optkit.search.candidates import CandidateRun, alpha_text
 from optkit.search.evaluator import gate_margin
 from optkit.search.fallback_count import fewest_fp32_nodes
+from optkit.search.input_speed import slower_than_input
 from optkit.search.ort_quantize import quantize
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.ranking import TIMER_FLOOR_MS, Contender, rank
@@ -615,6 +618,10 @@ class _Search:
             )
         elif not chosen.quantized_ops:
             warnings.append("the chosen candidate has no quantized node: this model has nothing int8 can speed up")
+        reference = self.ranking_record.reference if self.ranking_record is not None else None
+        slower = slower_than_input(chosen.speedup, _shape(self.ctx.evaluator.latency_feeds)) if reference == 0 else None
+        if met and chosen.is_int8 and slower:
+            warnings.append(slower)
         if not met and self.float_only and not self.space.allow_fp32:
             warnings.append(
                 f"candidate(s) {', '.join(map(str, self.float_only))} met the accuracy gates only with every "

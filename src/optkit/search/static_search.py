@@ -18,6 +18,12 @@ Order (deterministic for the same model, data and recipe; see
    between the last failing and the first passing count keeps as few as the gates allow; the
    first passing count found is chosen.
 
+The chosen model (when it met the gates) is then timed against the fp32 input in
+:data:`RANK_ROUNDS` alternating rounds at the gated shape, as the int8 search's ranking does, and
+its speed-up with a 95 % interval is recorded in its row; when the whole interval is below 1.0× a
+warning says the int8 model is slower than its fp32 input on this CPU
+(:mod:`optkit.search.input_speed`). Cost: ``2 × RANK_ROUNDS × (iterations + 1)`` calls.
+
 Each candidate is scored by the pass context's evaluator (the recipe's accuracy gates on the
 validation set); calibration batches come from the pass (a split distinct from the validation data
 when the recipe names one). When nothing passes, the closest candidate (largest gate margin) is
@@ -43,10 +49,14 @@ from optkit.records.search import CandidateGate, NodeSensitivityRecord, SearchRe
 from optkit.runners.base import Feeds
 from optkit.search.candidates import CandidateRun
 from optkit.search.fallback_count import fewest_fp32_nodes
+from optkit.search.input_speed import slower_than_input, time_against_input
 from optkit.search.ort_static import quantize_static_qdq
 from optkit.search.sensitivity import NodeSensitivity, quantizable_nodes, rank_nodes
 from optkit.validation.int8_compute import int8_compute_ops
 from optkit.validation.speed import size_on_disk_mb
+
+#: alternating rounds in which the chosen model and the fp32 input are timed (as the int8 search's ranking)
+RANK_ROUNDS = 5
 
 #: op types a static QDQ search keeps in float32 one node at a time (constant weights only)
 FALLBACK_OPS = ["Conv", "MatMul", "Gemm"]
@@ -280,6 +290,19 @@ class _StaticSearch:
             )
         family = family_of(chosen)
         self.ctx.progress(f"chosen: candidate {chosen.id}, {family}")
+        shape = "×".join(str(d) for d in next(iter(self.ctx.evaluator.latency_feeds.values())).shape)
+        if met and chosen.is_int8 and not self.rows[0].error and self.rows[0].path is not None:
+            assert chosen.path is not None  # scored, so written
+            chosen.speedup = time_against_input(self.ctx.evaluator, self.rows[0].path, chosen.path, RANK_ROUNDS)
+            if chosen.speedup is not None:
+                est = chosen.speedup
+                self.ctx.progress(
+                    f"speed-up of candidate {chosen.id} over the fp32 input at {shape}: {est.ratio:.2f}× "
+                    f"[{est.ci_low:.2f}, {est.ci_high:.2f}], {est.p50_ms:.2f} ms p50"
+                )
+            slower = slower_than_input(chosen.speedup, shape)
+            if slower:
+                warnings.append(slower)
         search = SearchReport(
             strategy="accuracy-aware",
             candidates=[c.record() for c in self.rows],
@@ -289,7 +312,7 @@ class _StaticSearch:
             budget_s=self.config.search_budget_s,
             budget_exhausted=self.exhausted,
             elapsed_s=round(time.perf_counter() - self.start, 1),
-            latency_shape="×".join(str(d) for d in next(iter(self.ctx.evaluator.latency_feeds.values())).shape),
+            latency_shape=shape,
             sensitivity=[
                 NodeSensitivityRecord(node=s.name, op_type=s.op_type, error=s.error, method=s.method)
                 for s in self.ranking[:30]

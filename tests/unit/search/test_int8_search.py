@@ -148,6 +148,21 @@ def test_a_single_passing_candidate_is_timed_against_the_fp32_input_for_its_inte
     }
 
 
+def test_a_chosen_candidate_slower_than_the_fp32_input_is_warned_about(tmp_path):
+    outcome, found, _ = _run(tmp_path, _by_id({0: (1.0, 2.0), 1: (0.999, 5.0)}))
+    assert found["chosen"] == 1 and found["candidates"][1]["speedup"]["ci_high"] == 0.4
+    assert [w for w in outcome.warnings if "slower than its fp32 input" in w] == [
+        "the int8 model is slower than its fp32 input at 1×8 on this CPU: 0.40× [0.40, 0.40] (int8 kernels gain "
+        "little on x86 without VNNI); the speed gates compare it with the source model, not with this fp32 model: "
+        "on this machine the fp32 recipe's model may serve better"
+    ]
+
+
+def test_a_chosen_candidate_faster_than_the_fp32_input_gets_no_speed_warning(tmp_path):
+    outcome, _, _ = _run(tmp_path, _by_id({1: (0.999, 5.0)}))
+    assert not [w for w in outcome.warnings if "slower" in w]
+
+
 # ---------------------------------------------------------------------------- fp32 fallback
 NAMES = [f"n{i}" for i in range(8)]
 ORDER = ["n5", "n2", "n7", "n0", "n1", "n3", "n4", "n6"]  # the scripted sensitivity ranking

@@ -78,10 +78,23 @@ class FakeEvaluator:
     """``score`` / ``latency_feeds`` of ``CandidateEvaluator``; ``rule(view) -> value`` (passes at
     ``>= THRESHOLD``), or raises to make an error row."""
 
-    def __init__(self, rule: Callable[[QdqView], float]) -> None:
-        self.rule = rule
+    iterations = 3
+
+    def __init__(
+        self, rule: Callable[[QdqView], float], ms: dict[int, float] | None = None, fail_timing: bool = False
+    ) -> None:
+        self.rule, self.ms, self.fail_timing = rule, ms or {}, fail_timing
         self.latency_feeds = {"x": np.zeros((1, 3, 8, 8), np.float32)}
         self.scored: list[QdqView] = []
+        self.timed: list[list[int]] = []
+
+    def time_rounds(self, model_paths: list[Path], rounds: int = 5) -> list[list[list[float]]]:
+        """Steady blocks (seconds) at ``ms[id]`` (default 1.5 ms), one per round."""
+        ids = [read_view(p).id for p in model_paths]
+        self.timed.append(ids)
+        if self.fail_timing:
+            raise RuntimeError("session gone")
+        return [[[self.ms.get(i, 1.5) / 1e3] * self.iterations for _ in range(rounds)] for i in ids]
 
     def score(self, model_path: Path) -> Score:
         view = read_view(model_path)
@@ -113,11 +126,11 @@ def batches() -> list[dict[str, np.ndarray]]:
     return [{"x": np.random.default_rng(2).random((8, 3, 8, 8), dtype=np.float32)}]
 
 
-def run(tmp_path, rule, cfg=None, lines=None):
+def run(tmp_path, rule, cfg=None, lines=None, evaluator=None):
     tmp_path.mkdir(parents=True, exist_ok=True)
     model = tmp_path / "in.onnx"
     onnx.save(tiny_cnn(), str(model))
-    evaluator = FakeEvaluator(rule)
+    evaluator = evaluator or FakeEvaluator(rule)
     sink = lines if lines is not None else []
     ctx = PassContext(tmp_path, ModelInfo(), validation=Validation(), evaluator=evaluator, progress=sink.append)
     outcome = search(model, cfg or config(), ctx, batches(), "calib.npz (8 samples)")
@@ -288,6 +301,49 @@ def test_the_search_is_deterministic(tmp_path):
         {k: v for k, v in r.items() if k not in drop} for r in second["candidates"]
     ]
     assert first["chosen"] == second["chosen"] and first["sensitivity"] == second["sensitivity"]
+
+
+# --------------------------------------------------------------------------- speed vs the fp32 input
+def always(view: QdqView) -> float:
+    return 1.0
+
+
+def test_a_chosen_model_slower_than_its_fp32_input_is_timed_and_warned_about(tmp_path):
+    """The speed gates compare with the source framework; an int8 model slower than the fp32 ONNX
+    it came from (x86 without VNNI) is still chosen, with its measured ratio and a warning."""
+    lines: list[str] = []
+    fake = FakeEvaluator(always, ms={0: 1.0, 1: 2.0})
+    outcome, found, _ = run(tmp_path, always, lines=lines, evaluator=fake)
+    assert found["chosen"] == 1 and fake.timed == [[0, 1]]
+    speedup = found["candidates"][1]["speedup"]
+    assert speedup["ratio"] == 0.5 and speedup["ci_high"] == 0.5 and speedup["rounds"] == 5
+    assert speedup["p50_ms"] == 2.0
+    assert [w for w in outcome.warnings if "slower than its fp32 input at 1×3×8×8" in w] == [
+        "the int8 model is slower than its fp32 input at 1×3×8×8 on this CPU: 0.50× [0.50, 0.50] (int8 kernels "
+        "gain little on x86 without VNNI); the speed gates compare it with the source model, not with this fp32 "
+        "model: on this machine the fp32 recipe's model may serve better"
+    ]
+    assert any(line.startswith("speed-up of candidate 1 over the fp32 input at 1×3×8×8: 0.50×") for line in lines)
+
+
+def test_a_chosen_model_faster_than_its_fp32_input_gets_no_warning(tmp_path):
+    fake = FakeEvaluator(always, ms={0: 3.0, 1: 1.5})
+    outcome, found, _ = run(tmp_path, always, evaluator=fake)
+    assert found["candidates"][1]["speedup"]["ratio"] == 2.0
+    assert not [w for w in outcome.warnings if "slower than its fp32 input" in w]
+
+
+def test_timing_that_fails_leaves_the_choice_without_a_speed_figure(tmp_path):
+    fake = FakeEvaluator(always, fail_timing=True)
+    outcome, found, _ = run(tmp_path, always, evaluator=fake)
+    assert found["chosen"] == 1 and found["met_gates"] and found["candidates"][1]["speedup"] is None
+    assert not [w for w in outcome.warnings if "slower" in w]
+
+
+def test_nothing_is_timed_when_no_candidate_passes(tmp_path):
+    fake = FakeEvaluator(never)
+    run(tmp_path, never, config(node_fallback=False), evaluator=fake)
+    assert fake.timed == []
 
 
 def test_the_search_needs_an_evaluator(tmp_path):
